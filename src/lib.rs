@@ -1,0 +1,26 @@
+//! rkubelet: a standalone static-pod kubelet on Docker.
+//!
+//! Layout (data flows top to bottom):
+//!
+//! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
+//! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s.
+//! * [`source`] — the manifest directory (inotify + rescan) producing complete
+//!   snapshots, and the merger turning snapshots into desired pods.
+//! * [`pod`] — desired state per pod: spec-to-config conversion, the pure
+//!   planner, the per-pod worker executing plans, the manager owning workers.
+//! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
+//! * [`pleg`] — the runtime's events stream, waking pod workers.
+//! * [`backoff`] — restart backoff as data.
+//! * [`api`] — the read-only local HTTP API.
+//! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
+
+pub mod api;
+pub mod app;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod manifest;
+pub mod pleg;
+pub mod pod;
+pub mod runtime;
+pub mod source;

@@ -1,0 +1,2 @@
+//! Pods: desired state, planning and the per-pod workers.
+pub mod convert;

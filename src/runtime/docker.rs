@@ -1,0 +1,1 @@
+//! The Docker implementation of [`ContainerRuntime`](super::ContainerRuntime), through bollard.

@@ -1,0 +1,1 @@
+//! An in-memory [`ContainerRuntime`](super::ContainerRuntime) for unit tests of pod logic.

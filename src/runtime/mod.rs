@@ -1,0 +1,257 @@
+//! The container runtime seam.
+//!
+//! Owns the runtime-neutral vocabulary rkubelet uses to talk to a container
+//! engine: what a sandbox (pause container) and an app container look like when
+//! created ([`SandboxConfig`], [`ContainerConfig`]), what rkubelet observes back
+//! ([`ContainerInfo`], [`RuntimeEvent`]) and the [`ContainerRuntime`] trait.
+//! Docker (through bollard) is the real implementation in [`docker`]; an
+//! in-memory [`fake`] makes planning and worker logic testable without Docker.
+//!
+//! It does not decide anything about pods: turning a `Pod` spec into configs is
+//! `pod::convert`, deciding what to do is `pod::plan`.
+
+pub mod docker;
+pub mod fake;
+pub mod labels;
+pub mod pause;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use k8s_openapi::jiff::Timestamp;
+
+/// Errors a runtime call can end in. Callers branch on the variant.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// The container or image does not exist (any more).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Pulling an image failed (no registry, unknown image, auth...).
+    #[error("failed to pull image {image:?}: {reason}")]
+    ImagePull { image: String, reason: String },
+    /// The runtime refused to create or start the container (bad config,
+    /// missing executable, port already allocated...).
+    #[error("{0}")]
+    CannotRun(String),
+    /// The daemon cannot be reached; retry later.
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the runtime said.
+    #[error("container runtime error: {0}")]
+    Other(String),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// A port published on the host by the sandbox (`hostPort`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub host_port: u16,
+    /// `tcp`, `udp` or `sctp` (lower case, as Docker wants it).
+    pub protocol: String,
+    /// Host address to bind; empty means all addresses.
+    pub host_ip: String,
+}
+
+/// Everything needed to create and start a pod's pause container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SandboxConfig {
+    /// Docker container name, `k8s_POD_<pod>_<ns>_<uid>_<attempt>`.
+    pub name: String,
+    /// The infra (pause) image.
+    pub image: String,
+    /// Host name inside the pod (≤ 63 chars). Ignored with `host_network`.
+    pub hostname: String,
+    /// Use the host's network namespace instead of a private one.
+    pub host_network: bool,
+    /// Use the host's IPC namespace (`hostIPC`).
+    pub host_ipc: bool,
+    /// Use the host's PID namespace (`hostPID`).
+    pub host_pid: bool,
+    /// `hostPort`s to publish.
+    pub port_mappings: Vec<PortMapping>,
+    /// Extra `/etc/hosts` entries (`host:ip`).
+    pub extra_hosts: Vec<String>,
+    /// DNS servers / searches / options, when the pod asks for them.
+    pub dns_servers: Vec<String>,
+    pub dns_searches: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A bind mount from the host into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host_path: String,
+    pub container_path: String,
+    pub read_only: bool,
+    /// Docker propagation mode (`rprivate`, `rslave`, `rshared`), if any.
+    pub propagation: Option<String>,
+}
+
+/// Resource controls, already converted to Docker's units.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// CPU shares from the CPU request (Kubernetes: milliCPU * 1024 / 1000, min 2).
+    pub cpu_shares: Option<i64>,
+    /// CFS quota in microseconds per `cpu_period` from the CPU limit.
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory_limit: Option<i64>,
+}
+
+/// Security settings from the container's (and pod's) securityContext.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Security {
+    /// `uid` or `uid:gid`.
+    pub user: Option<String>,
+    pub privileged: bool,
+    pub read_only_rootfs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Supplementary groups (`fsGroup`, `supplementalGroups`).
+    pub group_add: Vec<String>,
+}
+
+/// Everything needed to create one app (or init) container in a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerConfig {
+    /// Docker container name, `k8s_<container>_<pod>_<ns>_<uid>_<restartCount>`.
+    pub name: String,
+    pub image: String,
+    /// Kubernetes `command` (overrides the image ENTRYPOINT) after `$(VAR)` expansion.
+    pub command: Option<Vec<String>>,
+    /// Kubernetes `args` (overrides the image CMD) after `$(VAR)` expansion.
+    pub args: Option<Vec<String>>,
+    /// Environment in order, `$(VAR)` already expanded.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    /// The sandbox whose network and IPC (and PID, with `share_pid`) to join.
+    pub sandbox_id: String,
+    /// Join the sandbox's PID namespace (`shareProcessNamespace`).
+    pub share_pid: bool,
+    /// Use the host's PID namespace (`hostPID`); wins over `share_pid`.
+    pub host_pid: bool,
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+    pub security: Security,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Docker-level state of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Exited,
+    Unknown,
+}
+
+/// What rkubelet observes about one container it manages (from inspect).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Docker name without the leading `/`.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    pub image_id: String,
+    pub state: ContainerState,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// The runtime's error for a container that could not start.
+    pub error: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// The container's IP on its network, if it owns one (sandboxes).
+    pub ip: Option<String>,
+}
+
+impl ContainerInfo {
+    /// The parsed rkubelet labels, if this container carries them.
+    pub fn meta(&self) -> Option<labels::ContainerMeta> {
+        labels::ContainerMeta::from_labels(&self.labels)
+    }
+    pub fn is_running(&self) -> bool {
+        self.state == ContainerState::Running
+    }
+}
+
+/// What rkubelet needs to know about an image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageInfo {
+    /// `sha256:…`
+    pub id: String,
+    /// Repo digests / tags Docker knows it by.
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+}
+
+/// One event from the runtime's events stream about a managed container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    pub container_id: String,
+    /// The `io.kubernetes.pod.uid` label of the container, when present.
+    pub pod_uid: Option<String>,
+    /// Docker's action: `create`, `start`, `die`, `oom`, `kill`, `destroy`, …
+    pub action: String,
+    /// Exit code for `die` events.
+    pub exit_code: Option<i64>,
+    /// Event time with nanoseconds, for resuming the stream with `since`.
+    pub time_nanos: i64,
+}
+
+/// The operations rkubelet needs from a container engine.
+///
+/// Every method may fail with [`RuntimeError::Unavailable`] when the daemon
+/// cannot be reached; callers retry with backoff.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// The runtime's name and version, e.g. `docker://20.10.24`.
+    async fn version(&self) -> Result<String>;
+
+    /// All containers carrying rkubelet's labels, in every state, inspected.
+    /// With `pod_uid`, only that pod's containers.
+    async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>>;
+
+    /// The image if it is present locally; `Ok(None)` when it is not.
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>>;
+
+    /// Pulls an image. Fails with [`RuntimeError::ImagePull`].
+    async fn pull_image(&self, image: &str) -> Result<ImageInfo>;
+
+    /// Makes sure the infra (pause) image exists: present ⇒ nothing to do;
+    /// absent ⇒ provision rkubelet's own pause image locally under that name
+    /// (no registry needed; see [`pause`]).
+    async fn ensure_infra_image(&self, image: &str) -> Result<ImageInfo>;
+
+    /// Creates and starts a sandbox (pause) container; returns its id.
+    async fn run_sandbox(&self, config: &SandboxConfig) -> Result<String>;
+
+    /// Creates (does not start) an app container; returns its id.
+    async fn create_container(&self, config: &ContainerConfig) -> Result<String>;
+
+    /// Starts a created container. Fails with [`RuntimeError::CannotRun`]
+    /// when the process cannot be started.
+    async fn start_container(&self, id: &str) -> Result<()>;
+
+    /// Stops a container: its stop signal (image STOPSIGNAL, else SIGTERM),
+    /// then SIGKILL after `grace`. Stopping a stopped or missing container is Ok.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+
+    /// Removes a stopped container (and its anonymous volumes). Missing is Ok.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+
+    /// Events about containers carrying rkubelet's labels, from
+    /// `since_nanos` (Unix nanoseconds) when given. The stream ends or yields
+    /// an error when the connection breaks; the caller reconnects.
+    fn events(&self, since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>>;
+}
