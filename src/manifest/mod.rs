@@ -116,15 +116,24 @@ impl ManifestError {
     }
 }
 
+/// The pods of one good manifest, with non-fatal findings.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub pods: Vec<Pod>,
+    /// Non-fatal findings (unknown fields, skipped kinds), each naming the
+    /// location, document and field path.
+    pub warnings: Vec<String>,
+}
+
 /// Parses, validates, identifies and defaults every pod in one manifest.
 ///
 /// Fails as a whole if any document is malformed or any pod invalid: a file is
 /// either good (all its pods) or bad (none), so a bad edit can fall back to the
 /// last good version of the file. An empty file yields no pods.
-pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Vec<Pod>, ManifestError> {
-    let docs = parse::parse_documents(content, &ctx.origin.location)?;
+pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestError> {
+    let parse::Parsed { documents, warnings } = parse::parse_documents(content, &ctx.origin.location)?;
     let mut pods = Vec::new();
-    for doc in docs {
+    for doc in documents {
         let parse::Document { index, raw, pod } = doc;
         let mut pod = pod;
         identity::apply(&mut pod, &raw, ctx);
@@ -136,5 +145,5 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Vec<Pod>, ManifestE
         defaults::apply(&mut pod);
         pods.push(pod);
     }
-    Ok(pods)
+    Ok(Loaded { pods, warnings })
 }

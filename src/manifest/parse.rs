@@ -14,11 +14,20 @@ pub struct Document {
     pub pod: Pod,
 }
 
+/// All pods of a manifest plus non-fatal warnings.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub documents: Vec<Document>,
+    /// Unknown fields, skipped kinds (ConfigMap/Secret for now), each naming
+    /// the location, document and field path.
+    pub warnings: Vec<String>,
+}
+
 /// Parses every document of a manifest into pods.
 ///
 /// Fails on the first malformed document, unknown kind or field that cannot be
 /// deserialized, naming `location`, the document and the line/field.
-pub fn parse_documents(content: &[u8], location: &str) -> Result<Vec<Document>, ManifestError> {
+pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, ManifestError> {
     let _ = (content, location);
     todo!("implemented by the manifest work")
 }

@@ -1,5 +1,7 @@
 //! Pod spec to runtime configs: the Kubernetes-to-Docker translation.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::runtime::labels::PodRef;
@@ -29,13 +31,17 @@ pub fn sandbox_config(pod: &Pod, pod_ref: &PodRef, infra_image: &str, attempt: u
 }
 
 /// One app or init container of a pod, joined to `sandbox_id`.
+///
+/// `volumes` maps each pod volume name to the host path prepared for it;
+/// a mount of a volume missing from the map is a [`ConfigError`].
 pub fn container_config(
     pod: &Pod,
     pod_ref: &PodRef,
     container: &Container,
     sandbox_id: &str,
     restart_count: u32,
+    volumes: &BTreeMap<String, String>,
 ) -> Result<ContainerConfig, ConfigError> {
-    let _ = (pod, pod_ref, container, sandbox_id, restart_count);
+    let _ = (pod, pod_ref, container, sandbox_id, restart_count, volumes);
     todo!("implemented by the convert work")
 }
