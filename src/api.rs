@@ -1,1 +1,49 @@
-//! api
+//! The read-only local API (`--address:--read-only-port`).
+//!
+//! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
+//!   it unhealthy; they are reported at `/manifests`).
+//! * `GET /manifests` — manifest errors, warnings and name conflicts.
+//! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status).
+//!
+//! Nothing here mutates; it binds loopback unless told otherwise.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::List;
+
+use crate::pod::worker::PodStore;
+use crate::source::Diagnostics;
+
+/// What the API reads.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<PodStore>,
+    pub diagnostics: Arc<RwLock<Diagnostics>>,
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/manifests", get(manifests))
+        .route("/pods", get(pods))
+        .with_state(state)
+}
+
+async fn manifests(State(s): State<ApiState>) -> Response {
+    match s.diagnostics.read() {
+        Ok(d) => Json(d.clone()).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn pods(State(s): State<ApiState>) -> Json<List<Pod>> {
+    let items = s.store.list().into_iter().map(|r| r.pod).collect();
+    Json(List { items, metadata: Default::default() })
+}

@@ -1,1 +1,162 @@
-//! app
+//! The daemon, wired together.
+//!
+//! [`App::build`] does everything that can fail for a reason the user must fix
+//! (Docker unreachable, infra image unusable, API port taken) and reports it
+//! as an [`AppError`] naming what to do. [`App::spawn`] starts the tasks —
+//! file source, pod manager, event watcher, relist, API — and cannot fail.
+//! Cancelling the shutdown token stops rkubelet and leaves pods running.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::pleg::{self, Routes};
+use crate::pod::manager::Manager;
+use crate::pod::worker::{PodStore, WorkerContext};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::source::file::{self, FileSource};
+use crate::source::Diagnostics;
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The container runtime is unreachable or unusable.
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+    /// A local resource (root dir, listen address) is unusable.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A daemon ready to run.
+pub struct App {
+    config: Config,
+    runtime: Arc<dyn ContainerRuntime>,
+    listener: Option<TcpListener>,
+    host_ip: String,
+}
+
+/// The node's primary IPv4 address (the default route's interface), else
+/// loopback.
+pub fn host_ip() -> String {
+    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let iface = route
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[1] == "00000000")
+        .map(|f| f[0].to_string());
+    if let (Some(iface), Ok(addrs)) = (iface, nix::ifaddrs::getifaddrs()) {
+        for a in addrs {
+            if a.interface_name != iface {
+                continue;
+            }
+            if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+                return sin.ip().to_string();
+            }
+        }
+    }
+    "127.0.0.1".to_string()
+}
+
+impl App {
+    /// Connects to Docker, provisions the infra image, prepares the root dir
+    /// and binds the API. Fails with a message saying what to do.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        let runtime: Arc<dyn ContainerRuntime> =
+            Arc::new(DockerRuntime::connect(&config.docker_endpoint).await?);
+        App::with_runtime(config, runtime).await
+    }
+
+    /// Like [`App::build`] with a given runtime.
+    pub async fn with_runtime(
+        config: Config,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Result<App, AppError> {
+        let version = runtime.version().await?;
+        tracing::info!(runtime = %version, node = %config.node_name, "connected to the container runtime");
+        runtime.ensure_infra_image(&config.infra_image).await.map_err(|e| {
+            AppError::Io(format!(
+                "cannot provide the pod infra image {:?}: {e}",
+                config.infra_image
+            ))
+        })?;
+        std::fs::create_dir_all(config.root_dir.join("pods")).map_err(|e| {
+            AppError::Io(format!(
+                "cannot create --root-dir {}: {e}",
+                config.root_dir.display()
+            ))
+        })?;
+        let listener = match config.api_address {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                AppError::Io(format!(
+                    "cannot listen on {addr}: {e}; pick another --read-only-port (0 disables the API)"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(App { config, runtime, listener, host_ip: host_ip() })
+    }
+
+    /// The API's bound address, when enabled.
+    pub fn api_address(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Starts every task. They run until `shutdown` is cancelled; await the
+    /// returned set to drain.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        let store = Arc::new(PodStore::default());
+        let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
+        let routes = Arc::new(Routes::default());
+        let ctx = Arc::new(WorkerContext {
+            runtime: self.runtime.clone(),
+            node_name: self.config.node_name.clone(),
+            infra_image: self.config.infra_image.clone(),
+            root_dir: self.config.root_dir.clone(),
+            backoff: self.config.backoff,
+            host_ip: self.host_ip.clone(),
+            store: store.clone(),
+        });
+
+        // Subscribe to events before anything creates containers.
+        tasks.spawn(pleg::watch_events(self.runtime.clone(), routes.clone(), shutdown.clone()));
+        tasks.spawn(pleg::relist(
+            self.runtime.clone(),
+            routes.clone(),
+            self.config.relist_period,
+            shutdown.clone(),
+        ));
+
+        let (tx, rx) = mpsc::channel(16);
+        let source = FileSource::new(
+            self.config.manifest_dir.clone(),
+            self.config.node_name.clone(),
+            self.config.file_check_frequency,
+        );
+        tasks.spawn(source.run(tx, shutdown.clone()));
+        let manager = Manager::new(ctx, vec![file::SOURCE_NAME.to_string()], routes, diagnostics.clone());
+        tasks.spawn(manager.run(rx, shutdown.clone()));
+
+        if let Some(listener) = self.listener {
+            let app = api::router(ApiState { store, diagnostics });
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let serve = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "API server failed");
+                }
+            });
+        }
+        tasks
+    }
+}

@@ -1,1 +1,166 @@
-//! backoff
+//! Restart backoff as data.
+//!
+//! The kubelet's crash-loop rule: the first restart is immediate; each later
+//! one waits `base`, `2×base`, `4×base`, … capped at `max`; a container that
+//! ran (more precisely: whose previous restart was) longer than `2×max` ago is
+//! forgiven and starts over. [`Backoff`] is asked, never slept on: callers ask
+//! [`Backoff::wait`] how long a restart must still wait and tell it with
+//! [`Backoff::record`] when a restart happened. Times are wall-clock
+//! [`Timestamp`]s because Docker reports `finishedAt` that way.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// The backoff curve: first delay and cap. Forgiveness is after `2 × max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        BackoffPolicy { base: Duration::from_secs(10), max: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    delay: Duration,
+    last_update: Timestamp,
+}
+
+/// Per-key backoff state (a key is e.g. a container name within one pod).
+#[derive(Debug, Clone, Default)]
+pub struct Backoff {
+    policy: BackoffPolicy,
+    entries: HashMap<String, Entry>,
+}
+
+fn since(later: Timestamp, earlier: Timestamp) -> Duration {
+    let d: SignedDuration = later.duration_since(earlier);
+    Duration::try_from(d).unwrap_or(Duration::ZERO)
+}
+
+impl Backoff {
+    pub fn new(policy: BackoffPolicy) -> Self {
+        Backoff { policy, entries: HashMap::new() }
+    }
+
+    pub fn policy(&self) -> BackoffPolicy {
+        self.policy
+    }
+
+    fn expired(&self, entry: &Entry, event: Timestamp) -> bool {
+        since(event, entry.last_update) > self.policy.max * 2
+    }
+
+    /// How long a restart of `key`, whose last run ended at `finished`, must
+    /// still wait at `now`. `Duration::ZERO` means restart now.
+    pub fn wait(&self, key: &str, finished: Timestamp, now: Timestamp) -> Duration {
+        match self.entries.get(key) {
+            Some(entry) if !self.expired(entry, finished) => {
+                entry.delay.saturating_sub(since(now, finished))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The delay the next failure of `key` will wait (for messages).
+    pub fn current_delay(&self, key: &str) -> Option<Duration> {
+        self.entries.get(key).map(|e| e.delay)
+    }
+
+    /// Records that `key` is restarted after the run that ended at `finished`.
+    pub fn record(&mut self, key: &str, finished: Timestamp) {
+        let next = match self.entries.get(key) {
+            Some(entry) if !self.expired(entry, finished) => {
+                (entry.delay * 2).min(self.policy.max)
+            }
+            _ => self.policy.base.min(self.policy.max),
+        };
+        self.entries.insert(key.to_string(), Entry { delay: next, last_update: finished });
+    }
+
+    /// Forgets `key` (e.g. the container succeeded or was removed).
+    pub fn forget(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+    }
+
+    fn policy(base: u64, max: u64) -> Backoff {
+        Backoff::new(BackoffPolicy {
+            base: Duration::from_secs(base),
+            max: Duration::from_secs(max),
+        })
+    }
+
+    /// Simulates a container that crashes the instant it starts and returns
+    /// the start times.
+    fn crash_loop(b: &mut Backoff, starts: usize) -> Vec<i64> {
+        let mut now = 0;
+        let mut out = vec![now];
+        while out.len() < starts {
+            // crashed immediately at `now`
+            let wait = b.wait("c", t(now), t(now)).as_secs() as i64;
+            now += wait;
+            b.record("c", t(now - wait));
+            out.push(now);
+        }
+        out
+    }
+
+    #[test]
+    fn restarts_are_immediate_the_first_time_then_double_up_to_the_cap() {
+        let mut b = policy(1, 8);
+        assert_eq!(crash_loop(&mut b, 7), vec![0, 0, 1, 3, 7, 15, 23]);
+    }
+
+    #[test]
+    fn defaults_are_ten_seconds_doubling_to_five_minutes() {
+        let mut b = Backoff::new(BackoffPolicy::default());
+        let starts = crash_loop(&mut b, 9);
+        let gaps: Vec<i64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps, vec![0, 10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn waiting_shrinks_as_time_passes() {
+        let mut b = policy(10, 300);
+        b.record("c", t(0));
+        b.record("c", t(1)); // now at 20s
+        assert_eq!(b.wait("c", t(5), t(5)), Duration::from_secs(20));
+        assert_eq!(b.wait("c", t(5), t(15)), Duration::from_secs(10));
+        assert_eq!(b.wait("c", t(5), t(40)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_container_that_ran_longer_than_twice_the_cap_is_forgiven() {
+        let mut b = policy(1, 8);
+        crash_loop(&mut b, 6);
+        // last restart recorded at t=7 (finished), ran until t=7+17 > 2×8
+        assert_eq!(b.wait("c", t(7 + 17), t(7 + 17)), Duration::ZERO);
+        b.record("c", t(7 + 17));
+        assert_eq!(b.current_delay("c"), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn keys_are_independent_and_forgettable() {
+        let mut b = policy(10, 300);
+        b.record("a", t(0));
+        assert_eq!(b.wait("b", t(0), t(0)), Duration::ZERO);
+        assert_eq!(b.wait("a", t(0), t(0)), Duration::from_secs(10));
+        b.forget("a");
+        assert_eq!(b.wait("a", t(0), t(0)), Duration::ZERO);
+    }
+}

@@ -1,1 +1,96 @@
-//! cli
+//! Command-line interface: the daemon's kubelet-style flags and sub-commands.
+//!
+//! Only parsing lives here; [`crate::config::Config::from_args`] validates and
+//! turns the flags into settings.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 20s, 5m)"))
+}
+
+/// A standalone static-pod kubelet: runs the Pods in a manifest directory on
+/// Docker, with no API server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rkubelet", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Sub-commands; without one, rkubelet runs the daemon.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default when no sub-command is given).
+    Run,
+}
+
+/// The daemon's flags, named like the kubelet's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Directory of static pod manifests (*.yaml, *.yml, *.json; not recursive).
+    #[arg(long = "config", visible_alias = "pod-manifest-path", value_name = "DIR",
+          default_value = "/etc/kubelet.d", env = "RKUBELET_CONFIG")]
+    pub config: PathBuf,
+
+    /// How often the manifest directory is fully rescanned (inotify reacts at once).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub file_check_frequency: Duration,
+
+    /// Node name to use instead of the host name (lower-cased).
+    #[arg(long, value_name = "NAME")]
+    pub hostname_override: Option<String>,
+
+    /// Directory for pod volumes and state.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rkubelet")]
+    pub root_dir: PathBuf,
+
+    /// Docker daemon endpoint (unix:// or tcp://). Default: $DOCKER_HOST, else
+    /// unix:///var/run/docker.sock.
+    #[arg(long, value_name = "URL")]
+    pub docker_endpoint: Option<String>,
+
+    /// The pause image holding each pod's namespaces. When absent locally,
+    /// rkubelet provisions its own (no registry needed).
+    #[arg(long, value_name = "IMAGE", default_value = crate::runtime::pause::DEFAULT_IMAGE)]
+    pub pod_infra_container_image: String,
+
+    /// Address the read-only API listens on.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub address: IpAddr,
+
+    /// Port of the read-only API (/healthz, /pods, /manifests); 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 10255)]
+    pub read_only_port: u16,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Wait before the first restart after a crash; doubles each time.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub crash_loop_backoff_base: Duration,
+
+    /// Cap of the crash-loop backoff; a container is forgiven after twice this.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub crash_loop_backoff_max: Duration,
+
+    /// How often all containers are relisted as a safety net for missed events.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
+          hide = true)]
+    pub relist_period: Duration,
+}

@@ -1,1 +1,88 @@
-fn main(){}
+//! The `rkubelet` binary: flags, logging, build, run, drain.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rkubelet::app::{App, AppError};
+use rkubelet::cli::{Cli, Command, LogFormat};
+use rkubelet::config::Config;
+use rkubelet::runtime::RuntimeError;
+use tokio_util::sync::CancellationToken;
+
+/// BSD sysexits: bad usage, and a service we need is unavailable.
+const EX_USAGE: u8 = 64;
+const EX_UNAVAILABLE: u8 = 69;
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RKUBELET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None | Some(Command::Run) => {}
+    }
+    let config = match Config::from_args(&cli.daemon) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rkubelet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let app = match App::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            return match e {
+                AppError::Runtime(RuntimeError::Unavailable(_)) => ExitCode::from(EX_UNAVAILABLE),
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    if let Some(addr) = app.api_address() {
+        tracing::info!(%addr, "read-only API listening");
+    }
+    let shutdown = CancellationToken::new();
+    let mut tasks = app.spawn(shutdown.clone());
+    wait_for_signal().await;
+    tracing::info!("stopping rkubelet; pods keep running");
+    shutdown.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("some tasks did not stop in time");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers, Ctrl-C still works through the default.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

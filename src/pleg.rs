@@ -1,1 +1,147 @@
-//! pleg
+//! Observation: the runtime's events stream, waking pod workers.
+//!
+//! Docker tells us within ~45 ms when a container starts, dies or is
+//! destroyed; the event names the pod UID (from the container's labels) and
+//! [`Routes`] wakes that pod's worker, which re-observes and re-plans. When the
+//! stream breaks (daemon restart), it reconnects with backoff, resuming from
+//! the last event's time, and wakes every worker to cover the gap. A slow
+//! relist is the safety net for anything missed. Nothing polls in a tight loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{ContainerRuntime, ContainerState};
+
+/// Pod UID → the waker of its worker.
+#[derive(Debug, Default)]
+pub struct Routes {
+    map: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Routes {
+    pub fn insert(&self, uid: &str, wake: Arc<Notify>) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(uid.to_string(), wake);
+        }
+    }
+    pub fn remove(&self, uid: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(uid);
+        }
+    }
+    /// Wakes the worker of `uid`, if there is one.
+    pub fn wake(&self, uid: &str) {
+        if let Some(n) = self.map.lock().ok().and_then(|m| m.get(uid).cloned()) {
+            n.notify_one();
+        }
+    }
+    pub fn wake_all(&self) {
+        if let Ok(m) = self.map.lock() {
+            m.values().for_each(|n| n.notify_one());
+        }
+    }
+}
+
+/// Actions worth waking a worker for.
+fn interesting(action: &str) -> bool {
+    matches!(action, "start" | "die" | "oom" | "destroy" | "kill" | "stop" | "create")
+}
+
+/// Follows the events stream until `shutdown`, reconnecting as needed.
+pub async fn watch_events(
+    runtime: Arc<dyn ContainerRuntime>,
+    routes: Arc<Routes>,
+    shutdown: CancellationToken,
+) {
+    let mut since: Option<i64> = None;
+    let mut failures = 0u32;
+    loop {
+        let mut stream = runtime.events(since);
+        if since.is_some() {
+            // We may have missed events while disconnected.
+            routes.wake_all();
+        }
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = stream.next() => n,
+            };
+            match next {
+                Some(Ok(ev)) => {
+                    failures = 0;
+                    since = Some(ev.time_nanos);
+                    if let Some(uid) = ev.pod_uid.as_deref().filter(|_| interesting(&ev.action)) {
+                        tracing::debug!(pod_uid = uid, action = %ev.action, id = %ev.container_id,
+                            "container event");
+                        routes.wake(uid);
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "runtime events stream failed; reconnecting");
+                    break;
+                }
+                None => {
+                    tracing::warn!("runtime events stream ended; reconnecting");
+                    break;
+                }
+            }
+        }
+        failures += 1;
+        if since.is_none() {
+            since = Some(
+                k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64,
+            );
+        }
+        let delay = Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Relists every `period` and wakes the workers whose containers changed.
+pub async fn relist(
+    runtime: Arc<dyn ContainerRuntime>,
+    routes: Arc<Routes>,
+    period: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last: BTreeMap<String, Vec<(String, ContainerState)>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let containers = match runtime.list_containers(None).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "relist failed");
+                continue;
+            }
+        };
+        let mut now: BTreeMap<String, Vec<(String, ContainerState)>> = BTreeMap::new();
+        for c in &containers {
+            if let Some(m) = c.meta() {
+                now.entry(m.pod.uid).or_default().push((c.id.clone(), c.state));
+            }
+        }
+        for v in now.values_mut() {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        for uid in now.keys().chain(last.keys()) {
+            if now.get(uid) != last.get(uid) {
+                routes.wake(uid);
+            }
+        }
+        last = now;
+    }
+}

@@ -1,2 +1,14 @@
-//! Pods: desired state, planning and the per-pod workers.
+//! Pods: desired state to running containers.
+//!
+//! * [`convert`] — Pod spec to runtime configs (pure).
+//! * [`plan`] — what to do now (pure).
+//! * [`worker`] — one task per pod UID executing plans.
+//! * [`manager`] — owns the workers: starts, replaces and terminates them as
+//!   the desired set changes, cleans up orphans, routes runtime events.
+//! * [`status`] — Kubernetes `PodStatus` from spec + observations (pure).
+
 pub mod convert;
+pub mod manager;
+pub mod plan;
+pub mod status;
+pub mod worker;

@@ -22,6 +22,10 @@ pub const SANDBOX_ID: &str = "io.kubernetes.sandbox.id";
 pub const MANAGED: &str = "io.rkubelet.managed";
 /// The manifest source of the pod: `file:<path>` or `url:<url>`.
 pub const SOURCE: &str = "io.rkubelet.source";
+/// The node (rkubelet instance) that owns the container. An rkubelet only
+/// adopts, relists and cleans up containers of its own node, so several
+/// instances (or tests) can share one Docker daemon.
+pub const NODE: &str = "io.rkubelet.node";
 /// Sandbox attempt number (how many sandboxes this pod had before).
 pub const ATTEMPT: &str = "io.rkubelet.attempt";
 
@@ -95,6 +99,11 @@ impl PodRef {
         labels.insert(SANDBOX_ID.into(), sandbox_id.into());
         labels
     }
+}
+
+/// The node a container belongs to, from its labels.
+pub fn node_of(labels: &BTreeMap<String, String>) -> Option<&str> {
+    labels.get(NODE).map(String::as_str)
 }
 
 /// rkubelet's labels read back from a container.

@@ -1,1 +1,182 @@
-//! Manifest sources.
+//! Manifest sources and the merger.
+//!
+//! A source (the manifest directory, later the manifest URL) produces
+//! *complete snapshots* — every pod it currently defines plus the problems it
+//! found — never diffs. The [`Merger`] keeps the newest snapshot per source and
+//! turns them into one desired set keyed by pod UID, rejecting a pod whose
+//! namespace/name another source (or an earlier file) already claims.
+//!
+//! It does not run anything: the pod manager consumes [`Desired`].
+
+pub mod file;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
+use crate::manifest::{ManifestError, Origin};
+
+/// One pod as a source defines it (identified, validated, defaulted).
+#[derive(Debug, Clone)]
+pub struct SourcePod {
+    pub pod: Arc<Pod>,
+    pub origin: Origin,
+}
+
+impl SourcePod {
+    pub fn uid(&self) -> &str {
+        self.pod.metadata.uid.as_deref().unwrap_or_default()
+    }
+    /// `namespace/name` (name with the node suffix).
+    pub fn full_name(&self) -> String {
+        full_name(&self.pod)
+    }
+}
+
+/// `namespace/name` of a pod.
+pub fn full_name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Everything one source defines right now.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Source name, e.g. `file`.
+    pub source: String,
+    /// Pods in the source's order (for the file source: by file name).
+    pub pods: Vec<SourcePod>,
+    /// Current problems (each names its file or URL).
+    pub errors: Vec<ManifestError>,
+    /// Current non-fatal findings.
+    pub warnings: Vec<String>,
+}
+
+/// The merged desired state.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub pods: BTreeMap<String, SourcePod>,
+    /// True once every configured source has reported at least once.
+    pub complete: bool,
+}
+
+/// Problems across all sources, as served by `GET /manifests`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Diagnostics {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Pods rejected because another manifest already defines the same name.
+    pub conflicts: Vec<String>,
+    /// Number of pods defined per source.
+    pub pods: BTreeMap<String, usize>,
+}
+
+/// Merges per-source snapshots into one desired set.
+#[derive(Debug)]
+pub struct Merger {
+    order: Vec<String>,
+    snapshots: HashMap<String, Snapshot>,
+}
+
+impl Merger {
+    /// `sources` in priority order: on a name conflict the earlier wins.
+    pub fn new(sources: Vec<String>) -> Self {
+        Merger { order: sources, snapshots: HashMap::new() }
+    }
+
+    /// Takes a new snapshot and returns the merged state and diagnostics.
+    pub fn update(&mut self, snapshot: Snapshot) -> (Desired, Diagnostics) {
+        self.snapshots.insert(snapshot.source.clone(), snapshot);
+        self.merge()
+    }
+
+    fn merge(&self) -> (Desired, Diagnostics) {
+        let mut desired = Desired {
+            complete: self.order.iter().all(|s| self.snapshots.contains_key(s)),
+            ..Default::default()
+        };
+        let mut diag = Diagnostics::default();
+        let mut by_name: HashMap<String, Origin> = HashMap::new();
+        for source in &self.order {
+            let Some(snap) = self.snapshots.get(source) else { continue };
+            diag.errors.extend(snap.errors.iter().map(ToString::to_string));
+            diag.warnings.extend(snap.warnings.iter().cloned());
+            diag.pods.insert(source.clone(), snap.pods.len());
+            for p in &snap.pods {
+                let name = p.full_name();
+                match by_name.get(&name) {
+                    Some(first) => diag.conflicts.push(format!(
+                        "pod {name} from {} is ignored: {} already defines it",
+                        p.origin.location, first.location
+                    )),
+                    None => {
+                        by_name.insert(name, p.origin.clone());
+                        desired.pods.insert(p.uid().to_string(), p.clone());
+                    }
+                }
+            }
+        }
+        (desired, diag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(name: &str, uid: &str, file: &str) -> SourcePod {
+        SourcePod {
+            pod: Arc::new(Pod {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("default".into()),
+                    uid: Some(uid.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            origin: Origin::file(file),
+        }
+    }
+
+    fn snap(source: &str, pods: Vec<SourcePod>) -> Snapshot {
+        Snapshot { source: source.into(), pods, ..Default::default() }
+    }
+
+    #[test]
+    fn the_first_manifest_wins_a_name_conflict_and_both_files_are_named() {
+        let mut m = Merger::new(vec!["file".into()]);
+        let (d, diag) = m.update(snap(
+            "file",
+            vec![pod("web-n", "u1", "/d/a.yaml"), pod("web-n", "u2", "/d/b.yaml")],
+        ));
+        assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
+        assert_eq!(diag.conflicts.len(), 1);
+        assert!(diag.conflicts[0].contains("/d/a.yaml") && diag.conflicts[0].contains("/d/b.yaml"));
+    }
+
+    #[test]
+    fn desired_is_complete_only_after_every_source_reported() {
+        let mut m = Merger::new(vec!["file".into(), "http".into()]);
+        let (d, _) = m.update(snap("file", vec![pod("a-n", "u1", "/d/a.yaml")]));
+        assert!(!d.complete);
+        let (d, _) = m.update(snap("http", vec![]));
+        assert!(d.complete);
+        assert_eq!(d.pods.len(), 1);
+    }
+
+    #[test]
+    fn earlier_sources_win_over_later_ones() {
+        let mut m = Merger::new(vec!["file".into(), "http".into()]);
+        m.update(snap("http", vec![pod("a-n", "u2", "http://x/")]));
+        let (d, diag) = m.update(snap("file", vec![pod("a-n", "u1", "/d/a.yaml")]));
+        assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
+        assert!(diag.conflicts[0].contains("http://x/"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Pod status from spec + observations, computed the kubelet's way (pure).
+//!
+//! Owns phase, conditions and container statuses. The inputs are the pod, the
+//! containers observed in the runtime and the planner's waiting reasons; the
+//! worker stores the result for the API.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState as K8sState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::plan::{is_sidecar, should_restart, Waiting};
+use crate::runtime::{ContainerInfo, ContainerState};
+
+/// Everything status is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusInput<'a> {
+    pub pod: &'a Pod,
+    pub observed: &'a [ContainerInfo],
+    pub waiting: &'a BTreeMap<String, Waiting>,
+    pub host_ip: &'a str,
+    pub start_time: Option<Timestamp>,
+    /// The pod is being terminated (file removed or replaced).
+    pub terminating: bool,
+}
+
+fn instances<'a>(observed: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
+    let mut v: Vec<&ContainerInfo> = observed
+        .iter()
+        .filter(|c| c.meta().is_some_and(|m| !m.is_sandbox && m.container_name == name))
+        .collect();
+    v.sort_by_key(|c| std::cmp::Reverse((c.meta().map(|m| m.restart_count), c.created_at)));
+    v
+}
+
+fn terminated(c: &ContainerInfo) -> ContainerStateTerminated {
+    let code = c.exit_code.unwrap_or(0);
+    let reason = if c.oom_killed {
+        "OOMKilled"
+    } else if c.error.as_deref().is_some_and(|e| !e.is_empty()) {
+        "ContainerCannotRun"
+    } else if code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
+    ContainerStateTerminated {
+        exit_code: code as i32,
+        reason: Some(reason.into()),
+        message: c.error.clone().filter(|e| !e.is_empty()),
+        started_at: c.started_at.map(Time),
+        finished_at: c.finished_at.map(Time),
+        container_id: Some(format!("docker://{}", c.id)),
+        ..Default::default()
+    }
+}
+
+fn state_of(c: &ContainerInfo) -> K8sState {
+    match c.state {
+        ContainerState::Running => K8sState {
+            running: Some(ContainerStateRunning { started_at: c.started_at.map(Time) }),
+            ..Default::default()
+        },
+        ContainerState::Exited => K8sState { terminated: Some(terminated(c)), ..Default::default() },
+        ContainerState::Created | ContainerState::Unknown => K8sState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+fn container_status(
+    spec: &Container,
+    input: &StatusInput<'_>,
+    default_waiting: &str,
+) -> ContainerStatus {
+    let inst = instances(input.observed, &spec.name);
+    let newest = inst.first().copied();
+    let previous = inst.get(1).copied();
+    let mut st = ContainerStatus {
+        name: spec.name.clone(),
+        image: spec.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        restart_count: newest.and_then(|c| c.meta()).map(|m| m.restart_count as i32).unwrap_or(0),
+        ..Default::default()
+    };
+    let mut state = match newest {
+        Some(c) => {
+            st.container_id = Some(format!("docker://{}", c.id));
+            st.image_id = c.image_id.clone();
+            state_of(c)
+        }
+        None => K8sState {
+            waiting: Some(ContainerStateWaiting { reason: Some(default_waiting.into()), message: None }),
+            ..Default::default()
+        },
+    };
+    if let Some(w) = input.waiting.get(&spec.name) {
+        // The planner holds it back (backoff, pull or config error): waiting,
+        // and the dead instance becomes lastState.
+        if let Some(c) = newest.filter(|c| c.state == ContainerState::Exited) {
+            st.last_state = Some(K8sState { terminated: Some(terminated(c)), ..Default::default() });
+        }
+        state = K8sState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(w.reason.clone()),
+                message: Some(w.message.clone()),
+            }),
+            ..Default::default()
+        };
+    } else if let Some(p) = previous.filter(|p| p.state == ContainerState::Exited) {
+        st.last_state = Some(K8sState { terminated: Some(terminated(p)), ..Default::default() });
+    }
+    let running = state.running.is_some();
+    st.state = Some(state);
+    st.started = Some(running);
+    // Without a readiness probe a running container is ready.
+    st.ready = running && !input.terminating;
+    st
+}
+
+fn condition(kind: &str, ok: bool, reason: Option<String>, message: Option<String>) -> PodCondition {
+    PodCondition {
+        type_: kind.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: if ok { None } else { reason },
+        message: if ok { None } else { message },
+        ..Default::default()
+    }
+}
+
+/// The pod's QoS class from its containers' requests and limits.
+pub fn qos_class(pod: &Pod) -> &'static str {
+    let Some(spec) = pod.spec.as_ref() else { return "BestEffort" };
+    let all = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in all {
+        let r = c.resources.clone().unwrap_or_default();
+        let limits = r.limits.unwrap_or_default();
+        let requests = r.requests.unwrap_or_default();
+        if !limits.is_empty() || !requests.is_empty() {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            match (limits.get(res), requests.get(res).or(limits.get(res))) {
+                (Some(l), Some(q)) if l == q => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// Computes the pod's status.
+pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
+    let pod = input.pod;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+
+    let sandbox = input
+        .observed
+        .iter()
+        .filter(|c| c.meta().is_some_and(|m| m.is_sandbox))
+        .max_by_key(|c| (c.meta().map(|m| m.restart_count), c.created_at));
+    let sandbox_ready = sandbox.is_some_and(|s| s.is_running());
+
+    let init_specs: Vec<&Container> = spec.init_containers.iter().flatten().collect();
+    let init_statuses: Vec<ContainerStatus> = init_specs
+        .iter()
+        .map(|c| container_status(c, &input, "PodInitializing"))
+        .collect();
+    let init_done = |s: &ContainerStatus, c: &Container| {
+        let st = s.state.as_ref();
+        if is_sidecar(c) {
+            st.is_some_and(|x| x.running.is_some())
+        } else {
+            st.and_then(|x| x.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+        }
+    };
+    let incomplete: Vec<&str> = init_specs
+        .iter()
+        .zip(&init_statuses)
+        .filter(|(c, s)| !init_done(s, c))
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    let initialized = incomplete.is_empty();
+    let app_waiting = if initialized { "ContainerCreating" } else { "PodInitializing" };
+    let statuses: Vec<ContainerStatus> =
+        spec.containers.iter().map(|c| container_status(c, &input, app_waiting)).collect();
+
+    // Phase, as the kubelet's getPhase.
+    let init_failed = policy == "Never"
+        && init_statuses.iter().any(|s| {
+            s.state.as_ref().and_then(|x| x.terminated.as_ref()).is_some_and(|t| t.exit_code != 0)
+        });
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for s in &statuses {
+        let st = s.state.clone().unwrap_or_default();
+        if st.running.is_some() {
+            running += 1;
+        } else if let Some(t) = st.terminated.as_ref() {
+            stopped += 1;
+            if t.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if let Some(w) = st.waiting.as_ref() {
+            // A container waiting to be restarted after a run counts as stopped.
+            if s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).is_some()
+                && w.reason.as_deref() != Some("ContainerCreating")
+            {
+                stopped += 1;
+            } else {
+                waiting += 1;
+            }
+        }
+    }
+    let total = statuses.len();
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else if waiting > 0 {
+        "Pending"
+    } else if running > 0 {
+        "Running"
+    } else if stopped == total && total > 0 {
+        match policy {
+            "Always" => "Running",
+            "OnFailure" if succeeded == total => "Succeeded",
+            "OnFailure" => "Running",
+            _ if succeeded == total => "Succeeded",
+            _ => "Failed",
+        }
+    } else {
+        "Pending"
+    };
+    // A stopped container that will be restarted keeps the pod Running.
+    let phase = if phase == "Failed"
+        && statuses.iter().zip(&spec.containers).any(|(s, _)| {
+            s.state
+                .as_ref()
+                .and_then(|x| x.terminated.as_ref())
+                .is_some_and(|t| should_restart(policy, Some(t.exit_code as i64)))
+        }) {
+        "Running"
+    } else {
+        phase
+    };
+
+    let unready: Vec<&str> =
+        statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    let done = matches!(phase, "Succeeded" | "Failed");
+    let unready_msg = format!("containers with unready status: [{}]", unready.join(" "));
+    let conditions = vec![
+        condition("PodReadyToStartContainers", sandbox_ready, None, None),
+        condition(
+            "Initialized",
+            initialized,
+            Some("ContainersNotInitialized".into()),
+            Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+        ),
+        condition(
+            "Ready",
+            unready.is_empty() && !done,
+            Some(if done { "PodCompleted" } else { "ContainersNotReady" }.into()),
+            Some(unready_msg.clone()),
+        ),
+        condition(
+            "ContainersReady",
+            unready.is_empty() && !done,
+            Some(if done { "PodCompleted" } else { "ContainersNotReady" }.into()),
+            Some(unready_msg),
+        ),
+        condition("PodScheduled", true, None, None),
+    ];
+
+    let host_network = spec.host_network.unwrap_or(false);
+    let pod_ip = if host_network {
+        Some(input.host_ip.to_string())
+    } else {
+        sandbox.filter(|s| s.is_running()).and_then(|s| s.ip.clone()).filter(|ip| !ip.is_empty())
+    };
+    PodStatus {
+        phase: Some(phase.into()),
+        conditions: Some(conditions),
+        container_statuses: Some(statuses),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        host_ip: Some(input.host_ip.to_string()),
+        host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP { ip: input.host_ip.to_string() }]),
+        pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+        pod_ip,
+        start_time: input.start_time.map(Time),
+        qos_class: Some(qos_class(pod).into()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,264 @@
+//! The manifest directory source.
+//!
+//! Watches `--config DIR` with inotify (through `notify`), debounced so a
+//! half-written file is not acted on, plus a full rescan every
+//! `--file-check-frequency` in case an event was missed. Only regular files
+//! named `*.yaml`, `*.yml` or `*.json`, not hidden, are read, and sub-directories
+//! are not entered — so editor leftovers (`*.swp`, `*~`, `4913`) never are.
+//!
+//! Each file is either good (all its pods) or bad (none). A file that stops
+//! parsing keeps its **last good** pods and reports the error; a file that was
+//! never good contributes only its error. Unchanged bytes are not re-parsed, so
+//! an identical rewrite changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Snapshot, SourcePod};
+use crate::manifest::{self, LoadContext, ManifestError, Origin};
+
+/// The source name used in snapshots.
+pub const SOURCE_NAME: &str = "file";
+
+/// Quiet time after the last inotify event before rescanning.
+const DEBOUNCE: Duration = Duration::from_millis(25);
+/// Longest a burst of events can postpone a rescan.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+
+/// Is `name` a manifest file name rkubelet reads?
+pub fn is_manifest_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && [".yaml", ".yml", ".json"].iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    hash: [u8; 32],
+    good: Option<Vec<SourcePod>>,
+    error: Option<ManifestError>,
+    warnings: Vec<String>,
+}
+
+/// State of the manifest directory source.
+#[derive(Debug)]
+pub struct FileSource {
+    dir: PathBuf,
+    node_name: String,
+    period: Duration,
+    entries: BTreeMap<PathBuf, Entry>,
+    dir_error: Option<ManifestError>,
+}
+
+impl FileSource {
+    pub fn new(dir: PathBuf, node_name: String, period: Duration) -> Self {
+        FileSource { dir, node_name, period, entries: BTreeMap::new(), dir_error: None }
+    }
+
+    /// Lists the manifest files of the directory, sorted.
+    fn list(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !is_manifest_name(name) {
+                continue;
+            }
+            // Follows symlinks, like the kubelet; directories are skipped.
+            match std::fs::metadata(entry.path()) {
+                Ok(m) if m.is_file() => files.push(entry.path()),
+                _ => continue,
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Rescans the directory. Returns true when anything changed.
+    pub fn scan(&mut self, now: Timestamp) -> bool {
+        let files = match self.list() {
+            Ok(f) => f,
+            Err(e) => {
+                let err = ManifestError::new(
+                    self.dir.display().to_string(),
+                    format!("cannot read the manifest directory: {e}"),
+                );
+                let changed = self.dir_error.as_ref() != Some(&err);
+                if changed {
+                    tracing::error!(dir = %self.dir.display(), error = %e,
+                        "cannot read the manifest directory; keeping the pods it had");
+                }
+                self.dir_error = Some(err);
+                return changed;
+            }
+        };
+        let mut changed = self.dir_error.take().is_some();
+        let before = self.entries.len();
+        self.entries.retain(|p, _| {
+            let keep = files.contains(p);
+            if !keep {
+                tracing::info!(file = %p.display(), "manifest removed");
+            }
+            keep
+        });
+        changed |= self.entries.len() != before;
+        for path in files {
+            changed |= self.scan_file(&path, now);
+        }
+        changed
+    }
+
+    fn scan_file(&mut self, path: &Path, now: Timestamp) -> bool {
+        let location = path.display().to_string();
+        let previous = self.entries.get(path);
+        let content = match std::fs::read(path) {
+            Ok(c) => c,
+            Err(e) => {
+                // Vanished between listing and reading, or unreadable: keep
+                // what we had; the next scan settles it.
+                let err = ManifestError::new(&location, format!("cannot read: {e}"));
+                if previous.map(|p| p.error.as_ref()) == Some(Some(&err)) {
+                    return false;
+                }
+                tracing::warn!(file = %location, error = %e, "cannot read manifest");
+                let entry = Entry {
+                    hash: [0; 32],
+                    good: previous.and_then(|p| p.good.clone()),
+                    error: Some(err),
+                    warnings: Vec::new(),
+                };
+                self.entries.insert(path.to_path_buf(), entry);
+                return true;
+            }
+        };
+        let hash: [u8; 32] = Sha256::digest(&content).into();
+        if previous.map(|p| p.hash) == Some(hash) {
+            return false;
+        }
+        let origin = Origin::file(&location);
+        let ctx = LoadContext { node_name: &self.node_name, origin: &origin, now };
+        let entry = match manifest::load(&content, &ctx) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!(file = %location, warning = %w, "manifest warning");
+                }
+                tracing::info!(file = %location, pods = loaded.pods.len(), "manifest loaded");
+                let pods = loaded
+                    .pods
+                    .into_iter()
+                    .map(|pod| SourcePod { pod: Arc::new(pod), origin: origin.clone() })
+                    .collect();
+                Entry { hash, good: Some(pods), error: None, warnings: loaded.warnings }
+            }
+            Err(e) => {
+                let kept = previous.and_then(|p| p.good.clone());
+                tracing::error!(file = %location, error = %e, keeping_last_good = kept.is_some(),
+                    "invalid manifest");
+                Entry { hash, good: kept, error: Some(e), warnings: Vec::new() }
+            }
+        };
+        self.entries.insert(path.to_path_buf(), entry);
+        true
+    }
+
+    /// The current complete snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot { source: SOURCE_NAME.to_string(), ..Default::default() };
+        snap.errors.extend(self.dir_error.iter().cloned());
+        for entry in self.entries.values() {
+            snap.pods.extend(entry.good.iter().flatten().cloned());
+            snap.errors.extend(entry.error.iter().cloned());
+            snap.warnings.extend(entry.warnings.iter().cloned());
+        }
+        snap
+    }
+
+    /// Runs the source until `cancel`: an initial scan, then inotify events
+    /// (debounced) and periodic rescans, sending a snapshot whenever
+    /// something changed (and always once at the start).
+    pub async fn run(mut self, tx: mpsc::Sender<Snapshot>, cancel: CancellationToken) {
+        let (ev_tx, mut ev_rx) = mpsc::channel::<()>(1);
+        let mut watcher = None;
+        let mut first = true;
+        let mut tick = tokio::time::interval(self.period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if watcher.is_none() {
+                watcher = self.watch(ev_tx.clone());
+            }
+            let changed = self.scan(Timestamp::now());
+            if (changed || first) && tx.send(self.snapshot()).await.is_err() {
+                return;
+            }
+            first = false;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+                Some(()) = ev_rx.recv() => {
+                    // Debounce: wait for a quiet moment, bounded.
+                    let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+                    loop {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(DEBOUNCE) => break,
+                            _ = tokio::time::sleep_until(deadline) => break,
+                            Some(()) = ev_rx.recv() => continue,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts watching the directory; `None` if it cannot be watched (yet):
+    /// the periodic rescan still works and the watch is retried.
+    fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        use notify::{RecursiveMode, Watcher};
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if !ev.kind.is_access() {
+                    // Full channel = a rescan is already pending.
+                    let _ = tx.try_send(());
+                }
+            }
+        };
+        let mut w = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create a file watcher; relying on rescans");
+                return None;
+            }
+        };
+        match w.watch(&self.dir, RecursiveMode::NonRecursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e,
+                    "cannot watch the manifest directory; relying on rescans");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_yaml_yml_and_json_files_are_manifests() {
+        for ok in ["web.yaml", "a.yml", "pod.json", "x.y.yaml"] {
+            assert!(is_manifest_name(ok), "{ok}");
+        }
+        for no in [".hidden.yaml", "web.yaml~", "web.yaml.swp", ".web.yaml.swp", "4913",
+                   "web.yaml.bak", "README.md", ".yaml", "yaml"] {
+            assert!(!is_manifest_name(no), "{no}");
+        }
+    }
+}
