@@ -1,0 +1,352 @@
+//! Running the real `rkubelet` binary in end-to-end tests.
+//!
+//! Each [`Daemon`] gets its own manifest directory, root directory, free API
+//! port and a unique node name, so tests run in parallel on one Docker daemon
+//! without touching each other's containers (rkubelet only manages containers
+//! labelled with its own node). Dropping a `Daemon` kills it and removes every
+//! container of its node; on a failing test it prints the daemon's log.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+/// The busybox-static image the tests (and examples) use.
+pub const IMAGE: &str = "rkubelet/busybox:local";
+
+/// A short random lower-case hex string.
+pub fn random_hex(len: usize) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut x = nanos as u64 ^ ((std::process::id() as u64) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed) as u64 * 0x9E37_79B9_7F4A_7C15;
+    let mut s = String::new();
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{:016x}", x));
+    }
+    s.truncate(len);
+    s
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout`
+/// with `what` in the message.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a command, returning stdout; panics with stderr on failure.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Checks that Docker answers and the test image exists (building it if not).
+/// Panics with instructions otherwise: Docker tests never skip.
+pub fn require_docker() {
+    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        matches!(ok, Ok(s) if s.success()),
+        "the Docker daemon does not answer `docker info`; start it (systemctl start docker, \
+         or run scripts/test which starts it) — Docker tests never skip"
+    );
+    let have = Command::new("docker").args(["image", "inspect", IMAGE]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !matches!(have, Ok(s) if s.success()) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image");
+        run(Command::new(script).arg(IMAGE));
+    }
+}
+
+/// One container as `docker inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct Ctr {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub exit_code: i64,
+    pub labels: BTreeMap<String, String>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl Ctr {
+    pub fn label(&self, k: &str) -> &str {
+        self.labels.get(k).map(String::as_str).unwrap_or("")
+    }
+    /// `io.kubernetes.container.name`.
+    pub fn cname(&self) -> &str {
+        self.label("io.kubernetes.container.name")
+    }
+    pub fn uid(&self) -> &str {
+        self.label("io.kubernetes.pod.uid")
+    }
+}
+
+/// Every container (any state) carrying `label=value`.
+pub fn containers_with(label: &str, value: &str) -> Vec<Ctr> {
+    let ids = run(Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}={value}")]));
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let out = Command::new("docker").arg("inspect").args(&ids).output().expect("docker inspect");
+    // A container may vanish between ps and inspect; inspect still prints the rest.
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| Ctr {
+            id: c["Id"].as_str().unwrap_or_default().to_string(),
+            name: c["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_string(),
+            running: c["State"]["Running"].as_bool().unwrap_or(false),
+            exit_code: c["State"]["ExitCode"].as_i64().unwrap_or(-1),
+            labels: c["Config"]["Labels"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default(),
+            started_at: c["State"]["StartedAt"].as_str().unwrap_or_default().to_string(),
+            finished_at: c["State"]["FinishedAt"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+/// Runs `docker exec` and returns (success, stdout+stderr).
+pub fn docker_exec(id: &str, cmd: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").arg("exec").arg(id).args(cmd).output().expect("docker exec");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}
+
+/// Options for starting a daemon.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { extra_args: vec!["--file-check-frequency".into(), "1s".into()] }
+    }
+}
+
+/// A running `rkubelet` with its own directories, port and node name.
+pub struct Daemon {
+    child: Option<Child>,
+    pub node: String,
+    pub port: u16,
+    dirs: tempfile::TempDir,
+    pub opts: Opts,
+    starts: u32,
+}
+
+impl Daemon {
+    /// Starts a daemon on an empty manifest directory.
+    pub fn start() -> Daemon {
+        Daemon::start_with(Opts::default())
+    }
+
+    pub fn start_with(opts: Opts) -> Daemon {
+        require_docker();
+        let dirs = tempfile::Builder::new().prefix("rkubelet-e2e-").tempdir().expect("tempdir");
+        fs::create_dir_all(dirs.path().join("manifests")).expect("manifest dir");
+        let mut d = Daemon {
+            child: None,
+            node: format!("rkt-{}", random_hex(10)),
+            port: free_port(),
+            dirs,
+            opts,
+            starts: 0,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn manifest_dir(&self) -> PathBuf {
+        self.dirs.path().join("manifests")
+    }
+    pub fn root_dir(&self) -> PathBuf {
+        self.dirs.path().join("root")
+    }
+    /// A scratch directory for hostPath volumes and the like.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dirs.path().join("scratch").join(name);
+        fs::create_dir_all(&p).expect("scratch dir");
+        p
+    }
+    fn log_path(&self) -> PathBuf {
+        self.dirs.path().join(format!("rkubelet-{}.log", self.starts))
+    }
+
+    /// (Re)starts the binary with the same directories, port and node.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        self.starts += 1;
+        let log = fs::File::create(self.log_path()).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+            .arg("--config").arg(self.manifest_dir())
+            .arg("--root-dir").arg(self.root_dir())
+            .arg("--hostname-override").arg(&self.node)
+            .arg("--read-only-port").arg(self.port.to_string())
+            .args(&self.opts.extra_args)
+            .env("RKUBELET_LOG", "info,rkubelet=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rkubelet");
+        self.child = Some(child);
+        wait_for("rkubelet's /healthz", Duration::from_secs(20), || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("rkubelet exited early with {status}:\n{}", self.log());
+            }
+            self.get("/healthz").ok().filter(|b| b == "ok")
+        });
+    }
+
+    /// Everything the daemon logged so far (all runs).
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|i| fs::read_to_string(self.dirs.path().join(format!("rkubelet-{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Sends SIGKILL (`kill -9`) and waits for the process to end.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit, returning the exit code.
+    pub fn sigterm(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("rkubelet did not exit within 15s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes a manifest atomically (temp file + rename, as editors and
+    /// config tools do).
+    pub fn write(&self, name: &str, content: &str) {
+        let tmp = self.manifest_dir().join(format!(".{name}.tmp"));
+        fs::write(&tmp, content).expect("write manifest");
+        fs::rename(&tmp, self.manifest_dir().join(name)).expect("rename manifest");
+    }
+
+    pub fn remove(&self, name: &str) {
+        fs::remove_file(self.manifest_dir().join(name)).expect("remove manifest");
+    }
+
+    /// GET on the daemon's API; the body on 200.
+    pub fn get(&self, path: &str) -> Result<String, String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?
+            .get(&url)
+            .send()
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.text().map_err(|e| e.to_string())?;
+        if status.is_success() { Ok(body) } else { Err(format!("{status}: {body}")) }
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let body = self.get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+
+    /// Every container of this daemon's node.
+    pub fn containers(&self) -> Vec<Ctr> {
+        containers_with("io.rkubelet.node", &self.node)
+    }
+
+    /// Containers of the pod `<name>-<node>` (any UID, any state).
+    pub fn pod_containers(&self, name: &str) -> Vec<Ctr> {
+        let full = format!("{name}-{}", self.node);
+        self.containers().into_iter().filter(|c| c.label("io.kubernetes.pod.name") == full).collect()
+    }
+
+    /// Waits until the pod's sandbox and the named containers all run; returns them.
+    pub fn wait_running(&self, name: &str, containers: &[&str], timeout: Duration) -> Vec<Ctr> {
+        wait_for(&format!("pod {name} running {containers:?}"), timeout, || {
+            let cs = self.pod_containers(name);
+            let running = |n: &str| cs.iter().any(|c| c.cname() == n && c.running);
+            (running("POD") && containers.iter().all(|n| running(n))).then_some(cs)
+        })
+    }
+
+    /// Waits until the pod has no containers left.
+    pub fn wait_gone(&self, name: &str, timeout: Duration) {
+        wait_for(&format!("pod {name} gone"), timeout, || self.pod_containers(name).is_empty().then_some(()))
+    }
+
+    /// Waits until no container of pod UID `uid` is left.
+    pub fn wait_gone_uid(&self, uid: &str) {
+        wait_for(&format!("uid {uid} gone"), Duration::from_secs(30), || {
+            (!self.containers().iter().any(|c| c.uid() == uid)).then_some(())
+        });
+    }
+
+    /// The pod's entry in `/pods`.
+    pub fn api_pod(&self, name: &str) -> Option<Value> {
+        let full = format!("{name}-{}", self.node);
+        let list = self.get_json("/pods");
+        list["items"].as_array()?.iter().find(|p| p["metadata"]["name"] == full.as_str()).cloned()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("===== rkubelet log (node {}) =====\n{}", self.node, self.log());
+        }
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=io.rkubelet.node={}", self.node)])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+        }
+    }
+}

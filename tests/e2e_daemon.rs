@@ -1,0 +1,389 @@
+//! End-to-end: the real `rkubelet` binary on a temp manifest directory,
+//! against the real Docker daemon (issue: core daemon).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::{docker_exec, free_port, run, wait_for, Daemon, IMAGE};
+
+const SECS5: Duration = Duration::from_secs(5);
+const SECS30: Duration = Duration::from_secs(30);
+
+fn two_container_pod(name: &str, port: u16, extra_env: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: web}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: server
+    image: {IMAGE}
+    command: ["httpd", "-f", "-p", "{port}", "-h", "/var/www"]
+    env: [{{name: X, value: "{extra_env}"}}]
+  - name: client
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+#[test]
+fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_and_shares_localhost() {
+    let d = Daemon::start();
+    let start = Instant::now();
+    d.write("web.yaml", &two_container_pod("web", 8080, "1"));
+    let cs = d.wait_running("web", &["server", "client"], SECS5);
+    let elapsed = start.elapsed();
+    assert!(elapsed < SECS5, "took {elapsed:?}");
+
+    let pod = format!("web-{}", d.node);
+    let uid = cs[0].uid().to_string();
+    assert_eq!(uid.len(), 32, "uid {uid:?}");
+    assert!(uid.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    let names: BTreeSet<String> = cs.iter().map(|c| c.name.clone()).collect();
+    let expected: BTreeSet<String> = [
+        format!("k8s_POD_{pod}_default_{uid}_0"),
+        format!("k8s_server_{pod}_default_{uid}_0"),
+        format!("k8s_client_{pod}_default_{uid}_0"),
+    ]
+    .into();
+    assert_eq!(names, expected);
+    for c in &cs {
+        assert_eq!(c.label("io.kubernetes.pod.name"), pod);
+        assert_eq!(c.label("io.kubernetes.pod.namespace"), "default");
+        assert_eq!(c.label("io.kubernetes.pod.uid"), uid);
+        let ty = if c.cname() == "POD" { "podsandbox" } else { "container" };
+        assert_eq!(c.label("io.kubernetes.docker.type"), ty, "{}", c.name);
+    }
+
+    // The client reaches the server over localhost: they share the pause
+    // container's network namespace.
+    let client = cs.iter().find(|c| c.cname() == "client").expect("client");
+    let body = wait_for("wget over localhost", SECS5, || {
+        let (ok, out) = docker_exec(&client.id, &["wget", "-qO-", "http://127.0.0.1:8080/"]);
+        ok.then_some(out)
+    });
+    assert!(body.contains("hello from rkubelet"), "{body}");
+
+    // Identity and status are visible through the API.
+    let api = wait_for("pod in /pods", SECS5, || d.api_pod("web"));
+    assert_eq!(api["metadata"]["uid"], uid.as_str());
+    assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.hash"], uid.as_str());
+    assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    assert_eq!(api["spec"]["nodeName"], d.node.as_str());
+}
+
+#[test]
+fn removing_the_manifest_stops_the_pod_gracefully_and_kills_a_stubborn_container_after_the_grace_period() {
+    let d = Daemon::start();
+    let out = d.scratch("out");
+    d.write(
+        "grace.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: grace}}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes:
+  - name: out
+    hostPath: {{path: "{}"}}
+  containers:
+  - name: polite
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'echo got SIGTERM >> /out/polite.log; exit 0' TERM; echo started > /out/polite.log; while true; do sleep 0.2; done"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  - name: stubborn
+    image: {IMAGE}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+"#,
+            out.display()
+        ),
+    );
+    let cs = d.wait_running("grace", &["polite", "stubborn"], SECS30);
+    wait_for("polite started", SECS5, || {
+        std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("started"))
+    });
+    let polite = cs.iter().find(|c| c.cname() == "polite").expect("polite").id.clone();
+
+    let removed = Instant::now();
+    d.remove("grace.yaml");
+    // The polite container sees SIGTERM and exits at once.
+    wait_for("polite saw SIGTERM", SECS5, || {
+        std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("got SIGTERM"))
+    });
+    let polite_done = wait_for("polite stopped", SECS5, || {
+        let gone = !d.pod_containers("grace").iter().any(|c| c.id == polite && c.running);
+        gone.then(Instant::now)
+    });
+    assert!(polite_done - removed < Duration::from_millis(2500), "polite took {:?}", polite_done - removed);
+    // The stubborn one is killed only after the 3 s grace period.
+    d.wait_gone("grace", Duration::from_secs(15));
+    let gone = removed.elapsed();
+    assert!(gone >= Duration::from_secs(3), "killed before the grace period: {gone:?}");
+    assert!(gone < Duration::from_secs(10), "took too long: {gone:?}");
+    assert!(d.api_pod("grace").is_none(), "a removed pod leaves /pods");
+}
+
+#[test]
+fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_identical_rewrite_changes_nothing() {
+    let d = Daemon::start();
+    d.write("web.yaml", &two_container_pod("web", 8081, "1"));
+    let old = d.wait_running("web", &["server", "client"], SECS30);
+    let old_uid = old[0].uid().to_string();
+
+    // Record Docker's events for this node while the pod is replaced.
+    let mut events = Command::new("docker")
+        .args([
+            "events",
+            "--filter", &format!("label=io.rkubelet.node={}", d.node),
+            "--filter", "type=container",
+            "--format", "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker events");
+    let stdout = events.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // let `docker events` subscribe
+
+    d.write("web.yaml", &two_container_pod("web", 8081, "2"));
+    let new = wait_for("the new pod running", SECS30, || {
+        let cs = d.pod_containers("web");
+        let fresh: Vec<_> = cs.iter().filter(|c| c.uid() != old_uid).cloned().collect();
+        let running = |n: &str| fresh.iter().any(|c| c.cname() == n && c.running);
+        (running("POD") && running("server") && running("client")).then_some(fresh)
+    });
+    let new_uid = new[0].uid().to_string();
+    assert_ne!(new_uid, old_uid, "a content change gives a new UID");
+    d.wait_gone_uid(&old_uid);
+    let _ = events.kill();
+    let _ = events.wait();
+
+    let lines: Vec<(u128, String, String)> = rx
+        .try_iter()
+        .filter_map(|l| {
+            let mut p = l.split_whitespace();
+            Some((p.next()?.parse().ok()?, p.next()?.to_string(), p.next().unwrap_or("").to_string()))
+        })
+        .collect();
+    let last_old_stop = lines
+        .iter()
+        .filter(|(_, a, u)| u == &old_uid && (a == "die" || a == "destroy"))
+        .map(|(t, _, _)| *t)
+        .max()
+        .expect("old pod's containers died");
+    let first_new = lines
+        .iter()
+        .filter(|(_, a, u)| u == &new_uid && (a == "create" || a == "start"))
+        .map(|(t, _, _)| *t)
+        .min()
+        .expect("new pod's containers were created");
+    assert!(last_old_stop < first_new, "old and new pods overlapped: {lines:?}");
+
+    // An identical rewrite changes nothing. Barrier: a second pod written
+    // afterwards runs, so the rewrite has been processed.
+    let ids: BTreeSet<String> = d.pod_containers("web").iter().map(|c| c.id.clone()).collect();
+    d.write("web.yaml", &two_container_pod("web", 8081, "2"));
+    d.write("barrier.yaml", &two_container_pod("barrier", 8082, "x"));
+    d.wait_running("barrier", &["server", "client"], SECS30);
+    let after: BTreeSet<String> = d.pod_containers("web").iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids, after);
+}
+
+#[test]
+fn a_killed_rkubelet_adopts_running_containers_and_cleans_up_pods_removed_while_it_was_down() {
+    let mut d = Daemon::start();
+    d.write("keep.yaml", &two_container_pod("keep", 8083, "1"));
+    d.write("drop.yaml", &two_container_pod("drop", 8084, "1"));
+    let keep = d.wait_running("keep", &["server", "client"], SECS30);
+    d.wait_running("drop", &["server", "client"], SECS30);
+    let ids = |cs: &[common::daemon::Ctr]| cs.iter().map(|c| c.id.clone()).collect::<BTreeSet<_>>();
+
+    d.kill9();
+    d.spawn();
+    // Once the restarted daemon reports the pod, it has synced it.
+    wait_for("keep reported running", SECS30, || {
+        d.api_pod("keep").filter(|p| p["status"]["phase"] == "Running")
+    });
+    let after = d.pod_containers("keep");
+    assert_eq!(ids(&keep), ids(&after), "containers were restarted or duplicated");
+    assert!(after.iter().all(|c| c.running));
+
+    d.kill9();
+    d.remove("drop.yaml");
+    d.spawn();
+    d.wait_gone("drop", SECS30);
+    assert_eq!(ids(&keep), ids(&d.pod_containers("keep")));
+
+    // SIGTERM stops rkubelet and leaves pods running.
+    assert_eq!(d.sigterm(), Some(0));
+    assert!(d.pod_containers("keep").iter().all(|c| c.running));
+}
+
+#[test]
+fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alone() {
+    let d = Daemon::start();
+    d.write("good.yaml", &two_container_pod("good", 8085, "1"));
+    d.write("bad-yaml.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n  spec: [\n");
+    d.write(
+        "dup.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: dup}}\nspec:\n  containers:\n  - {{name: a, image: {IMAGE}}}\n  - {{name: a, image: {IMAGE}}}\n"
+        ),
+    );
+    d.wait_running("good", &["server", "client"], SECS30);
+    let diag = wait_for("both errors reported", SECS5, || {
+        let v = d.get_json("/manifests");
+        let errors: Vec<String> =
+            v["errors"].as_array()?.iter().filter_map(|e| e.as_str().map(String::from)).collect();
+        (errors.len() >= 2).then_some(errors)
+    });
+    let bad = diag.iter().find(|e| e.contains("bad-yaml.yaml")).expect("bad-yaml named");
+    assert!(bad.contains("line"), "{bad}");
+    let dup = diag.iter().find(|e| e.contains("dup.yaml")).expect("dup named");
+    assert!(dup.contains("Duplicate value") && dup.contains("containers[1].name"), "{dup}");
+    assert!(d.pod_containers("dup").is_empty());
+    assert_eq!(d.get("/healthz").as_deref(), Ok("ok"));
+    assert!(d.log().contains("bad-yaml.yaml"), "the log names the file");
+
+    // Breaking a running pod's file keeps that pod running...
+    let before: BTreeSet<String> = d.pod_containers("good").iter().map(|c| c.id.clone()).collect();
+    d.write("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec: {containers: [{name: a}]}\n");
+    wait_for("the breakage reported", SECS5, || {
+        let v = d.get_json("/manifests");
+        v["errors"].as_array()?.iter().any(|e| {
+            e.as_str().is_some_and(|s| s.contains("good.yaml") && s.contains("image"))
+        }).then_some(())
+    });
+    d.write("barrier.yaml", &two_container_pod("barrier", 8086, "x"));
+    d.wait_running("barrier", &["server", "client"], SECS30);
+    let still: BTreeSet<String> =
+        d.pod_containers("good").iter().filter(|c| c.running).map(|c| c.id.clone()).collect();
+    assert_eq!(before, still, "the last good version keeps running");
+
+    // ...and fixing it applies the fix.
+    d.write("good.yaml", &two_container_pod("good", 8085, "fixed"));
+    wait_for("the fixed pod running", SECS30, || {
+        let cs = d.pod_containers("good");
+        let fresh: Vec<_> = cs.iter().filter(|c| !before.contains(&c.id) && c.running).collect();
+        (fresh.len() == 3).then_some(())
+    });
+    wait_for("errors cleared", SECS5, || {
+        let v = d.get_json("/manifests");
+        (!v["errors"].as_array()?.iter().any(|e| e.as_str().is_some_and(|s| s.contains("good.yaml")))).then_some(())
+    });
+}
+
+#[test]
+fn editor_leftovers_hidden_files_and_subdirectories_are_ignored() {
+    let d = Daemon::start();
+    let pod = |name: &str| two_container_pod(name, 8087, "1");
+    d.write("swap.yaml.swp", &pod("swp"));
+    d.write("backup.yaml~", &pod("tilde"));
+    d.write(".hidden.yaml", &pod("hidden"));
+    std::fs::create_dir_all(d.manifest_dir().join("sub")).expect("subdir");
+    std::fs::write(d.manifest_dir().join("sub/nested.yaml"), pod("nested")).expect("nested");
+    std::fs::write(d.manifest_dir().join("notes.txt"), pod("txt")).expect("txt");
+    d.write("real.yaml", &pod("real"));
+    d.wait_running("real", &["server", "client"], SECS30);
+    for ignored in ["swp", "tilde", "hidden", "nested", "txt"] {
+        assert!(d.pod_containers(ignored).is_empty(), "{ignored} was read");
+    }
+    let v = d.get_json("/manifests");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+#[test]
+fn host_port_is_published_on_loopback_and_host_network_uses_the_hosts_network() {
+    let d = Daemon::start();
+    let host_port = free_port();
+    d.write(
+        "hp.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hp}}
+spec:
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+    ports: [{{containerPort: 80, hostPort: {host_port}}}]
+"#
+        ),
+    );
+    let net_port = free_port();
+    d.write(
+        "hn.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hn}}
+spec:
+  hostNetwork: true
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["httpd", "-f", "-p", "127.0.0.1:{net_port}", "-h", "/var/www"]
+"#
+        ),
+    );
+    d.wait_running("hp", &["web"], SECS30);
+    d.wait_running("hn", &["web"], SECS30);
+    for port in [host_port, net_port] {
+        let body = wait_for(&format!("http://127.0.0.1:{port}/"), SECS5, || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/")).ok()?.text().ok()
+        });
+        assert!(body.contains("hello from rkubelet"), "{body}");
+    }
+}
+
+#[test]
+fn bad_flags_and_an_unreachable_docker_exit_non_zero_with_a_one_line_message() {
+    let bin = env!("CARGO_BIN_EXE_rkubelet");
+    let out = Command::new(bin).arg("--no-such-flag").output().expect("run");
+    assert!(!out.status.success());
+    let out = Command::new(bin)
+        .args(["--hostname-override", "Bad_Name", "--read-only-port", "0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--hostname-override"));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(bin)
+        .args(["--docker-endpoint", &format!("unix://{}/nope.sock", dir.path().display())])
+        .args(["--read-only-port", "0", "--hostname-override", "n1"])
+        .arg("--config").arg(dir.path())
+        .arg("--root-dir").arg(dir.path().join("root"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("Docker") || err.contains("docker"), "{err}");
+
+    let help = run(Command::new(bin).arg("--help"));
+    for flag in ["--config", "--pod-manifest-path", "--file-check-frequency", "--hostname-override",
+                 "--root-dir", "--docker-endpoint", "--pod-infra-container-image", "--address",
+                 "--read-only-port", "--log-format"] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    assert!(run(Command::new(bin).arg("--version")).contains(env!("CARGO_PKG_VERSION")));
+}
+
