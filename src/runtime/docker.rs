@@ -320,13 +320,10 @@ impl ContainerRuntime for DockerRuntime {
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         let seconds = grace_seconds(grace);
         let options = StopContainerOptionsBuilder::default().t(seconds).build();
-        // The daemon answers only after the container has stopped, so this one
-        // request needs a timeout longer than the grace period.
-        let timeout = grace + STOP_TIMEOUT_MARGIN;
         let client = self
             .docker
             .clone()
-            .with_timeout(timeout.max(DEFAULT_REQUEST_TIMEOUT));
+            .with_timeout(stop_request_timeout(grace, self.docker.timeout()));
         match client.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if matches!(status_of(&e), Some(304) | Some(404)) => Ok(()),
@@ -426,28 +423,27 @@ fn error_message(e: &RuntimeError) -> String {
     }
 }
 
-/// Errors of `POST /containers/create`.
+/// Errors of `POST /containers/create`. A missing image is `NotFound(image …)`;
+/// a missing sandbox to join (Docker answers 400 "No such container") is
+/// `NotFound(container …)`, so callers can recreate the sandbox.
 fn create_error(e: DockerError, name: &str, image: &str) -> RuntimeError {
-    match e {
+    let (status_code, message) = match e {
         DockerError::DockerResponseServerError {
-            status_code: 404,
+            status_code,
             message,
-        } => {
-            if message.contains("No such image") {
-                RuntimeError::NotFound(format!("image {image}"))
-            } else {
-                RuntimeError::NotFound(format!("creating container {name}: {message}"))
-            }
-        }
-        DockerError::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => RuntimeError::Other(format!("cannot create container {name}: {message}")),
-        DockerError::DockerResponseServerError {
-            status_code: 400,
-            message,
-        } => RuntimeError::CannotRun(format!("cannot create container {name}: {message}")),
-        other => map_err(other, &format!("container {name}")),
+        } => (status_code, message),
+        other => return map_err(other, &format!("container {name}")),
+    };
+    if message.contains("No such image") {
+        return RuntimeError::NotFound(format!("image {image}"));
+    }
+    if let Some(missing) = message.strip_prefix("No such container: ") {
+        return RuntimeError::NotFound(format!("container {missing} (needed by {name})"));
+    }
+    match status_code {
+        404 => RuntimeError::NotFound(format!("{message} (creating {name})")),
+        400 => RuntimeError::CannotRun(format!("cannot create container {name}: {message}")),
+        _ => RuntimeError::Other(format!("cannot create container {name}: {message}")),
     }
 }
 
@@ -487,6 +483,13 @@ fn strip_tag(name: &str) -> (&str, Option<&str>) {
 fn grace_seconds(grace: Duration) -> i32 {
     let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
     i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+/// The request timeout of a stop: the daemon answers only after the
+/// container has stopped, so it must outlast the grace period.
+fn stop_request_timeout(grace: Duration, client_timeout: Duration) -> Duration {
+    let grace = Duration::from_secs(u64::try_from(grace_seconds(grace)).unwrap_or(0));
+    (grace + STOP_TIMEOUT_MARGIN).max(client_timeout)
 }
 
 /// Docker's `since` for events: `seconds.nanoseconds`.
@@ -948,6 +951,23 @@ mod tests {
     }
 
     #[test]
+    fn stops_wait_longer_than_their_grace_period() {
+        let default = DEFAULT_REQUEST_TIMEOUT;
+        assert_eq!(
+            stop_request_timeout(Duration::from_secs(30), default),
+            default
+        );
+        assert_eq!(
+            stop_request_timeout(Duration::from_secs(300), default),
+            Duration::from_secs(330)
+        );
+        assert_eq!(
+            stop_request_timeout(Duration::from_millis(2500), Duration::from_secs(1)),
+            Duration::from_secs(33)
+        );
+    }
+
+    #[test]
     fn since_is_seconds_dot_nanoseconds() {
         assert_eq!(
             format_since(1_700_000_000_000_000_042),
@@ -1154,6 +1174,14 @@ mod tests {
         assert!(matches!(
             create_error(server(409, "Conflict. The container name \"/n\" is already in use"), "n", "img"),
             RuntimeError::Other(m) if m.contains("already in use")
+        ));
+        assert_eq!(
+            create_error(server(400, "No such container: sb1"), "n", "img"),
+            RuntimeError::NotFound("container sb1 (needed by n)".into())
+        );
+        assert!(matches!(
+            create_error(server(400, "invalid mount config"), "n", "img"),
+            RuntimeError::CannotRun(m) if m.contains("invalid mount config")
         ));
         assert!(matches!(
             start_error(server(400, "executable file not found in $PATH"), "x"),
