@@ -553,10 +553,29 @@ async fn a_sandbox_that_cannot_start_is_removed_and_reported() {
 }
 
 #[tokio::test]
-async fn unique_names_do_not_collide() {
+async fn the_cleanup_guards_remove_what_a_test_created() {
     // Guards the helpers every other test relies on for isolation.
-    let a = unique("x");
-    let b = unique("x");
-    assert_ne!(a, b);
+    assert_ne!(unique("x"), unique("x"));
     assert_eq!(common::new_uid().len(), 32);
+
+    let rt = runtime().await;
+    let by_uid = TestPod::new("cleanup-uid");
+    let node = unique("node");
+    let mut by_suffix = TestPod::new("cleanup-suffix");
+    by_suffix.pod.name = format!("web-{node}");
+    by_suffix.run_sandbox(&rt).await;
+    by_uid.run_sandbox(&rt).await;
+    let (uid_a, uid_b) = (by_uid.uid().to_string(), by_suffix.uid().to_string());
+    let count = |uid: String| {
+        let rt = rt.clone();
+        async move { rt.list_containers(Some(&uid)).await.expect("list").len() }
+    };
+    assert_eq!(count(uid_a.clone()).await, 1);
+
+    drop(by_uid);
+    assert_eq!(count(uid_a).await, 0);
+    let guard =
+        common::Cleanup::label_suffix(rkubelet::runtime::labels::POD_NAME, &format!("-{node}"));
+    drop(guard);
+    assert_eq!(count(uid_b).await, 0);
 }

@@ -119,7 +119,14 @@ pub fn unique(prefix: &str) -> String {
 /// test process exits.
 #[must_use = "the containers are removed when this guard is dropped"]
 pub struct Cleanup {
-    label: String,
+    selector: Selector,
+}
+
+enum Selector {
+    /// `key=value`, filtered by Docker.
+    Label(String),
+    /// rkubelet's containers whose label `key` ends with a suffix.
+    LabelSuffix { key: String, suffix: String },
 }
 
 impl Cleanup {
@@ -131,44 +138,88 @@ impl Cleanup {
     /// Every container with `key=value`.
     pub fn label(key: &str, value: &str) -> Self {
         Cleanup {
-            label: format!("{key}={value}"),
+            selector: Selector::Label(format!("{key}={value}")),
+        }
+    }
+
+    /// Every rkubelet container whose label `key` ends with `suffix`. For
+    /// end-to-end tests that only know part of a name, e.g. the pods of a
+    /// `--hostname-override` node: `label_suffix(labels::POD_NAME, "-node1")`.
+    pub fn label_suffix(key: &str, suffix: &str) -> Self {
+        Cleanup {
+            selector: Selector::LabelSuffix {
+                key: key.to_string(),
+                suffix: suffix.to_string(),
+            },
         }
     }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        remove_containers_with_label(&self.label);
+        let ids = match &self.selector {
+            Selector::Label(label) => docker_ps(&format!("label={label}"), "{{.ID}}"),
+            Selector::LabelSuffix { key, suffix } => docker_ps(
+                &format!("label={}=true", labels::MANAGED),
+                &format!("{{{{.ID}}}} {{{{.Label \"{key}\"}}}}"),
+            )
+            .into_iter()
+            .filter_map(|line| {
+                let (id, value) = line.split_once(' ')?;
+                value.ends_with(suffix.as_str()).then(|| id.to_string())
+            })
+            .collect(),
+        };
+        remove_containers(&ids);
     }
 }
 
 /// Force-removes every container with `label` (`key=value`) through the CLI.
 pub fn remove_containers_with_label(label: &str) {
+    remove_containers(&docker_ps(&format!("label={label}"), "{{.ID}}"));
+}
+
+/// `docker ps -a --no-trunc --filter <filter> --format <format>`, one line per container.
+fn docker_ps(filter: &str, format: &str) -> Vec<String> {
     let listed = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter"])
-        .arg(format!("label={label}"))
+        .args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            filter,
+            "--format",
+            format,
+        ])
         .output();
-    let ids = match listed {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+    match listed {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
         Ok(out) => {
             eprintln!(
                 "cleanup: docker ps failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            return;
+            Vec::new()
         }
         Err(e) => {
             eprintln!("cleanup: cannot run docker: {e}");
-            return;
+            Vec::new()
         }
-    };
-    let ids: Vec<&str> = ids.split_whitespace().collect();
+    }
+}
+
+/// `docker rm -f -v` of these containers.
+fn remove_containers(ids: &[String]) {
     if ids.is_empty() {
         return;
     }
     match Command::new("docker")
         .args(["rm", "-f", "-v"])
-        .args(&ids)
+        .args(ids)
         .output()
     {
         Ok(out) if out.status.success() => {}
