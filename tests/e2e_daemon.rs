@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{docker_exec, free_port, run, wait_for, Daemon, IMAGE};
+use common::daemon::{docker_exec, free_port, run, wait_until, Daemon, IMAGE};
 
 const SECS5: Duration = Duration::from_secs(5);
 const SECS30: Duration = Duration::from_secs(30);
@@ -66,14 +66,14 @@ fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_an
     // The client reaches the server over localhost: they share the pause
     // container's network namespace.
     let client = cs.iter().find(|c| c.cname() == "client").expect("client");
-    let body = wait_for("wget over localhost", SECS5, || {
+    let body = wait_until("wget over localhost", SECS5, || {
         let (ok, out) = docker_exec(&client.id, &["wget", "-qO-", "http://127.0.0.1:8080/"]);
         ok.then_some(out)
     });
     assert!(body.contains("hello from rkubelet"), "{body}");
 
     // Identity and status are visible through the API.
-    let api = wait_for("pod in /pods", SECS5, || d.api_pod("web"));
+    let api = wait_until("pod in /pods", SECS5, || d.api_pod("web"));
     assert_eq!(api["metadata"]["uid"], uid.as_str());
     assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.hash"], uid.as_str());
     assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
@@ -108,7 +108,7 @@ spec:
         ),
     );
     let cs = d.wait_running("grace", &["polite", "stubborn"], SECS30);
-    wait_for("polite started", SECS5, || {
+    wait_until("polite started", SECS5, || {
         std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("started"))
     });
     let polite = cs.iter().find(|c| c.cname() == "polite").expect("polite").id.clone();
@@ -116,10 +116,10 @@ spec:
     let removed = Instant::now();
     d.remove("grace.yaml");
     // The polite container sees SIGTERM and exits at once.
-    wait_for("polite saw SIGTERM", SECS5, || {
+    wait_until("polite saw SIGTERM", SECS5, || {
         std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("got SIGTERM"))
     });
-    let polite_done = wait_for("polite stopped", SECS5, || {
+    let polite_done = wait_until("polite stopped", SECS5, || {
         let gone = !d.pod_containers("grace").iter().any(|c| c.id == polite && c.running);
         gone.then(Instant::now)
     });
@@ -162,7 +162,7 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
     std::thread::sleep(Duration::from_millis(300)); // let `docker events` subscribe
 
     d.write("web.yaml", &two_container_pod("web", 8081, "2"));
-    let new = wait_for("the new pod running", SECS30, || {
+    let new = wait_until("the new pod running", SECS30, || {
         let cs = d.pod_containers("web");
         let fresh: Vec<_> = cs.iter().filter(|c| c.uid() != old_uid).cloned().collect();
         let running = |n: &str| fresh.iter().any(|c| c.cname() == n && c.running);
@@ -217,7 +217,7 @@ fn a_killed_rkubelet_adopts_running_containers_and_cleans_up_pods_removed_while_
     d.kill9();
     d.spawn();
     // Once the restarted daemon reports the pod, it has synced it.
-    wait_for("keep reported running", SECS30, || {
+    wait_until("keep reported running", SECS30, || {
         d.api_pod("keep").filter(|p| p["status"]["phase"] == "Running")
     });
     let after = d.pod_containers("keep");
@@ -247,7 +247,7 @@ fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alo
         ),
     );
     d.wait_running("good", &["server", "client"], SECS30);
-    let diag = wait_for("both errors reported", SECS5, || {
+    let diag = wait_until("both errors reported", SECS5, || {
         let v = d.get_json("/manifests");
         let errors: Vec<String> =
             v["errors"].as_array()?.iter().filter_map(|e| e.as_str().map(String::from)).collect();
@@ -264,7 +264,7 @@ fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alo
     // Breaking a running pod's file keeps that pod running...
     let before: BTreeSet<String> = d.pod_containers("good").iter().map(|c| c.id.clone()).collect();
     d.write("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec: {containers: [{name: a}]}\n");
-    wait_for("the breakage reported", SECS5, || {
+    wait_until("the breakage reported", SECS5, || {
         let v = d.get_json("/manifests");
         v["errors"].as_array()?.iter().any(|e| {
             e.as_str().is_some_and(|s| s.contains("good.yaml") && s.contains("image"))
@@ -278,12 +278,12 @@ fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alo
 
     // ...and fixing it applies the fix.
     d.write("good.yaml", &two_container_pod("good", 8085, "fixed"));
-    wait_for("the fixed pod running", SECS30, || {
+    wait_until("the fixed pod running", SECS30, || {
         let cs = d.pod_containers("good");
         let fresh: Vec<_> = cs.iter().filter(|c| !before.contains(&c.id) && c.running).collect();
         (fresh.len() == 3).then_some(())
     });
-    wait_for("errors cleared", SECS5, || {
+    wait_until("errors cleared", SECS5, || {
         let v = d.get_json("/manifests");
         (!v["errors"].as_array()?.iter().any(|e| e.as_str().is_some_and(|s| s.contains("good.yaml")))).then_some(())
     });
@@ -346,7 +346,7 @@ spec:
     d.wait_running("hp", &["web"], SECS30);
     d.wait_running("hn", &["web"], SECS30);
     for port in [host_port, net_port] {
-        let body = wait_for(&format!("http://127.0.0.1:{port}/"), SECS5, || {
+        let body = wait_until(&format!("http://127.0.0.1:{port}/"), SECS5, || {
             reqwest::blocking::get(format!("http://127.0.0.1:{port}/")).ok()?.text().ok()
         });
         assert!(body.contains("hello from rkubelet"), "{body}");

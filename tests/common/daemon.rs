@@ -12,41 +12,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The busybox-static image the tests (and examples) use.
-pub const IMAGE: &str = "rkubelet/busybox:local";
-
-/// A short random lower-case hex string.
-pub fn random_hex(len: usize) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mut x = nanos as u64 ^ ((std::process::id() as u64) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed) as u64 * 0x9E37_79B9_7F4A_7C15;
-    let mut s = String::new();
-    while s.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.push_str(&format!("{:016x}", x));
-    }
-    s.truncate(len);
-    s
-}
-
-/// A TCP port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
+pub use super::{free_port, random_hex, TEST_IMAGE as IMAGE};
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout`
 /// with `what` in the message.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -177,7 +151,7 @@ impl Daemon {
         fs::create_dir_all(dirs.path().join("manifests")).expect("manifest dir");
         let mut d = Daemon {
             child: None,
-            node: format!("rkt-{}", random_hex(10)),
+            node: format!("rkt-{}", random_hex(5)),
             port: free_port(),
             dirs,
             opts,
@@ -220,7 +194,7 @@ impl Daemon {
             .spawn()
             .expect("start rkubelet");
         self.child = Some(child);
-        wait_for("rkubelet's /healthz", Duration::from_secs(20), || {
+        wait_until("rkubelet's /healthz", Duration::from_secs(20), || {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("rkubelet exited early with {status}:\n{}", self.log());
             }
@@ -306,7 +280,7 @@ impl Daemon {
 
     /// Waits until the pod's sandbox and the named containers all run; returns them.
     pub fn wait_running(&self, name: &str, containers: &[&str], timeout: Duration) -> Vec<Ctr> {
-        wait_for(&format!("pod {name} running {containers:?}"), timeout, || {
+        wait_until(&format!("pod {name} running {containers:?}"), timeout, || {
             let cs = self.pod_containers(name);
             let running = |n: &str| cs.iter().any(|c| c.cname() == n && c.running);
             (running("POD") && containers.iter().all(|n| running(n))).then_some(cs)
@@ -315,12 +289,12 @@ impl Daemon {
 
     /// Waits until the pod has no containers left.
     pub fn wait_gone(&self, name: &str, timeout: Duration) {
-        wait_for(&format!("pod {name} gone"), timeout, || self.pod_containers(name).is_empty().then_some(()))
+        wait_until(&format!("pod {name} gone"), timeout, || self.pod_containers(name).is_empty().then_some(()))
     }
 
     /// Waits until no container of pod UID `uid` is left.
     pub fn wait_gone_uid(&self, uid: &str) {
-        wait_for(&format!("uid {uid} gone"), Duration::from_secs(30), || {
+        wait_until(&format!("uid {uid} gone"), Duration::from_secs(30), || {
             (!self.containers().iter().any(|c| c.uid() == uid)).then_some(())
         });
     }
