@@ -225,3 +225,204 @@ fn spawn_orphan_killer(
     });
     handle
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::backoff::BackoffPolicy;
+    use crate::manifest::{self, LoadContext, Origin};
+    use crate::pod::worker::PodStore;
+    use crate::runtime::fake::FakeRuntime;
+    use crate::runtime::labels;
+    use crate::runtime::ContainerRuntime;
+    use crate::source::SourcePod;
+    use k8s_openapi::jiff::Timestamp;
+
+    const NODE: &str = "node1";
+
+    fn pod(name: &str, image_tag: &str) -> SourcePod {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:{image_tag}'}}\n"
+        );
+        let origin = Origin::file(format!("/m/{name}.yaml"));
+        let ctx = LoadContext { node_name: NODE, origin: &origin, now: Timestamp::now() };
+        let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
+        SourcePod { pod: Arc::new(loaded.pods[0].clone()), origin }
+    }
+
+    struct Harness {
+        fake: Arc<FakeRuntime>,
+        tx: mpsc::Sender<Snapshot>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+        _root: tempfile::TempDir,
+    }
+
+    fn start(fake: Arc<FakeRuntime>) -> Harness {
+        let root = tempfile::tempdir().expect("tmp");
+        let ctx = Arc::new(WorkerContext {
+            runtime: fake.clone(),
+            node_name: NODE.into(),
+            infra_image: "pause:1".into(),
+            root_dir: PathBuf::from(root.path()),
+            backoff: BackoffPolicy::default(),
+            host_ip: "192.0.2.1".into(),
+            store: Arc::new(PodStore::default()),
+        });
+        let routes = Arc::new(Routes::default());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::pleg::watch_events(fake.clone(), routes.clone(), shutdown.clone()));
+        let manager = Manager::new(ctx, vec!["file".into()], routes, Default::default());
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(manager.run(rx, shutdown.clone()));
+        Harness { fake, tx, shutdown, task, _root: root }
+    }
+
+    impl Harness {
+        async fn send(&self, pods: Vec<SourcePod>) {
+            let snap = Snapshot { source: "file".into(), pods, ..Default::default() };
+            self.tx.send(snap).await.expect("manager alive");
+        }
+        async fn stop(self) -> Arc<FakeRuntime> {
+            self.shutdown.cancel();
+            let _ = self.task.await;
+            self.fake
+        }
+    }
+
+    async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn running(fake: &FakeRuntime, uid: &str) -> usize {
+        fake.containers()
+            .iter()
+            .filter(|c| c.is_running() && c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_new_pod_gets_a_sandbox_and_its_container_labelled_with_the_node() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let h = start(fake.clone());
+        let p = pod("web", "1");
+        let uid = p.uid().to_string();
+        h.send(vec![p]).await;
+        eventually("pod running", || running(&fake, &uid) == 2).await;
+        assert!(fake.containers().iter().all(|c| labels::node_of(&c.labels) == Some(NODE)));
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_manager_adopts_running_containers_without_creating_any() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let p = pod("web", "1");
+        let uid = p.uid().to_string();
+        let h = start(fake.clone());
+        h.send(vec![p.clone()]).await;
+        eventually("pod running", || running(&fake, &uid) == 2).await;
+        let fake = h.stop().await;
+        let creates_before = fake.calls().iter().filter(|c| c.starts_with("create")).count();
+
+        let h = start(fake.clone());
+        h.send(vec![p]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let fake = h.stop().await;
+        let creates_after = fake.calls().iter().filter(|c| c.starts_with("create")).count();
+        assert_eq!(creates_before, creates_after, "{:?}", fake.calls());
+        assert_eq!(running(&fake, &uid), 2);
+    }
+
+    #[tokio::test]
+    async fn a_changed_pod_starts_only_after_the_old_one_is_fully_removed() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        fake.add_image("img:2");
+        let h = start(fake.clone());
+        let old = pod("web", "1");
+        let new = pod("web", "2");
+        assert_ne!(old.uid(), new.uid());
+        let old_ids: Vec<String> = {
+            h.send(vec![old.clone()]).await;
+            eventually("old running", || running(&fake, old.uid()) == 2).await;
+            fake.containers().iter().map(|c| c.id.clone()).collect()
+        };
+        let mark = fake.calls().len();
+        h.send(vec![new.clone()]).await;
+        eventually("new running", || running(&fake, new.uid()) == 2).await;
+        let calls = fake.calls()[mark..].to_vec();
+        let last_old_removal = calls
+            .iter()
+            .rposition(|c| old_ids.iter().any(|id| c == &format!("remove {id}")))
+            .expect("old containers removed");
+        let first_new_create = calls.iter().position(|c| c.starts_with("create")).expect("created");
+        assert!(last_old_removal < first_new_create, "{calls:?}");
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn orphans_of_this_node_are_removed_and_other_nodes_containers_are_left_alone() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        // A pod of this node that no manifest defines any more, and one of another node.
+        for (node, name) in [(NODE, "gone"), ("other", "theirs")] {
+            let p = pod(name, "1");
+            let pod_ref = crate::pod::convert::pod_ref(&p.pod, "file:/m/x.yaml");
+            let mut cfg = crate::pod::convert::sandbox_config(&p.pod, &pod_ref, "pause:1", 0);
+            cfg.labels.insert(labels::NODE.into(), node.into());
+            fake.run_sandbox(&cfg).await.expect("sandbox");
+        }
+        let h = start(fake.clone());
+        h.send(vec![]).await;
+        eventually("orphan removed", || fake.containers().len() == 1).await;
+        let left = fake.containers();
+        assert_eq!(labels::node_of(&left[0].labels), Some("other"));
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_crashed_container_is_restarted_at_once_the_first_time_with_a_higher_restart_count() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let h = start(fake.clone());
+        let p = pod("web", "1");
+        let uid = p.uid().to_string();
+        h.send(vec![p]).await;
+        eventually("running", || running(&fake, &uid) == 2).await;
+        let app = fake
+            .containers()
+            .into_iter()
+            .find(|c| c.meta().is_some_and(|m| !m.is_sandbox))
+            .expect("app");
+        fake.exit(&app.id, 1);
+        eventually("restarted", || {
+            fake.containers().iter().any(|c| {
+                c.is_running() && c.meta().is_some_and(|m| !m.is_sandbox && m.restart_count == 1)
+            })
+        })
+        .await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_pod_whose_image_cannot_be_pulled_waits_with_err_image_pull_and_creates_nothing() {
+        let fake = Arc::new(FakeRuntime::new());
+        let h = start(fake.clone());
+        h.send(vec![pod("web", "missing")]).await;
+        eventually("pull attempted", || fake.calls().iter().any(|c| c.starts_with("pull"))).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let apps = fake.containers().iter().filter(|c| c.meta().is_some_and(|m| !m.is_sandbox)).count();
+        assert_eq!(apps, 0);
+        let pulls = fake.calls().iter().filter(|c| c.starts_with("pull")).count();
+        assert_eq!(pulls, 1, "backoff holds the next pull back");
+        h.stop().await;
+    }
+}
