@@ -1,6 +1,16 @@
 //! YAML/JSON documents to `Pod`s, with errors naming document, line and field.
+//!
+//! Owns reading the manifest text: several `---` documents (JSON is YAML, so
+//! one parser serves both), YAML merge keys, the accepted kinds (`Pod`,
+//! `List`/`PodList` of pods, `ConfigMap`/`Secret` skipped for now), typed
+//! deserialization into `k8s_openapi`'s `Pod` with a field path on type
+//! errors, and warnings for fields Kubernetes does not know (k8s-openapi
+//! ignores them silently; we compare the document with its round trip).
+//! It does not validate, default or identify pods.
 
 use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::ManifestError;
 
@@ -18,7 +28,7 @@ pub struct Document {
 #[derive(Debug, Clone, Default)]
 pub struct Parsed {
     pub documents: Vec<Document>,
-    /// Unknown fields, skipped kinds (ConfigMap/Secret for now), each naming
+    /// Unknown fields, each naming
     /// the location, document and field path.
     pub warnings: Vec<String>,
 }
@@ -28,6 +38,656 @@ pub struct Parsed {
 /// Fails on the first malformed document, unknown kind or field that cannot be
 /// deserialized, naming `location`, the document and the line/field.
 pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, ManifestError> {
-    let _ = (content, location);
-    todo!("implemented by the manifest work")
+    let mut parsed = Parsed::default();
+    let text = std::str::from_utf8(content).map_err(|e| {
+        let mut err = ManifestError::new(location, format!("manifest is not valid UTF-8: {e}"));
+        err.line = Some(line_of(content, e.valid_up_to()));
+        err
+    })?;
+    if text.trim().is_empty() {
+        return Ok(parsed);
+    }
+    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        // The iterator repeats a fatal error forever: return on the first one.
+        let mut yaml = serde_yaml::Value::deserialize(document)
+            .map_err(|e| yaml_error(location, index, &e))?;
+        yaml.apply_merge()
+            .map_err(|e| yaml_error(location, index, &e))?;
+        if yaml.is_null() {
+            continue; // an empty document (`---` twice, comments only)
+        }
+        let mut value = serde_json::to_value(&yaml).map_err(|e| {
+            doc_error(
+                location,
+                index,
+                None,
+                format!("cannot be represented as JSON: {e}"),
+            )
+        })?;
+        octal_modes(&mut value);
+        Object {
+            location,
+            index,
+            prefix: "",
+        }
+        .accept(value, &mut parsed)?;
+    }
+    Ok(parsed)
+}
+
+/// Where an object sits: the document, and `items[i].` inside a list.
+struct Object<'a> {
+    location: &'a str,
+    index: usize,
+    prefix: &'a str,
+}
+
+impl Object<'_> {
+    fn error(&self, field: &str, reason: impl Into<String>) -> ManifestError {
+        let field = format!("{}{field}", self.prefix);
+        let field = field.trim_end_matches('.');
+        doc_error(
+            self.location,
+            self.index,
+            (!field.is_empty()).then_some(field),
+            reason,
+        )
+    }
+
+    /// Handles one top-level document or list item.
+    fn accept(&self, value: Value, parsed: &mut Parsed) -> Result<(), ManifestError> {
+        let Value::Object(map) = &value else {
+            return Err(self.error(
+                "",
+                format!(
+                    "expected a Kubernetes object (a mapping), found {}",
+                    type_name(&value)
+                ),
+            ));
+        };
+        let api_version =
+            string_field(map, "apiVersion").map_err(|r| self.error("apiVersion", r))?;
+        let kind = string_field(map, "kind").map_err(|r| self.error("kind", r))?;
+        let in_pod_list = self.prefix.starts_with("items[") && kind.is_none();
+        let kind = match (kind, in_pod_list) {
+            (Some(kind), _) => kind,
+            // Items of a PodList may leave out their type.
+            (None, true) => "Pod",
+            (None, false) => {
+                return Err(self.error(
+                    "kind",
+                    "Required value: every document needs `apiVersion` and `kind` (e.g. `apiVersion: v1`, `kind: Pod`)",
+                ))
+            }
+        };
+        let api_version = match api_version {
+            Some(v) => v,
+            None if in_pod_list => "v1",
+            None => {
+                return Err(self.error(
+                    "apiVersion",
+                    format!("Required value: kind {kind:?} needs `apiVersion: v1`"),
+                ))
+            }
+        };
+        let nested = !self.prefix.is_empty();
+        match kind {
+            "Pod" | "ConfigMap" | "Secret" | "List" | "PodList" if api_version != "v1" => {
+                Err(self.error(
+                    "apiVersion",
+                    format!("Unsupported value: {api_version:?}: supported values: \"v1\" (for kind {kind:?})"),
+                ))
+            }
+            "Pod" => {
+                let pod = self.deserialize_pod(&value, parsed)?;
+                parsed.documents.push(Document { index: self.index, raw: value, pod });
+                Ok(())
+            }
+            "ConfigMap" | "Secret" => {
+                tracing::debug!(
+                    location = self.location,
+                    document = self.index,
+                    kind,
+                    "skipping object: not used by pods yet"
+                );
+                Ok(())
+            }
+            "List" | "PodList" if !nested => {
+                let items = match map.get("items") {
+                    None | Some(Value::Null) => return Ok(()),
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(other) => {
+                        return Err(self.error(
+                            "items",
+                            format!("invalid type: {}, expected a sequence", type_name(other)),
+                        ))
+                    }
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    let prefix = format!("items[{i}].");
+                    let object = Object { location: self.location, index: self.index, prefix: &prefix };
+                    if kind == "PodList" {
+                        if let Some(k) = item.get("kind").and_then(Value::as_str) {
+                            if k != "Pod" {
+                                return Err(object.error(
+                                    "kind",
+                                    format!("Unsupported value: {k:?}: a PodList holds only pods"),
+                                ));
+                            }
+                        }
+                    }
+                    object.accept(item, parsed)?;
+                }
+                Ok(())
+            }
+            other => Err(self.error(
+                "kind",
+                format!(
+                    "unsupported kind {other:?} (apiVersion {api_version:?}): a manifest may hold Pod, ConfigMap, Secret{}",
+                    if nested { "" } else { ", and List or PodList of those" }
+                ),
+            )),
+        }
+    }
+
+    /// Deserializes a pod with a field path on errors; warns about unknown fields.
+    fn deserialize_pod(&self, value: &Value, parsed: &mut Parsed) -> Result<Pod, ManifestError> {
+        let pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            self.error(&path, e.inner().to_string())
+        })?;
+        let round_trip = serde_json::to_value(&pod)
+            .map_err(|e| self.error("", format!("cannot be re-encoded: {e}")))?;
+        let mut unknown = Vec::new();
+        unknown_fields(
+            value,
+            &round_trip,
+            self.prefix.trim_end_matches('.'),
+            &mut unknown,
+        );
+        for field in unknown {
+            parsed.warnings.push(format!(
+                "{}: document {}: {field}: unknown field (ignored)",
+                self.location, self.index
+            ));
+        }
+        Ok(pod)
+    }
+}
+
+/// Collects the paths of keys present in `raw` but lost in `known` (the
+/// round trip through the typed `Pod`). Keys whose value is `null` are not
+/// reported: dropping them changes nothing.
+fn unknown_fields(raw: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+    match (raw, known) {
+        (Value::Object(raw), Value::Object(known)) => {
+            for (key, value) in raw {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match known.get(key) {
+                    Some(k) => unknown_fields(value, k, &child, out),
+                    None if value.is_null() => {}
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(raw), Value::Array(known)) => {
+            for (i, (r, k)) in raw.iter().zip(known).enumerate() {
+                unknown_fields(r, k, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// File modes written YAML 1.1 style (`defaultMode: 0644`) are octal
+/// numbers for Kubernetes, whose YAML parser follows YAML 1.1; our YAML 1.2
+/// parser reads them as strings. Converts them at the keys that hold modes.
+fn octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if let (true, Value::String(s)) = (key == "defaultMode" || key == "mode", &*v) {
+                    let digits = s.strip_prefix('0').filter(|d| !d.is_empty());
+                    if let Some(n) = digits.and_then(|d| i64::from_str_radix(d, 8).ok()) {
+                        *v = Value::from(n);
+                    }
+                }
+                octal_modes(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
+}
+
+/// A string-valued top-level field; `Err(reason)` when it has another type.
+fn string_field<'v>(
+    map: &'v serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'v str>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "invalid type: {}, expected a string",
+            type_name(other)
+        )),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn doc_error(
+    location: &str,
+    index: usize,
+    field: Option<&str>,
+    reason: impl Into<String>,
+) -> ManifestError {
+    let mut err = ManifestError::new(location, reason);
+    err.document = Some(index);
+    err.field = field.map(str::to_string);
+    err
+}
+
+/// A YAML syntax error with its line and column taken out of the message.
+fn yaml_error(location: &str, index: usize, e: &serde_yaml::Error) -> ManifestError {
+    let mut message = e.to_string();
+    let mut err = doc_error(location, index, None, String::new());
+    if let Some(loc) = e.location() {
+        err.line = Some(loc.line());
+        err.column = Some(loc.column());
+        let at = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(pos) = message.find(&at) {
+            message.replace_range(pos..pos + at.len(), "");
+        }
+    }
+    err.reason = format!("invalid YAML: {message}");
+    err
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(content: &[u8], offset: usize) -> usize {
+    content[..offset.min(content.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOC: &str = "etc/kubelet.d/web.yaml";
+
+    fn parse(text: &str) -> Result<Parsed, ManifestError> {
+        parse_documents(text.as_bytes(), LOC)
+    }
+
+    fn ok(text: &str) -> Parsed {
+        parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(text: &str) -> ManifestError {
+        parse(text).expect_err("should fail")
+    }
+
+    fn names(parsed: &Parsed) -> Vec<String> {
+        parsed
+            .documents
+            .iter()
+            .map(|d| d.pod.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: nginx\n    image: nginx:1.25\n";
+
+    /// A realistic pod touching quantities, int-or-string ports, probes,
+    /// volumes and security contexts: must round-trip without warnings.
+    const REALISTIC: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: prod
+  labels: {app: web, tier: "frontend"}
+  annotations:
+    example.com/owner: "team-a"
+  creationTimestamp: null
+spec:
+  hostNetwork: false
+  terminationGracePeriodSeconds: 10
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: ["1.1.1.1"]
+    searches: ["svc.local"]
+    options: [{name: ndots, value: "2"}, {name: edns0}]
+  hostAliases:
+  - ip: 10.0.0.1
+    hostnames: [db, db.local]
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+    fsGroup: 2000
+    supplementalGroups: [4000]
+    sysctls: [{name: net.core.somaxconn, value: "1024"}]
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["sh", "-c", "echo $(GREETING)"]
+    env: [{name: GREETING, value: hi}]
+  containers:
+  - name: nginx
+    image: nginx:1.25
+    imagePullPolicy: IfNotPresent
+    args: ["--port", "$(PORT)"]
+    env:
+    - {name: PORT, value: "8080"}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    ports:
+    - {name: http, containerPort: 8080, hostPort: 18080, protocol: TCP, hostIP: 127.0.0.1}
+    resources:
+      requests: {cpu: 250m, memory: 64Mi}
+      limits: {cpu: 0.5, memory: 128Mi, ephemeral-storage: 1Gi}
+    livenessProbe:
+      httpGet: {path: /healthz, port: http, scheme: HTTP, httpHeaders: [{name: X-A, value: b}]}
+      initialDelaySeconds: 3
+      periodSeconds: 5
+      timeoutSeconds: 2
+      failureThreshold: 4
+      successThreshold: 1
+    readinessProbe:
+      tcpSocket: {port: 8080}
+    startupProbe:
+      exec: {command: [cat, /tmp/ready]}
+    lifecycle:
+      preStop: {sleep: {seconds: 2}}
+      postStart: {exec: {command: ["true"]}}
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: conf, mountPath: /etc/nginx/conf.d, readOnly: true, subPath: site, mountPropagation: HostToContainer}
+    securityContext:
+      privileged: false
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {add: [NET_ADMIN], drop: [ALL]}
+      seccompProfile: {type: RuntimeDefault}
+    stdin: false
+    tty: false
+    workingDir: /srv
+    terminationMessagePolicy: FallbackToLogsOnError
+  volumes:
+  - {name: data, emptyDir: {}}
+  - name: conf
+    hostPath: {path: /srv/conf, type: DirectoryOrCreate}
+  - name: mem
+    emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  - name: cm
+    configMap: {name: settings, defaultMode: 0644, items: [{key: a, path: a.conf}]}
+  - {name: sec, secret: {secretName: creds, optional: true}}
+  - name: proj
+    projected:
+      sources:
+      - downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+status: {}
+"#;
+
+    #[test]
+    fn a_single_pod_document_parses() {
+        let parsed = ok(WEB);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.documents[0].index, 1);
+        assert_eq!(parsed.documents[0].raw["metadata"]["name"], "web");
+        assert!(parsed.warnings.is_empty());
+    }
+
+    #[test]
+    fn several_documents_yield_several_pods_numbered_from_one() {
+        let text = format!(
+            "---\n{WEB}---\n# only a comment\n---\n{}",
+            WEB.replace("web", "api")
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web", "api"]);
+        assert_eq!(parsed.documents[0].index, 1);
+        assert_eq!(parsed.documents[1].index, 3);
+    }
+
+    #[test]
+    fn an_empty_or_comment_only_file_has_no_pods() {
+        assert!(ok("").documents.is_empty());
+        assert!(ok("\n  \n").documents.is_empty());
+        assert!(ok("# nothing here\n").documents.is_empty());
+        assert!(ok("---\n---\n").documents.is_empty());
+    }
+
+    #[test]
+    fn json_manifests_parse() {
+        let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},
+            "spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":80}]}]}}"#;
+        let parsed = ok(json);
+        assert_eq!(names(&parsed), ["web"]);
+        assert!(parsed.warnings.is_empty());
+    }
+
+    #[test]
+    fn lists_and_pod_lists_yield_their_pods() {
+        let list = r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: a}, spec: {containers: [{name: c, image: i}]}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: cm}, data: {k: v}}
+- {apiVersion: v1, kind: Pod, metadata: {name: b}, spec: {containers: [{name: c, image: i}]}}
+"#;
+        let parsed = ok(list);
+        assert_eq!(names(&parsed), ["a", "b"]);
+        assert_eq!(parsed.documents[1].raw["metadata"]["name"], "b");
+
+        let pod_list = "apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: x}\n  spec: {containers: [{name: c, image: i}]}\n";
+        assert_eq!(names(&ok(pod_list)), ["x"]);
+        assert!(ok("apiVersion: v1\nkind: List\nitems: []\n")
+            .documents
+            .is_empty());
+    }
+
+    #[test]
+    fn errors_inside_a_list_name_the_item() {
+        let e =
+            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n");
+        assert_eq!(e.field.as_deref(), Some("items[0].kind"));
+        assert!(e.reason.contains("\"Deployment\""), "{e}");
+        let e = err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, spec: {containers: [{name: 1, image: i}]}}\n");
+        assert_eq!(
+            e.field.as_deref(),
+            Some("items[0].spec.containers[0].name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn config_maps_and_secrets_are_skipped_without_warnings() {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm}}\ndata: {{a: b}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{a: b}}\n---\n{WEB}"
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.documents[0].index, 3);
+        assert!(parsed.warnings.is_empty());
+    }
+
+    #[test]
+    fn bad_yaml_is_reported_with_document_line_and_column() {
+        let text = format!("{WEB}---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n");
+        let e = err(&text);
+        assert_eq!(e.document, Some(2));
+        assert!(e.line.is_some() && e.column.is_some(), "{e:?}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("etc/kubelet.d/web.yaml: document 2: line "),
+            "{shown}"
+        );
+        assert!(shown.contains("invalid YAML"), "{shown}");
+
+        let e = err("apiVersion: v1\nkind: Pod\n  bad: indent\n");
+        assert_eq!((e.document, e.line), (Some(1), Some(3)), "{e}");
+        assert!(
+            !e.reason.contains(" at line 3 column"),
+            "location not repeated: {e}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_the_field_path() {
+        let text = WEB.replace(
+            "image: nginx:1.25",
+            "image: nginx\n    ports:\n    - containerPort: x",
+        );
+        let e = err(&text);
+        assert_eq!(e.document, Some(1));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("spec.containers[0].ports[0].containerPort")
+        );
+        assert_eq!(
+            e.to_string(),
+            "etc/kubelet.d/web.yaml: document 1: spec.containers[0].ports[0].containerPort: invalid type: string \"x\", expected i32"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_warned_about_with_their_path() {
+        let text = WEB.replace(
+            "image: nginx:1.25",
+            "image: nginx:1.25\n    imagePullPolicyy: Always",
+        ) + "  restartPolcy: Never\nextra: 1\n";
+        let parsed = ok(&text);
+        assert_eq!(
+            parsed.warnings,
+            [
+                "etc/kubelet.d/web.yaml: document 1: extra: unknown field (ignored)",
+                "etc/kubelet.d/web.yaml: document 1: spec.containers[0].imagePullPolicyy: unknown field (ignored)",
+                "etc/kubelet.d/web.yaml: document 1: spec.restartPolcy: unknown field (ignored)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_realistic_pod_gives_no_false_unknown_field_warnings() {
+        let parsed = ok(REALISTIC);
+        assert_eq!(names(&parsed), ["web"]);
+        assert!(parsed.warnings.is_empty(), "{:#?}", parsed.warnings);
+    }
+
+    #[test]
+    fn unknown_kinds_are_an_error_naming_document_and_kind() {
+        let text =
+            format!("{WEB}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\n");
+        let e = err(&text);
+        assert_eq!(e.document, Some(2));
+        assert_eq!(e.field.as_deref(), Some("kind"));
+        assert!(e.reason.contains("unsupported kind \"Deployment\""), "{e}");
+    }
+
+    #[test]
+    fn missing_kind_or_api_version_is_an_error() {
+        let e = err("metadata: {name: x}\n");
+        assert_eq!(e.field.as_deref(), Some("kind"));
+        assert!(e.reason.starts_with("Required value"), "{e}");
+        let e = err("kind: Pod\nmetadata: {name: x}\n");
+        assert_eq!(e.field.as_deref(), Some("apiVersion"));
+        let e = err("apiVersion: v2\nkind: Pod\n");
+        assert_eq!(e.field.as_deref(), Some("apiVersion"));
+        assert!(e.reason.contains("Unsupported value: \"v2\""), "{e}");
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_is_an_error() {
+        let e = err("- just\n- a list\n");
+        assert_eq!(e.document, Some(1));
+        assert!(e.reason.contains("found a sequence"), "{e}");
+    }
+
+    #[test]
+    fn yaml_merge_keys_are_applied() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: m}\nspec:\n  containers:\n  - &base {name: a, image: busybox}\n  - <<: *base\n    name: b\n";
+        let parsed = ok(text);
+        let containers = &parsed.documents[0]
+            .pod
+            .spec
+            .as_ref()
+            .expect("spec")
+            .containers;
+        assert_eq!(containers[1].name, "b");
+        assert_eq!(containers[1].image.as_deref(), Some("busybox"));
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    }
+
+    #[test]
+    fn yaml_1_1_octal_file_modes_are_octal() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: m}\nspec:\n  containers: [{name: c, image: i}]\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0400, items: [{key: k, path: p, mode: 0755}]}\n";
+        let parsed = ok(text);
+        let v = &parsed.documents[0]
+            .pod
+            .spec
+            .as_ref()
+            .expect("spec")
+            .volumes
+            .as_ref()
+            .expect("volumes")[0];
+        let secret = v.secret.as_ref().expect("secret");
+        assert_eq!(secret.default_mode, Some(0o400));
+        assert_eq!(secret.items.as_ref().expect("items")[0].mode, Some(0o755));
+    }
+
+    #[test]
+    fn a_realistic_manifest_loads_end_to_end() {
+        use crate::manifest::{load, LoadContext, Origin};
+        let origin = Origin::file(LOC);
+        let ctx = LoadContext {
+            node_name: "node1",
+            origin: &origin,
+            now: k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        };
+        let text = format!(
+            "{REALISTIC}---\n{}",
+            WEB.replace("  name: web", "  name: web\n  extra: x")
+        );
+        let loaded = load(text.as_bytes(), &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.pods.len(), 2);
+        assert_eq!(loaded.pods[0].metadata.name.as_deref(), Some("web-node1"));
+        assert_eq!(
+            loaded.warnings,
+            ["etc/kubelet.d/web.yaml: document 2: metadata.extra: unknown field (ignored)"]
+        );
+        let bad = WEB.replace("image: nginx:1.25", "image: \"\"");
+        let e = load(format!("{WEB}---\n{bad}").as_bytes(), &ctx).expect_err("invalid");
+        assert_eq!(
+            e.to_string(),
+            "etc/kubelet.d/web.yaml: document 2: spec.containers[0].image: Required value"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        let e = parse_documents(b"apiVersion: v1\nkind: \xff\n", LOC).expect_err("fails");
+        assert_eq!(e.line, Some(2));
+    }
 }

@@ -1,6 +1,7 @@
 //! Pods: desired state to running containers.
 //!
-//! * [`convert`] — Pod spec to runtime configs (pure).
+//! * [`convert`] — Pod spec to runtime configs (pure), with [`expand`]
+//!   (`$(VAR)` references) and [`quantity`] (resource quantities).
 //! * [`plan`] — what to do now (pure).
 //! * [`worker`] — one task per pod UID executing plans.
 //! * [`manager`] — owns the workers: starts, replaces and terminates them as
@@ -8,7 +9,9 @@
 //! * [`status`] — Kubernetes `PodStatus` from spec + observations (pure).
 
 pub mod convert;
+pub mod expand;
 pub mod manager;
 pub mod plan;
+pub mod quantity;
 pub mod status;
 pub mod worker;
