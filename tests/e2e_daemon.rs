@@ -222,6 +222,11 @@ fn a_killed_rkubelet_adopts_running_containers_and_cleans_up_pods_removed_while_
     });
     let after = d.pod_containers("keep");
     assert_eq!(ids(&keep), ids(&after), "containers were restarted or duplicated");
+    let log = d.last_log();
+    assert!(
+        !log.contains("creating pod sandbox") && !log.contains("starting container"),
+        "the restarted daemon tried to recreate adopted containers:\n{log}"
+    );
     assert!(after.iter().all(|c| c.running));
 
     d.kill9();

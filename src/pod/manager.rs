@@ -356,6 +356,7 @@ mod tests {
             fake.containers().iter().map(|c| c.id.clone()).collect()
         };
         let mark = fake.calls().len();
+        fake.set_stop_delay(Duration::from_millis(300));
         h.send(vec![new.clone()]).await;
         eventually("new running", || running(&fake, new.uid()) == 2).await;
         let calls = fake.calls()[mark..].to_vec();

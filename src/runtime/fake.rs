@@ -28,6 +28,7 @@ struct State {
     next_id: u64,
     calls: Vec<String>,
     unavailable: bool,
+    stop_delay: Duration,
 }
 
 /// The fake runtime.
@@ -100,6 +101,12 @@ impl FakeRuntime {
         if let Some(c) = c {
             self.emit(&c, "die");
         }
+    }
+
+    /// Makes every stop of a running container take `delay` (a process that
+    /// takes its grace period to exit).
+    pub fn set_stop_delay(&self, delay: Duration) {
+        self.with(|s| s.stop_delay = delay);
     }
 
     /// Simulates the daemon going away (every call fails) or coming back.
@@ -211,11 +218,12 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
         self.check()?;
-        let running = self.with(|s| {
+        let (running, delay) = self.with(|s| {
             s.calls.push(format!("stop {id}"));
-            s.containers.get(id).is_some_and(|c| c.is_running())
+            (s.containers.get(id).is_some_and(|c| c.is_running()), s.stop_delay)
         });
         if running {
+            tokio::time::sleep(delay).await;
             self.exit(id, 0);
         }
         Ok(())

@@ -210,6 +210,11 @@ impl Daemon {
             .join("\n--- restart ---\n")
     }
 
+    /// What the current (latest) run of the daemon logged.
+    pub fn last_log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     /// Sends SIGKILL (`kill -9`) and waits for the process to end.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
