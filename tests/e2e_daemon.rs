@@ -108,6 +108,8 @@ spec:
         ),
     );
     let cs = d.wait_running("grace", &["polite", "stubborn"], SECS30);
+    let pod_dir = d.root_dir().join("pods").join(cs[0].uid());
+    assert!(pod_dir.is_dir(), "the pod has a directory under --root-dir");
     wait_until("polite started", SECS5, || {
         std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("started"))
     });
@@ -129,7 +131,8 @@ spec:
     let gone = removed.elapsed();
     assert!(gone >= Duration::from_secs(3), "killed before the grace period: {gone:?}");
     assert!(gone < Duration::from_secs(10), "took too long: {gone:?}");
-    assert!(d.api_pod("grace").is_none(), "a removed pod leaves /pods");
+    assert!(!pod_dir.exists(), "the pod's directory is removed with it");
+    wait_until("the pod leaves /pods", SECS5, || d.api_pod("grace").is_none().then_some(()));
 }
 
 #[test]
@@ -392,3 +395,112 @@ fn bad_flags_and_an_unreachable_docker_exit_non_zero_with_a_one_line_message() {
     assert!(run(Command::new(bin).arg("--version")).contains(env!("CARGO_PKG_VERSION")));
 }
 
+
+#[test]
+fn two_manifests_defining_the_same_pod_name_run_the_first_and_report_both_files() {
+    let d = Daemon::start();
+    d.write("a.yaml", &two_container_pod("same", 8090, "from-a"));
+    d.write("b.yaml", &two_container_pod("same", 8090, "from-b"));
+    let cs = d.wait_running("same", &["server", "client"], SECS30);
+    let conflict = wait_until("the conflict reported", SECS5, || {
+        let v = d.get_json("/manifests");
+        v["conflicts"].as_array()?.first()?.as_str().map(String::from)
+    });
+    assert!(conflict.contains("a.yaml") && conflict.contains("b.yaml"), "{conflict}");
+    let uids: BTreeSet<&str> = cs.iter().map(|c| c.uid()).collect();
+    assert_eq!(uids.len(), 1, "only one of the two pods runs");
+    let server = cs.iter().find(|c| c.cname() == "server").expect("server");
+    let (_, env) = docker_exec(&server.id, &["sh", "-c", "echo $X"]);
+    assert_eq!(env.trim(), "from-a", "the first file (by name) wins");
+}
+
+#[test]
+fn resources_security_context_working_dir_and_env_expansion_reach_docker() {
+    let d = Daemon::start();
+    d.write(
+        "res.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: res}}
+spec:
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000}}
+  containers:
+  - name: app
+    image: {IMAGE}
+    workingDir: /tmp
+    env:
+    - {{name: GREETING, value: hello}}
+    - {{name: MESSAGE, value: "$(GREETING) world, $$(GREETING) escaped, $(UNDEFINED) kept"}}
+    command: ["sh", "-c", "printf '%s\\n' \"$MESSAGE\" > /tmp/out; echo '$(GREETING) from the command' > /tmp/cmd; id -u > /tmp/uid; pwd > /tmp/pwd; sleep 3600"]
+    resources:
+      requests: {{cpu: 250m, memory: 32Mi}}
+      limits: {{cpu: 500m, memory: 64Mi}}
+    securityContext:
+      readOnlyRootFilesystem: false
+      capabilities: {{drop: [NET_RAW]}}
+"#
+        ),
+    );
+    let cs = d.wait_running("res", &["app"], SECS30);
+    let app = cs.iter().find(|c| c.cname() == "app").expect("app");
+    let inspect: serde_json::Value = serde_json::from_str(&run(Command::new("docker").args(["inspect", &app.id])))
+        .expect("inspect json");
+    let hc = &inspect[0]["HostConfig"];
+    assert_eq!(hc["Memory"], 64 * 1024 * 1024);
+    assert_eq!(hc["CpuQuota"], 50_000);
+    assert_eq!(hc["CpuPeriod"], 100_000);
+    assert_eq!(hc["CpuShares"], 256);
+    assert_eq!(hc["CapDrop"][0], "NET_RAW");
+    assert_eq!(inspect[0]["Config"]["User"], "1000:3000");
+    let out = wait_until("the container wrote its output", SECS5, || {
+        let (ok, out) = docker_exec(&app.id, &["cat", "/tmp/out", "/tmp/cmd", "/tmp/uid", "/tmp/pwd"]);
+        ok.then_some(out)
+    });
+    assert_eq!(
+        out,
+        "hello world, $(GREETING) escaped, $(UNDEFINED) kept\nhello from the command\n1000\n/tmp\n"
+    );
+}
+
+#[test]
+fn a_container_that_exits_is_restarted_at_once_by_the_events_stream() {
+    // A relist period of an hour leaves only Docker's events to notice the exit.
+    let mut opts = common::daemon::Opts::default();
+    opts.extra_args.extend(["--relist-period".to_string(), "1h".to_string()]);
+    let d = Daemon::start_with(opts);
+    d.write(
+        "crash.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: ["sh", "-c", "sleep 1; exit 3"]
+"#
+        ),
+    );
+    let first = d.wait_running("crash", &["app"], SECS30);
+    let first = first.iter().find(|c| c.cname() == "app").expect("app").clone();
+    assert_eq!(first.label("io.kubernetes.container.restartCount"), "0");
+    let restarted = wait_until("the first restart", SECS5, || {
+        d.pod_containers("crash").into_iter().find(|c| {
+            c.cname() == "app" && c.label("io.kubernetes.container.restartCount") == "1"
+        })
+    });
+    let old = d.pod_containers("crash").into_iter().find(|c| c.id == first.id).expect("dead instance kept");
+    assert_eq!(old.exit_code, 3);
+    // The replacement started right after the old one died (first restart is immediate).
+    let died = chrono_like_secs(&old.finished_at);
+    let started = chrono_like_secs(&restarted.started_at);
+    assert!(started - died < 1.5, "restart took {:.2}s", started - died);
+}
+
+/// Seconds since the epoch from Docker's RFC 3339 timestamps (UTC, ns).
+fn chrono_like_secs(ts: &str) -> f64 {
+    let out = run(Command::new("date").args(["-u", "-d", ts, "+%s.%N"]));
+    out.trim().parse().expect("date parses Docker's timestamp")
+}
