@@ -335,6 +335,16 @@ pub struct TestPod {
     _cleanup: Cleanup,
 }
 
+/// Marks a container as created by a test: `scripts/test` removes leftovers
+/// carrying `io.rkubelet.test=1` (or an `io.rkubelet.node` starting with
+/// `rkt-`, the node names the end-to-end daemons use).
+pub fn with_test_label(
+    mut labels: std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    labels.insert("io.rkubelet.test".into(), "1".into());
+    labels
+}
+
 impl TestPod {
     /// A pod named `<name>-<8 hex>` in `default`, grace period 30 s.
     pub fn new(name: &str) -> Self {
@@ -361,7 +371,7 @@ impl TestPod {
             name: labels::sandbox_name(&self.pod.name, &self.pod.namespace, &self.pod.uid, 0),
             image: pause::DEFAULT_IMAGE.to_string(),
             hostname: self.pod.name.clone(),
-            labels: self.pod.sandbox_labels(0),
+            labels: with_test_label(self.pod.sandbox_labels(0)),
             ..Default::default()
         }
     }
@@ -384,7 +394,7 @@ impl TestPod {
             image: TEST_IMAGE.to_string(),
             command: Some(command.iter().map(|s| s.to_string()).collect()),
             sandbox_id: sandbox_id.to_string(),
-            labels: self.pod.container_labels(name, "testhash", 0, sandbox_id),
+            labels: with_test_label(self.pod.container_labels(name, "testhash", 0, sandbox_id)),
             ..Default::default()
         }
     }
