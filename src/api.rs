@@ -45,5 +45,8 @@ async fn manifests(State(s): State<ApiState>) -> Response {
 
 async fn pods(State(s): State<ApiState>) -> Json<List<Pod>> {
     let items = s.store.list().into_iter().map(|r| r.pod).collect();
-    Json(List { items, metadata: Default::default() })
+    Json(List {
+        items,
+        metadata: Default::default(),
+    })
 }

@@ -82,12 +82,15 @@ impl App {
     ) -> Result<App, AppError> {
         let version = runtime.version().await?;
         tracing::info!(runtime = %version, node = %config.node_name, "connected to the container runtime");
-        runtime.ensure_infra_image(&config.infra_image).await.map_err(|e| {
-            AppError::Io(format!(
-                "cannot provide the pod infra image {:?}: {e}",
-                config.infra_image
-            ))
-        })?;
+        runtime
+            .ensure_infra_image(&config.infra_image)
+            .await
+            .map_err(|e| {
+                AppError::Io(format!(
+                    "cannot provide the pod infra image {:?}: {e}",
+                    config.infra_image
+                ))
+            })?;
         std::fs::create_dir_all(config.root_dir.join("pods")).map_err(|e| {
             AppError::Io(format!(
                 "cannot create --root-dir {}: {e}",
@@ -102,7 +105,12 @@ impl App {
             })?),
             None => None,
         };
-        Ok(App { config, runtime, listener, host_ip: host_ip() })
+        Ok(App {
+            config,
+            runtime,
+            listener,
+            host_ip: host_ip(),
+        })
     }
 
     /// The API's bound address, when enabled.
@@ -128,7 +136,11 @@ impl App {
         });
 
         // Subscribe to events before anything creates containers.
-        tasks.spawn(pleg::watch_events(self.runtime.clone(), routes.clone(), shutdown.clone()));
+        tasks.spawn(pleg::watch_events(
+            self.runtime.clone(),
+            routes.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(pleg::relist(
             self.runtime.clone(),
             routes.clone(),
@@ -143,7 +155,12 @@ impl App {
             self.config.file_check_frequency,
         );
         tasks.spawn(source.run(tx, shutdown.clone()));
-        let manager = Manager::new(ctx, vec![file::SOURCE_NAME.to_string()], routes, diagnostics.clone());
+        let manager = Manager::new(
+            ctx,
+            vec![file::SOURCE_NAME.to_string()],
+            routes,
+            diagnostics.clone(),
+        );
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {

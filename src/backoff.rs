@@ -22,7 +22,10 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        BackoffPolicy { base: Duration::from_secs(10), max: Duration::from_secs(300) }
+        BackoffPolicy {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+        }
     }
 }
 
@@ -46,7 +49,10 @@ fn since(later: Timestamp, earlier: Timestamp) -> Duration {
 
 impl Backoff {
     pub fn new(policy: BackoffPolicy) -> Self {
-        Backoff { policy, entries: HashMap::new() }
+        Backoff {
+            policy,
+            entries: HashMap::new(),
+        }
     }
 
     pub fn policy(&self) -> BackoffPolicy {
@@ -76,12 +82,16 @@ impl Backoff {
     /// Records that `key` is restarted after the run that ended at `finished`.
     pub fn record(&mut self, key: &str, finished: Timestamp) {
         let next = match self.entries.get(key) {
-            Some(entry) if !self.expired(entry, finished) => {
-                (entry.delay * 2).min(self.policy.max)
-            }
+            Some(entry) if !self.expired(entry, finished) => (entry.delay * 2).min(self.policy.max),
             _ => self.policy.base.min(self.policy.max),
         };
-        self.entries.insert(key.to_string(), Entry { delay: next, last_update: finished });
+        self.entries.insert(
+            key.to_string(),
+            Entry {
+                delay: next,
+                last_update: finished,
+            },
+        );
     }
 
     /// Forgets `key` (e.g. the container succeeded or was removed).

@@ -43,8 +43,13 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
     /// Directory of static pod manifests (*.yaml, *.yml, *.json; not recursive).
-    #[arg(long = "config", visible_alias = "pod-manifest-path", value_name = "DIR",
-          default_value = "/etc/kubelet.d", env = "RKUBELET_CONFIG")]
+    #[arg(
+        long = "config",
+        visible_alias = "pod-manifest-path",
+        value_name = "DIR",
+        default_value = "/etc/kubelet.d",
+        env = "RKUBELET_CONFIG"
+    )]
     pub config: PathBuf,
 
     /// How often the manifest directory is fully rescanned (inotify reacts at once).

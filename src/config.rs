@@ -38,7 +38,9 @@ fn is_dns1123_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -46,7 +48,11 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 
 fn host_name() -> Result<String, UsageError> {
     nix::unistd::gethostname()
-        .map_err(|e| UsageError(format!("cannot read the host name ({e}); pass --hostname-override")))?
+        .map_err(|e| {
+            UsageError(format!(
+                "cannot read the host name ({e}); pass --hostname-override"
+            ))
+        })?
         .into_string()
         .map_err(|_| UsageError("the host name is not UTF-8; pass --hostname-override".into()))
 }
@@ -64,7 +70,9 @@ impl Config {
             )));
         }
         if args.file_check_frequency.is_zero() {
-            return Err(UsageError("--file-check-frequency must be greater than 0".into()));
+            return Err(UsageError(
+                "--file-check-frequency must be greater than 0".into(),
+            ));
         }
         if args.crash_loop_backoff_base.is_zero()
             || args.crash_loop_backoff_max < args.crash_loop_backoff_base
@@ -74,7 +82,9 @@ impl Config {
             ));
         }
         if args.pod_infra_container_image.trim().is_empty() {
-            return Err(UsageError("--pod-infra-container-image must not be empty".into()));
+            return Err(UsageError(
+                "--pod-infra-container-image must not be empty".into(),
+            ));
         }
         let docker_endpoint = match &args.docker_endpoint {
             Some(e) => e.clone(),
@@ -91,8 +101,8 @@ impl Config {
                 "--docker-endpoint {docker_endpoint:?} must start with unix:// or tcp://"
             )));
         }
-        let api_address = (args.read_only_port != 0)
-            .then(|| SocketAddr::new(args.address, args.read_only_port));
+        let api_address =
+            (args.read_only_port != 0).then(|| SocketAddr::new(args.address, args.read_only_port));
         Ok(Config {
             manifest_dir: args.config.clone(),
             file_check_frequency: args.file_check_frequency,
@@ -130,13 +140,17 @@ mod tests {
         assert_eq!(c.manifest_dir, PathBuf::from("/etc/kubelet.d"));
         assert_eq!(c.node_name, "node1");
         assert_eq!(c.file_check_frequency, Duration::from_secs(20));
-        assert_eq!(c.api_address, Some("127.0.0.1:10255".parse().expect("addr")));
+        assert_eq!(
+            c.api_address,
+            Some("127.0.0.1:10255".parse().expect("addr"))
+        );
         assert_eq!(c.backoff, BackoffPolicy::default());
     }
 
     #[test]
     fn pod_manifest_path_is_an_alias_of_config() {
-        let c = config(&["--pod-manifest-path", "/tmp/x", "--hostname-override", "n"]).expect("valid");
+        let c =
+            config(&["--pod-manifest-path", "/tmp/x", "--hostname-override", "n"]).expect("valid");
         assert_eq!(c.manifest_dir, PathBuf::from("/tmp/x"));
     }
 
@@ -162,9 +176,12 @@ mod tests {
     #[test]
     fn backoff_base_above_max_is_rejected() {
         let e = config(&[
-            "--hostname-override", "n",
-            "--crash-loop-backoff-base", "10s",
-            "--crash-loop-backoff-max", "1s",
+            "--hostname-override",
+            "n",
+            "--crash-loop-backoff-base",
+            "10s",
+            "--crash-loop-backoff-max",
+            "1s",
         ])
         .expect_err("invalid");
         assert!(e.to_string().contains("backoff"), "{e}");

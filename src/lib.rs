@@ -14,6 +14,8 @@
 //! * [`api`] — the read-only local HTTP API.
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod api;
 pub mod app;
 pub mod backoff;

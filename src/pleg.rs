@@ -49,7 +49,10 @@ impl Routes {
 
 /// Actions worth waking a worker for.
 fn interesting(action: &str) -> bool {
-    matches!(action, "start" | "die" | "oom" | "destroy" | "kill" | "stop" | "create")
+    matches!(
+        action,
+        "start" | "die" | "oom" | "destroy" | "kill" | "stop" | "create"
+    )
 }
 
 /// Follows the events stream until `shutdown`, reconnecting as needed.
@@ -93,11 +96,10 @@ pub async fn watch_events(
         }
         failures += 1;
         if since.is_none() {
-            since = Some(
-                k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64,
-            );
+            since = Some(k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64);
         }
-        let delay = Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
+        let delay =
+            Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -131,7 +133,9 @@ pub async fn relist(
         let mut now: BTreeMap<String, Vec<(String, ContainerState)>> = BTreeMap::new();
         for c in &containers {
             if let Some(m) = c.meta() {
-                now.entry(m.pod.uid).or_default().push((c.id.clone(), c.state));
+                now.entry(m.pod.uid)
+                    .or_default()
+                    .push((c.id.clone(), c.state));
             }
         }
         for v in now.values_mut() {

@@ -35,7 +35,8 @@ spec:
 }
 
 #[test]
-fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_and_shares_localhost() {
+fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_and_shares_localhost()
+{
     let d = Daemon::start();
     let start = Instant::now();
     d.write("web.yaml", &two_container_pod("web", 8080, "1"));
@@ -46,7 +47,9 @@ fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_an
     let pod = format!("web-{}", d.node);
     let uid = cs[0].uid().to_string();
     assert_eq!(uid.len(), 32, "uid {uid:?}");
-    assert!(uid.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(uid
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     let names: BTreeSet<String> = cs.iter().map(|c| c.name.clone()).collect();
     let expected: BTreeSet<String> = [
         format!("k8s_POD_{pod}_default_{uid}_0"),
@@ -59,7 +62,11 @@ fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_an
         assert_eq!(c.label("io.kubernetes.pod.name"), pod);
         assert_eq!(c.label("io.kubernetes.pod.namespace"), "default");
         assert_eq!(c.label("io.kubernetes.pod.uid"), uid);
-        let ty = if c.cname() == "POD" { "podsandbox" } else { "container" };
+        let ty = if c.cname() == "POD" {
+            "podsandbox"
+        } else {
+            "container"
+        };
         assert_eq!(c.label("io.kubernetes.docker.type"), ty, "{}", c.name);
     }
 
@@ -75,13 +82,20 @@ fn a_two_container_pod_runs_within_five_seconds_with_kubelet_names_and_labels_an
     // Identity and status are visible through the API.
     let api = wait_until("pod in /pods", SECS5, || d.api_pod("web"));
     assert_eq!(api["metadata"]["uid"], uid.as_str());
-    assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.hash"], uid.as_str());
-    assert_eq!(api["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    assert_eq!(
+        api["metadata"]["annotations"]["kubernetes.io/config.hash"],
+        uid.as_str()
+    );
+    assert_eq!(
+        api["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
     assert_eq!(api["spec"]["nodeName"], d.node.as_str());
 }
 
 #[test]
-fn removing_the_manifest_stops_the_pod_gracefully_and_kills_a_stubborn_container_after_the_grace_period() {
+fn removing_the_manifest_stops_the_pod_gracefully_and_kills_a_stubborn_container_after_the_grace_period(
+) {
     let d = Daemon::start();
     let out = d.scratch("out");
     d.write(
@@ -111,32 +125,54 @@ spec:
     let pod_dir = d.root_dir().join("pods").join(cs[0].uid());
     assert!(pod_dir.is_dir(), "the pod has a directory under --root-dir");
     wait_until("polite started", SECS5, || {
-        std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("started"))
+        std::fs::read_to_string(out.join("polite.log"))
+            .ok()
+            .filter(|s| s.contains("started"))
     });
-    let polite = cs.iter().find(|c| c.cname() == "polite").expect("polite").id.clone();
+    let polite = cs
+        .iter()
+        .find(|c| c.cname() == "polite")
+        .expect("polite")
+        .id
+        .clone();
 
     let removed = Instant::now();
     d.remove("grace.yaml");
     // The polite container sees SIGTERM and exits at once.
     wait_until("polite saw SIGTERM", SECS5, || {
-        std::fs::read_to_string(out.join("polite.log")).ok().filter(|s| s.contains("got SIGTERM"))
+        std::fs::read_to_string(out.join("polite.log"))
+            .ok()
+            .filter(|s| s.contains("got SIGTERM"))
     });
     let polite_done = wait_until("polite stopped", SECS5, || {
-        let gone = !d.pod_containers("grace").iter().any(|c| c.id == polite && c.running);
+        let gone = !d
+            .pod_containers("grace")
+            .iter()
+            .any(|c| c.id == polite && c.running);
         gone.then(Instant::now)
     });
-    assert!(polite_done - removed < Duration::from_millis(2500), "polite took {:?}", polite_done - removed);
+    assert!(
+        polite_done - removed < Duration::from_millis(2500),
+        "polite took {:?}",
+        polite_done - removed
+    );
     // The stubborn one is killed only after the 3 s grace period.
     d.wait_gone("grace", Duration::from_secs(15));
     let gone = removed.elapsed();
-    assert!(gone >= Duration::from_secs(3), "killed before the grace period: {gone:?}");
+    assert!(
+        gone >= Duration::from_secs(3),
+        "killed before the grace period: {gone:?}"
+    );
     assert!(gone < Duration::from_secs(10), "took too long: {gone:?}");
     assert!(!pod_dir.exists(), "the pod's directory is removed with it");
-    wait_until("the pod leaves /pods", SECS5, || d.api_pod("grace").is_none().then_some(()));
+    wait_until("the pod leaves /pods", SECS5, || {
+        d.api_pod("grace").is_none().then_some(())
+    });
 }
 
 #[test]
-fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_identical_rewrite_changes_nothing() {
+fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_identical_rewrite_changes_nothing(
+) {
     let d = Daemon::start();
     d.write("web.yaml", &two_container_pod("web", 8081, "1"));
     let old = d.wait_running("web", &["server", "client"], SECS30);
@@ -146,9 +182,12 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
     let mut events = Command::new("docker")
         .args([
             "events",
-            "--filter", &format!("label=io.rkubelet.node={}", d.node),
-            "--filter", "type=container",
-            "--format", "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}}",
+            "--filter",
+            &format!("label=io.rkubelet.node={}", d.node),
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}}",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -181,7 +220,11 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
         .try_iter()
         .filter_map(|l| {
             let mut p = l.split_whitespace();
-            Some((p.next()?.parse().ok()?, p.next()?.to_string(), p.next().unwrap_or("").to_string()))
+            Some((
+                p.next()?.parse().ok()?,
+                p.next()?.to_string(),
+                p.next().unwrap_or("").to_string(),
+            ))
         })
         .collect();
     let last_old_stop = lines
@@ -196,15 +239,26 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
         .map(|(t, _, _)| *t)
         .min()
         .expect("new pod's containers were created");
-    assert!(last_old_stop < first_new, "old and new pods overlapped: {lines:?}");
+    assert!(
+        last_old_stop < first_new,
+        "old and new pods overlapped: {lines:?}"
+    );
 
     // An identical rewrite changes nothing. Barrier: a second pod written
     // afterwards runs, so the rewrite has been processed.
-    let ids: BTreeSet<String> = d.pod_containers("web").iter().map(|c| c.id.clone()).collect();
+    let ids: BTreeSet<String> = d
+        .pod_containers("web")
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     d.write("web.yaml", &two_container_pod("web", 8081, "2"));
     d.write("barrier.yaml", &two_container_pod("barrier", 8082, "x"));
     d.wait_running("barrier", &["server", "client"], SECS30);
-    let after: BTreeSet<String> = d.pod_containers("web").iter().map(|c| c.id.clone()).collect();
+    let after: BTreeSet<String> = d
+        .pod_containers("web")
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     assert_eq!(ids, after);
 }
 
@@ -221,10 +275,15 @@ fn a_killed_rkubelet_adopts_running_containers_and_cleans_up_pods_removed_while_
     d.spawn();
     // Once the restarted daemon reports the pod, it has synced it.
     wait_until("keep reported running", SECS30, || {
-        d.api_pod("keep").filter(|p| p["status"]["phase"] == "Running")
+        d.api_pod("keep")
+            .filter(|p| p["status"]["phase"] == "Running")
     });
     let after = d.pod_containers("keep");
-    assert_eq!(ids(&keep), ids(&after), "containers were restarted or duplicated");
+    assert_eq!(
+        ids(&keep),
+        ids(&after),
+        "containers were restarted or duplicated"
+    );
     let log = d.last_log();
     assert!(
         !log.contains("creating pod sandbox") && !log.contains("starting container"),
@@ -247,7 +306,10 @@ fn a_killed_rkubelet_adopts_running_containers_and_cleans_up_pods_removed_while_
 fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alone() {
     let d = Daemon::start();
     d.write("good.yaml", &two_container_pod("good", 8085, "1"));
-    d.write("bad-yaml.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n  spec: [\n");
+    d.write(
+        "bad-yaml.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n  spec: [\n",
+    );
     d.write(
         "dup.yaml",
         &format!(
@@ -257,43 +319,78 @@ fn malformed_manifests_are_reported_with_file_and_reason_and_leave_good_pods_alo
     d.wait_running("good", &["server", "client"], SECS30);
     let diag = wait_until("both errors reported", SECS5, || {
         let v = d.get_json("/manifests");
-        let errors: Vec<String> =
-            v["errors"].as_array()?.iter().filter_map(|e| e.as_str().map(String::from)).collect();
+        let errors: Vec<String> = v["errors"]
+            .as_array()?
+            .iter()
+            .filter_map(|e| e.as_str().map(String::from))
+            .collect();
         (errors.len() >= 2).then_some(errors)
     });
-    let bad = diag.iter().find(|e| e.contains("bad-yaml.yaml")).expect("bad-yaml named");
+    let bad = diag
+        .iter()
+        .find(|e| e.contains("bad-yaml.yaml"))
+        .expect("bad-yaml named");
     assert!(bad.contains("line"), "{bad}");
-    let dup = diag.iter().find(|e| e.contains("dup.yaml")).expect("dup named");
-    assert!(dup.contains("Duplicate value") && dup.contains("containers[1].name"), "{dup}");
+    let dup = diag
+        .iter()
+        .find(|e| e.contains("dup.yaml"))
+        .expect("dup named");
+    assert!(
+        dup.contains("Duplicate value") && dup.contains("containers[1].name"),
+        "{dup}"
+    );
     assert!(d.pod_containers("dup").is_empty());
     assert_eq!(d.get("/healthz").as_deref(), Ok("ok"));
     assert!(d.log().contains("bad-yaml.yaml"), "the log names the file");
 
     // Breaking a running pod's file keeps that pod running...
-    let before: BTreeSet<String> = d.pod_containers("good").iter().map(|c| c.id.clone()).collect();
-    d.write("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec: {containers: [{name: a}]}\n");
+    let before: BTreeSet<String> = d
+        .pod_containers("good")
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    d.write(
+        "good.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec: {containers: [{name: a}]}\n",
+    );
     wait_until("the breakage reported", SECS5, || {
         let v = d.get_json("/manifests");
-        v["errors"].as_array()?.iter().any(|e| {
-            e.as_str().is_some_and(|s| s.contains("good.yaml") && s.contains("image"))
-        }).then_some(())
+        v["errors"]
+            .as_array()?
+            .iter()
+            .any(|e| {
+                e.as_str()
+                    .is_some_and(|s| s.contains("good.yaml") && s.contains("image"))
+            })
+            .then_some(())
     });
     d.write("barrier.yaml", &two_container_pod("barrier", 8086, "x"));
     d.wait_running("barrier", &["server", "client"], SECS30);
-    let still: BTreeSet<String> =
-        d.pod_containers("good").iter().filter(|c| c.running).map(|c| c.id.clone()).collect();
+    let still: BTreeSet<String> = d
+        .pod_containers("good")
+        .iter()
+        .filter(|c| c.running)
+        .map(|c| c.id.clone())
+        .collect();
     assert_eq!(before, still, "the last good version keeps running");
 
     // ...and fixing it applies the fix.
     d.write("good.yaml", &two_container_pod("good", 8085, "fixed"));
     wait_until("the fixed pod running", SECS30, || {
         let cs = d.pod_containers("good");
-        let fresh: Vec<_> = cs.iter().filter(|c| !before.contains(&c.id) && c.running).collect();
+        let fresh: Vec<_> = cs
+            .iter()
+            .filter(|c| !before.contains(&c.id) && c.running)
+            .collect();
         (fresh.len() == 3).then_some(())
     });
     wait_until("errors cleared", SECS5, || {
         let v = d.get_json("/manifests");
-        (!v["errors"].as_array()?.iter().any(|e| e.as_str().is_some_and(|s| s.contains("good.yaml")))).then_some(())
+        (!v["errors"]
+            .as_array()?
+            .iter()
+            .any(|e| e.as_str().is_some_and(|s| s.contains("good.yaml"))))
+        .then_some(())
     });
 }
 
@@ -355,7 +452,10 @@ spec:
     d.wait_running("hn", &["web"], SECS30);
     for port in [host_port, net_port] {
         let body = wait_until(&format!("http://127.0.0.1:{port}/"), SECS5, || {
-            reqwest::blocking::get(format!("http://127.0.0.1:{port}/")).ok()?.text().ok()
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
+                .ok()?
+                .text()
+                .ok()
         });
         assert!(body.contains("hello from rkubelet"), "{body}");
     }
@@ -364,7 +464,10 @@ spec:
 #[test]
 fn bad_flags_and_an_unreachable_docker_exit_non_zero_with_a_one_line_message() {
     let bin = env!("CARGO_BIN_EXE_rkubelet");
-    let out = Command::new(bin).arg("--no-such-flag").output().expect("run");
+    let out = Command::new(bin)
+        .arg("--no-such-flag")
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let out = Command::new(bin)
         .args(["--hostname-override", "Bad_Name", "--read-only-port", "0"])
@@ -375,10 +478,15 @@ fn bad_flags_and_an_unreachable_docker_exit_non_zero_with_a_one_line_message() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let out = Command::new(bin)
-        .args(["--docker-endpoint", &format!("unix://{}/nope.sock", dir.path().display())])
+        .args([
+            "--docker-endpoint",
+            &format!("unix://{}/nope.sock", dir.path().display()),
+        ])
         .args(["--read-only-port", "0", "--hostname-override", "n1"])
-        .arg("--config").arg(dir.path())
-        .arg("--root-dir").arg(dir.path().join("root"))
+        .arg("--config")
+        .arg(dir.path())
+        .arg("--root-dir")
+        .arg(dir.path().join("root"))
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(69), "{out:?}");
@@ -387,14 +495,22 @@ fn bad_flags_and_an_unreachable_docker_exit_non_zero_with_a_one_line_message() {
     assert!(err.contains("Docker") || err.contains("docker"), "{err}");
 
     let help = run(Command::new(bin).arg("--help"));
-    for flag in ["--config", "--pod-manifest-path", "--file-check-frequency", "--hostname-override",
-                 "--root-dir", "--docker-endpoint", "--pod-infra-container-image", "--address",
-                 "--read-only-port", "--log-format"] {
+    for flag in [
+        "--config",
+        "--pod-manifest-path",
+        "--file-check-frequency",
+        "--hostname-override",
+        "--root-dir",
+        "--docker-endpoint",
+        "--pod-infra-container-image",
+        "--address",
+        "--read-only-port",
+        "--log-format",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
     assert!(run(Command::new(bin).arg("--version")).contains(env!("CARGO_PKG_VERSION")));
 }
-
 
 #[test]
 fn two_manifests_defining_the_same_pod_name_run_the_first_and_report_both_files() {
@@ -404,9 +520,16 @@ fn two_manifests_defining_the_same_pod_name_run_the_first_and_report_both_files(
     let cs = d.wait_running("same", &["server", "client"], SECS30);
     let conflict = wait_until("the conflict reported", SECS5, || {
         let v = d.get_json("/manifests");
-        v["conflicts"].as_array()?.first()?.as_str().map(String::from)
+        v["conflicts"]
+            .as_array()?
+            .first()?
+            .as_str()
+            .map(String::from)
     });
-    assert!(conflict.contains("a.yaml") && conflict.contains("b.yaml"), "{conflict}");
+    assert!(
+        conflict.contains("a.yaml") && conflict.contains("b.yaml"),
+        "{conflict}"
+    );
     let uids: BTreeSet<&str> = cs.iter().map(|c| c.uid()).collect();
     assert_eq!(uids.len(), 1, "only one of the two pods runs");
     let server = cs.iter().find(|c| c.cname() == "server").expect("server");
@@ -444,8 +567,9 @@ spec:
     );
     let cs = d.wait_running("res", &["app"], SECS30);
     let app = cs.iter().find(|c| c.cname() == "app").expect("app");
-    let inspect: serde_json::Value = serde_json::from_str(&run(Command::new("docker").args(["inspect", &app.id])))
-        .expect("inspect json");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run(Command::new("docker").args(["inspect", &app.id])))
+            .expect("inspect json");
     let hc = &inspect[0]["HostConfig"];
     assert_eq!(hc["Memory"], 64 * 1024 * 1024);
     assert_eq!(hc["CpuQuota"], 50_000);
@@ -454,7 +578,10 @@ spec:
     assert_eq!(hc["CapDrop"][0], "NET_RAW");
     assert_eq!(inspect[0]["Config"]["User"], "1000:3000");
     let out = wait_until("the container wrote its output", SECS5, || {
-        let (ok, out) = docker_exec(&app.id, &["cat", "/tmp/out", "/tmp/cmd", "/tmp/uid", "/tmp/pwd"]);
+        let (ok, out) = docker_exec(
+            &app.id,
+            &["cat", "/tmp/out", "/tmp/cmd", "/tmp/uid", "/tmp/pwd"],
+        );
         ok.then_some(out)
     });
     assert_eq!(
@@ -467,7 +594,8 @@ spec:
 fn a_container_that_exits_is_restarted_at_once_by_the_events_stream() {
     // A relist period of an hour leaves only Docker's events to notice the exit.
     let mut opts = common::daemon::Opts::default();
-    opts.extra_args.extend(["--relist-period".to_string(), "1h".to_string()]);
+    opts.extra_args
+        .extend(["--relist-period".to_string(), "1h".to_string()]);
     let d = Daemon::start_with(opts);
     d.write(
         "crash.yaml",
@@ -484,14 +612,22 @@ spec:
         ),
     );
     let first = d.wait_running("crash", &["app"], SECS30);
-    let first = first.iter().find(|c| c.cname() == "app").expect("app").clone();
+    let first = first
+        .iter()
+        .find(|c| c.cname() == "app")
+        .expect("app")
+        .clone();
     assert_eq!(first.label("io.kubernetes.container.restartCount"), "0");
     let restarted = wait_until("the first restart", SECS5, || {
-        d.pod_containers("crash").into_iter().find(|c| {
-            c.cname() == "app" && c.label("io.kubernetes.container.restartCount") == "1"
-        })
+        d.pod_containers("crash")
+            .into_iter()
+            .find(|c| c.cname() == "app" && c.label("io.kubernetes.container.restartCount") == "1")
     });
-    let old = d.pod_containers("crash").into_iter().find(|c| c.id == first.id).expect("dead instance kept");
+    let old = d
+        .pod_containers("crash")
+        .into_iter()
+        .find(|c| c.id == first.id)
+        .expect("dead instance kept");
     assert_eq!(old.exit_code, 3);
     // The replacement started right after the old one died (first restart is immediate).
     let died = chrono_like_secs(&old.finished_at);

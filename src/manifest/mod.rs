@@ -44,10 +44,16 @@ pub struct Origin {
 
 impl Origin {
     pub fn file(path: impl Into<String>) -> Self {
-        Origin { kind: SourceKind::File, location: path.into() }
+        Origin {
+            kind: SourceKind::File,
+            location: path.into(),
+        }
     }
     pub fn url(url: impl Into<String>) -> Self {
-        Origin { kind: SourceKind::Http, location: url.into() }
+        Origin {
+            kind: SourceKind::Http,
+            location: url.into(),
+        }
     }
     /// `file:<path>` or `url:<url>`: hashed into the UID and kept as a label.
     pub fn key(&self) -> String {
@@ -131,7 +137,10 @@ pub struct Loaded {
 /// either good (all its pods) or bad (none), so a bad edit can fall back to the
 /// last good version of the file. An empty file yields no pods.
 pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestError> {
-    let parse::Parsed { documents, warnings } = parse::parse_documents(content, &ctx.origin.location)?;
+    let parse::Parsed {
+        documents,
+        warnings,
+    } = parse::parse_documents(content, &ctx.origin.location)?;
     let mut pods = Vec::new();
     for doc in documents {
         let parse::Document { index, raw, pod } = doc;

@@ -51,7 +51,11 @@ impl Manager {
     }
 
     /// Runs until `shutdown`; then waits (bounded) for workers to stop.
-    pub async fn run(mut self, mut snapshots: mpsc::Receiver<Snapshot>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut snapshots: mpsc::Receiver<Snapshot>,
+        shutdown: CancellationToken,
+    ) {
         let mut prune = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -63,7 +67,11 @@ impl Manager {
                 _ = prune.tick() => self.prune(),
             }
         }
-        let done = self.workers.values().map(|w| w.done.clone()).collect::<Vec<_>>();
+        let done = self
+            .workers
+            .values()
+            .map(|w| w.done.clone())
+            .collect::<Vec<_>>();
         let all = futures_util::future::join_all(done.iter().map(|d| d.cancelled()));
         let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
     }
@@ -99,21 +107,29 @@ impl Manager {
         };
         let mut orphans: HashMap<String, String> = HashMap::new();
         let mut known: BTreeSet<String> = BTreeSet::new();
-        let ours = containers
-            .iter()
-            .filter(|c| crate::runtime::labels::node_of(&c.labels) == Some(self.ctx.node_name.as_str()));
+        let ours = containers.iter().filter(|c| {
+            crate::runtime::labels::node_of(&c.labels) == Some(self.ctx.node_name.as_str())
+        });
         for c in ours {
             let Some(m) = c.meta() else { continue };
             known.insert(m.pod.uid.clone());
             if !desired.pods.contains_key(&m.pod.uid) {
-                orphans.insert(m.pod.uid.clone(), format!("{}/{}", m.pod.namespace, m.pod.name));
+                orphans.insert(
+                    m.pod.uid.clone(),
+                    format!("{}/{}", m.pod.namespace, m.pod.name),
+                );
             }
         }
         let adopted = known.len() - orphans.len();
         tracing::info!(adopted, orphans = orphans.len(), "initial sync");
         for (uid, full_name) in orphans {
             tracing::info!(pod = %full_name, %uid, "terminating orphaned pod");
-            let handle = spawn_orphan_killer(self.ctx.clone(), uid.clone(), full_name.clone(), shutdown.clone());
+            let handle = spawn_orphan_killer(
+                self.ctx.clone(),
+                uid.clone(),
+                full_name.clone(),
+                shutdown.clone(),
+            );
             self.by_name.insert(full_name, handle.clone());
             self.workers.insert(uid, handle);
         }
@@ -247,9 +263,16 @@ mod tests {
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:{image_tag}'}}\n"
         );
         let origin = Origin::file(format!("/m/{name}.yaml"));
-        let ctx = LoadContext { node_name: NODE, origin: &origin, now: Timestamp::now() };
+        let ctx = LoadContext {
+            node_name: NODE,
+            origin: &origin,
+            now: Timestamp::now(),
+        };
         let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
-        SourcePod { pod: Arc::new(loaded.pods[0].clone()), origin }
+        SourcePod {
+            pod: Arc::new(loaded.pods[0].clone()),
+            origin,
+        }
     }
 
     struct Harness {
@@ -273,16 +296,30 @@ mod tests {
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
-        tokio::spawn(crate::pleg::watch_events(fake.clone(), routes.clone(), shutdown.clone()));
+        tokio::spawn(crate::pleg::watch_events(
+            fake.clone(),
+            routes.clone(),
+            shutdown.clone(),
+        ));
         let manager = Manager::new(ctx, vec!["file".into()], routes, Default::default());
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
-        Harness { fake, tx, shutdown, task, _root: root }
+        Harness {
+            fake,
+            tx,
+            shutdown,
+            task,
+            _root: root,
+        }
     }
 
     impl Harness {
         async fn send(&self, pods: Vec<SourcePod>) {
-            let snap = Snapshot { source: "file".into(), pods, ..Default::default() };
+            let snap = Snapshot {
+                source: "file".into(),
+                pods,
+                ..Default::default()
+            };
             self.tx.send(snap).await.expect("manager alive");
         }
         async fn stop(self) -> Arc<FakeRuntime> {
@@ -295,7 +332,10 @@ mod tests {
     async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !f() {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -303,7 +343,9 @@ mod tests {
     fn running(fake: &FakeRuntime, uid: &str) -> usize {
         fake.containers()
             .iter()
-            .filter(|c| c.is_running() && c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid))
+            .filter(|c| {
+                c.is_running() && c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid)
+            })
             .count()
     }
 
@@ -316,7 +358,10 @@ mod tests {
         let uid = p.uid().to_string();
         h.send(vec![p]).await;
         eventually("pod running", || running(&fake, &uid) == 2).await;
-        assert!(fake.containers().iter().all(|c| labels::node_of(&c.labels) == Some(NODE)));
+        assert!(fake
+            .containers()
+            .iter()
+            .all(|c| labels::node_of(&c.labels) == Some(NODE)));
         h.stop().await;
     }
 
@@ -330,13 +375,21 @@ mod tests {
         h.send(vec![p.clone()]).await;
         eventually("pod running", || running(&fake, &uid) == 2).await;
         let fake = h.stop().await;
-        let creates_before = fake.calls().iter().filter(|c| c.starts_with("create")).count();
+        let creates_before = fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("create"))
+            .count();
 
         let h = start(fake.clone());
         h.send(vec![p]).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let fake = h.stop().await;
-        let creates_after = fake.calls().iter().filter(|c| c.starts_with("create")).count();
+        let creates_after = fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("create"))
+            .count();
         assert_eq!(creates_before, creates_after, "{:?}", fake.calls());
         assert_eq!(running(&fake, &uid), 2);
     }
@@ -364,7 +417,10 @@ mod tests {
             .iter()
             .rposition(|c| old_ids.iter().any(|id| c == &format!("remove {id}")))
             .expect("old containers removed");
-        let first_new_create = calls.iter().position(|c| c.starts_with("create")).expect("created");
+        let first_new_create = calls
+            .iter()
+            .position(|c| c.starts_with("create"))
+            .expect("created");
         assert!(last_old_removal < first_new_create, "{calls:?}");
         h.stop().await;
     }
@@ -406,7 +462,9 @@ mod tests {
         fake.exit(&app.id, 1);
         eventually("restarted", || {
             fake.containers().iter().any(|c| {
-                c.is_running() && c.meta().is_some_and(|m| !m.is_sandbox && m.restart_count == 1)
+                c.is_running()
+                    && c.meta()
+                        .is_some_and(|m| !m.is_sandbox && m.restart_count == 1)
             })
         })
         .await;
@@ -418,11 +476,22 @@ mod tests {
         let fake = Arc::new(FakeRuntime::new());
         let h = start(fake.clone());
         h.send(vec![pod("web", "missing")]).await;
-        eventually("pull attempted", || fake.calls().iter().any(|c| c.starts_with("pull"))).await;
+        eventually("pull attempted", || {
+            fake.calls().iter().any(|c| c.starts_with("pull"))
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let apps = fake.containers().iter().filter(|c| c.meta().is_some_and(|m| !m.is_sandbox)).count();
+        let apps = fake
+            .containers()
+            .iter()
+            .filter(|c| c.meta().is_some_and(|m| !m.is_sandbox))
+            .count();
         assert_eq!(apps, 0);
-        let pulls = fake.calls().iter().filter(|c| c.starts_with("pull")).count();
+        let pulls = fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("pull"))
+            .count();
         assert_eq!(pulls, 1, "backoff holds the next pull back");
         h.stop().await;
     }

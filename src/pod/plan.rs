@@ -39,7 +39,12 @@ pub enum Step {
     CreateSandbox { attempt: u32 },
     /// Create and start a container instance. `restart_of` is the finish time
     /// of the instance this replaces (for backoff bookkeeping).
-    StartContainer { name: String, restart_count: u32, init: bool, restart_of: Option<Timestamp> },
+    StartContainer {
+        name: String,
+        restart_count: u32,
+        init: bool,
+        restart_of: Option<Timestamp>,
+    },
     /// Stop a running container (pod grace period).
     StopContainer { id: String, name: String },
     /// Remove a stopped container.
@@ -83,7 +88,10 @@ struct Seen<'a> {
 }
 
 fn restart_policy(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
 }
 
 /// Does `policy` restart a container that exited with `code`?
@@ -131,29 +139,41 @@ impl<'a> Planner<'a> {
     }
 
     fn seen(&self) -> impl Iterator<Item = Seen<'_>> {
-        self.metas.iter().map(|(i, meta)| Seen { info: &self.input.observed[*i], meta })
+        self.metas.iter().map(|(i, meta)| Seen {
+            info: &self.input.observed[*i],
+            meta,
+        })
     }
 
     /// Instances of a container, newest (highest restart count) first.
     fn instances(&self, name: &str) -> Vec<Seen<'_>> {
-        let mut v: Vec<Seen<'_>> =
-            self.seen().filter(|s| !s.meta.is_sandbox && s.meta.container_name == name).collect();
+        let mut v: Vec<Seen<'_>> = self
+            .seen()
+            .filter(|s| !s.meta.is_sandbox && s.meta.container_name == name)
+            .collect();
         v.sort_by(|a, b| {
-            b.meta.restart_count.cmp(&a.meta.restart_count).then_with(|| {
-                b.info.created_at.cmp(&a.info.created_at)
-            })
+            b.meta
+                .restart_count
+                .cmp(&a.meta.restart_count)
+                .then_with(|| b.info.created_at.cmp(&a.info.created_at))
         });
         v
     }
 
     /// A pending start failure for `name` that is still backing off.
     fn failure_pending(&mut self, name: &str) -> bool {
-        let Some(f) = self.input.failures.get(name) else { return false };
+        let Some(f) = self.input.failures.get(name) else {
+            return false;
+        };
         if f.retry_at > self.input.now {
             let after = to_duration(self.input.now, f.retry_at);
-            self.plan
-                .waiting
-                .insert(name.to_string(), Waiting { reason: f.reason.clone(), message: f.message.clone() });
+            self.plan.waiting.insert(
+                name.to_string(),
+                Waiting {
+                    reason: f.reason.clone(),
+                    message: f.message.clone(),
+                },
+            );
             self.requeue(after);
             return true;
         }
@@ -175,7 +195,11 @@ impl<'a> Planner<'a> {
         let next_count = newest.as_ref().map(|s| s.restart_count + 1).unwrap_or(0);
         let policy = if init && !is_sidecar(c) {
             // Init containers are retried unless the pod never restarts.
-            if restart_policy(self.input.pod) == "Never" { "Never" } else { "OnFailure" }
+            if restart_policy(self.input.pod) == "Never" {
+                "Never"
+            } else {
+                "OnFailure"
+            }
         } else if init {
             "Always"
         } else {
@@ -198,7 +222,10 @@ impl<'a> Planner<'a> {
             ContainerState::Running if in_sandbox => Settled::Running,
             ContainerState::Running => {
                 // Left running in a sandbox that is gone: replace it.
-                self.plan.steps.push(Step::StopContainer { id: newest.id, name: name.into() });
+                self.plan.steps.push(Step::StopContainer {
+                    id: newest.id,
+                    name: name.into(),
+                });
                 self.plan.requeue_after = Some(Duration::ZERO);
                 Settled::Starting
             }
@@ -209,7 +236,9 @@ impl<'a> Planner<'a> {
                     return Settled::Waiting;
                 }
                 let count = newest.restart_count;
-                self.plan.steps.push(Step::RemoveContainer { id: newest.id });
+                self.plan
+                    .steps
+                    .push(Step::RemoveContainer { id: newest.id });
                 self.plan.steps.push(Step::StartContainer {
                     name: name.into(),
                     restart_count: count,
@@ -221,11 +250,19 @@ impl<'a> Planner<'a> {
             ContainerState::Exited => {
                 let code = newest.exit_code;
                 if in_sandbox && !should_restart(policy, code) {
-                    return if code == Some(0) { Settled::Succeeded } else { Settled::Failed };
+                    return if code == Some(0) {
+                        Settled::Succeeded
+                    } else {
+                        Settled::Failed
+                    };
                 }
                 if !in_sandbox && !should_restart(policy, code) && !init {
                     // A new sandbox does not resurrect a finished container.
-                    return if code == Some(0) { Settled::Succeeded } else { Settled::Failed };
+                    return if code == Some(0) {
+                        Settled::Succeeded
+                    } else {
+                        Settled::Failed
+                    };
                 }
                 if self.failure_pending(name) {
                     return Settled::Waiting;
@@ -284,7 +321,8 @@ impl<'a> Planner<'a> {
             }
         }
         for s in self.seen().filter(|s| s.meta.is_sandbox) {
-            if Some(s.info.id.as_str()) != current_sandbox && s.info.state == ContainerState::Exited {
+            if Some(s.info.id.as_str()) != current_sandbox && s.info.state == ContainerState::Exited
+            {
                 removals.push(s.info.id.clone());
             }
         }
@@ -333,7 +371,11 @@ pub fn plan(input: Input<'_>) -> Plan {
         .enumerate()
         .filter_map(|(i, c)| c.meta().map(|m| (i, m)))
         .collect();
-    let mut p = Planner { input, metas, plan: Plan::default() };
+    let mut p = Planner {
+        input,
+        metas,
+        plan: Plan::default(),
+    };
     let spec = input.pod.spec.clone().unwrap_or_default();
 
     // The newest sandbox decides.
@@ -406,8 +448,9 @@ pub fn plan(input: Input<'_>) -> Plan {
             .filter(|s| s.info.state == ContainerState::Running)
             .map(|s| (s.info.id.clone(), s.meta.container_name.clone()))
             .collect();
-        let (sandboxes, others): (Vec<_>, Vec<_>) =
-            running.into_iter().partition(|(_, n)| n == crate::runtime::labels::SANDBOX_CONTAINER_NAME);
+        let (sandboxes, others): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|(_, n)| n == crate::runtime::labels::SANDBOX_CONTAINER_NAME);
         for (id, name) in others.into_iter().chain(sandboxes) {
             p.plan.steps.push(Step::StopContainer { id, name });
         }
@@ -429,7 +472,12 @@ fn pod_is_done(p: &Planner<'_>, spec: &k8s_openapi::api::core::v1::PodSpec) -> b
         (newest.info.state == ContainerState::Exited).then_some(newest.info.exit_code)
     };
     if policy == "Never" {
-        for c in spec.init_containers.iter().flatten().filter(|c| !is_sidecar(c)) {
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| !is_sidecar(c))
+        {
             if let Some(code) = newest_exit(&c.name) {
                 if code != Some(0) {
                     return true;

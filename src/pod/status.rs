@@ -31,7 +31,10 @@ pub struct StatusInput<'a> {
 fn instances<'a>(observed: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
     let mut v: Vec<&ContainerInfo> = observed
         .iter()
-        .filter(|c| c.meta().is_some_and(|m| !m.is_sandbox && m.container_name == name))
+        .filter(|c| {
+            c.meta()
+                .is_some_and(|m| !m.is_sandbox && m.container_name == name)
+        })
         .collect();
     v.sort_by_key(|c| std::cmp::Reverse((c.meta().map(|m| m.restart_count), c.created_at)));
     v
@@ -62,10 +65,15 @@ fn terminated(c: &ContainerInfo) -> ContainerStateTerminated {
 fn state_of(c: &ContainerInfo) -> K8sState {
     match c.state {
         ContainerState::Running => K8sState {
-            running: Some(ContainerStateRunning { started_at: c.started_at.map(Time) }),
+            running: Some(ContainerStateRunning {
+                started_at: c.started_at.map(Time),
+            }),
             ..Default::default()
         },
-        ContainerState::Exited => K8sState { terminated: Some(terminated(c)), ..Default::default() },
+        ContainerState::Exited => K8sState {
+            terminated: Some(terminated(c)),
+            ..Default::default()
+        },
         ContainerState::Created | ContainerState::Unknown => K8sState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some("ContainerCreating".into()),
@@ -88,7 +96,10 @@ fn container_status(
         name: spec.name.clone(),
         image: spec.image.clone().unwrap_or_default(),
         image_id: String::new(),
-        restart_count: newest.and_then(|c| c.meta()).map(|m| m.restart_count as i32).unwrap_or(0),
+        restart_count: newest
+            .and_then(|c| c.meta())
+            .map(|m| m.restart_count as i32)
+            .unwrap_or(0),
         ..Default::default()
     };
     let mut state = match newest {
@@ -98,7 +109,10 @@ fn container_status(
             state_of(c)
         }
         None => K8sState {
-            waiting: Some(ContainerStateWaiting { reason: Some(default_waiting.into()), message: None }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(default_waiting.into()),
+                message: None,
+            }),
             ..Default::default()
         },
     };
@@ -106,7 +120,10 @@ fn container_status(
         // The planner holds it back (backoff, pull or config error): waiting,
         // and the dead instance becomes lastState.
         if let Some(c) = newest.filter(|c| c.state == ContainerState::Exited) {
-            st.last_state = Some(K8sState { terminated: Some(terminated(c)), ..Default::default() });
+            st.last_state = Some(K8sState {
+                terminated: Some(terminated(c)),
+                ..Default::default()
+            });
         }
         state = K8sState {
             waiting: Some(ContainerStateWaiting {
@@ -116,7 +133,10 @@ fn container_status(
             ..Default::default()
         };
     } else if let Some(p) = previous.filter(|p| p.state == ContainerState::Exited) {
-        st.last_state = Some(K8sState { terminated: Some(terminated(p)), ..Default::default() });
+        st.last_state = Some(K8sState {
+            terminated: Some(terminated(p)),
+            ..Default::default()
+        });
     }
     let running = state.running.is_some();
     st.state = Some(state);
@@ -126,7 +146,12 @@ fn container_status(
     st
 }
 
-fn condition(kind: &str, ok: bool, reason: Option<String>, message: Option<String>) -> PodCondition {
+fn condition(
+    kind: &str,
+    ok: bool,
+    reason: Option<String>,
+    message: Option<String>,
+) -> PodCondition {
     PodCondition {
         type_: kind.into(),
         status: if ok { "True" } else { "False" }.into(),
@@ -138,8 +163,13 @@ fn condition(kind: &str, ok: bool, reason: Option<String>, message: Option<Strin
 
 /// The pod's QoS class from its containers' requests and limits.
 pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = pod.spec.as_ref() else { return "BestEffort" };
-    let all = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let Some(spec) = pod.spec.as_ref() else {
+        return "BestEffort";
+    };
+    let all = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
     let mut any = false;
     let mut guaranteed = true;
     for c in all {
@@ -186,7 +216,8 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         if is_sidecar(c) {
             st.is_some_and(|x| x.running.is_some())
         } else {
-            st.and_then(|x| x.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+            st.and_then(|x| x.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0)
         }
     };
     let incomplete: Vec<&str> = init_specs
@@ -196,14 +227,24 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         .map(|(c, _)| c.name.as_str())
         .collect();
     let initialized = incomplete.is_empty();
-    let app_waiting = if initialized { "ContainerCreating" } else { "PodInitializing" };
-    let statuses: Vec<ContainerStatus> =
-        spec.containers.iter().map(|c| container_status(c, &input, app_waiting)).collect();
+    let app_waiting = if initialized {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let statuses: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(c, &input, app_waiting))
+        .collect();
 
     // Phase, as the kubelet's getPhase.
     let init_failed = policy == "Never"
         && init_statuses.iter().any(|s| {
-            s.state.as_ref().and_then(|x| x.terminated.as_ref()).is_some_and(|t| t.exit_code != 0)
+            s.state
+                .as_ref()
+                .and_then(|x| x.terminated.as_ref())
+                .is_some_and(|t| t.exit_code != 0)
         });
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
     for s in &statuses {
@@ -217,7 +258,10 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
             }
         } else if let Some(w) = st.waiting.as_ref() {
             // A container waiting to be restarted after a run counts as stopped.
-            if s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).is_some()
+            if s.last_state
+                .as_ref()
+                .and_then(|l| l.terminated.as_ref())
+                .is_some()
                 && w.reason.as_deref() != Some("ContainerCreating")
             {
                 stopped += 1;
@@ -229,9 +273,7 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let total = statuses.len();
     let phase = if init_failed {
         "Failed"
-    } else if !initialized {
-        "Pending"
-    } else if waiting > 0 {
+    } else if !initialized || waiting > 0 {
         "Pending"
     } else if running > 0 {
         "Running"
@@ -259,8 +301,11 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         phase
     };
 
-    let unready: Vec<&str> =
-        statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    let unready: Vec<&str> = statuses
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.as_str())
+        .collect();
     let done = matches!(phase, "Succeeded" | "Failed");
     let unready_msg = format!("containers with unready status: [{}]", unready.join(" "));
     let conditions = vec![
@@ -269,18 +314,35 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
             "Initialized",
             initialized,
             Some("ContainersNotInitialized".into()),
-            Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )),
         ),
         condition(
             "Ready",
             unready.is_empty() && !done,
-            Some(if done { "PodCompleted" } else { "ContainersNotReady" }.into()),
+            Some(
+                if done {
+                    "PodCompleted"
+                } else {
+                    "ContainersNotReady"
+                }
+                .into(),
+            ),
             Some(unready_msg.clone()),
         ),
         condition(
             "ContainersReady",
             unready.is_empty() && !done,
-            Some(if done { "PodCompleted" } else { "ContainersNotReady" }.into()),
+            Some(
+                if done {
+                    "PodCompleted"
+                } else {
+                    "ContainersNotReady"
+                }
+                .into(),
+            ),
             Some(unready_msg),
         ),
         condition("PodScheduled", true, None, None),
@@ -290,7 +352,10 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let pod_ip = if host_network {
         Some(input.host_ip.to_string())
     } else {
-        sandbox.filter(|s| s.is_running()).and_then(|s| s.ip.clone()).filter(|ip| !ip.is_empty())
+        sandbox
+            .filter(|s| s.is_running())
+            .and_then(|s| s.ip.clone())
+            .filter(|ip| !ip.is_empty())
     };
     PodStatus {
         phase: Some(phase.into()),
@@ -298,7 +363,9 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         host_ip: Some(input.host_ip.to_string()),
-        host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP { ip: input.host_ip.to_string() }]),
+        host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
+            ip: input.host_ip.to_string(),
+        }]),
         pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
         pod_ip,
         start_time: input.start_time.map(Time),

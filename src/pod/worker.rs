@@ -67,8 +67,11 @@ impl PodStore {
     }
     /// All pods, ordered by namespace and name.
     pub fn list(&self) -> Vec<PodRecord> {
-        let mut v: Vec<PodRecord> =
-            self.pods.read().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<PodRecord> = self
+            .pods
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| {
             (&a.pod.metadata.namespace, &a.pod.metadata.name)
                 .cmp(&(&b.pod.metadata.namespace, &b.pod.metadata.name))
@@ -99,8 +102,9 @@ pub async fn kill_pod(
             Duration::from_secs(secs.max(0) as u64)
         })
     };
-    let (sandboxes, apps): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) =
-        containers.iter().partition(|c| c.meta().is_some_and(|m| m.is_sandbox));
+    let (sandboxes, apps): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = containers
+        .iter()
+        .partition(|c| c.meta().is_some_and(|m| m.is_sandbox));
     for group in [apps, sandboxes] {
         let stops = group
             .into_iter()
@@ -266,7 +270,12 @@ impl PodWorker {
             now,
         });
         if let Some((until, why)) = &self.sandbox_hold {
-            if *until > now && plan.steps.iter().any(|s| matches!(s, Step::CreateSandbox { .. })) {
+            if *until > now
+                && plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::CreateSandbox { .. }))
+            {
                 let wait = Duration::try_from(until.duration_since(now)).unwrap_or_default();
                 tracing::debug!(reason = %why, ?wait, "sandbox creation backing off");
                 plan.steps.clear();
@@ -292,18 +301,36 @@ impl PodWorker {
             start_time: self.start_time,
             terminating,
         }));
-        self.ctx.store.put(&self.uid, PodRecord { pod, source: self.source.clone() });
+        self.ctx.store.put(
+            &self.uid,
+            PodRecord {
+                pod,
+                source: self.source.clone(),
+            },
+        );
     }
 
     fn container_spec(&self, name: &str) -> Option<(Container, bool)> {
         let spec = self.pod.spec.as_ref()?;
-        if let Some(c) = spec.init_containers.iter().flatten().find(|c| c.name == name) {
+        if let Some(c) = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == name)
+        {
             return Some((c.clone(), true));
         }
-        spec.containers.iter().find(|c| c.name == name).map(|c| (c.clone(), false))
+        spec.containers
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.clone(), false))
     }
 
-    async fn execute(&mut self, plan: &Plan, observed: &[ContainerInfo]) -> Result<(), RuntimeError> {
+    async fn execute(
+        &mut self,
+        plan: &Plan,
+        observed: &[ContainerInfo],
+    ) -> Result<(), RuntimeError> {
         let runtime = self.ctx.runtime.clone();
         let grace = Duration::from_secs(self.pod_ref.grace_period_seconds.max(0) as u64);
         let stops: Vec<_> = plan
@@ -327,7 +354,10 @@ impl PodWorker {
             Step::RemoveContainer { id } => Some(runtime.remove_container(id)),
             _ => None,
         });
-        join_all(removes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+        join_all(removes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()?;
 
         for step in &plan.steps {
             if let Step::CreateSandbox { attempt } = step {
@@ -338,9 +368,12 @@ impl PodWorker {
             .steps
             .iter()
             .filter_map(|s| match s {
-                Step::StartContainer { name, restart_count, init, restart_of } => {
-                    Some((name.clone(), *restart_count, *init, *restart_of))
-                }
+                Step::StartContainer {
+                    name,
+                    restart_count,
+                    init,
+                    restart_of,
+                } => Some((name.clone(), *restart_count, *init, *restart_of)),
                 _ => None,
             })
             .collect();
@@ -356,10 +389,11 @@ impl PodWorker {
             return Ok(());
         };
         let volumes = self.volumes().await;
-        let results = join_all(starts.iter().map(|(name, count, _, _)| {
-            self.start_container(name, *count, &sandbox_id, &volumes)
-        }))
-        .await;
+        let results =
+            join_all(starts.iter().map(|(name, count, _, _)| {
+                self.start_container(name, *count, &sandbox_id, &volumes)
+            }))
+            .await;
         let now = Timestamp::now();
         for ((name, _, _, restart_of), result) in starts.into_iter().zip(results) {
             match result {
@@ -379,7 +413,11 @@ impl PodWorker {
                         "cannot start container");
                     self.failures.insert(
                         name,
-                        StartFailure { reason, message, retry_at: after(now, delay) },
+                        StartFailure {
+                            reason,
+                            message,
+                            retry_at: after(now, delay),
+                        },
                     );
                 }
             }
@@ -394,7 +432,9 @@ impl PodWorker {
         }
         let mut config =
             convert::sandbox_config(&self.pod, &self.pod_ref, &self.ctx.infra_image, attempt);
-        config.labels.insert(labels::NODE.into(), self.ctx.node_name.clone());
+        config
+            .labels
+            .insert(labels::NODE.into(), self.ctx.node_name.clone());
         tracing::info!(name = %config.name, "creating pod sandbox");
         match self.ctx.runtime.run_sandbox(&config).await {
             Ok(_) => {
@@ -421,7 +461,12 @@ impl PodWorker {
         }
         let mut map = BTreeMap::new();
         let base = pod_dir(&self.ctx.root_dir, &self.uid).join("volumes");
-        for v in self.pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        for v in self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+        {
             if v.empty_dir.is_some() {
                 let dir = base.join("kubernetes.io~empty-dir").join(&v.name);
                 let made = tokio::fs::create_dir_all(&dir).await.and_then(|()| {
@@ -432,7 +477,9 @@ impl PodWorker {
                     Ok(()) => {
                         map.insert(v.name.clone(), dir.display().to_string());
                     }
-                    Err(e) => tracing::warn!(volume = %v.name, error = %e, "cannot create emptyDir"),
+                    Err(e) => {
+                        tracing::warn!(volume = %v.name, error = %e, "cannot create emptyDir")
+                    }
                 }
             } else if let Some(hp) = &v.host_path {
                 let ty = hp.type_.as_deref().unwrap_or("");
@@ -455,7 +502,10 @@ impl PodWorker {
         let runtime = &self.ctx.runtime;
         let present = match policy {
             "Always" => None,
-            _ => runtime.inspect_image(&image).await.map_err(Failure::Runtime)?,
+            _ => runtime
+                .inspect_image(&image)
+                .await
+                .map_err(Failure::Runtime)?,
         };
         if present.is_some() {
             return Ok(());
@@ -471,8 +521,13 @@ impl PodWorker {
         tracing::info!(%image, "pulling image");
         match runtime.pull_image(&image).await {
             Ok(_) => Ok(()),
-            Err(RuntimeError::Unavailable(m)) => Err(Failure::Runtime(RuntimeError::Unavailable(m))),
-            Err(e) => Err(Failure::Start { reason: "ErrImagePull".into(), message: e.to_string() }),
+            Err(RuntimeError::Unavailable(m)) => {
+                Err(Failure::Runtime(RuntimeError::Unavailable(m)))
+            }
+            Err(e) => Err(Failure::Start {
+                reason: "ErrImagePull".into(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -495,17 +550,31 @@ impl PodWorker {
             restart_count,
             volumes,
         )
-        .map_err(|e| Failure::Start { reason: "CreateContainerConfigError".into(), message: e.0 })?;
-        config.labels.insert(labels::NODE.into(), self.ctx.node_name.clone());
-        let runtime = &self.ctx.runtime;
-        let id = runtime.create_container(&config).await.map_err(|e| match e {
-            RuntimeError::Unavailable(_) => Failure::Runtime(e),
-            e => Failure::Start { reason: "CreateContainerError".into(), message: e.to_string() },
+        .map_err(|e| Failure::Start {
+            reason: "CreateContainerConfigError".into(),
+            message: e.0,
         })?;
+        config
+            .labels
+            .insert(labels::NODE.into(), self.ctx.node_name.clone());
+        let runtime = &self.ctx.runtime;
+        let id = runtime
+            .create_container(&config)
+            .await
+            .map_err(|e| match e {
+                RuntimeError::Unavailable(_) => Failure::Runtime(e),
+                e => Failure::Start {
+                    reason: "CreateContainerError".into(),
+                    message: e.to_string(),
+                },
+            })?;
         tracing::info!(container = %name, restart_count, id = %id, "starting container");
         runtime.start_container(&id).await.map_err(|e| match e {
             RuntimeError::Unavailable(_) => Failure::Runtime(e),
-            e => Failure::Start { reason: "RunContainerError".into(), message: e.to_string() },
+            e => Failure::Start {
+                reason: "RunContainerError".into(),
+                message: e.to_string(),
+            },
         })
     }
 
@@ -518,7 +587,12 @@ impl PodWorker {
         }
         let mut attempt = 0u32;
         loop {
-            let kill = kill_pod(self.ctx.runtime.as_ref(), &self.ctx.root_dir, &self.uid, Some(grace));
+            let kill = kill_pod(
+                self.ctx.runtime.as_ref(),
+                &self.ctx.root_dir,
+                &self.uid,
+                Some(grace),
+            );
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = kill => r,
@@ -548,4 +622,3 @@ enum Failure {
     /// The runtime itself failed (retry the whole sync).
     Runtime(RuntimeError),
 }
-

@@ -46,7 +46,10 @@ impl Default for FakeRuntime {
 
 impl FakeRuntime {
     pub fn new() -> Self {
-        FakeRuntime { state: Mutex::new(State::default()), events: broadcast::channel(1024).0 }
+        FakeRuntime {
+            state: Mutex::new(State::default()),
+            events: broadcast::channel(1024).0,
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -114,7 +117,13 @@ impl FakeRuntime {
         self.with(|s| s.unavailable = down);
     }
 
-    fn insert(&self, name: &str, image: &str, labels: BTreeMap<String, String>, ip: Option<String>) -> String {
+    fn insert(
+        &self,
+        name: &str,
+        image: &str,
+        labels: BTreeMap<String, String>,
+        ip: Option<String>,
+    ) -> String {
         let info = self.with(|s| {
             s.next_id += 1;
             let id = format!("{:064x}", s.next_id);
@@ -155,7 +164,10 @@ impl ContainerRuntime for FakeRuntime {
             s.containers
                 .values()
                 .filter(|c| c.labels.get(labels::MANAGED).map(String::as_str) == Some("true"))
-                .filter(|c| pod_uid.is_none() || c.labels.get(labels::POD_UID).map(String::as_str) == pod_uid)
+                .filter(|c| {
+                    pod_uid.is_none()
+                        || c.labels.get(labels::POD_UID).map(String::as_str) == pod_uid
+                })
                 .cloned()
                 .collect()
         }))
@@ -173,13 +185,19 @@ impl ContainerRuntime for FakeRuntime {
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
         self.check()?;
         self.with(|s| s.calls.push(format!("pull {image}")));
-        Err(RuntimeError::ImagePull { image: image.into(), reason: "no registry in the fake".into() })
+        Err(RuntimeError::ImagePull {
+            image: image.into(),
+            reason: "no registry in the fake".into(),
+        })
     }
 
     async fn ensure_infra_image(&self, image: &str) -> Result<ImageInfo> {
         self.check()?;
         self.add_image(image);
-        Ok(ImageInfo { id: format!("sha256:{image}"), ..Default::default() })
+        Ok(ImageInfo {
+            id: format!("sha256:{image}"),
+            ..Default::default()
+        })
     }
 
     async fn run_sandbox(&self, config: &SandboxConfig) -> Result<String> {
@@ -220,7 +238,10 @@ impl ContainerRuntime for FakeRuntime {
         self.check()?;
         let (running, delay) = self.with(|s| {
             s.calls.push(format!("stop {id}"));
-            (s.containers.get(id).is_some_and(|c| c.is_running()), s.stop_delay)
+            (
+                s.containers.get(id).is_some_and(|c| c.is_running()),
+                s.stop_delay,
+            )
         });
         if running {
             tokio::time::sleep(delay).await;

@@ -70,7 +70,10 @@ impl PodRef {
             (POD_NAMESPACE.to_string(), self.namespace.clone()),
             (POD_UID.to_string(), self.uid.clone()),
             (SOURCE.to_string(), self.source.clone()),
-            (GRACE_PERIOD.to_string(), self.grace_period_seconds.to_string()),
+            (
+                GRACE_PERIOD.to_string(),
+                self.grace_period_seconds.to_string(),
+            ),
         ])
     }
 
@@ -134,9 +137,7 @@ impl ContainerMeta {
                 namespace: get(POD_NAMESPACE)?,
                 uid: get(POD_UID)?,
                 source: get(SOURCE).unwrap_or_default(),
-                grace_period_seconds: get(GRACE_PERIOD)
-                    .and_then(|g| g.parse().ok())
-                    .unwrap_or(30),
+                grace_period_seconds: get(GRACE_PERIOD).and_then(|g| g.parse().ok()).unwrap_or(30),
             },
             container_name: get(CONTAINER_NAME)?,
             is_sandbox,

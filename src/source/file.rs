@@ -35,7 +35,9 @@ const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 /// Is `name` a manifest file name rkubelet reads?
 pub fn is_manifest_name(name: &str) -> bool {
     !name.starts_with('.')
-        && [".yaml", ".yml", ".json"].iter().any(|ext| name.len() > ext.len() && name.ends_with(ext))
+        && [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +60,13 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn new(dir: PathBuf, node_name: String, period: Duration) -> Self {
-        FileSource { dir, node_name, period, entries: BTreeMap::new(), dir_error: None }
+        FileSource {
+            dir,
+            node_name,
+            period,
+            entries: BTreeMap::new(),
+            dir_error: None,
+        }
     }
 
     /// Lists the manifest files of the directory, sorted.
@@ -143,7 +151,11 @@ impl FileSource {
             return false;
         }
         let origin = Origin::file(&location);
-        let ctx = LoadContext { node_name: &self.node_name, origin: &origin, now };
+        let ctx = LoadContext {
+            node_name: &self.node_name,
+            origin: &origin,
+            now,
+        };
         let entry = match manifest::load(&content, &ctx) {
             Ok(loaded) => {
                 for w in &loaded.warnings {
@@ -153,15 +165,28 @@ impl FileSource {
                 let pods = loaded
                     .pods
                     .into_iter()
-                    .map(|pod| SourcePod { pod: Arc::new(pod), origin: origin.clone() })
+                    .map(|pod| SourcePod {
+                        pod: Arc::new(pod),
+                        origin: origin.clone(),
+                    })
                     .collect();
-                Entry { hash, good: Some(pods), error: None, warnings: loaded.warnings }
+                Entry {
+                    hash,
+                    good: Some(pods),
+                    error: None,
+                    warnings: loaded.warnings,
+                }
             }
             Err(e) => {
                 let kept = previous.and_then(|p| p.good.clone());
                 tracing::error!(file = %location, error = %e, keeping_last_good = kept.is_some(),
                     "invalid manifest");
-                Entry { hash, good: kept, error: Some(e), warnings: Vec::new() }
+                Entry {
+                    hash,
+                    good: kept,
+                    error: Some(e),
+                    warnings: Vec::new(),
+                }
             }
         };
         self.entries.insert(path.to_path_buf(), entry);
@@ -170,7 +195,10 @@ impl FileSource {
 
     /// The current complete snapshot.
     pub fn snapshot(&self) -> Snapshot {
-        let mut snap = Snapshot { source: SOURCE_NAME.to_string(), ..Default::default() };
+        let mut snap = Snapshot {
+            source: SOURCE_NAME.to_string(),
+            ..Default::default()
+        };
         snap.errors.extend(self.dir_error.iter().cloned());
         for entry in self.entries.values() {
             snap.pods.extend(entry.good.iter().flatten().cloned());
@@ -256,8 +284,17 @@ mod tests {
         for ok in ["web.yaml", "a.yml", "pod.json", "x.y.yaml"] {
             assert!(is_manifest_name(ok), "{ok}");
         }
-        for no in [".hidden.yaml", "web.yaml~", "web.yaml.swp", ".web.yaml.swp", "4913",
-                   "web.yaml.bak", "README.md", ".yaml", "yaml"] {
+        for no in [
+            ".hidden.yaml",
+            "web.yaml~",
+            "web.yaml.swp",
+            ".web.yaml.swp",
+            "4913",
+            "web.yaml.bak",
+            "README.md",
+            ".yaml",
+            "yaml",
+        ] {
             assert!(!is_manifest_name(no), "{no}");
         }
     }

@@ -86,7 +86,10 @@ pub struct Merger {
 impl Merger {
     /// `sources` in priority order: on a name conflict the earlier wins.
     pub fn new(sources: Vec<String>) -> Self {
-        Merger { order: sources, snapshots: HashMap::new() }
+        Merger {
+            order: sources,
+            snapshots: HashMap::new(),
+        }
     }
 
     /// Takes a new snapshot and returns the merged state and diagnostics.
@@ -103,8 +106,11 @@ impl Merger {
         let mut diag = Diagnostics::default();
         let mut by_name: HashMap<String, Origin> = HashMap::new();
         for source in &self.order {
-            let Some(snap) = self.snapshots.get(source) else { continue };
-            diag.errors.extend(snap.errors.iter().map(ToString::to_string));
+            let Some(snap) = self.snapshots.get(source) else {
+                continue;
+            };
+            diag.errors
+                .extend(snap.errors.iter().map(ToString::to_string));
             diag.warnings.extend(snap.warnings.iter().cloned());
             diag.pods.insert(source.clone(), snap.pods.len());
             for p in &snap.pods {
@@ -146,7 +152,11 @@ mod tests {
     }
 
     fn snap(source: &str, pods: Vec<SourcePod>) -> Snapshot {
-        Snapshot { source: source.into(), pods, ..Default::default() }
+        Snapshot {
+            source: source.into(),
+            pods,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -154,7 +164,10 @@ mod tests {
         let mut m = Merger::new(vec!["file".into()]);
         let (d, diag) = m.update(snap(
             "file",
-            vec![pod("web-n", "u1", "/d/a.yaml"), pod("web-n", "u2", "/d/b.yaml")],
+            vec![
+                pod("web-n", "u1", "/d/a.yaml"),
+                pod("web-n", "u2", "/d/b.yaml"),
+            ],
         ));
         assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
         assert_eq!(diag.conflicts.len(), 1);

@@ -35,21 +35,35 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 
 /// Runs a command, returning stdout; panics with stderr on failure.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Checks that Docker answers and the test image exists (building it if not).
 /// Panics with instructions otherwise: Docker tests never skip.
 pub fn require_docker() {
-    let ok = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     assert!(
         matches!(ok, Ok(s) if s.success()),
         "the Docker daemon does not answer `docker info`; start it (systemctl start docker, \
          or run scripts/test which starts it) — Docker tests never skip"
     );
-    let have = Command::new("docker").args(["image", "inspect", IMAGE]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let have = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if !matches!(have, Ok(s) if s.success()) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image");
         run(Command::new(script).arg(IMAGE));
@@ -83,12 +97,22 @@ impl Ctr {
 
 /// Every container (any state) carrying `label=value`.
 pub fn containers_with(label: &str, value: &str) -> Vec<Ctr> {
-    let ids = run(Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}={value}")]));
+    let ids = run(Command::new("docker").args([
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}={value}"),
+    ]));
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if ids.is_empty() {
         return Vec::new();
     }
-    let out = Command::new("docker").arg("inspect").args(&ids).output().expect("docker inspect");
+    let out = Command::new("docker")
+        .arg("inspect")
+        .args(&ids)
+        .output()
+        .expect("docker inspect");
     // A container may vanish between ps and inspect; inspect still prints the rest.
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
     v.as_array()
@@ -96,22 +120,41 @@ pub fn containers_with(label: &str, value: &str) -> Vec<Ctr> {
         .flatten()
         .map(|c| Ctr {
             id: c["Id"].as_str().unwrap_or_default().to_string(),
-            name: c["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c["Name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             running: c["State"]["Running"].as_bool().unwrap_or(false),
             exit_code: c["State"]["ExitCode"].as_i64().unwrap_or(-1),
             labels: c["Config"]["Labels"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
                 .unwrap_or_default(),
-            started_at: c["State"]["StartedAt"].as_str().unwrap_or_default().to_string(),
-            finished_at: c["State"]["FinishedAt"].as_str().unwrap_or_default().to_string(),
+            started_at: c["State"]["StartedAt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            finished_at: c["State"]["FinishedAt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         })
         .collect()
 }
 
 /// Runs `docker exec` and returns (success, stdout+stderr).
 pub fn docker_exec(id: &str, cmd: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").arg("exec").arg(id).args(cmd).output().expect("docker exec");
+    let out = Command::new("docker")
+        .arg("exec")
+        .arg(id)
+        .args(cmd)
+        .output()
+        .expect("docker exec");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
@@ -125,7 +168,9 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { extra_args: vec!["--file-check-frequency".into(), "1s".into()] }
+        Opts {
+            extra_args: vec!["--file-check-frequency".into(), "1s".into()],
+        }
     }
 }
 
@@ -147,7 +192,10 @@ impl Daemon {
 
     pub fn start_with(opts: Opts) -> Daemon {
         require_docker();
-        let dirs = tempfile::Builder::new().prefix("rkubelet-e2e-").tempdir().expect("tempdir");
+        let dirs = tempfile::Builder::new()
+            .prefix("rkubelet-e2e-")
+            .tempdir()
+            .expect("tempdir");
         fs::create_dir_all(dirs.path().join("manifests")).expect("manifest dir");
         let mut d = Daemon {
             child: None,
@@ -174,7 +222,9 @@ impl Daemon {
         p
     }
     fn log_path(&self) -> PathBuf {
-        self.dirs.path().join(format!("rkubelet-{}.log", self.starts))
+        self.dirs
+            .path()
+            .join(format!("rkubelet-{}.log", self.starts))
     }
 
     /// (Re)starts the binary with the same directories, port and node.
@@ -183,10 +233,14 @@ impl Daemon {
         self.starts += 1;
         let log = fs::File::create(self.log_path()).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_rkubelet"))
-            .arg("--config").arg(self.manifest_dir())
-            .arg("--root-dir").arg(self.root_dir())
-            .arg("--hostname-override").arg(&self.node)
-            .arg("--read-only-port").arg(self.port.to_string())
+            .arg("--config")
+            .arg(self.manifest_dir())
+            .arg("--root-dir")
+            .arg(self.root_dir())
+            .arg("--hostname-override")
+            .arg(&self.node)
+            .arg("--read-only-port")
+            .arg(self.port.to_string())
             .args(&self.opts.extra_args)
             .env("RKUBELET_LOG", "info,rkubelet=debug")
             .stdout(Stdio::null())
@@ -195,7 +249,11 @@ impl Daemon {
             .expect("start rkubelet");
         self.child = Some(child);
         wait_until("rkubelet's /healthz", Duration::from_secs(20), || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("rkubelet exited early with {status}:\n{}", self.log());
             }
             self.get("/healthz").ok().filter(|b| b == "ok")
@@ -205,7 +263,10 @@ impl Daemon {
     /// Everything the daemon logged so far (all runs).
     pub fn log(&self) -> String {
         (1..=self.starts)
-            .map(|i| fs::read_to_string(self.dirs.path().join(format!("rkubelet-{i}.log"))).unwrap_or_default())
+            .map(|i| {
+                fs::read_to_string(self.dirs.path().join(format!("rkubelet-{i}.log")))
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n--- restart ---\n")
     }
@@ -226,7 +287,10 @@ impl Daemon {
     /// Sends SIGTERM and waits for a clean exit, returning the exit code.
     pub fn sigterm(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(s)) = c.try_wait() {
@@ -264,7 +328,11 @@ impl Daemon {
             .map_err(|e| e.to_string())?;
         let status = resp.status();
         let body = resp.text().map_err(|e| e.to_string())?;
-        if status.is_success() { Ok(body) } else { Err(format!("{status}: {body}")) }
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("{status}: {body}"))
+        }
     }
 
     pub fn get_json(&self, path: &str) -> Value {
@@ -280,21 +348,30 @@ impl Daemon {
     /// Containers of the pod `<name>-<node>` (any UID, any state).
     pub fn pod_containers(&self, name: &str) -> Vec<Ctr> {
         let full = format!("{name}-{}", self.node);
-        self.containers().into_iter().filter(|c| c.label("io.kubernetes.pod.name") == full).collect()
+        self.containers()
+            .into_iter()
+            .filter(|c| c.label("io.kubernetes.pod.name") == full)
+            .collect()
     }
 
     /// Waits until the pod's sandbox and the named containers all run; returns them.
     pub fn wait_running(&self, name: &str, containers: &[&str], timeout: Duration) -> Vec<Ctr> {
-        wait_until(&format!("pod {name} running {containers:?}"), timeout, || {
-            let cs = self.pod_containers(name);
-            let running = |n: &str| cs.iter().any(|c| c.cname() == n && c.running);
-            (running("POD") && containers.iter().all(|n| running(n))).then_some(cs)
-        })
+        wait_until(
+            &format!("pod {name} running {containers:?}"),
+            timeout,
+            || {
+                let cs = self.pod_containers(name);
+                let running = |n: &str| cs.iter().any(|c| c.cname() == n && c.running);
+                (running("POD") && containers.iter().all(|n| running(n))).then_some(cs)
+            },
+        )
     }
 
     /// Waits until the pod has no containers left.
     pub fn wait_gone(&self, name: &str, timeout: Duration) {
-        wait_until(&format!("pod {name} gone"), timeout, || self.pod_containers(name).is_empty().then_some(()))
+        wait_until(&format!("pod {name} gone"), timeout, || {
+            self.pod_containers(name).is_empty().then_some(())
+        })
     }
 
     /// Waits until no container of pod UID `uid` is left.
@@ -308,7 +385,11 @@ impl Daemon {
     pub fn api_pod(&self, name: &str) -> Option<Value> {
         let full = format!("{name}-{}", self.node);
         let list = self.get_json("/pods");
-        list["items"].as_array()?.iter().find(|p| p["metadata"]["name"] == full.as_str()).cloned()
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["metadata"]["name"] == full.as_str())
+            .cloned()
     }
 }
 
@@ -316,16 +397,28 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
         if std::thread::panicking() {
-            eprintln!("===== rkubelet log (node {}) =====\n{}", self.node, self.log());
+            eprintln!(
+                "===== rkubelet log (node {}) =====\n{}",
+                self.node,
+                self.log()
+            );
         }
         let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label=io.rkubelet.node={}", self.node)])
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.rkubelet.node={}", self.node),
+            ])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
-            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
         }
     }
 }

@@ -9,7 +9,11 @@ fn t(secs: i64) -> Timestamp {
 }
 
 fn pod(policy: &str, inits: &[&str], apps: &[&str]) -> Pod {
-    let c = |n: &&str| Container { name: n.to_string(), image: Some("img:1".into()), ..Default::default() };
+    let c = |n: &&str| Container {
+        name: n.to_string(),
+        image: Some("img:1".into()),
+        ..Default::default()
+    };
     Pod {
         metadata: ObjectMeta {
             name: Some("p-node".into()),
@@ -55,7 +59,14 @@ fn sandbox(id: &str, attempt: u32, state: ContainerState) -> ContainerInfo {
     }
 }
 
-fn container(id: &str, name: &str, count: u32, sb: &str, state: ContainerState, code: Option<i64>) -> ContainerInfo {
+fn container(
+    id: &str,
+    name: &str,
+    count: u32,
+    sb: &str,
+    state: ContainerState,
+    code: Option<i64>,
+) -> ContainerInfo {
     ContainerInfo {
         id: id.into(),
         name: format!("k8s_{name}_{count}"),
@@ -74,14 +85,24 @@ fn container(id: &str, name: &str, count: u32, sb: &str, state: ContainerState, 
 }
 
 fn run(p: &Pod, observed: &[ContainerInfo], backoff: &Backoff, now: Timestamp) -> Plan {
-    plan(Input { pod: p, observed, backoff, failures: &BTreeMap::new(), now })
+    plan(Input {
+        pod: p,
+        observed,
+        backoff,
+        failures: &BTreeMap::new(),
+        now,
+    })
 }
 
 fn starts(plan: &Plan) -> Vec<(String, u32)> {
     plan.steps
         .iter()
         .filter_map(|s| match s {
-            Step::StartContainer { name, restart_count, .. } => Some((name.clone(), *restart_count)),
+            Step::StartContainer {
+                name,
+                restart_count,
+                ..
+            } => Some((name.clone(), *restart_count)),
             _ => None,
         })
         .collect()
@@ -107,7 +128,10 @@ fn with_a_running_sandbox_all_app_containers_start() {
 #[test]
 fn a_running_pod_needs_nothing() {
     let p = pod("Always", &[], &["a"]);
-    let obs = [sandbox("s", 0, Running), container("c", "a", 0, "s", Running, None)];
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 0, "s", Running, None),
+    ];
     let plan = run(&p, &obs, &Backoff::default(), t(0));
     assert_eq!(plan, Plan::default());
 }
@@ -139,14 +163,19 @@ fn restart_policy_decides_by_exit_code() {
 #[test]
 fn a_crash_looping_container_waits_with_crash_loop_backoff() {
     let p = pod("Always", &[], &["a"]);
-    let obs = [sandbox("s", 0, Running), container("c", "a", 1, "s", Exited, Some(1))];
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 1, "s", Exited, Some(1)),
+    ];
     let mut backoff = Backoff::new(BackoffPolicy::default());
     backoff.record("a", t(20)); // the first (immediate) restart happened
-    // The instance finished at t(21); 10s backoff runs until t(31).
+                                // The instance finished at t(21); 10s backoff runs until t(31).
     let plan = run(&p, &obs, &backoff, t(25));
     assert!(starts(&plan).is_empty());
     assert_eq!(plan.waiting["a"].reason, "CrashLoopBackOff");
-    assert!(plan.waiting["a"].message.starts_with("back-off 10s restarting failed container=a"));
+    assert!(plan.waiting["a"]
+        .message
+        .starts_with("back-off 10s restarting failed container=a"));
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(6)));
     let plan = run(&p, &obs, &backoff, t(31));
     assert_eq!(starts(&plan), vec![("a".into(), 2)]);
@@ -155,12 +184,18 @@ fn a_crash_looping_container_waits_with_crash_loop_backoff() {
 #[test]
 fn a_dead_sandbox_is_replaced_and_running_containers_stopped_first() {
     let p = pod("Always", &[], &["a"]);
-    let obs = [sandbox("s", 0, Exited), container("c", "a", 0, "s", Running, None)];
+    let obs = [
+        sandbox("s", 0, Exited),
+        container("c", "a", 0, "s", Running, None),
+    ];
     let plan = run(&p, &obs, &Backoff::default(), t(0));
     assert_eq!(
         plan.steps,
         vec![
-            Step::StopContainer { id: "c".into(), name: "a".into() },
+            Step::StopContainer {
+                id: "c".into(),
+                name: "a".into()
+            },
             Step::CreateSandbox { attempt: 1 },
             Step::RemoveContainer { id: "s".into() },
         ]
@@ -176,38 +211,71 @@ fn init_containers_run_one_at_a_time_in_order() {
     let obs = [s.clone(), container("x1", "i1", 0, "s", Running, None)];
     assert!(starts(&run(&p, &obs, &Backoff::default(), t(0))).is_empty());
     let obs = [s.clone(), container("x1", "i1", 0, "s", Exited, Some(0))];
-    assert_eq!(starts(&run(&p, &obs, &Backoff::default(), t(0))), vec![("i2".into(), 0)]);
+    assert_eq!(
+        starts(&run(&p, &obs, &Backoff::default(), t(0))),
+        vec![("i2".into(), 0)]
+    );
     let obs = [
         s,
         container("x1", "i1", 0, "s", Exited, Some(0)),
         container("x2", "i2", 0, "s", Exited, Some(0)),
     ];
-    assert_eq!(starts(&run(&p, &obs, &Backoff::default(), t(0))), vec![("a".into(), 0)]);
+    assert_eq!(
+        starts(&run(&p, &obs, &Backoff::default(), t(0))),
+        vec![("a".into(), 0)]
+    );
 }
 
 #[test]
 fn a_failed_init_container_under_never_stops_the_pod() {
     let p = pod("Never", &["i1"], &["a"]);
-    let obs = [sandbox("s", 0, Running), container("x1", "i1", 0, "s", Exited, Some(2))];
+    let obs = [
+        sandbox("s", 0, Running),
+        container("x1", "i1", 0, "s", Exited, Some(2)),
+    ];
     let plan = run(&p, &obs, &Backoff::default(), t(0));
     assert!(starts(&plan).is_empty());
-    assert_eq!(plan.steps, vec![Step::StopContainer { id: "s".into(), name: "POD".into() }]);
+    assert_eq!(
+        plan.steps,
+        vec![Step::StopContainer {
+            id: "s".into(),
+            name: "POD".into()
+        }]
+    );
 }
 
 #[test]
 fn a_failed_init_container_is_retried_otherwise() {
     let p = pod("Always", &["i1"], &["a"]);
-    let obs = [sandbox("s", 0, Running), container("x1", "i1", 0, "s", Exited, Some(2))];
-    assert_eq!(starts(&run(&p, &obs, &Backoff::default(), t(30))), vec![("i1".into(), 1)]);
+    let obs = [
+        sandbox("s", 0, Running),
+        container("x1", "i1", 0, "s", Exited, Some(2)),
+    ];
+    assert_eq!(
+        starts(&run(&p, &obs, &Backoff::default(), t(30))),
+        vec![("i1".into(), 1)]
+    );
 }
 
 #[test]
 fn a_finished_pod_stops_its_sandbox_and_is_not_restarted() {
     let p = pod("OnFailure", &[], &["a"]);
-    let obs = [sandbox("s", 0, Running), container("c", "a", 0, "s", Exited, Some(0))];
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 0, "s", Exited, Some(0)),
+    ];
     let plan = run(&p, &obs, &Backoff::default(), t(30));
-    assert_eq!(plan.steps, vec![Step::StopContainer { id: "s".into(), name: "POD".into() }]);
-    let obs = [sandbox("s", 0, Exited), container("c", "a", 0, "s", Exited, Some(0))];
+    assert_eq!(
+        plan.steps,
+        vec![Step::StopContainer {
+            id: "s".into(),
+            name: "POD".into()
+        }]
+    );
+    let obs = [
+        sandbox("s", 0, Exited),
+        container("c", "a", 0, "s", Exited, Some(0)),
+    ];
     assert_eq!(run(&p, &obs, &Backoff::default(), t(40)), Plan::default());
 }
 
@@ -242,14 +310,27 @@ fn a_start_failure_waits_until_its_retry_time() {
     let obs = [sandbox("s", 0, Running)];
     let failures = BTreeMap::from([(
         "a".to_string(),
-        StartFailure { reason: "ErrImagePull".into(), message: "no registry".into(), retry_at: t(10) },
+        StartFailure {
+            reason: "ErrImagePull".into(),
+            message: "no registry".into(),
+            retry_at: t(10),
+        },
     )]);
     let backoff = Backoff::default();
-    let input = Input { pod: &p, observed: &obs, backoff: &backoff, failures: &failures, now: t(5) };
+    let input = Input {
+        pod: &p,
+        observed: &obs,
+        backoff: &backoff,
+        failures: &failures,
+        now: t(5),
+    };
     let plan = plan(input);
     assert!(starts(&plan).is_empty());
     assert_eq!(plan.waiting["a"].reason, "ErrImagePull");
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(5)));
-    let plan = super::plan(Input { now: t(10), ..input });
+    let plan = super::plan(Input {
+        now: t(10),
+        ..input
+    });
     assert_eq!(starts(&plan), vec![("a".into(), 0)]);
 }
