@@ -14,7 +14,10 @@
 //! * [`api`] — the read-only local HTTP API.
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod api;
 pub mod app;
