@@ -1,0 +1,62 @@
+//! The bundled examples are valid Kubernetes and the offline ones really run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::daemon::{wait_until, Daemon};
+use k8s_openapi::jiff::Timestamp;
+use rkubelet::manifest::{self, LoadContext, Origin};
+
+fn manifests(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_bundled_manifest_loads_without_errors_or_warnings() {
+    let mut pods = 0;
+    for dir in ["etc/kubelet.d", "etc/kubelet.d/with-registry"] {
+        for file in manifests(dir) {
+            let origin = Origin::file(file.display().to_string());
+            let ctx = LoadContext { node_name: "node1", origin: &origin, now: Timestamp::now() };
+            let content = std::fs::read(&file).expect("read");
+            let loaded = manifest::load(&content, &ctx)
+                .unwrap_or_else(|e| panic!("bundled example is invalid: {e}"));
+            assert!(loaded.warnings.is_empty(), "{}: {:?}", file.display(), loaded.warnings);
+            pods += loaded.pods.len();
+        }
+    }
+    assert!(pods >= 8, "expected the seed's example pods, found {pods}");
+}
+
+#[test]
+fn the_offline_examples_run_and_answer_on_their_host_ports() {
+    let d = Daemon::start();
+    for file in manifests("etc/kubelet.d") {
+        let name = file.file_name().expect("name").to_string_lossy().to_string();
+        d.write(&name, &std::fs::read_to_string(&file).expect("read"));
+    }
+    let timeout = Duration::from_secs(30);
+    d.wait_running("static-web", &["web"], timeout);
+    d.wait_running("nginx", &["nginx"], timeout);
+    d.wait_running("redis-php", &["frontend", "redis"], timeout);
+    let get = |port: u16| -> Option<String> {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/")).ok()?.text().ok()
+    };
+    let web = wait_until("static-web on :8080", Duration::from_secs(10), || get(8080));
+    assert!(web.contains("hello from rkubelet"), "{web}");
+    let front = wait_until("the frontend reached redis over localhost", Duration::from_secs(20), || {
+        get(8081).filter(|b| b.contains("+PONG"))
+    });
+    assert!(front.contains("redis-php-"), "{front}");
+    let v = d.get_json("/manifests");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+}
