@@ -149,3 +149,86 @@ pub async fn relist(
         last = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::fake::FakeRuntime;
+    use crate::runtime::labels::PodRef;
+    use crate::runtime::SandboxConfig;
+
+    fn sandbox(uid: &str) -> SandboxConfig {
+        let pod = PodRef {
+            name: "p".into(),
+            namespace: "default".into(),
+            uid: uid.into(),
+            source: "file:/p.yaml".into(),
+            grace_period_seconds: 30,
+        };
+        SandboxConfig {
+            name: format!("k8s_POD_p_default_{uid}_0"),
+            image: "pause".into(),
+            labels: pod.sandbox_labels(0),
+            ..Default::default()
+        }
+    }
+
+    async fn notified(n: &Notify) {
+        tokio::time::timeout(Duration::from_secs(5), n.notified())
+            .await
+            .expect("woken in time");
+    }
+
+    #[tokio::test]
+    async fn an_event_wakes_only_the_worker_of_its_pod() {
+        let fake = Arc::new(FakeRuntime::new());
+        let routes = Arc::new(Routes::default());
+        let (a, b) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        routes.insert("uid-a", a.clone());
+        routes.insert("uid-b", b.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(watch_events(fake.clone(), routes.clone(), stop.clone()));
+        // Wait until subscribed, then create a container of pod a.
+        while !fake.calls().iter().any(|c| c.starts_with("events")) {
+            tokio::task::yield_now().await;
+        }
+        fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        notified(&a).await;
+        let woke_b = tokio::time::timeout(Duration::from_millis(100), b.notified()).await;
+        assert!(woke_b.is_err(), "pod b was woken by pod a's event");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_broken_events_stream_is_resumed_from_the_last_event_and_wakes_every_worker() {
+        let fake = Arc::new(FakeRuntime::new());
+        let routes = Arc::new(Routes::default());
+        let a = Arc::new(Notify::new());
+        routes.insert("uid-a", a.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(watch_events(fake.clone(), routes.clone(), stop.clone()));
+        while !fake.calls().iter().any(|c| c.starts_with("events")) {
+            tokio::task::yield_now().await;
+        }
+        fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        notified(&a).await;
+        // A worker no event concerns: only the reconnect's wake-all reaches it.
+        let quiet = Arc::new(Notify::new());
+        routes.insert("uid-quiet", quiet.clone());
+        fake.break_event_streams();
+        notified(&quiet).await;
+        // The stream was resumed from the last event seen.
+        let subscriptions: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("events"))
+            .collect();
+        assert_eq!(subscriptions.len(), 2, "{subscriptions:?}");
+        assert_eq!(subscriptions[0], "events since=None");
+        assert!(
+            subscriptions[1].starts_with("events since=Some("),
+            "{subscriptions:?}"
+        );
+        stop.cancel();
+    }
+}

@@ -26,11 +26,20 @@ fn every_bundled_manifest_loads_without_errors_or_warnings() {
     for dir in ["etc/kubelet.d", "etc/kubelet.d/with-registry"] {
         for file in manifests(dir) {
             let origin = Origin::file(file.display().to_string());
-            let ctx = LoadContext { node_name: "node1", origin: &origin, now: Timestamp::now() };
+            let ctx = LoadContext {
+                node_name: "node1",
+                origin: &origin,
+                now: Timestamp::now(),
+            };
             let content = std::fs::read(&file).expect("read");
             let loaded = manifest::load(&content, &ctx)
                 .unwrap_or_else(|e| panic!("bundled example is invalid: {e}"));
-            assert!(loaded.warnings.is_empty(), "{}: {:?}", file.display(), loaded.warnings);
+            assert!(
+                loaded.warnings.is_empty(),
+                "{}: {:?}",
+                file.display(),
+                loaded.warnings
+            );
             pods += loaded.pods.len();
         }
     }
@@ -41,7 +50,11 @@ fn every_bundled_manifest_loads_without_errors_or_warnings() {
 fn the_offline_examples_run_and_answer_on_their_host_ports() {
     let d = Daemon::start();
     for file in manifests("etc/kubelet.d") {
-        let name = file.file_name().expect("name").to_string_lossy().to_string();
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
         d.write(&name, &std::fs::read_to_string(&file).expect("read"));
     }
     let timeout = Duration::from_secs(30);
@@ -49,13 +62,18 @@ fn the_offline_examples_run_and_answer_on_their_host_ports() {
     d.wait_running("nginx", &["nginx"], timeout);
     d.wait_running("redis-php", &["frontend", "redis"], timeout);
     let get = |port: u16| -> Option<String> {
-        reqwest::blocking::get(format!("http://127.0.0.1:{port}/")).ok()?.text().ok()
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
+            .ok()?
+            .text()
+            .ok()
     };
     let web = wait_until("static-web on :8080", Duration::from_secs(10), || get(8080));
     assert!(web.contains("hello from rkubelet"), "{web}");
-    let front = wait_until("the frontend reached redis over localhost", Duration::from_secs(20), || {
-        get(8081).filter(|b| b.contains("+PONG"))
-    });
+    let front = wait_until(
+        "the frontend reached redis over localhost",
+        Duration::from_secs(20),
+        || get(8081).filter(|b| b.contains("+PONG")),
+    );
     assert!(front.contains("redis-php-"), "{front}");
     let v = d.get_json("/manifests");
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");

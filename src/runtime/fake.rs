@@ -35,7 +35,7 @@ struct State {
 #[derive(Debug)]
 pub struct FakeRuntime {
     state: Mutex<State>,
-    events: broadcast::Sender<RuntimeEvent>,
+    events: Mutex<broadcast::Sender<RuntimeEvent>>,
 }
 
 impl Default for FakeRuntime {
@@ -48,7 +48,7 @@ impl FakeRuntime {
     pub fn new() -> Self {
         FakeRuntime {
             state: Mutex::new(State::default()),
-            events: broadcast::channel(1024).0,
+            events: Mutex::new(broadcast::channel(1024).0),
         }
     }
 
@@ -67,8 +67,22 @@ impl FakeRuntime {
         Ok(())
     }
 
+    fn sender(&self) -> broadcast::Sender<RuntimeEvent> {
+        match self.events.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Ends every open events stream, as a daemon restart does.
+    pub fn break_event_streams(&self) {
+        if let Ok(mut g) = self.events.lock() {
+            *g = broadcast::channel(1024).0;
+        }
+    }
+
     fn emit(&self, c: &ContainerInfo, action: &str) {
-        let _ = self.events.send(RuntimeEvent {
+        let _ = self.sender().send(RuntimeEvent {
             container_id: c.id.clone(),
             pod_uid: c.labels.get(labels::POD_UID).cloned(),
             action: action.into(),
@@ -262,8 +276,9 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    fn events(&self, _since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>> {
-        let rx = self.events.subscribe();
+    fn events(&self, since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>> {
+        self.with(|s| s.calls.push(format!("events since={since_nanos:?}")));
+        let rx = self.sender().subscribe();
         stream::unfold(rx, |mut rx| async move {
             loop {
                 match rx.recv().await {
