@@ -18,6 +18,16 @@ fn main() {
     let output = out_dir.join("pause");
     let version = env::var("CARGO_PKG_VERSION").unwrap_or_else(|_| "unknown".to_string());
 
+    // The default pause image's tag carries a hash of the program's source,
+    // so a changed pause program is provisioned as a new image instead of
+    // silently reusing an old one with the same crate version.
+    let source = std::fs::read("pause/pause.c")
+        .unwrap_or_else(|e| fail(&format!("cannot read pause/pause.c: {e}")));
+    println!(
+        "cargo:rustc-env=RKUBELET_PAUSE_SOURCE_HASH={:08x}",
+        fnv1a(&source) as u32
+    );
+
     let result = Command::new(&cc)
         .args(["-Os", "-static", "-s", "-Wall", "-Wextra", "-Werror"])
         .arg(format!("-DPAUSE_VERSION=\"{version}\""))
@@ -38,6 +48,13 @@ fn main() {
              install one with: apt-get install gcc libc6-dev (or set CC)"
         )),
     }
+}
+
+/// FNV-1a, 64 bit: a stable content hash without a build dependency.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn fail(message: &str) -> ! {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{kill_pod, PodWorker, WorkerContext, WorkerHandle};
+use super::worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
 
@@ -218,26 +218,7 @@ fn spawn_orphan_killer(
     let done = handle.done.clone();
     tokio::spawn(async move {
         let _done = done.drop_guard();
-        let mut attempt = 0u32;
-        loop {
-            let kill = kill_pod(ctx.runtime.as_ref(), &ctx.root_dir, &uid, None);
-            let r = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = kill => r,
-            };
-            match r {
-                Ok(()) => return,
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(%uid, error = %e, "cannot remove orphaned pod yet");
-                    let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
+        kill_pod_until_done(ctx.runtime.as_ref(), &ctx.root_dir, &uid, None, &shutdown).await;
     });
     handle
 }

@@ -308,6 +308,19 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         .collect();
     let done = matches!(phase, "Succeeded" | "Failed");
     let unready_msg = format!("containers with unready status: [{}]", unready.join(" "));
+    let ready_condition = |kind: &str| {
+        let reason = if done {
+            "PodCompleted"
+        } else {
+            "ContainersNotReady"
+        };
+        condition(
+            kind,
+            unready.is_empty() && !done,
+            Some(reason.into()),
+            Some(unready_msg.clone()),
+        )
+    };
     let conditions = vec![
         condition("PodReadyToStartContainers", sandbox_ready, None, None),
         condition(
@@ -319,32 +332,8 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
                 incomplete.join(" ")
             )),
         ),
-        condition(
-            "Ready",
-            unready.is_empty() && !done,
-            Some(
-                if done {
-                    "PodCompleted"
-                } else {
-                    "ContainersNotReady"
-                }
-                .into(),
-            ),
-            Some(unready_msg.clone()),
-        ),
-        condition(
-            "ContainersReady",
-            unready.is_empty() && !done,
-            Some(
-                if done {
-                    "PodCompleted"
-                } else {
-                    "ContainersNotReady"
-                }
-                .into(),
-            ),
-            Some(unready_msg),
-        ),
+        ready_condition("Ready"),
+        ready_condition("ContainersReady"),
         condition("PodScheduled", true, None, None),
     ];
 

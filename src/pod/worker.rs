@@ -126,6 +126,32 @@ pub async fn kill_pod(
     Ok(())
 }
 
+/// [`kill_pod`], retried with backoff until it succeeds. Returns false if
+/// `shutdown` came first (the pod is then left for the next start to clean up).
+pub async fn kill_pod_until_done(
+    runtime: &dyn ContainerRuntime,
+    root_dir: &Path,
+    uid: &str,
+    grace: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            r = kill_pod(runtime, root_dir, uid, grace) => r,
+        };
+        let Err(e) = result else { return true };
+        attempt += 1;
+        let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+        tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
 /// Signals to and from a running worker.
 #[derive(Debug, Clone)]
 pub struct WorkerHandle {
@@ -585,30 +611,17 @@ impl PodWorker {
         if let Ok(observed) = self.ctx.runtime.list_containers(Some(&self.uid)).await {
             self.publish(&observed, &Plan::default(), true);
         }
-        let mut attempt = 0u32;
-        loop {
-            let kill = kill_pod(
-                self.ctx.runtime.as_ref(),
-                &self.ctx.root_dir,
-                &self.uid,
-                Some(grace),
-            );
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = kill => r,
-            };
-            match result {
-                Ok(()) => break,
-                Err(e) => {
-                    attempt += 1;
-                    let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
+        let runtime = self.ctx.runtime.as_ref();
+        if !kill_pod_until_done(
+            runtime,
+            &self.ctx.root_dir,
+            &self.uid,
+            Some(grace),
+            shutdown,
+        )
+        .await
+        {
+            return;
         }
         self.ctx.store.remove(&self.uid);
         tracing::info!("pod terminated");

@@ -70,6 +70,25 @@ pub struct DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// Creates (does not start) a container under `name`, logging Docker's warnings.
+    async fn create_named(
+        &self,
+        name: &str,
+        image: &str,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| create_error(e, name, image))?;
+        for warning in created.warnings.iter().filter(|w| !w.is_empty()) {
+            tracing::warn!(container = %name, warning = %warning, "docker warning on create");
+        }
+        Ok(created.id)
+    }
+
     /// Connects to the Docker daemon at `endpoint` (`unix:///path`, a bare
     /// socket path, or `tcp://host:port`), negotiates the API version and pings it.
     ///
@@ -268,16 +287,9 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn run_sandbox(&self, config: &SandboxConfig) -> Result<String> {
-        let body = sandbox_create_body(config);
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&config.name)
-            .build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| create_error(e, &config.name, &config.image))?;
-        let id = created.id;
+        let id = self
+            .create_named(&config.name, &config.image, sandbox_create_body(config))
+            .await?;
         if let Err(e) = self.docker.start_container(&id, None).await {
             let err = start_error(e, &id);
             tracing::warn!(sandbox = %config.name, error = %err, "sandbox failed to start; removing it");
@@ -295,19 +307,8 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create_container(&self, config: &ContainerConfig) -> Result<String> {
-        let body = container_create_body(config);
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&config.name)
-            .build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
+        self.create_named(&config.name, &config.image, container_create_body(config))
             .await
-            .map_err(|e| create_error(e, &config.name, &config.image))?;
-        for warning in created.warnings.iter().filter(|w| !w.is_empty()) {
-            tracing::warn!(container = %config.name, warning = %warning, "docker warning on create");
-        }
-        Ok(created.id)
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {

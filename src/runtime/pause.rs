@@ -16,7 +16,12 @@
 //! still start; delete the image (`docker rmi`) and pull it to replace it.
 
 /// The default infra image name, used when `--pod-infra-container-image` is not given.
-pub const DEFAULT_IMAGE: &str = concat!("rkubelet/pause:", env!("CARGO_PKG_VERSION"));
+pub const DEFAULT_IMAGE: &str = concat!(
+    "rkubelet/pause:",
+    env!("CARGO_PKG_VERSION"),
+    "-",
+    env!("RKUBELET_PAUSE_SOURCE_HASH")
+);
 
 /// The statically linked pause program.
 pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pause"));
