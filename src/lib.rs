@@ -12,6 +12,7 @@
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
 //! * [`backoff`] — restart backoff as data.
 //! * [`api`] — the read-only local HTTP API.
+//! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
 
 #![cfg_attr(
@@ -24,6 +25,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod manifest;
 pub mod pleg;
 pub mod pod;

@@ -452,10 +452,7 @@ spec:
     d.wait_running("hn", &["web"], SECS30);
     for port in [host_port, net_port] {
         let body = wait_until(&format!("http://127.0.0.1:{port}/"), SECS5, || {
-            reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
-                .ok()?
-                .text()
-                .ok()
+            common::daemon::http_get(&format!("http://127.0.0.1:{port}/"))
         });
         assert!(body.contains("hello from rkubelet"), "{body}");
     }

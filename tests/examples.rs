@@ -62,10 +62,7 @@ fn the_offline_examples_run_and_answer_on_their_host_ports() {
     d.wait_running("nginx", &["nginx"], timeout);
     d.wait_running("redis-php", &["frontend", "redis"], timeout);
     let get = |port: u16| -> Option<String> {
-        reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
-            .ok()?
-            .text()
-            .ok()
+        common::daemon::http_get(&format!("http://127.0.0.1:{port}/"))
     };
     let web = wait_until("static-web on :8080", Duration::from_secs(10), || get(8080));
     assert!(web.contains("hello from rkubelet"), "{web}");

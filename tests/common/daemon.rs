@@ -18,6 +18,20 @@ use serde_json::Value;
 
 pub use super::{free_port, random_hex, TEST_IMAGE as IMAGE};
 
+/// GET `url` with a 5 s timeout; the body on any HTTP status below 400.
+pub fn http_get(url: &str) -> Option<String> {
+    rkubelet::http::install_crypto_provider();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(url).send().ok()?;
+    if resp.status().as_u16() >= 400 {
+        return None;
+    }
+    resp.text().ok()
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `timeout`
 /// with `what` in the message.
 pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -319,6 +333,7 @@ impl Daemon {
     /// GET on the daemon's API; the body on 200.
     pub fn get(&self, path: &str) -> Result<String, String> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
+        rkubelet::http::install_crypto_provider();
         let resp = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
