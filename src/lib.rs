@@ -11,6 +11,7 @@
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
 //! * [`backoff`] — restart backoff as data.
+//! * [`events`] — the bounded, deduplicated pod event record.
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod manifest;
 pub mod pleg;

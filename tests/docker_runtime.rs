@@ -657,7 +657,6 @@ async fn logs_return_stdout_and_stderr_and_honour_tail() {
         }
     };
     let all = eventually("three lines logged", START_TIMEOUT, || {
-        let read = read.clone();
         async move { Some(read(None).await).filter(|l| l.contains("three")) }
     })
     .await;

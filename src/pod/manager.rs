@@ -274,6 +274,7 @@ mod tests {
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
             store: Arc::new(PodStore::default()),
+            recorder: Arc::new(crate::events::Recorder::new(NODE)),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
