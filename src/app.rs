@@ -167,7 +167,12 @@ impl App {
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {
-            let app = api::router(ApiState { store, diagnostics });
+            let app = api::router(ApiState {
+                store,
+                diagnostics,
+                recorder,
+                runtime: self.runtime.clone(),
+            });
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 let serve = axum::serve(listener, app)

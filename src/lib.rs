@@ -3,6 +3,7 @@
 //! Layout (data flows top to bottom):
 //!
 //! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
 //! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s.
 //! * [`source`] — the manifest directory (inotify + rescan) producing complete
 //!   snapshots, and the merger turning snapshots into desired pods.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod events;
 pub mod http;
 pub mod manifest;

@@ -656,8 +656,8 @@ async fn logs_return_stdout_and_stderr_and_honour_tail() {
                 .collect::<String>()
         }
     };
-    let all = eventually("three lines logged", START_TIMEOUT, || {
-        async move { Some(read(None).await).filter(|l| l.contains("three")) }
+    let all = eventually("three lines logged", START_TIMEOUT, || async move {
+        Some(read(None).await).filter(|l| l.contains("three"))
     })
     .await;
     assert_eq!(all, "one\ntwo\nthree\n");

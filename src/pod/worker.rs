@@ -457,6 +457,9 @@ impl PodWorker {
         }
         self.conditions = st.conditions.clone().unwrap_or_default();
         pod.status = Some(st);
+        if pod.metadata.creation_timestamp.is_none() {
+            pod.metadata.creation_timestamp = self.start_time.map(Time);
+        }
         if let Some(since) = self.terminating_since {
             pod.metadata.deletion_timestamp = Some(Time(since));
             pod.metadata.deletion_grace_period_seconds = Some(self.pod_ref.grace_period_seconds);
