@@ -54,18 +54,31 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// A Kubernetes `Status` error body, as the API server sends.
-fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
-    let body = serde_json::json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
-    (code, Json(body)).into_response()
+/// An error answered as a Kubernetes `Status` body, as the API server does.
+#[derive(Debug)]
+struct ApiError {
+    code: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code.as_u16(),
+        });
+        (self.code, Json(body)).into_response()
+    }
+}
+
+fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiError {
+    ApiError { code, reason, message }
 }
 
 async fn manifests(State(s): State<ApiState>) -> Response {
@@ -98,7 +111,7 @@ async fn namespace_pods(State(s): State<ApiState>, Path(ns): Path<String>) -> Js
     })
 }
 
-fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, Response> {
+fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
     pods_in(s, Some(ns))
         .into_iter()
         .find(|p| p.metadata.name.as_deref() == Some(name))
@@ -114,7 +127,7 @@ fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, Response> {
 async fn one_pod(State(s): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Response {
     match find_pod(&s, &ns, &name) {
         Ok(p) => Json(p).into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -132,7 +145,7 @@ struct LogQuery {
 }
 
 /// The Docker id of the container instance `previous` asks for, from status.
-fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, Response> {
+fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, ApiError> {
     let spec = pod.spec.clone().unwrap_or_default();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let name = match container {
@@ -189,11 +202,11 @@ async fn pod_log(
 ) -> Response {
     let pod = match find_pod(&s, &ns, &name) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let id = match container_id(&pod, q.container.as_deref(), q.previous) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let options = LogOptions {
         follow: q.follow,
