@@ -78,7 +78,11 @@ impl IntoResponse for ApiError {
 }
 
 fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiError {
-    ApiError { code, reason, message }
+    ApiError {
+        code,
+        reason,
+        message,
+    }
 }
 
 async fn manifests(State(s): State<ApiState>) -> Response {
