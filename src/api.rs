@@ -7,6 +7,7 @@
 //!   the shape of the kubelet's own `/pods`.
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
 //!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
+//!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
 //!   `/api/v1/namespaces/{ns}/events`. Logs take `container`, `follow`,
 //!   `previous`, `tailLines` and `timestamps` like the API server's.
 //!
@@ -49,6 +50,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/probes",
+            get(pod_probes),
+        )
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
         .with_state(state)
@@ -226,6 +231,26 @@ async fn pod_log(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// rkubelet's extension: the last result of each probe of a pod.
+async fn pod_probes(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let record = s.store.list().into_iter().find(|r| {
+        r.pod.metadata.namespace.as_deref() == Some(ns.as_str())
+            && r.pod.metadata.name.as_deref() == Some(name.as_str())
+    });
+    match record {
+        Some(r) => Json(r.probes).into_response(),
+        None => status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pods {name:?} not found"),
+        )
+        .into_response(),
+    }
 }
 
 async fn all_events(State(s): State<ApiState>) -> Json<List<Event>> {

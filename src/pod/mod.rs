@@ -13,6 +13,8 @@ pub mod expand;
 pub mod handlers;
 pub mod manager;
 pub mod plan;
+pub mod probe;
+pub mod prober;
 pub mod quantity;
 pub mod status;
 pub mod worker;
