@@ -295,7 +295,10 @@ fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     else {
         return Ok(());
     };
@@ -418,7 +421,11 @@ fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result
             let Some(v) = value.and_then(|v| v.trim().parse::<i64>().ok()) else {
                 return Ok(false);
             };
-            Ok(if r.operator == "Gt" { v > bound } else { v < bound })
+            Ok(if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            })
         }
         other => Err(format!(
             "unknown operator {other:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)"
@@ -693,7 +700,9 @@ mod tests {
         assert!(admit(&fields("In", "node2"), &node()).is_err());
         assert_eq!(admit(&fields("NotIn", "node2"), &node()), Ok(()));
         let r = admit(&fields("NotIn", "node1"), &node()).expect_err("excluded");
-        assert!(r.message.contains("matchFields metadata.name NotIn [node1]"));
+        assert!(r
+            .message
+            .contains("matchFields metadata.name NotIn [node1]"));
         let other_key = affinity_pod(vec![NodeSelectorTerm {
             match_expressions: None,
             match_fields: Some(vec![req("metadata.uid", "In", &["x"])]),
@@ -759,7 +768,10 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert_eq!(admit(&p, &node()).expect_err("os").reason, "PodOSNotSupported");
+        assert_eq!(
+            admit(&p, &node()).expect_err("os").reason,
+            "PodOSNotSupported"
+        );
         let mut labelled = pod_with(PodSpec::default());
         labelled.metadata.labels = Some(BTreeMap::from([(LABEL_OS.into(), "windows".into())]));
         assert_eq!(

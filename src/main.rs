@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Run) => {}
+        Some(Command::Validate(args)) => return validate(&args),
     }
     let config = match Config::from_args(&cli.daemon) {
         Ok(c) => c,
@@ -51,6 +52,35 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// `rkubelet validate`: 0 when every object is OK, 1 otherwise, 64 on bad usage.
+fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rkubelet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(rkubelet::validate_cmd::run(args, &mut out)) {
+        Ok(summary) if summary.all_ok() => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "rkubelet: {} OK, {} rejected, {} with errors",
+                summary.ok, summary.rejected, summary.errors
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

@@ -211,7 +211,12 @@ impl Manager {
         }
     }
 
-    fn spawn_orphan_killer(&mut self, uid: String, full_name: String, shutdown: &CancellationToken) {
+    fn spawn_orphan_killer(
+        &mut self,
+        uid: String,
+        full_name: String,
+        shutdown: &CancellationToken,
+    ) {
         let handle = spawn_orphan_killer(
             self.ctx.clone(),
             uid.clone(),
@@ -254,7 +259,12 @@ impl Manager {
             }
         }
         let adopted = known.len() - orphans.len();
-        tracing::info!(adopted, orphans = orphans.len(), kept_containers = kept, "initial sync");
+        tracing::info!(
+            adopted,
+            orphans = orphans.len(),
+            kept_containers = kept,
+            "initial sync"
+        );
         if kept > 0 {
             tracing::warn!(origins = ?desired.keep_origins,
                 "leaving pods of a manifest URL that has not answered yet running until it does");
@@ -423,8 +433,7 @@ mod tests {
             shutdown.clone(),
         ));
         let sources = sources.iter().map(|s| s.to_string()).collect();
-        let manager =
-            Manager::new(ctx, sources, routes, Default::default()).with_node(node);
+        let manager = Manager::new(ctx, sources, routes, Default::default()).with_node(node);
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
         (
@@ -708,7 +717,10 @@ mod tests {
         h.send(vec![hdd, elsewhere, ssd.clone()]).await;
         eventually("admitted pod running", || running(&fake, &ssd_uid) == 2).await;
         let (phase, reason, message) = phase_of(&store, &hdd_uid).expect("rejected pod listed");
-        assert_eq!((phase.as_str(), reason.as_str()), ("Failed", "NodeAffinity"));
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Failed", "NodeAffinity")
+        );
         assert!(
             message.starts_with("Pod was rejected: Predicate NodeAffinity failed")
                 && message.contains("disktype=hdd"),
@@ -819,7 +831,8 @@ mod tests {
             .await;
         eventually("running", || running(&fake, &uid) == 2).await;
         let fake = h.stop().await;
-        let creates = |f: &FakeRuntime| f.calls().iter().filter(|c| c.starts_with("create")).count();
+        let creates =
+            |f: &FakeRuntime| f.calls().iter().filter(|c| c.starts_with("create")).count();
         let before = creates(&fake);
 
         let (h, _) = start_with(fake.clone(), &["file", "http"], NodeInfo::new(NODE));

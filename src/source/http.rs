@@ -404,7 +404,7 @@ impl HttpState {
             } else {
                 Vec::new()
             },
-            failing: self.problem().map(|e| e.reason.clone()),
+            failing: self.problem().map(ToString::to_string),
         }
     }
 }
@@ -454,10 +454,14 @@ impl HttpSource {
             let problem = self.state.problem().map(|e| e.reason.clone());
             match self.noise.observe(problem.as_deref(), Instant::now()) {
                 LogNow::Nothing => {}
-                LogNow::Failing(e) => tracing::error!(%url, error = %e, keeping_last_good_pods = ?keeping,
-                    "manifest URL failed; its previous pods keep running"),
-                LogNow::StillFailing(e) => tracing::warn!(%url, error = %e, keeping_last_good_pods = ?keeping,
-                    "manifest URL still failing"),
+                LogNow::Failing(e) => {
+                    tracing::error!(%url, error = %e, keeping_last_good_pods = ?keeping,
+                    "manifest URL failed; its previous pods keep running")
+                }
+                LogNow::StillFailing(e) => {
+                    tracing::warn!(%url, error = %e, keeping_last_good_pods = ?keeping,
+                    "manifest URL still failing")
+                }
                 LogNow::Recovered => tracing::info!(%url, "manifest URL answers again"),
             }
             if (changed || first) && tx.send(self.state.snapshot()).await.is_err() {
@@ -548,7 +552,9 @@ mod tests {
         let mut st = HttpState::new(URL, "node1");
         st.apply(body(POD_A), Timestamp::now());
         for bad in [
-            Fetched::Failed("the server answered 500 Internal Server Error, expected 200 OK".into()),
+            Fetched::Failed(
+                "the server answered 500 Internal Server Error, expected 200 OK".into(),
+            ),
             Fetched::Failed("no complete answer within 10s".into()),
             body("{ this is not yaml: ["),
             body("apiVersion: v1\nkind: Pod\nmetadata: {name: BAD}\nspec: {containers: []}\n"),
@@ -559,7 +565,10 @@ mod tests {
             assert_eq!(snap.errors.len(), 1, "{bad:?}: {:?}", snap.errors);
             assert!(snap.errors[0].to_string().starts_with(URL), "{bad:?}");
             assert!(snap.failing.is_some());
-            assert!(snap.keep_origins.is_empty(), "the URL answered once already");
+            assert!(
+                snap.keep_origins.is_empty(),
+                "the URL answered once already"
+            );
         }
     }
 
@@ -593,7 +602,10 @@ mod tests {
     #[test]
     fn until_the_url_answered_once_its_containers_are_kept() {
         let mut st = HttpState::new(URL, "node1");
-        st.apply(Fetched::Failed("connection refused".into()), Timestamp::now());
+        st.apply(
+            Fetched::Failed("connection refused".into()),
+            Timestamp::now(),
+        );
         let snap = st.snapshot();
         assert!(snap.pods.is_empty());
         assert_eq!(snap.keep_origins, vec![format!("url:{URL}")]);
@@ -754,7 +766,10 @@ mod tests {
         let got = f.fetch(None, None).await;
         assert!(matches!(got, Fetched::Body { .. }), "{got:?}");
         let seen = state.lock().expect("lock").seen.clone();
-        assert!(seen.contains(&("x-token".into(), "secret".into())), "{seen:?}");
+        assert!(
+            seen.contains(&("x-token".into(), "secret".into())),
+            "{seen:?}"
+        );
         let multi: Vec<_> = seen.iter().filter(|(k, _)| k == "x-multi").collect();
         assert_eq!(multi.len(), 2, "{seen:?}");
     }
@@ -766,12 +781,18 @@ mod tests {
         let url = serve(state.clone()).await;
         let f = Fetcher::new(&url, &[], Duration::from_secs(5)).expect("fetcher");
         let mut st = HttpState::new(&url, "node1");
-        assert!(st.apply(f.fetch(st.etag(), st.last_modified()).await, Timestamp::now()));
+        assert!(st.apply(
+            f.fetch(st.etag(), st.last_modified()).await,
+            Timestamp::now()
+        ));
         assert_eq!(st.etag(), Some("\"v1\""));
         let again = f.fetch(st.etag(), st.last_modified()).await;
         assert_eq!(again, Fetched::NotModified);
         let seen = state.lock().expect("lock").seen.clone();
-        assert!(seen.contains(&("if-none-match".into(), "\"v1\"".into())), "{seen:?}");
+        assert!(
+            seen.contains(&("if-none-match".into(), "\"v1\"".into())),
+            "{seen:?}"
+        );
         assert!(!st.apply(again, Timestamp::now()));
         assert_eq!(names(&st.snapshot()), vec!["default/a-node1"]);
     }
