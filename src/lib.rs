@@ -3,6 +3,7 @@
 //! Layout (data flows top to bottom):
 //!
 //! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
 //! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s.
 //! * [`source`] — the manifest directory (inotify + rescan) and the manifest
 //!   URL (polling, ETag) producing complete snapshots, and the merger turning
@@ -14,6 +15,7 @@
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
 //! * [`backoff`] — restart backoff as data.
+//! * [`events`] — the bounded, deduplicated pod event record.
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
@@ -31,6 +33,8 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod ctl;
+pub mod events;
 pub mod http;
 pub mod manifest;
 pub mod pleg;

@@ -10,6 +10,7 @@ use clap::Parser;
 use rkubelet::app::{App, AppError};
 use rkubelet::cli::{Cli, Command, LogFormat};
 use rkubelet::config::Config;
+use rkubelet::ctl;
 use rkubelet::runtime::RuntimeError;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Run) => {}
         Some(Command::Validate(args)) => return validate(&args),
+        Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
         Ok(c) => c,
@@ -54,17 +56,25 @@ fn main() -> ExitCode {
     runtime.block_on(run(config))
 }
 
-/// `rkubelet validate`: 0 when every object is OK, 1 otherwise, 64 on bad usage.
-fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for the sub-commands; `None` (reported) if it
+/// cannot start.
+fn command_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("rkubelet: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `rkubelet validate`: 0 when every object is OK, 1 otherwise, 64 on bad usage.
+fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut out = std::io::stdout().lock();
     match runtime.block_on(rkubelet::validate_cmd::run(args, &mut out)) {
@@ -79,6 +89,29 @@ fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
         Err(e) => {
             eprintln!("rkubelet: {e}");
             ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// Runs a client sub-command against a daemon's API.
+fn client(command: Command) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout().lock();
+    let result = runtime.block_on(async {
+        match &command {
+            Command::Get(a) => ctl::get(a, &mut out).await,
+            Command::Describe(a) => ctl::describe(a, &mut out).await,
+            Command::Logs(a) => ctl::logs(a, &mut out).await,
+            Command::Run | Command::Validate(_) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

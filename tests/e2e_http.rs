@@ -246,6 +246,22 @@ fn server_errors_timeouts_garbage_and_oversize_bodies_keep_the_previous_url_pods
         d.log()
     );
 
+    // Each distinct failure is an event on the node.
+    let events = d.get_json("/api/v1/events");
+    let failed_events: Vec<&Value> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == "ManifestURLFailed")
+        .collect();
+    assert!(
+        failed_events.len() >= 4
+            && failed_events
+                .iter()
+                .all(|e| e["message"].as_str().is_some_and(|m| m.contains(&url))),
+        "{events}"
+    );
+
     // The repeated failures were not logged on every fetch.
     let failures = d.log().matches("manifest URL failed").count();
     assert!(
@@ -464,6 +480,24 @@ fn pods_this_node_may_not_run_are_failed_in_pods_with_the_reason_and_never_creat
         assert!(d.pod_containers(name).is_empty(), "{name} has containers");
     }
     assert!(d.log().contains("pod rejected by admission"));
+    let events = d.get_json("/api/v1/events");
+    assert!(
+        events["items"].as_array().into_iter().flatten().any(|e| {
+            e["reason"] == "NodeName"
+                && e["involvedObject"]["name"] == format!("elsewhere-{}", d.node).as_str()
+        }),
+        "{events}"
+    );
+    let get = common::daemon::run(
+        Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+            .args(["get", "pods", "--server"])
+            .arg(format!("http://127.0.0.1:{}", d.port)),
+    );
+    let line = get
+        .lines()
+        .find(|l| l.starts_with(&format!("sel-{}", d.node)))
+        .unwrap_or_else(|| panic!("sel missing from get pods:\n{get}"));
+    assert!(line.contains("NodeAffinity"), "{get}");
 
     // Removing a rejected pod's manifest removes it from /pods.
     d.remove("elsewhere.yaml");

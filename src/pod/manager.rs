@@ -143,6 +143,14 @@ impl Manager {
             if !before.contains_key(uid) {
                 tracing::warn!(pod = %full_name, %uid, reason = %why.reason, message = %why.message,
                     "pod rejected by admission; it will not run");
+                let meta = &sp.pod.metadata;
+                let involved = crate::events::Involved::pod(
+                    meta.namespace.as_deref().unwrap_or("default"),
+                    meta.name.as_deref().unwrap_or_default(),
+                    uid,
+                );
+                ctx.recorder
+                    .warning(&involved, &why.reason, why.message.clone());
                 let mut pod = (*sp.pod).clone();
                 pod.status = Some(admission::rejected_status(&sp.pod, &why, &ctx.host_ip));
                 ctx.store.put(
@@ -424,6 +432,7 @@ mod tests {
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
             store: store.clone(),
+            recorder: Arc::new(crate::events::Recorder::new(NODE)),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();

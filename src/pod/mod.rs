@@ -10,6 +10,7 @@
 
 pub mod convert;
 pub mod expand;
+pub mod handlers;
 pub mod manager;
 pub mod plan;
 pub mod quantity;

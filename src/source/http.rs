@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Snapshot, SourcePod};
+use crate::events::{Involved, Recorder};
 use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
@@ -409,6 +410,10 @@ impl HttpState {
     }
 }
 
+/// Event reasons on the node when the manifest URL fails and recovers.
+pub const EVENT_FAILED: &str = "ManifestURLFailed";
+pub const EVENT_RECOVERED: &str = "ManifestURLRecovered";
+
 /// The running URL source: a [`Fetcher`], an [`HttpState`] and a period.
 #[derive(Debug)]
 pub struct HttpSource {
@@ -416,6 +421,8 @@ pub struct HttpSource {
     state: HttpState,
     period: Duration,
     noise: NoiseFilter,
+    node_name: String,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl HttpSource {
@@ -425,6 +432,26 @@ impl HttpSource {
             fetcher,
             period,
             noise: NoiseFilter::new(LOG_REPEAT),
+            node_name: node_name.to_string(),
+            recorder: None,
+        }
+    }
+
+    /// Also records failures and recoveries as events on the node (as often
+    /// as they are logged).
+    pub fn with_recorder(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    fn event(&self, failed: bool, message: String) {
+        if let Some(r) = &self.recorder {
+            let node = Involved::node(&self.node_name);
+            if failed {
+                r.warning(&node, EVENT_FAILED, message);
+            } else {
+                r.normal(&node, EVENT_RECOVERED, message);
+            }
         }
     }
 
@@ -451,18 +478,23 @@ impl HttpSource {
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
             let changed = self.state.apply(fetched, Timestamp::now());
             let keeping = self.state.good.as_ref().map(Vec::len);
-            let problem = self.state.problem().map(|e| e.reason.clone());
+            let problem = self.state.problem().map(ToString::to_string);
             match self.noise.observe(problem.as_deref(), Instant::now()) {
                 LogNow::Nothing => {}
                 LogNow::Failing(e) => {
                     tracing::error!(%url, error = %e, keeping_last_good_pods = ?keeping,
-                    "manifest URL failed; its previous pods keep running")
+                    "manifest URL failed; its previous pods keep running");
+                    self.event(true, format!("{e}; its previous pods keep running"));
                 }
                 LogNow::StillFailing(e) => {
                     tracing::warn!(%url, error = %e, keeping_last_good_pods = ?keeping,
-                    "manifest URL still failing")
+                    "manifest URL still failing");
+                    self.event(true, format!("{e}; its previous pods keep running"));
                 }
-                LogNow::Recovered => tracing::info!(%url, "manifest URL answers again"),
+                LogNow::Recovered => {
+                    tracing::info!(%url, "manifest URL answers again");
+                    self.event(false, format!("{url} answers again"));
+                }
             }
             if (changed || first) && tx.send(self.state.snapshot()).await.is_err() {
                 return;
