@@ -313,11 +313,12 @@ fn custom_headers_reach_the_server_and_an_etag_is_answered_with_304_without_rest
 #[test]
 fn file_and_url_pods_run_together_and_a_name_conflict_rejects_the_url_pod_naming_both_origins() {
     let server = ManifestServer::start();
-    server.serve(format!("{}---\n{}", pod("shared", "url"), pod("api", "1")));
     let d = daemon_for(&server, &[]);
     d.write("shared.yaml", &pod("shared", "file"));
-    d.wait_running("api", &["app"], SECS30);
     let shared = d.wait_running("shared", &["app"], SECS30);
+    // The URL then defines the same name, and another pod.
+    server.serve(format!("{}---\n{}", pod("shared", "url"), pod("api", "1")));
+    d.wait_running("api", &["app"], SECS30);
     let file = d.manifest_dir().join("shared.yaml").display().to_string();
     let conflict = wait_until("the conflict reported", SECS5, || {
         let v = d.get_json("/manifests");
@@ -335,6 +336,11 @@ fn file_and_url_pods_run_together_and_a_name_conflict_rejects_the_url_pod_naming
     assert!(
         conflict.find(&server.url()) < conflict.find(&file),
         "the URL pod is the one ignored: {conflict}"
+    );
+    assert_eq!(
+        ids(&shared),
+        ids(&d.pod_containers("shared")),
+        "the file's pod was touched"
     );
     let uids: BTreeSet<&str> = shared.iter().map(|c| c.uid()).collect();
     assert_eq!(uids.len(), 1, "only one pod named shared runs");
