@@ -1,6 +1,6 @@
 //! Manifest sources and the merger.
 //!
-//! A source (the manifest directory, later the manifest URL) produces
+//! A source (the manifest directory, the manifest URL) produces
 //! *complete snapshots* — every pod it currently defines plus the problems it
 //! found — never diffs. The [`Merger`] keeps the newest snapshot per source and
 //! turns them into one desired set keyed by pod UID, rejecting a pod whose
