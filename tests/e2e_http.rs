@@ -262,6 +262,14 @@ fn server_errors_timeouts_garbage_and_oversize_bodies_keep_the_previous_url_pods
         "{events}"
     );
 
+    assert!(
+        !events["items"].as_array().into_iter().flatten().any(|e| {
+            e["reason"] == "FailedValidation"
+                && e["message"].as_str().is_some_and(|m| m.starts_with(&url))
+        }),
+        "URL problems are ManifestURLFailed events, not FailedValidation: {events}"
+    );
+
     // The repeated failures were not logged on every fetch.
     let failures = d.log().matches("manifest URL failed").count();
     assert!(

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::worker::{kill_pod_until_done, PodRecord, PodWorker, WorkerContext, WorkerHandle};
 use crate::admission::{self, NodeInfo};
+use crate::events::Involved;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
 
@@ -108,8 +109,23 @@ impl Manager {
         let (desired, diag) = self.merger.update(snap);
         if let Ok(mut d) = self.diagnostics.write() {
             if *d != diag {
+                // New problems become events on the node (an invalid manifest
+                // has no pod to attach them to).
+                let node = Involved::node(&self.ctx.node_name);
+                // A failing source (the manifest URL) reports its own
+                // problems, with backoff on the noise.
+                let own = |e: &String| diag.failing.values().any(|f| f == e);
+                for e in diag
+                    .errors
+                    .iter()
+                    .filter(|e| !d.errors.contains(e) && !own(e))
+                {
+                    self.ctx
+                        .recorder
+                        .warning(&node, "FailedValidation", e.clone());
+                }
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
-                    tracing::error!(conflict = %c, "duplicate pod name");
+                    self.ctx.recorder.warning(&node, "DuplicatePod", c.clone());
                 }
                 *d = diag;
             }
@@ -406,6 +422,7 @@ mod tests {
 
     struct Harness {
         fake: Arc<FakeRuntime>,
+        recorder: Arc<crate::events::Recorder>,
         tx: mpsc::Sender<Snapshot>,
         shutdown: CancellationToken,
         task: tokio::task::JoinHandle<()>,
@@ -424,6 +441,7 @@ mod tests {
     ) -> (Harness, Arc<PodStore>) {
         let root = tempfile::tempdir().expect("tmp");
         let store = Arc::new(PodStore::default());
+        let recorder = Arc::new(crate::events::Recorder::new(NODE));
         let ctx = Arc::new(WorkerContext {
             runtime: fake.clone(),
             node_name: NODE.into(),
@@ -432,7 +450,7 @@ mod tests {
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
             store: store.clone(),
-            recorder: Arc::new(crate::events::Recorder::new(NODE)),
+            recorder: recorder.clone(),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
@@ -448,6 +466,7 @@ mod tests {
         (
             Harness {
                 fake,
+                recorder,
                 tx,
                 shutdown,
                 task,
@@ -494,6 +513,39 @@ mod tests {
                 c.is_running() && c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid)
             })
             .count()
+    }
+
+    #[tokio::test]
+    async fn manifest_errors_and_name_conflicts_become_node_events_once() {
+        let fake = Arc::new(FakeRuntime::new());
+        let h = start(fake.clone());
+        let recorder = h.recorder.clone();
+        let snap = || Snapshot {
+            source: "file".into(),
+            errors: vec![crate::manifest::ManifestError::new(
+                "/m/bad.yaml",
+                "line 1: bad",
+            )],
+            ..Default::default()
+        };
+        h.tx.send(snap()).await.expect("send");
+        h.tx.send(snap()).await.expect("send");
+        eventually("the event", || !recorder.list(None).is_empty()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let events = recorder.list(None);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("FailedValidation"));
+        assert_eq!(
+            events[0].count,
+            Some(1),
+            "an unchanged error is not reported again"
+        );
+        assert!(events[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("/m/bad.yaml")));
+        assert_eq!(events[0].involved_object.kind.as_deref(), Some("Node"));
+        h.stop().await;
     }
 
     #[tokio::test]
