@@ -1,7 +1,9 @@
 //! The read-only local API (`--address:--read-only-port`).
 //!
 //! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
-//!   it unhealthy; they are reported at `/manifests`).
+//!   it unhealthy; they are reported at `/manifests`). `GET /healthz?verbose`
+//!   lists the checks, including each manifest source and why it is failing
+//!   (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
@@ -16,7 +18,7 @@
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,7 +45,7 @@ pub struct ApiState {
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
         .route("/api/v1/pods", get(all_pods))
@@ -57,6 +59,31 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
         .with_state(state)
+}
+
+/// `ok`; with `?verbose`, one line per check in the Kubernetes style. A
+/// failing manifest source is marked `[!]` but does not fail the check: its
+/// last good pods keep running.
+async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> String {
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    if !verbose {
+        return "ok".to_string();
+    }
+    let diag = s.diagnostics.read().map(|d| d.clone()).unwrap_or_default();
+    let mut out = String::from("[+]ping ok\n");
+    for source in diag.pods.keys() {
+        match diag.failing.get(source) {
+            Some(why) => out.push_str(&format!(
+                "[!]source-{source} failing, its last good pods keep running: {why}\n"
+            )),
+            None => out.push_str(&format!("[+]source-{source} ok\n")),
+        }
+    }
+    out.push_str("healthz check passed\n");
+    out
 }
 
 /// An error answered as a Kubernetes `Status` body, as the API server does.

@@ -5,8 +5,11 @@
 //! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
 //! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s.
-//! * [`source`] — the manifest directory (inotify + rescan) producing complete
-//!   snapshots, and the merger turning snapshots into desired pods.
+//! * [`source`] — the manifest directory (inotify + rescan) and the manifest
+//!   URL (polling, ETag) producing complete snapshots, and the merger turning
+//!   snapshots into desired pods.
+//! * [`admission`] — node labels and the kubelet's admission predicates
+//!   (nodeName, nodeSelector, required node affinity).
 //! * [`pod`] — desired state per pod: spec-to-config conversion, the pure
 //!   planner, the per-pod worker executing plans, the manager owning workers.
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
@@ -16,12 +19,15 @@
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
+//! * [`validate_cmd`] — `rkubelet validate`: parse, validate and admit
+//!   manifests without running anything.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod backoff;
@@ -35,3 +41,4 @@ pub mod pleg;
 pub mod pod;
 pub mod runtime;
 pub mod source;
+pub mod validate_cmd;
