@@ -174,6 +174,7 @@ impl Manager {
                     PodRecord {
                         pod,
                         source: sp.origin.key(),
+                        probes: Vec::new(),
                     },
                 );
             }
