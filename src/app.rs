@@ -147,6 +147,7 @@ impl App {
             host_ip: self.host_ip.clone(),
             store: store.clone(),
             recorder: recorder.clone(),
+            start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
         });
 
         // Subscribe to events before anything creates containers.

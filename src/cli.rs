@@ -221,6 +221,12 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub crash_loop_backoff_max: Duration,
 
+    /// Most container creations + starts in flight at once, over all pods
+    /// (Docker's starts are CPU-bound; more in flight only adds contention).
+    /// Default: twice the number of CPUs.
+    #[arg(long, value_name = "N")]
+    pub max_parallel_starts: Option<usize>,
+
     /// How often all containers are relisted as a safety net for missed events.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
           hide = true)]

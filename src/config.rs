@@ -32,6 +32,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
+    /// `--max-parallel-starts`: container creations + starts in flight at once.
+    pub max_parallel_starts: usize,
     /// `--manifest-url`, checked to be http(s).
     pub manifest_url: Option<String>,
     /// `--manifest-url-header`s as (name, value), in the order given.
@@ -80,6 +82,13 @@ pub fn resolve_node_name(hostname_override: Option<&str>) -> Result<String, Usag
         )));
     }
     Ok(node_name)
+}
+
+/// The default of `--max-parallel-starts`: twice the number of CPUs rkubelet
+/// may run on (measured: starts are CPU-bound in dockerd, so a few per core
+/// keep it busy while one waits on I/O, and more only queue inside Docker).
+pub fn default_max_parallel_starts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 2
 }
 
 /// The node's labels: built-in ones for `node_name` plus `--node-labels`.
@@ -150,6 +159,14 @@ impl Config {
                 "--docker-endpoint {docker_endpoint:?} must start with unix:// or tcp://"
             )));
         }
+        let max_parallel_starts = args
+            .max_parallel_starts
+            .unwrap_or_else(default_max_parallel_starts);
+        if max_parallel_starts == 0 {
+            return Err(UsageError(
+                "--max-parallel-starts must be at least 1".into(),
+            ));
+        }
         let api_address =
             (args.read_only_port != 0).then(|| SocketAddr::new(args.address, args.read_only_port));
         Ok(Config {
@@ -166,6 +183,7 @@ impl Config {
                 max: args.crash_loop_backoff_max,
             },
             relist_period: args.relist_period,
+            max_parallel_starts,
             manifest_url: args.manifest_url.clone(),
             manifest_url_headers,
             http_check_frequency: args.http_check_frequency,
@@ -199,6 +217,17 @@ mod tests {
             Some("127.0.0.1:10255".parse().expect("addr"))
         );
         assert_eq!(c.backoff, BackoffPolicy::default());
+        assert_eq!(c.max_parallel_starts, default_max_parallel_starts());
+        assert!(c.max_parallel_starts >= 2);
+    }
+
+    #[test]
+    fn parallel_starts_can_be_bounded_but_not_to_zero() {
+        let c = config(&["--hostname-override", "n", "--max-parallel-starts", "3"]).expect("valid");
+        assert_eq!(c.max_parallel_starts, 3);
+        let e = config(&["--hostname-override", "n", "--max-parallel-starts", "0"])
+            .expect_err("invalid");
+        assert!(e.to_string().contains("--max-parallel-starts"), "{e}");
     }
 
     #[test]

@@ -440,6 +440,16 @@ mod tests {
         sources: &[&str],
         node: NodeInfo,
     ) -> (Harness, Arc<PodStore>) {
+        start_with_slots(fake, sources, node, 64)
+    }
+
+    /// [`start_with`] with `slots` containers allowed to start at once.
+    fn start_with_slots(
+        fake: Arc<FakeRuntime>,
+        sources: &[&str],
+        node: NodeInfo,
+        slots: usize,
+    ) -> (Harness, Arc<PodStore>) {
         let root = tempfile::tempdir().expect("tmp");
         let store = Arc::new(PodStore::default());
         let recorder = Arc::new(crate::events::Recorder::new(NODE));
@@ -452,6 +462,7 @@ mod tests {
             host_ip: "192.0.2.1".into(),
             store: store.clone(),
             recorder: recorder.clone(),
+            start_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
@@ -562,6 +573,27 @@ mod tests {
             .containers()
             .iter()
             .all(|c| labels::node_of(&c.labels) == Some(NODE)));
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_pods_starts_at_most_the_allowed_containers_at_once() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        fake.set_start_delay(Duration::from_millis(30));
+        let (h, _) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 3);
+        let pods: Vec<SourcePod> = (0..8).map(|i| pod(&format!("p{i}"), "1")).collect();
+        let uids: Vec<String> = pods.iter().map(|p| p.uid().to_string()).collect();
+        h.send(pods).await;
+        eventually("all pods running", || {
+            uids.iter().all(|uid| running(&fake, uid) == 2)
+        })
+        .await;
+        assert_eq!(
+            fake.max_starts_in_flight(),
+            3,
+            "16 starts with 3 slots: exactly 3 at a time"
+        );
         h.stop().await;
     }
 

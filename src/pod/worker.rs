@@ -25,7 +25,7 @@ use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -51,6 +51,21 @@ pub struct WorkerContext {
     pub host_ip: String,
     pub store: Arc<PodStore>,
     pub recorder: Arc<Recorder>,
+    /// Bounds container creations + starts in flight over all pods
+    /// (`--max-parallel-starts`): a burst of pods queues here instead of
+    /// inside Docker, where starts are CPU-bound.
+    pub start_slots: Arc<Semaphore>,
+}
+
+impl WorkerContext {
+    /// Waits for a free start slot; held while creating and starting one
+    /// container (not while pulling its image).
+    async fn start_slot(&self) -> Result<SemaphorePermit<'_>, RuntimeError> {
+        self.start_slots
+            .acquire()
+            .await
+            .map_err(|_| RuntimeError::Other("the start slots were closed".into()))
+    }
 }
 
 /// One pod as served by the API: spec + status, and where it came from.
@@ -895,7 +910,10 @@ impl PodWorker {
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
         tracing::info!(name = %config.name, "creating pod sandbox");
-        match self.ctx.runtime.run_sandbox(&config).await {
+        let slot = self.ctx.start_slot().await?;
+        let created = self.ctx.runtime.run_sandbox(&config).await;
+        drop(slot);
+        match created {
             Ok(_) => {
                 self.sandbox_hold = None;
                 self.backoff.forget(SANDBOX_KEY);
@@ -1053,6 +1071,7 @@ impl PodWorker {
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
         let runtime = &self.ctx.runtime;
+        let _slot = self.ctx.start_slot().await.map_err(Failure::Runtime)?;
         let id = runtime
             .create_container(&config)
             .await

@@ -29,6 +29,9 @@ struct State {
     calls: Vec<String>,
     unavailable: bool,
     stop_delay: Duration,
+    start_delay: Duration,
+    starts_in_flight: usize,
+    max_starts_in_flight: usize,
 }
 
 /// The fake runtime.
@@ -124,6 +127,16 @@ impl FakeRuntime {
     /// takes its grace period to exit).
     pub fn set_stop_delay(&self, delay: Duration) {
         self.with(|s| s.stop_delay = delay);
+    }
+
+    /// Makes every start take `delay` (Docker's starts take ~0.2–0.3 s).
+    pub fn set_start_delay(&self, delay: Duration) {
+        self.with(|s| s.start_delay = delay);
+    }
+
+    /// The most starts that were in flight at once so far.
+    pub fn max_starts_in_flight(&self) -> usize {
+        self.with(|s| s.max_starts_in_flight)
     }
 
     /// Simulates the daemon going away (every call fails) or coming back.
@@ -232,6 +245,15 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         self.check()?;
+        let delay = self.with(|s| {
+            s.starts_in_flight += 1;
+            s.max_starts_in_flight = s.max_starts_in_flight.max(s.starts_in_flight);
+            s.start_delay
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.with(|s| s.starts_in_flight -= 1);
         let c = self.with(|s| {
             s.calls.push(format!("start {id}"));
             let c = s.containers.get_mut(id)?;
