@@ -1,8 +1,11 @@
 //! The manifest directory source.
 //!
-//! Watches `--config DIR` with inotify (through `notify`), debounced so a
-//! half-written file is not acted on, plus a full rescan every
-//! `--file-check-frequency` in case an event was missed. Only regular files
+//! Watches `--config DIR` with inotify (through `notify`), plus a full rescan
+//! every `--file-check-frequency` in case an event was missed. A file that is
+//! complete — renamed into place, closed after writing, removed — is acted on
+//! at once; while a manifest is still being written (created or modified and
+//! not closed yet) the rescan waits until it is closed or quiet for 25 ms, so
+//! a half-written file is not acted on. Only regular files
 //! named `*.yaml`, `*.yml` or `*.json`, not hidden, are read, and sub-directories
 //! are not entered — so editor leftovers (`*.swp`, `*~`, `4913`) never are.
 //!
@@ -27,7 +30,8 @@ use crate::manifest::{self, LoadContext, ManifestError, Origin};
 /// The source name used in snapshots.
 pub const SOURCE_NAME: &str = "file";
 
-/// Quiet time after the last inotify event before rescanning.
+/// Quiet time after the last inotify event before rescanning while a
+/// manifest is being written.
 const DEBOUNCE: Duration = Duration::from_millis(25);
 /// Longest a burst of events can postpone a rescan.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
@@ -38,6 +42,68 @@ pub fn is_manifest_name(name: &str) -> bool {
         && [".yaml", ".yml", ".json"]
             .iter()
             .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// What an inotify event says about a manifest file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Being written (created, modified): wait until it is closed or quiet.
+    Writing,
+    /// Complete: closed after writing, renamed, removed, attributes changed.
+    Settled,
+}
+
+/// Classifies an event; `None` for events that change nothing (reads).
+fn classify(kind: &notify::EventKind) -> Option<Change> {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Settled),
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_)) => Some(Change::Settled),
+        EventKind::Remove(_) => Some(Change::Settled),
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any | EventKind::Other => {
+            Some(Change::Writing)
+        }
+    }
+}
+
+/// The changes an event means for a scan of `dir`: one per manifest-named
+/// path (other files are never read, so their changes do not matter), or
+/// the directory itself.
+fn changes(dir: &Path, ev: &notify::Event) -> Vec<(PathBuf, Change)> {
+    let Some(change) = classify(&ev.kind) else {
+        return Vec::new();
+    };
+    ev.paths
+        .iter()
+        .filter(|p| {
+            p.as_path() == dir
+                || p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_manifest_name)
+        })
+        .map(|p| (p.clone(), change))
+        .collect()
+}
+
+/// Manifests being written and not closed yet.
+#[derive(Debug, Default)]
+struct Writing(std::collections::BTreeSet<PathBuf>);
+
+impl Writing {
+    fn note(&mut self, (path, change): (PathBuf, Change)) {
+        match change {
+            Change::Writing => {
+                self.0.insert(path);
+            }
+            Change::Settled => {
+                self.0.remove(&path);
+            }
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -212,7 +278,7 @@ impl FileSource {
     /// (debounced) and periodic rescans, sending a snapshot whenever
     /// something changed (and always once at the start).
     pub async fn run(mut self, tx: mpsc::Sender<Snapshot>, cancel: CancellationToken) {
-        let (ev_tx, mut ev_rx) = mpsc::channel::<()>(1);
+        let (ev_tx, mut ev_rx) = mpsc::channel::<(PathBuf, Change)>(256);
         let mut watcher = None;
         let mut first = true;
         let mut tick = tokio::time::interval(self.period);
@@ -229,15 +295,21 @@ impl FileSource {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {}
-                Some(()) = ev_rx.recv() => {
-                    // Debounce: wait for a quiet moment, bounded.
+                Some(first) = ev_rx.recv() => {
+                    let mut writing = Writing::default();
+                    writing.note(first);
+                    while let Ok(change) = ev_rx.try_recv() {
+                        writing.note(change);
+                    }
+                    // A manifest still being written: wait until it is
+                    // closed, or for a quiet moment, bounded.
                     let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
-                    loop {
+                    while !writing.is_empty() {
                         tokio::select! {
                             _ = cancel.cancelled() => return,
                             _ = tokio::time::sleep(DEBOUNCE) => break,
                             _ = tokio::time::sleep_until(deadline) => break,
-                            Some(()) = ev_rx.recv() => continue,
+                            Some(change) = ev_rx.recv() => writing.note(change),
                         }
                     }
                 }
@@ -247,13 +319,15 @@ impl FileSource {
 
     /// Starts watching the directory; `None` if it cannot be watched (yet):
     /// the periodic rescan still works and the watch is retried.
-    fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    fn watch(&self, tx: mpsc::Sender<(PathBuf, Change)>) -> Option<notify::RecommendedWatcher> {
         use notify::{RecursiveMode, Watcher};
+        let dir = self.dir.clone();
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
-                if !ev.kind.is_access() {
-                    // Full channel = a rescan is already pending.
-                    let _ = tx.try_send(());
+                for change in changes(&dir, &ev) {
+                    // A full channel means a rescan is pending anyway (a lost
+                    // "closed" only delays it by the quiet time).
+                    let _ = tx.try_send(change);
                 }
             }
         };
@@ -278,6 +352,63 @@ impl FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RemoveKind,
+        RenameMode,
+    };
+
+    #[test]
+    fn complete_files_settle_and_files_being_written_wait() {
+        let dir = Path::new("/m");
+        let ev = |kind, path: &str| notify::Event::new(kind).add_path(PathBuf::from(path));
+        let settled = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+        ];
+        for kind in settled {
+            assert_eq!(
+                changes(dir, &ev(kind, "/m/web.yaml")),
+                vec![(PathBuf::from("/m/web.yaml"), Change::Settled)],
+                "{kind:?}"
+            );
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        ] {
+            assert_eq!(
+                changes(dir, &ev(kind, "/m/web.yaml")),
+                vec![(PathBuf::from("/m/web.yaml"), Change::Writing)],
+                "{kind:?}"
+            );
+        }
+        // Reads change nothing; files rkubelet never reads do not matter.
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert!(changes(dir, &ev(read, "/m/web.yaml")).is_empty());
+        let tmp = EventKind::Create(CreateKind::File);
+        assert!(changes(dir, &ev(tmp, "/m/.web.yaml.tmp")).is_empty());
+        assert!(changes(dir, &ev(tmp, "/m/web.yaml.swp")).is_empty());
+        // The directory itself (removed, replaced) always counts.
+        let gone = EventKind::Remove(RemoveKind::Folder);
+        assert_eq!(
+            changes(dir, &ev(gone, "/m")),
+            vec![(PathBuf::from("/m"), Change::Settled)]
+        );
+    }
+
+    #[test]
+    fn a_manifest_is_being_written_until_it_is_closed() {
+        let mut w = Writing::default();
+        let p = || PathBuf::from("/m/web.yaml");
+        w.note((p(), Change::Writing));
+        w.note((PathBuf::from("/m/db.yaml"), Change::Settled));
+        assert!(!w.is_empty());
+        w.note((p(), Change::Writing));
+        w.note((p(), Change::Settled));
+        assert!(w.is_empty());
+    }
 
     #[test]
     fn only_visible_yaml_yml_and_json_files_are_manifests() {

@@ -1,0 +1,1471 @@
+//! The pod benchmark (issue 7): rkubelet against raw Docker, in one run.
+//!
+//! `cargo bench --bench pods` builds the release binary, starts it on a
+//! private manifest directory with its own node name (`bench-<random>`), and
+//! measures — each rkubelet figure next to a raw-Docker baseline that the
+//! benchmark itself performs through bollard with the minimal work for the
+//! same pod (pause container, then the apps in parallel, joined to it):
+//!
+//! 1. pod start: manifest written → every container running (pause + 2 apps);
+//! 2. bursts of 50 and 100 pods (pause + 1 app); the baseline uses the best
+//!    pod concurrency found by a short search;
+//! 3. teardown: manifest removed → every container gone (SIGTERM-aware apps),
+//!    and the 100-pod burst removed at once;
+//! 4. crash recovery: an app's process exits → its replacement runs; the
+//!    baseline restarts the container itself on the `die` event;
+//! 5. footprint: rkubelet's RSS and CPU over 60 s with 100 idle pods, and
+//!    with 100 httpGet readiness probes every second; the binary size;
+//! 6. manifest reaction: file renamed into place → first Docker `create`.
+//!
+//! Everything is observed on Docker's events stream (`timeNano`), never
+//! through rkubelet's API. The table goes to stdout, the results to
+//! `target/bench/pods.json`. `-- --smoke` (also what `cargo test
+//! --all-targets` runs, with the debug binary) is a one-minute check that
+//! the benchmark still works: few repetitions, tiny bursts, no footprint.
+//!
+//! Every container it creates carries either its rkubelet's node label or
+//! `io.rkubelet.bench=<run>`, and only those are removed — on success, on a
+//! panic (a drop guard) and on Ctrl-C.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, EventsOptions, KillContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use rkubelet::runtime::docker::DockerRuntime;
+use rkubelet::runtime::{pause, ContainerRuntime};
+use serde_json::{json, Value};
+use tokio::sync::{Notify, Semaphore};
+
+const IMAGE: &str = "rkubelet/busybox:local";
+const BENCH_LABEL: &str = "io.rkubelet.bench";
+const BENCH_POD_LABEL: &str = "io.rkubelet.bench.pod";
+const NODE_LABEL: &str = "io.rkubelet.node";
+const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
+const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
+/// Exits 0 on SIGTERM (so a stop is prompt) and 1 on SIGUSR1 (a crash).
+const SLEEPER: &str = "trap 'exit 0' TERM; trap 'exit 1' USR1; sleep 3600 & wait";
+/// busybox httpd on 8080 for the readiness probes, exiting on SIGTERM.
+const HTTPD: &str = "trap 'exit 0' TERM; httpd -f -p 8080 -h /var/www & wait";
+
+// ------------------------------------------------------------------ settings
+
+#[derive(Debug, Clone)]
+struct Settings {
+    smoke: bool,
+    start_reps: usize,
+    crash_pods: usize,
+    search_pods: usize,
+    search_concurrency: Vec<usize>,
+    bursts: Vec<usize>,
+    footprint: Option<Duration>,
+    probe_pods: usize,
+}
+
+impl Settings {
+    fn full() -> Self {
+        Settings {
+            smoke: false,
+            start_reps: 20,
+            crash_pods: 10,
+            search_pods: 20,
+            search_concurrency: vec![2, 4, 8],
+            bursts: vec![50, 100],
+            footprint: Some(Duration::from_secs(60)),
+            probe_pods: 100,
+        }
+    }
+    fn smoke() -> Self {
+        Settings {
+            smoke: true,
+            start_reps: 3,
+            crash_pods: 1,
+            search_pods: 3,
+            search_concurrency: vec![4],
+            bursts: vec![4],
+            footprint: None,
+            probe_pods: 0,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ cleanup
+
+/// What must be undone however the benchmark ends.
+struct CleanupState {
+    node: String,
+    run: String,
+    child: Option<Child>,
+    dirs: Vec<PathBuf>,
+}
+
+static CLEANUP: Mutex<Option<CleanupState>> = Mutex::new(None);
+
+/// Kills the benchmark's rkubelet and removes every container of its node and
+/// of its baseline (by label only). Idempotent.
+fn cleanup_now() {
+    let state = match CLEANUP.lock() {
+        Ok(mut g) => g.take(),
+        Err(p) => p.into_inner().take(),
+    };
+    let Some(mut state) = state else { return };
+    if let Some(child) = state.child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for filter in [
+        format!("label={NODE_LABEL}={}", state.node),
+        format!("label={BENCH_LABEL}={}", state.run),
+    ] {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output();
+        let ids: Vec<String> = out
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+    for d in &state.dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+struct CleanupGuard;
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        cleanup_now();
+    }
+}
+
+fn with_cleanup<T>(f: impl FnOnce(&mut CleanupState) -> T) -> Option<T> {
+    CLEANUP.lock().ok()?.as_mut().map(f)
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
+    hex::encode(buf)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+fn ms(nanos: i64) -> f64 {
+    nanos as f64 / 1e6
+}
+
+/// Nearest-rank percentile of `v` (milliseconds).
+fn pct(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn parse_docker_time(s: &str) -> Option<i64> {
+    let t: k8s_openapi::jiff::Timestamp = s.parse().ok()?;
+    i64::try_from(t.as_nanosecond()).ok()
+}
+
+// ------------------------------------------------------------------ events
+
+/// One container event of this benchmark's containers.
+#[derive(Debug, Clone)]
+struct Ev {
+    id: String,
+    action: String,
+    /// Docker's `timeNano`.
+    t: i64,
+    /// `io.kubernetes.pod.name` (rkubelet) or `io.rkubelet.bench.pod` (baseline).
+    pod: String,
+    /// `io.kubernetes.container.name`.
+    ctr: String,
+}
+
+/// Every event of our containers since the benchmark began.
+struct Events {
+    log: Mutex<Vec<Ev>>,
+    notify: Notify,
+}
+
+impl Events {
+    /// Follows Docker's events stream from `since` (so nothing is lost while
+    /// it connects), keeping the events of `node`'s and `run`'s containers.
+    fn start(docker: Docker, node: String, run: String) -> Arc<Events> {
+        let events = Arc::new(Events {
+            log: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+        });
+        let ev = events.clone();
+        let mut since = now_nanos() - 1_000_000_000;
+        tokio::spawn(async move {
+            for _attempt in 0..100 {
+                let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+                let options = EventsOptions {
+                    since: Some(format!(
+                        "{}.{:09}",
+                        since / 1_000_000_000,
+                        since % 1_000_000_000
+                    )),
+                    until: None,
+                    filters: Some(filters),
+                };
+                let mut stream = docker.events(Some(options));
+                while let Some(Ok(m)) = stream.next().await {
+                    let Some(actor) = m.actor else { continue };
+                    let attrs = actor.attributes.unwrap_or_default();
+                    let ours = attrs.get(NODE_LABEL) == Some(&node)
+                        || attrs.get(BENCH_LABEL) == Some(&run);
+                    let t = m.time_nano.unwrap_or(0);
+                    since = since.max(t);
+                    if !ours {
+                        continue;
+                    }
+                    let action = m.action.unwrap_or_default();
+                    let action = action.split(':').next().unwrap_or_default().to_string();
+                    let pod = attrs
+                        .get(POD_NAME_LABEL)
+                        .or_else(|| attrs.get(BENCH_POD_LABEL))
+                        .cloned()
+                        .unwrap_or_default();
+                    let e = Ev {
+                        id: actor.id.unwrap_or_default(),
+                        action,
+                        t,
+                        pod,
+                        ctr: attrs.get(CONTAINER_NAME_LABEL).cloned().unwrap_or_default(),
+                    };
+                    if let Ok(mut log) = ev.log.lock() {
+                        // Resuming with `since` may repeat an event.
+                        let dup = log
+                            .iter()
+                            .rev()
+                            .take(64)
+                            .any(|x| x.t == e.t && x.id == e.id && x.action == e.action);
+                        if !dup {
+                            log.push(e);
+                        }
+                    }
+                    ev.notify.notify_waiters();
+                }
+                eprintln!("bench: docker events stream ended; resuming");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        events
+    }
+
+    /// Position to look from for what happens next.
+    fn cursor(&self) -> usize {
+        self.log.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Waits until `f` finds what it looks for in the events since `from`;
+    /// panics after `timeout` naming `what`.
+    async fn wait<T>(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&[Ev]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let log = self.log.lock().expect("events log");
+                if let Some(v) = f(&log[from.min(log.len())..]) {
+                    return v;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+        }
+    }
+
+    /// Waits for `action` on `n` distinct containers of the given pods; the
+    /// container ids and the time of the last one.
+    async fn wait_containers(
+        &self,
+        from: usize,
+        pods: &BTreeSet<String>,
+        action: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> (Vec<String>, i64) {
+        let what = format!("{action} of {n} containers of {} pod(s)", pods.len());
+        self.wait(from, timeout, &what, |evs| {
+            let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+            for e in evs
+                .iter()
+                .filter(|e| e.action == action && pods.contains(&e.pod))
+            {
+                seen.entry(&e.id).or_insert(e.t);
+            }
+            (seen.len() >= n).then(|| {
+                let last = seen.values().copied().max().unwrap_or(0);
+                (seen.keys().map(|s| s.to_string()).collect(), last)
+            })
+        })
+        .await
+    }
+
+    /// Waits for `action` on every container in `ids`; the last time.
+    async fn wait_ids(&self, from: usize, ids: &[String], action: &str, timeout: Duration) -> i64 {
+        let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let what = format!("{action} of {} container(s)", ids.len());
+        self.wait(from, timeout, &what, |evs| {
+            let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+            for e in evs
+                .iter()
+                .filter(|e| e.action == action && want.contains(e.id.as_str()))
+            {
+                seen.entry(&e.id).or_insert(e.t);
+            }
+            (seen.len() == want.len()).then(|| seen.values().copied().max().unwrap_or(0))
+        })
+        .await
+    }
+}
+
+// ------------------------------------------------------------------ the daemon
+
+/// The rkubelet under test.
+struct Daemon {
+    pid: u32,
+    manifests: PathBuf,
+    node: String,
+}
+
+impl Daemon {
+    fn start(bin: &Path, base: &Path, node: &str, log: &Path) -> Daemon {
+        let manifests = base.join("manifests");
+        let root = base.join("root");
+        std::fs::create_dir_all(&manifests).expect("manifest dir");
+        let port = free_port();
+        let log_file = std::fs::File::create(log).expect("rkubelet log file");
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(&manifests)
+            .arg("--root-dir")
+            .arg(&root)
+            .args(["--hostname-override", node])
+            .args(["--read-only-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start rkubelet");
+        let pid = child.id();
+        with_cleanup(|s| s.child = Some(child));
+        // Up when /healthz answers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = std::net::TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
+                    let mut body = String::new();
+                    s.read_to_string(&mut body)?;
+                    Ok(body.contains("ok"))
+                })
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rkubelet did not answer /healthz within 60 s; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon {
+            pid,
+            manifests,
+            node: node.to_string(),
+        }
+    }
+
+    /// The pod's name as rkubelet runs it (`<name>-<node>`).
+    fn pod_name(&self, name: &str) -> String {
+        format!("{name}-{}", self.node)
+    }
+
+    /// Writes manifests (to hidden temporary names), then renames them all
+    /// into place; returns the time right before the first rename.
+    fn put(&self, manifests: &[(String, String)]) -> i64 {
+        let mut staged = Vec::new();
+        for (name, text) in manifests {
+            let tmp = self.manifests.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text).expect("write manifest");
+            staged.push((tmp, self.manifests.join(format!("{name}.yaml"))));
+        }
+        let t0 = now_nanos();
+        for (tmp, path) in staged {
+            std::fs::rename(tmp, path).expect("rename manifest");
+        }
+        t0
+    }
+
+    /// Removes manifests; the time right before the first removal.
+    fn delete(&self, names: &[String]) -> i64 {
+        let t0 = now_nanos();
+        for name in names {
+            std::fs::remove_file(self.manifests.join(format!("{name}.yaml")))
+                .expect("remove manifest");
+        }
+        t0
+    }
+
+    /// (utime + stime in clock ticks, VmRSS in KiB, VmHWM in KiB).
+    fn usage(&self) -> (u64, u64, u64) {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        // Fields after the command: state is field 3, utime 14, stime 15.
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let cpu = tick(11) + tick(12);
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (cpu, kib("VmRSS:"), kib("VmHWM:"))
+    }
+
+    fn alive(&self) -> bool {
+        Path::new(&format!("/proc/{}/stat", self.pid)).exists()
+    }
+}
+
+fn clk_tck() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |v| v as f64)
+}
+
+/// A pod manifest: `apps` containers running `script`, optionally with an
+/// httpGet readiness probe on 8080 every second.
+fn manifest(name: &str, apps: &[&str], script: &str, probe: bool) -> String {
+    let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
+    let mut y =
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n");
+    for app in apps {
+        y.push_str(&format!(
+            "  - name: {app}\n    image: {IMAGE}\n    command: {command}\n"
+        ));
+        if probe {
+            y.push_str(
+                "    readinessProbe:\n      httpGet: {path: /, port: 8080}\n      periodSeconds: 1\n",
+            );
+        }
+    }
+    y
+}
+
+// ------------------------------------------------------------------ raw Docker
+
+/// The baseline: the same pods through the Docker API, minimal work.
+struct Raw {
+    docker: Docker,
+    run: String,
+}
+
+/// A baseline pod's containers.
+#[derive(Debug, Clone)]
+struct RawPod {
+    name: String,
+    pause: String,
+    apps: Vec<String>,
+}
+
+impl RawPod {
+    fn all(&self) -> Vec<String> {
+        let mut v = self.apps.clone();
+        v.push(self.pause.clone());
+        v
+    }
+}
+
+impl Raw {
+    fn labels(&self, pod: &str, ctr: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (BENCH_LABEL.to_string(), self.run.clone()),
+            (BENCH_POD_LABEL.to_string(), pod.to_string()),
+            (CONTAINER_NAME_LABEL.to_string(), ctr.to_string()),
+        ])
+    }
+
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> String {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .unwrap_or_else(|e| panic!("create {name}: {e}"))
+            .id
+    }
+
+    async fn start(&self, id: &str) {
+        self.docker
+            .start_container(id, None)
+            .await
+            .unwrap_or_else(|e| panic!("start {id}: {e}"));
+    }
+
+    /// Creates and starts an app container joined to `pause`; the time it took.
+    async fn run_app(&self, pod: &str, app: &str, pause: &str, script: &str) -> (String, f64) {
+        let t = Instant::now();
+        let join = format!("container:{pause}");
+        let body = ContainerCreateBody {
+            image: Some(IMAGE.into()),
+            entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
+            labels: Some(self.labels(pod, app)),
+            host_config: Some(HostConfig {
+                network_mode: Some(join.clone()),
+                ipc_mode: Some(join),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .create(
+                &format!("bench_{}_{pod}_{app}_{}", self.run, random_hex(3)),
+                body,
+            )
+            .await;
+        self.start(&id).await;
+        (id, t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// Pause container, then the apps in parallel — what rkubelet does for
+    /// a pod, and nothing else.
+    async fn start_pod(&self, pod: &str, apps: &[&str], script: &str) -> RawPod {
+        let body = ContainerCreateBody {
+            image: Some(pause::DEFAULT_IMAGE.into()),
+            hostname: Some(pod.into()),
+            labels: Some(self.labels(pod, "POD")),
+            host_config: Some(HostConfig {
+                network_mode: Some("default".into()),
+                ipc_mode: Some("shareable".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pause = self
+            .create(&format!("bench_{}_{pod}_POD", self.run), body)
+            .await;
+        self.start(&pause).await;
+        let apps = join_all(
+            apps.iter()
+                .map(|app| self.run_app(pod, app, &pause, script)),
+        )
+        .await;
+        RawPod {
+            name: pod.to_string(),
+            pause,
+            apps: apps.into_iter().map(|(id, _)| id).collect(),
+        }
+    }
+
+    async fn stop(&self, id: &str) {
+        let options = StopContainerOptionsBuilder::default().t(30).build();
+        let _ = self.docker.stop_container(id, Some(options)).await;
+    }
+
+    async fn remove(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let _ = self.docker.remove_container(id, Some(options)).await;
+    }
+
+    /// What rkubelet does to a pod, minimally: stop the apps in parallel,
+    /// stop the pause container, remove all of them.
+    async fn stop_remove_pod(&self, pod: &RawPod) {
+        join_all(pod.apps.iter().map(|id| self.stop(id))).await;
+        self.stop(&pod.pause).await;
+        join_all(pod.all().iter().map(|id| self.remove(id))).await;
+    }
+
+    /// Starts pods with at most `concurrency` in flight.
+    async fn start_pods(&self, names: &[String], concurrency: usize, script: &str) -> Vec<RawPod> {
+        let sem = Semaphore::new(concurrency);
+        join_all(names.iter().map(|n| async {
+            let _p = sem.acquire().await.expect("semaphore");
+            self.start_pod(n, &["a"], script).await
+        }))
+        .await
+    }
+
+    async fn stop_remove_pods(&self, pods: &[RawPod], concurrency: usize) {
+        let sem = Semaphore::new(concurrency);
+        join_all(pods.iter().map(|p| async {
+            let _p = sem.acquire().await.expect("semaphore");
+            self.stop_remove_pod(p).await
+        }))
+        .await;
+    }
+
+    /// Unmeasured clean-up: `rm -f` of every container of these pods.
+    async fn discard(&self, pods: &[RawPod]) {
+        let ids: Vec<String> = pods.iter().flat_map(RawPod::all).collect();
+        let sem = Semaphore::new(8);
+        join_all(ids.iter().map(|id| async {
+            let _p = sem.acquire().await.expect("semaphore");
+            self.remove(id).await
+        }))
+        .await;
+    }
+
+    async fn finished_at(&self, id: &str) -> Option<i64> {
+        let c = self.docker.inspect_container(id, None).await.ok()?;
+        parse_docker_time(c.state?.finished_at.as_deref()?)
+    }
+
+    async fn crash(&self, id: &str) {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("USR1")
+            .build();
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .unwrap_or_else(|e| panic!("kill -USR1 {id}: {e}"));
+    }
+}
+
+// ------------------------------------------------------------------ results
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    rk: Option<f64>,
+    raw: Option<f64>,
+    unit: &'static str,
+    /// Ratio limit rkubelet / raw, or an absolute limit on rkubelet's figure.
+    target: Target,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    None,
+    Ratio(f64),
+    AtMost(f64),
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        match (self.rk, self.raw) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        }
+    }
+    fn met(&self) -> Option<bool> {
+        match self.target {
+            Target::None => None,
+            Target::Ratio(r) => self.ratio().map(|x| x <= r),
+            Target::AtMost(v) => self.rk.map(|x| x <= v),
+        }
+    }
+    fn target_text(&self) -> String {
+        match self.target {
+            Target::None => "—".into(),
+            Target::Ratio(r) => format!("≤ {r:.2}×"),
+            Target::AtMost(v) => format!("≤ {} {}", fmt_num(v), self.unit),
+        }
+    }
+    fn json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "unit": self.unit,
+            "rkubelet": self.rk,
+            "raw_docker": self.raw,
+            "ratio": self.ratio(),
+            "target": self.target_text(),
+            "met": self.met(),
+        })
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "—".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    extra: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    fn row(
+        &mut self,
+        name: impl Into<String>,
+        rk: Option<f64>,
+        raw: Option<f64>,
+        unit: &'static str,
+        target: Target,
+    ) {
+        let row = Row {
+            name: name.into(),
+            rk,
+            raw,
+            unit,
+            target,
+        };
+        println!(
+            "  {:<52} rkubelet {:>9} {unit:<3}  raw {:>9}",
+            row.name,
+            row.rk.map_or("—".into(), fmt_num),
+            row.raw.map_or("—".into(), fmt_num),
+        );
+        self.rows.push(row);
+    }
+
+    fn table(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| operation | rkubelet | raw Docker | ratio | target | met? |\n");
+        s.push_str("| --- | ---: | ---: | ---: | --- | --- |\n");
+        for r in &self.rows {
+            let val =
+                |v: Option<f64>| v.map_or("—".into(), |v| format!("{} {}", fmt_num(v), r.unit));
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                r.name,
+                val(r.rk),
+                val(r.raw),
+                r.ratio().map_or("—".into(), |x| format!("{x:.2}×")),
+                r.target_text(),
+                match r.met() {
+                    None => "—",
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                }
+            ));
+        }
+        s
+    }
+}
+
+// ------------------------------------------------------------------ the phases
+
+struct Ctx {
+    settings: Settings,
+    events: Arc<Events>,
+    raw: Raw,
+    daemon: Daemon,
+    report: Report,
+    seq: usize,
+}
+
+impl Ctx {
+    fn name(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}{}", self.seq)
+    }
+
+    /// rkubelet: one pod (pause + 2 apps); (reaction, start, teardown) in ns.
+    async fn rk_pod_cycle(&mut self) -> (i64, i64, i64) {
+        let name = self.name("ps");
+        let pod = self.daemon.pod_name(&name);
+        let pods = BTreeSet::from([pod]);
+        let from = self.events.cursor();
+        let t0 = self
+            .daemon
+            .put(&[(name.clone(), manifest(&name, &["a", "b"], SLEEPER, false))]);
+        let (ids, started) = self
+            .events
+            .wait_containers(from, &pods, "start", 3, Duration::from_secs(60))
+            .await;
+        let created = self
+            .events
+            .wait(from, Duration::from_secs(1), "create", |evs| {
+                evs.iter()
+                    .filter(|e| e.action == "create" && pods.contains(&e.pod))
+                    .map(|e| e.t)
+                    .min()
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let from = self.events.cursor();
+        let t1 = self.daemon.delete(&[name]);
+        let gone = self
+            .events
+            .wait_ids(from, &ids, "destroy", Duration::from_secs(60))
+            .await;
+        (created - t0, started - t0, gone - t1)
+    }
+
+    /// Baseline: the same pod through the API; (start, teardown) in ns.
+    async fn raw_pod_cycle(&mut self) -> (i64, i64) {
+        let name = self.name("rps");
+        let from = self.events.cursor();
+        let t0 = now_nanos();
+        let pod = self.raw.start_pod(&name, &["a", "b"], SLEEPER).await;
+        let started = self
+            .events
+            .wait_ids(from, &pod.all(), "start", Duration::from_secs(60))
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let from = self.events.cursor();
+        let t1 = now_nanos();
+        self.raw.stop_remove_pod(&pod).await;
+        let gone = self
+            .events
+            .wait_ids(from, &pod.all(), "destroy", Duration::from_secs(60))
+            .await;
+        (started - t0, gone - t1)
+    }
+
+    async fn pod_start(&mut self) {
+        let reps = self.settings.start_reps;
+        println!("== pod start / teardown / manifest reaction: {reps} repetitions each");
+        // Warm-up, not measured.
+        self.rk_pod_cycle().await;
+        self.raw_pod_cycle().await;
+        let (mut react, mut rk_start, mut rk_down, mut raw_start, mut raw_down) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..reps {
+            let (r, s, d) = self.rk_pod_cycle().await;
+            react.push(ms(r));
+            rk_start.push(ms(s));
+            rk_down.push(ms(d));
+            let (s, d) = self.raw_pod_cycle().await;
+            raw_start.push(ms(s));
+            raw_down.push(ms(d));
+        }
+        let rep = &mut self.report;
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("pod start (pause + 2 apps), p{p}"),
+                Some(pct(&rk_start, p)),
+                Some(pct(&raw_start, p)),
+                "ms",
+                Target::Ratio(1.10),
+            );
+        }
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("teardown (SIGTERM-aware pod), p{p}"),
+                Some(pct(&rk_down, p)),
+                Some(pct(&raw_down, p)),
+                "ms",
+                Target::Ratio(1.20),
+            );
+        }
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("manifest written → first create, p{p}"),
+                Some(pct(&react, p)),
+                None,
+                "ms",
+                Target::AtMost(50.0),
+            );
+        }
+        rep.extra.insert(
+            "pod_start_samples_ms".into(),
+            json!({"rkubelet": rk_start, "raw": raw_start}),
+        );
+        rep.extra.insert(
+            "teardown_samples_ms".into(),
+            json!({"rkubelet": rk_down, "raw": raw_down}),
+        );
+        rep.extra
+            .insert("manifest_reaction_samples_ms".into(), json!(react));
+    }
+
+    async fn crash_recovery(&mut self) {
+        let n = self.settings.crash_pods;
+        println!("== crash recovery: {} crashes each", n * 2);
+        // rkubelet: n pods of 2 apps, each app crashed once (its first
+        // restart, which is immediate).
+        let names: Vec<String> = (0..n).map(|_| self.name("cr")).collect();
+        let pods: BTreeSet<String> = names.iter().map(|n| self.daemon.pod_name(n)).collect();
+        let from = self.events.cursor();
+        self.daemon.put(
+            &names
+                .iter()
+                .map(|n| (n.clone(), manifest(n, &["a", "b"], SLEEPER, false)))
+                .collect::<Vec<_>>(),
+        );
+        self.events
+            .wait_containers(from, &pods, "start", 3 * n, Duration::from_secs(120))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let apps: Vec<(String, String, String)> = {
+            let log = self.events.log.lock().expect("log");
+            log[from..]
+                .iter()
+                .filter(|e| e.action == "start" && pods.contains(&e.pod) && e.ctr != "POD")
+                .map(|e| (e.id.clone(), e.pod.clone(), e.ctr.clone()))
+                .collect()
+        };
+        let (mut rk, mut rk_die, mut raw, mut raw_die, mut one_start) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (id, pod, ctr) in &apps {
+            let from = self.events.cursor();
+            self.raw.crash(id).await;
+            let died = self
+                .events
+                .wait_ids(
+                    from,
+                    std::slice::from_ref(id),
+                    "die",
+                    Duration::from_secs(30),
+                )
+                .await;
+            let what = format!("the replacement of {ctr} in {pod}");
+            let started = self
+                .events
+                .wait(from, Duration::from_secs(30), &what, |evs| {
+                    evs.iter()
+                        .find(|e| {
+                            e.action == "start" && &e.pod == pod && &e.ctr == ctr && &e.id != id
+                        })
+                        .map(|e| e.t)
+                })
+                .await;
+            if let Some(exited) = self.raw.finished_at(id).await {
+                rk.push(ms(started - exited));
+                rk_die.push(ms(died - exited));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let from = self.events.cursor();
+        let all: Vec<String> = {
+            let log = self.events.log.lock().expect("log");
+            let mut ids: Vec<String> = log
+                .iter()
+                .filter(|e| e.action == "create" && pods.contains(&e.pod))
+                .map(|e| e.id.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        self.daemon.delete(&names);
+        self.events
+            .wait_ids(from, &all, "destroy", Duration::from_secs(120))
+            .await;
+
+        // Baseline: the benchmark restarts the container itself as soon as
+        // Docker reports its death.
+        let names: Vec<String> = (0..n).map(|_| self.name("rcr")).collect();
+        let mut raw_pods = Vec::new();
+        for name in &names {
+            raw_pods.push(self.raw.start_pod(name, &["a", "b"], SLEEPER).await);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut replacements = Vec::new();
+        for pod in &raw_pods {
+            for (i, id) in pod.apps.iter().enumerate() {
+                let app = ["a", "b"][i];
+                let from = self.events.cursor();
+                self.raw.crash(id).await;
+                let died = self
+                    .events
+                    .wait_ids(
+                        from,
+                        std::slice::from_ref(id),
+                        "die",
+                        Duration::from_secs(30),
+                    )
+                    .await;
+                let (new, took) = self.raw.run_app(&pod.name, app, &pod.pause, SLEEPER).await;
+                let started = self
+                    .events
+                    .wait_ids(
+                        from,
+                        std::slice::from_ref(&new),
+                        "start",
+                        Duration::from_secs(30),
+                    )
+                    .await;
+                one_start.push(took);
+                replacements.push(new);
+                if let Some(exited) = self.raw.finished_at(id).await {
+                    raw.push(ms(started - exited));
+                    raw_die.push(ms(died - exited));
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        self.raw.discard(&raw_pods).await;
+        for id in &replacements {
+            self.raw.remove(id).await;
+        }
+        let die = pct(&[rk_die.clone(), raw_die.clone()].concat(), 50.0);
+        let start = pct(&one_start, 50.0);
+        let limit = die + start + 30.0;
+        let rep = &mut self.report;
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("crash → replacement running, p{p}"),
+                Some(pct(&rk, p)),
+                Some(pct(&raw, p)),
+                "ms",
+                Target::AtMost(limit),
+            );
+        }
+        rep.row(
+            "  reference: process exit → die event, p50",
+            Some(pct(&rk_die, 50.0)),
+            Some(pct(&raw_die, 50.0)),
+            "ms",
+            Target::None,
+        );
+        rep.row(
+            "  reference: one app create + start (joined), p50",
+            None,
+            Some(start),
+            "ms",
+            Target::None,
+        );
+        rep.extra.insert(
+            "crash_samples_ms".into(),
+            json!({"rkubelet": rk, "raw": raw, "die_latency_rkubelet": rk_die,
+                   "die_latency_raw": raw_die, "one_start_raw": one_start,
+                   "target_ms": limit}),
+        );
+    }
+
+    /// Starts `n` pods through rkubelet; (names, time to all running in ms,
+    /// rkubelet CPU seconds spent).
+    async fn rk_burst(
+        &mut self,
+        n: usize,
+        script: &str,
+        probe: bool,
+    ) -> (Vec<String>, Vec<String>, f64, f64) {
+        let names: Vec<String> = (0..n).map(|_| self.name("b")).collect();
+        let pods: BTreeSet<String> = names.iter().map(|n| self.daemon.pod_name(n)).collect();
+        let texts: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (n.clone(), manifest(n, &["a"], script, probe)))
+            .collect();
+        let cpu0 = self.daemon.usage().0;
+        let from = self.events.cursor();
+        let t0 = self.daemon.put(&texts);
+        let (ids, last) = self
+            .events
+            .wait_containers(from, &pods, "start", 2 * n, Duration::from_secs(600))
+            .await;
+        let cpu = (self.daemon.usage().0 - cpu0) as f64 / clk_tck();
+        (names, ids, ms(last - t0), cpu)
+    }
+
+    async fn rk_teardown(&mut self, names: &[String], ids: &[String]) -> f64 {
+        let from = self.events.cursor();
+        let t0 = self.daemon.delete(names);
+        let gone = self
+            .events
+            .wait_ids(from, ids, "destroy", Duration::from_secs(600))
+            .await;
+        ms(gone - t0)
+    }
+
+    async fn raw_burst(&mut self, n: usize, concurrency: usize) -> (Vec<RawPod>, f64) {
+        let names: Vec<String> = (0..n).map(|_| self.name("rb")).collect();
+        let from = self.events.cursor();
+        let t0 = now_nanos();
+        let pods = self.raw.start_pods(&names, concurrency, SLEEPER).await;
+        let ids: Vec<String> = pods.iter().flat_map(RawPod::all).collect();
+        let last = self
+            .events
+            .wait_ids(from, &ids, "start", Duration::from_secs(600))
+            .await;
+        (pods, ms(last - t0))
+    }
+
+    async fn bursts(&mut self) {
+        let s = self.settings.clone();
+        println!(
+            "== burst: raw concurrency search on {} pods over {:?}",
+            s.search_pods, s.search_concurrency
+        );
+        let mut best = (s.search_concurrency[0], f64::INFINITY);
+        let mut search = Vec::new();
+        for &c in &s.search_concurrency {
+            let (pods, took) = self.raw_burst(s.search_pods, c).await;
+            println!("  raw, {c} pods in flight: {took:.0} ms");
+            search.push(json!({"concurrency": c, "ms": took}));
+            if took < best.1 {
+                best = (c, took);
+            }
+            self.raw.discard(&pods).await;
+        }
+        let c = best.0;
+        self.report
+            .extra
+            .insert("raw_concurrency_search".into(), json!(search));
+        self.report
+            .extra
+            .insert("raw_best_concurrency".into(), json!(c));
+        let last = *s.bursts.last().expect("a burst size");
+        for &n in &s.bursts {
+            println!("== burst of {n} pods (pause + 1 app); raw with {c} pods in flight");
+            let (raw_pods, raw_ms) = self.raw_burst(n, c).await;
+            let mut raw_down = None;
+            if n == last {
+                let ids: Vec<String> = raw_pods.iter().flat_map(RawPod::all).collect();
+                let from = self.events.cursor();
+                let t0 = now_nanos();
+                self.raw.stop_remove_pods(&raw_pods, c).await;
+                let gone = self
+                    .events
+                    .wait_ids(from, &ids, "destroy", Duration::from_secs(600))
+                    .await;
+                raw_down = Some(ms(gone - t0));
+            } else {
+                self.raw.discard(&raw_pods).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (names, ids, rk_ms, cpu) = self.rk_burst(n, SLEEPER, false).await;
+            self.report.row(
+                format!("burst: {n} pods → all running"),
+                Some(rk_ms),
+                Some(raw_ms),
+                "ms",
+                Target::Ratio(1.15),
+            );
+            self.report
+                .extra
+                .insert(format!("burst_{n}_rkubelet_cpu_s"), json!(cpu));
+            if n == last {
+                if let Some(window) = s.footprint {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let (cpu, rss, hwm) = self.footprint(window).await;
+                    self.report.row(
+                        format!("idle RSS with {n} pods"),
+                        Some(rss),
+                        None,
+                        "MiB",
+                        Target::AtMost(30.0),
+                    );
+                    self.report.row(
+                        format!("idle CPU with {n} pods (% of a core)"),
+                        Some(cpu),
+                        None,
+                        "%",
+                        Target::AtMost(0.5),
+                    );
+                    self.report.extra.insert("peak_rss_mib".into(), json!(hwm));
+                }
+                let down = self.rk_teardown(&names, &ids).await;
+                self.report.row(
+                    format!("teardown: {n} pods removed at once"),
+                    Some(down),
+                    raw_down,
+                    "ms",
+                    Target::Ratio(1.20),
+                );
+            } else {
+                self.rk_teardown(&names, &ids).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// rkubelet's CPU (% of one core) and RSS (average MiB, peak MiB) over `window`.
+    async fn footprint(&mut self, window: Duration) -> (f64, f64, f64) {
+        println!("  measuring rkubelet's footprint for {window:?}");
+        let (cpu0, _, _) = self.daemon.usage();
+        let t0 = Instant::now();
+        let mut rss = Vec::new();
+        while t0.elapsed() < window {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            rss.push(self.daemon.usage().1 as f64 / 1024.0);
+        }
+        let (cpu1, _, hwm) = self.daemon.usage();
+        let cpu = (cpu1 - cpu0) as f64 / clk_tck() / t0.elapsed().as_secs_f64() * 100.0;
+        let avg = rss.iter().sum::<f64>() / rss.len().max(1) as f64;
+        (cpu, avg, hwm as f64 / 1024.0)
+    }
+
+    async fn probes(&mut self) {
+        let (n, Some(window)) = (self.settings.probe_pods, self.settings.footprint) else {
+            return;
+        };
+        println!("== footprint with {n} pods, each with an httpGet readiness probe every 1 s");
+        let (names, ids, _, _) = self.rk_burst(n, HTTPD, true).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (cpu, rss, hwm) = self.footprint(window).await;
+        self.report.row(
+            format!("RSS with {n} pods, {n} probes/s"),
+            Some(rss),
+            None,
+            "MiB",
+            Target::AtMost(30.0),
+        );
+        self.report.row(
+            format!("CPU with {n} pods, {n} probes/s (% of a core)"),
+            Some(cpu),
+            None,
+            "%",
+            Target::AtMost(5.0),
+        );
+        self.report
+            .extra
+            .insert("peak_rss_mib_after_probes".into(), json!(hwm));
+        self.rk_teardown(&names, &ids).await;
+    }
+}
+
+// ------------------------------------------------------------------ main
+
+fn ensure_image(docker_ok: bool) {
+    assert!(
+        docker_ok,
+        "the Docker daemon does not answer; start it (systemctl start docker)"
+    );
+    let have = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(have, Ok(s) if s.success()) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image");
+        let ok = Command::new(&script).arg(IMAGE).status();
+        assert!(
+            matches!(ok, Ok(s) if s.success()),
+            "{} failed to build {IMAGE}",
+            script.display()
+        );
+    }
+}
+
+fn out_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("bench")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not
+    // and gets the smoke run. A name filter that does not match skips it.
+    let benching = args.iter().any(|a| a == "--bench");
+    let smoke = args.iter().any(|a| a == "--smoke") || !benching;
+    if !benching && args.iter().any(|a| a == "--list") {
+        println!("smoke: test");
+        return;
+    }
+    if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
+        if !"pods smoke".contains(filter.as_str()) {
+            println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+            return;
+        }
+    }
+    let settings = if smoke {
+        Settings::smoke()
+    } else {
+        Settings::full()
+    };
+    let run = random_hex(4);
+    let node = format!("bench-{run}");
+    let base = std::env::temp_dir().join(format!("rkubelet-bench-{run}"));
+    *CLEANUP.lock().expect("cleanup state") = Some(CleanupState {
+        node: node.clone(),
+        run: run.clone(),
+        child: None,
+        dirs: vec![base.clone()],
+    });
+    let _guard = CleanupGuard;
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("bench: interrupted; cleaning up");
+            cleanup_now();
+            std::process::exit(130);
+        }
+    });
+    let started = Instant::now();
+    let code = rt.block_on(bench(settings, run, node, base));
+    drop(_guard);
+    if !benching {
+        // Under `cargo test`, end like a test binary so the summary reads the same.
+        println!(
+            "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    std::process::exit(code);
+}
+
+async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> i32 {
+    let started = Instant::now();
+    let load_before = loadavg();
+    let endpoint = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| rkubelet::runtime::docker::DEFAULT_ENDPOINT.into());
+    let runtime = DockerRuntime::connect(&endpoint).await;
+    ensure_image(runtime.is_ok());
+    let runtime = runtime.expect("docker");
+    runtime
+        .ensure_infra_image(pause::DEFAULT_IMAGE)
+        .await
+        .expect("pause image");
+    let docker = runtime.client().clone();
+    let version = docker
+        .version()
+        .await
+        .ok()
+        .and_then(|v| v.version)
+        .unwrap_or_default();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_rkubelet"));
+    let binary_size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = out_dir();
+    std::fs::create_dir_all(&out).expect("target/bench");
+    let suffix = if settings.smoke { "-smoke" } else { "" };
+    let log = out.join(format!("rkubelet{suffix}.log"));
+    println!(
+        "rkubelet pod benchmark ({}) — {cores} CPUs, Docker {version}, load {load_before}, node {node}",
+        if settings.smoke { "smoke" } else { "full" }
+    );
+    println!(
+        "  binary {} ({binary_size} bytes), log {}",
+        bin.display(),
+        log.display()
+    );
+
+    let events = Events::start(docker.clone(), node.clone(), run.clone());
+    let daemon = Daemon::start(&bin, &base, &node, &log);
+    let mut ctx = Ctx {
+        settings: settings.clone(),
+        events,
+        raw: Raw {
+            docker: docker.clone(),
+            run,
+        },
+        daemon,
+        report: Report::default(),
+        seq: 0,
+    };
+    ctx.pod_start().await;
+    ctx.crash_recovery().await;
+    ctx.bursts().await;
+    ctx.probes().await;
+    assert!(ctx.daemon.alive(), "rkubelet died; see {}", log.display());
+    let (_, rss_now, hwm) = ctx.daemon.usage();
+    ctx.report.row(
+        if cfg!(debug_assertions) {
+            "binary size (debug build)"
+        } else {
+            "binary size (release build, stripped)"
+        },
+        Some(binary_size as f64 / 1024.0 / 1024.0),
+        None,
+        "MiB",
+        Target::None,
+    );
+    if settings.smoke {
+        ctx.report.row(
+            "RSS at the end (smoke; not the footprint)",
+            Some(rss_now as f64 / 1024.0),
+            None,
+            "MiB",
+            Target::None,
+        );
+    }
+    let load_after = loadavg();
+    let date = k8s_openapi::jiff::Timestamp::now().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    let table = ctx.report.table();
+    println!();
+    println!(
+        "rkubelet vs raw Docker — {date}, {cores} CPUs, Docker {version}, load before {load_before}, after {load_after}, {elapsed:.0} s{}",
+        if settings.smoke { " (SMOKE: not a measurement)" } else { "" }
+    );
+    println!();
+    print!("{table}");
+    let json = json!({
+        "date": date,
+        "mode": if settings.smoke { "smoke" } else { "full" },
+        "machine": {
+            "cpus": cores,
+            "docker": version,
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        "binary": {"path": bin, "bytes": binary_size},
+        "rkubelet_peak_rss_mib": hwm as f64 / 1024.0,
+        "elapsed_s": elapsed,
+        "results": ctx.report.rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "details": Value::Object(ctx.report.extra.clone()),
+        "table_markdown": table,
+    });
+    let path = out.join(format!("pods{suffix}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write json");
+    println!();
+    println!("results: {}", path.display());
+    0
+}
