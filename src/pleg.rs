@@ -123,7 +123,9 @@ pub async fn relist(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let containers = match runtime.list_containers(None).await {
+        // Ids and states are all it compares: the list, without inspecting
+        // every container, keeps an idle node idle.
+        let containers = match runtime.list_brief(None).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "relist failed");

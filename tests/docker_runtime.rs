@@ -209,6 +209,27 @@ async fn listing_a_pod_returns_its_three_containers_with_labels_states_and_ip() 
     );
     assert!(started <= finished);
 
+    // The brief list (no inspect) has the same containers, names, labels
+    // and states, without the details only inspect knows.
+    let brief = rt.list_brief(Some(pod.uid())).await.expect("brief list");
+    let key = |c: &rkubelet::runtime::ContainerInfo| {
+        (c.id.clone(), c.name.clone(), c.state, c.labels.clone())
+    };
+    let mut full: Vec<_> = infos.iter().map(key).collect();
+    let mut short: Vec<_> = brief.iter().map(key).collect();
+    full.sort_by(|a, b| a.0.cmp(&b.0));
+    short.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(short, full);
+    assert!(brief
+        .iter()
+        .all(|c| c.created_at.is_some() && c.ip.is_none()));
+    assert!(rt
+        .list_brief(None)
+        .await
+        .expect("brief list all")
+        .iter()
+        .any(|c| c.meta().map(|m| m.pod.uid) == Some(other.uid().to_string())));
+
     // Without a UID the listing holds both pods' containers.
     let all = rt.list_containers(None).await.expect("list all");
     assert!(all.iter().any(|c| c.id == sandbox));

@@ -124,7 +124,9 @@ pub async fn kill_pod(
     uid: &str,
     grace: Option<Duration>,
 ) -> Result<(), RuntimeError> {
-    let containers = runtime.list_containers(Some(uid)).await?;
+    // The brief list is enough here: ids, labels and whether to stop (a
+    // container that just died may read running; stopping it is a no-op).
+    let containers = runtime.list_brief(Some(uid)).await?;
     let grace_of = |c: &ContainerInfo| {
         grace.unwrap_or_else(|| {
             let secs = c.meta().map(|m| m.pod.grace_period_seconds).unwrap_or(30);

@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EventMessage,
-    HostConfig, ImageInspect, Mount as DockerMount, MountBindOptions,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    EventMessage, HostConfig, ImageInspect, Mount as DockerMount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountType, PortBinding,
 };
 use bollard::query_parameters::{
@@ -146,6 +146,24 @@ impl DockerRuntime {
         &self.endpoint
     }
 
+    /// Docker's container list (no inspect) of rkubelet's containers, or of
+    /// one pod's.
+    async fn list_summaries(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerSummary>> {
+        let mut label_filters = vec![format!("{}=true", labels::MANAGED)];
+        if let Some(uid) = pod_uid {
+            label_filters.push(format!("{}={uid}", labels::POD_UID));
+        }
+        let filters = HashMap::from([("label".to_string(), label_filters)]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| map_err(e, "container list"))
+    }
+
     async fn inspect_container_info(&self, id: &str) -> Result<Option<ContainerInfo>> {
         match self.docker.inspect_container(id, None).await {
             Ok(resp) => Ok(container_info_from_inspect(resp)),
@@ -200,20 +218,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
-        let mut label_filters = vec![format!("{}=true", labels::MANAGED)];
-        if let Some(uid) = pod_uid {
-            label_filters.push(format!("{}={uid}", labels::POD_UID));
-        }
-        let filters = HashMap::from([("label".to_string(), label_filters)]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| map_err(e, "container list"))?;
+        let summaries = self.list_summaries(pod_uid).await?;
         let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
         let inspected: Vec<Option<ContainerInfo>> = futures_util::stream::iter(ids)
             .map(|id| async move { self.inspect_container_info(&id).await })
@@ -221,6 +226,16 @@ impl ContainerRuntime for DockerRuntime {
             .try_collect()
             .await?;
         let mut infos: Vec<ContainerInfo> = inspected.into_iter().flatten().collect();
+        infos.sort_by(|a, b| (a.created_at, &a.name, &a.id).cmp(&(b.created_at, &b.name, &b.id)));
+        Ok(infos)
+    }
+
+    async fn list_brief(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
+        let summaries = self.list_summaries(pod_uid).await?;
+        let mut infos: Vec<ContainerInfo> = summaries
+            .into_iter()
+            .filter_map(container_info_from_summary)
+            .collect();
         infos.sort_by(|a, b| (a.created_at, &a.name, &a.id).cmp(&(b.created_at, &b.name, &b.id)));
         Ok(infos)
     }
@@ -641,6 +656,41 @@ fn container_info_from_inspect(resp: ContainerInspectResponse) -> Option<Contain
     })
 }
 
+/// Maps an entry of Docker's container list; `None` without an id. Only
+/// what the list carries: no exit code, times (but creation, in seconds), IP
+/// or error.
+fn container_info_from_summary(s: ContainerSummary) -> Option<ContainerInfo> {
+    use bollard::models::ContainerSummaryStateEnum as S;
+    let id = s.id?;
+    let state = match s.state {
+        Some(S::CREATED) => ContainerState::Created,
+        Some(S::RUNNING | S::PAUSED | S::RESTARTING | S::STOPPING) => ContainerState::Running,
+        Some(S::EXITED | S::DEAD | S::REMOVING) => ContainerState::Exited,
+        Some(S::EMPTY) | None => ContainerState::Unknown,
+    };
+    Some(ContainerInfo {
+        id,
+        name: s
+            .names
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        labels: s.labels.unwrap_or_default().into_iter().collect(),
+        image: s.image.unwrap_or_default(),
+        image_id: s.image_id.unwrap_or_default(),
+        state,
+        exit_code: None,
+        oom_killed: false,
+        error: None,
+        created_at: s.created.and_then(|c| Timestamp::from_second(c).ok()),
+        started_at: None,
+        finished_at: None,
+        ip: None,
+    })
+}
+
 fn image_info_from_inspect(inspect: ImageInspect) -> ImageInfo {
     ImageInfo {
         id: inspect.id.unwrap_or_default(),
@@ -968,6 +1018,49 @@ mod tests {
         });
         let info = container_info_from_inspect(resp).expect("has an id");
         assert_eq!(info.ip, None);
+    }
+
+    #[test]
+    fn list_entries_map_to_brief_infos() {
+        use bollard::models::ContainerSummaryStateEnum as S;
+        let summary = |state| ContainerSummary {
+            id: Some("c1".into()),
+            names: Some(vec!["/k8s_POD_p_default_u_0".into()]),
+            image: Some("rkubelet/pause:x".into()),
+            labels: Some(HashMap::from([(
+                "io.kubernetes.pod.uid".to_string(),
+                "u".to_string(),
+            )])),
+            state: Some(state),
+            created: Some(1_714_979_289),
+            ..Default::default()
+        };
+        let info = container_info_from_summary(summary(S::RUNNING)).expect("has an id");
+        assert_eq!(info.id, "c1");
+        assert_eq!(info.name, "k8s_POD_p_default_u_0");
+        assert_eq!(info.state, ContainerState::Running);
+        assert_eq!(
+            info.labels.get("io.kubernetes.pod.uid").map(String::as_str),
+            Some("u")
+        );
+        assert_eq!(info.created_at.map(|t| t.as_second()), Some(1_714_979_289));
+        assert_eq!(
+            (info.exit_code, info.started_at, info.ip),
+            (None, None, None)
+        );
+        for (state, ours) in [
+            (S::CREATED, ContainerState::Created),
+            (S::EXITED, ContainerState::Exited),
+            (S::DEAD, ContainerState::Exited),
+            (S::PAUSED, ContainerState::Running),
+            (S::EMPTY, ContainerState::Unknown),
+        ] {
+            let info = container_info_from_summary(summary(state)).expect("has an id");
+            assert_eq!(info.state, ours, "{state:?}");
+        }
+        let mut anonymous = summary(S::RUNNING);
+        anonymous.id = None;
+        assert_eq!(container_info_from_summary(anonymous), None);
     }
 
     #[test]

@@ -247,6 +247,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// With `pod_uid`, only that pod's containers.
     async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>>;
 
+    /// Like [`list_containers`](Self::list_containers), but only what the
+    /// runtime's container list says, without inspecting each container: id,
+    /// name, labels, image and state are filled in; exit code, times, IP and
+    /// error are not. One call instead of one per container — for callers that
+    /// need no more (the relist, removing a pod). Right after a container
+    /// died its state may still read `Running`.
+    async fn list_brief(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
+        self.list_containers(pod_uid).await
+    }
+
     /// The image if it is present locally; `Ok(None)` when it is not.
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>>;
 
