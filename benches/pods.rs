@@ -11,8 +11,9 @@
 //!    pod concurrency found by a short search;
 //! 3. teardown: manifest removed → every container gone (SIGTERM-aware apps),
 //!    and the 100-pod burst removed at once;
-//! 4. crash recovery: an app's process exits → its replacement runs; the
-//!    baseline restarts the container itself on the `die` event;
+//! 4. crash recovery: an app's process exits (`kill -USR1 1` through an
+//!    exec) → its replacement runs; the baseline restarts the container
+//!    itself on the `die` event;
 //! 5. footprint: rkubelet's RSS and CPU over 60 s with 100 idle pods, and
 //!    with 100 httpGet readiness probes every second; the binary size;
 //! 6. manifest reaction: file renamed into place → first Docker `create`.
@@ -36,8 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptions, KillContainerOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptions, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -679,14 +680,30 @@ impl Raw {
         parse_docker_time(c.state?.finished_at.as_deref()?)
     }
 
+    /// Makes the container's process exit with 1 on its own. Through an
+    /// exec of `kill -USR1 1`, not Docker's kill: that emits a `kill` event
+    /// before the process dies, which a real crash does not.
     async fn crash(&self, id: &str) {
-        let options = KillContainerOptionsBuilder::default()
-            .signal("USR1")
-            .build();
-        self.docker
-            .kill_container(id, Some(options))
+        use bollard::exec::{CreateExecOptions, StartExecOptions};
+        let options = CreateExecOptions::<String> {
+            cmd: Some(vec!["kill".into(), "-USR1".into(), "1".into()]),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(id, options)
             .await
-            .unwrap_or_else(|e| panic!("kill -USR1 {id}: {e}"));
+            .unwrap_or_else(|e| panic!("exec in {id}: {e}"));
+        self.docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("exec in {id}: {e}"));
     }
 }
 

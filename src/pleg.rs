@@ -47,12 +47,13 @@ impl Routes {
     }
 }
 
-/// Actions worth waking a worker for.
+/// Actions worth waking a worker for: what happens *to* its containers.
+/// `create` and `start` are left out: they are the worker's own doing, and it
+/// re-observes right after acting anyway; an extra wake-up per event only
+/// cost a list + inspect per pod, which a burst of pods pays in Docker CPU.
+/// (A container someone else starts is seen by the relist.)
 fn interesting(action: &str) -> bool {
-    matches!(
-        action,
-        "start" | "die" | "oom" | "destroy" | "kill" | "stop" | "create"
-    )
+    matches!(action, "die" | "oom" | "destroy" | "kill" | "stop")
 }
 
 /// Follows the events stream until `shutdown`, reconnecting as needed.
@@ -181,6 +182,16 @@ mod tests {
             .expect("woken in time");
     }
 
+    #[test]
+    fn workers_wake_for_what_happens_to_their_containers_not_for_their_own_starts() {
+        for action in ["die", "oom", "destroy", "kill", "stop"] {
+            assert!(interesting(action), "{action}");
+        }
+        for action in ["create", "start", "exec_start", "health_status", "attach"] {
+            assert!(!interesting(action), "{action}");
+        }
+    }
+
     #[tokio::test]
     async fn an_event_wakes_only_the_worker_of_its_pod() {
         let fake = Arc::new(FakeRuntime::new());
@@ -194,7 +205,8 @@ mod tests {
         while !fake.calls().iter().any(|c| c.starts_with("events")) {
             tokio::task::yield_now().await;
         }
-        fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        let id = fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        fake.exit(&id, 1);
         notified(&a).await;
         let woke_b = tokio::time::timeout(Duration::from_millis(100), b.notified()).await;
         assert!(woke_b.is_err(), "pod b was woken by pod a's event");
@@ -212,7 +224,8 @@ mod tests {
         while !fake.calls().iter().any(|c| c.starts_with("events")) {
             tokio::task::yield_now().await;
         }
-        fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        let id = fake.run_sandbox(&sandbox("uid-a")).await.expect("sandbox");
+        fake.exit(&id, 1);
         notified(&a).await;
         // A worker no event concerns: only the reconnect's wake-all reaches it.
         let quiet = Arc::new(Notify::new());

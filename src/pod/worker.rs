@@ -145,6 +145,17 @@ pub async fn kill_pod(
             r?;
         }
     }
+    remove_pod(runtime, root_dir, uid, &containers).await
+}
+
+/// Removes the given (stopped) containers of pod `uid` in parallel and
+/// deletes the pod's directory.
+async fn remove_pod(
+    runtime: &dyn ContainerRuntime,
+    root_dir: &Path,
+    uid: &str,
+    containers: &[ContainerInfo],
+) -> Result<(), RuntimeError> {
     for r in join_all(containers.iter().map(|c| runtime.remove_container(&c.id))).await {
         r?;
     }
@@ -309,14 +320,19 @@ impl PodWorker {
     async fn run(mut self, terminate: CancellationToken, shutdown: CancellationToken) {
         tracing::info!(source = %self.source, "pod worker started");
         let mut errors = 0u32;
+        // A sync cut off by termination may have had a create in flight.
+        let mut interrupted = false;
         loop {
             if terminate.is_cancelled() {
-                self.terminate(&shutdown).await;
+                self.terminate(&shutdown, interrupted).await;
                 return;
             }
             let requeue = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = terminate.cancelled() => continue,
+                _ = terminate.cancelled() => {
+                    interrupted = true;
+                    continue;
+                }
                 r = self.sync() => match r {
                     Ok(requeue) => {
                         errors = 0;
@@ -1103,8 +1119,11 @@ impl PodWorker {
 
     /// Stops and removes the pod — regular containers in parallel with their
     /// preStop hooks, sidecars in reverse order, the sandbox last — retrying
-    /// until done or daemon shutdown.
-    async fn terminate(&mut self, shutdown: &CancellationToken) {
+    /// until done or daemon shutdown. When a sync was `interrupted` (or on a
+    /// retry) the containers are listed again before removing them, in case
+    /// a create was still in flight; otherwise what was observed is all
+    /// there is (only this worker creates this pod's containers).
+    async fn terminate(&mut self, shutdown: &CancellationToken, interrupted: bool) {
         tracing::info!("terminating pod");
         self.prober.stop_all();
         let started = Timestamp::now();
@@ -1126,13 +1145,12 @@ impl PodWorker {
                     .grace()
                     .saturating_sub(since(started, Timestamp::now()));
                 self.stop_ordered(running, left).await?;
-                kill_pod(
-                    self.ctx.runtime.as_ref(),
-                    &self.ctx.root_dir,
-                    &self.uid,
-                    Some(left),
-                )
-                .await
+                let runtime = self.ctx.runtime.as_ref();
+                if interrupted || attempt > 0 {
+                    kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
+                } else {
+                    remove_pod(runtime, &self.ctx.root_dir, &self.uid, &observed).await
+                }
             };
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
