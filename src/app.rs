@@ -133,6 +133,7 @@ impl App {
             backoff: self.config.backoff,
             host_ip: self.host_ip.clone(),
             store: store.clone(),
+            objects: Default::default(),
         });
 
         // Subscribe to events before anything creates containers.

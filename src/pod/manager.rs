@@ -7,6 +7,8 @@
 //! overlap. On its first complete desired set it adopts what already runs
 //! (workers re-observe by UID, so matching containers are left alone) and
 //! terminates orphans: containers of UIDs no source defines any more.
+//! After every merge it publishes the merged ConfigMaps and Secrets to the
+//! workers' shared object store.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -78,6 +80,9 @@ impl Manager {
 
     async fn on_snapshot(&mut self, snap: Snapshot, shutdown: &CancellationToken) {
         let (desired, diag) = self.merger.update(snap);
+        self.ctx
+            .objects
+            .publish(desired.configmaps.clone(), desired.secrets.clone());
         if let Ok(mut d) = self.diagnostics.write() {
             if *d != diag {
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
@@ -139,7 +144,7 @@ impl Manager {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 if !desired.pods.contains_key(&name) && !known.contains(&name) {
-                    if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                    if let Err(err) = super::volumes::teardown(&e.path()) {
                         tracing::warn!(dir = %e.path().display(), error = %err,
                             "cannot remove stale pod directory");
                     }
@@ -274,6 +279,7 @@ mod tests {
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
             store: Arc::new(PodStore::default()),
+            objects: Default::default(),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();

@@ -18,13 +18,15 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::convert;
+use super::convert::{self, PodContext};
+use super::objects::{ObjectStore, Objects};
 use super::plan::{self, Plan, StartFailure, Step};
 use super::status::{self, StatusInput};
+use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
@@ -39,6 +41,8 @@ pub struct WorkerContext {
     pub backoff: BackoffPolicy,
     pub host_ip: String,
     pub store: Arc<PodStore>,
+    /// The ConfigMaps and Secrets pods refer to.
+    pub objects: ObjectStore,
 }
 
 /// One pod as served by the API: spec + status, and where it came from.
@@ -118,10 +122,8 @@ pub async fn kill_pod(
         r?;
     }
     let dir = pod_dir(root_dir, uid);
-    if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
-        }
+    if let Err(e) = volumes::teardown(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
     }
     Ok(())
 }
@@ -176,7 +178,8 @@ pub struct PodWorker {
     failures: BTreeMap<String, StartFailure>,
     /// A sandbox creation failure holds everything until then.
     sandbox_hold: Option<(Timestamp, String)>,
-    volumes: Option<BTreeMap<String, String>>,
+    volumes: PodVolumes,
+    objects: watch::Receiver<Arc<Objects>>,
     start_time: Option<Timestamp>,
     wake: Arc<Notify>,
 }
@@ -210,13 +213,14 @@ impl PodWorker {
         let worker = PodWorker {
             pod_ref: convert::pod_ref(&pod, &source),
             backoff: Backoff::new(ctx.backoff),
+            volumes: PodVolumes::new(pod_dir(&ctx.root_dir, &uid)),
+            objects: ctx.objects.subscribe(),
             ctx,
             pod,
             source,
             uid: uid.clone(),
             failures: BTreeMap::new(),
             sandbox_hold: None,
-            volumes: None,
             start_time: None,
             wake: handle.wake.clone(),
         };
@@ -270,6 +274,7 @@ impl PodWorker {
                 _ = shutdown.cancelled() => return,
                 _ = terminate.cancelled() => {}
                 _ = self.wake.notified() => {}
+                _ = self.objects.changed() => {}
                 _ = sleep => {}
             }
         }
@@ -277,6 +282,15 @@ impl PodWorker {
 
     /// Observes, plans, executes; returns when to look again.
     async fn sync(&mut self) -> Result<Option<Duration>, RuntimeError> {
+        let objects = self.objects.borrow_and_update().clone();
+        if self
+            .volumes
+            .refresh(&self.pod, &objects, &volumes::node_capacity())
+        {
+            // A ConfigMap or Secret may have appeared: retry at once.
+            self.failures
+                .retain(|_, f| f.reason != "CreateContainerConfigError");
+        }
         let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
         let now = Timestamp::now();
         if self.start_time.is_none() {
@@ -406,20 +420,30 @@ impl PodWorker {
         if starts.is_empty() {
             return Ok(());
         }
-        let Some(sandbox_id) = observed
+        let Some(sandbox) = observed
             .iter()
-            .filter(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
-            .map(|c| c.id.clone())
-            .next()
+            .find(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
         else {
             return Ok(());
         };
-        let volumes = self.volumes().await;
-        let results =
-            join_all(starts.iter().map(|(name, count, _, _)| {
-                self.start_container(name, *count, &sandbox_id, &volumes)
-            }))
-            .await;
+        let sandbox_id = sandbox.id.clone();
+        let results = match self.volumes(sandbox.ip.as_deref()) {
+            Ok(volumes) => {
+                join_all(starts.iter().map(|(name, count, _, _)| {
+                    self.start_container(name, *count, &sandbox_id, &volumes)
+                }))
+                .await
+            }
+            Err(message) => starts
+                .iter()
+                .map(|_| {
+                    Err(Failure::Start {
+                        reason: "CreateContainerConfigError".into(),
+                        message: message.clone(),
+                    })
+                })
+                .collect(),
+        };
         let now = Timestamp::now();
         for ((name, _, _, restart_of), result) in starts.into_iter().zip(results) {
             match result {
@@ -480,46 +504,26 @@ impl PodWorker {
         }
     }
 
-    /// Host paths for the pod's volumes (emptyDir and hostPath for now).
-    async fn volumes(&mut self) -> BTreeMap<String, String> {
-        if let Some(v) = &self.volumes {
-            return v.clone();
-        }
-        let mut map = BTreeMap::new();
-        let base = pod_dir(&self.ctx.root_dir, &self.uid).join("volumes");
-        for v in self
-            .pod
-            .spec
-            .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-        {
-            if v.empty_dir.is_some() {
-                let dir = base.join("kubernetes.io~empty-dir").join(&v.name);
-                let made = tokio::fs::create_dir_all(&dir).await.and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                });
-                match made {
-                    Ok(()) => {
-                        map.insert(v.name.clone(), dir.display().to_string());
-                    }
-                    Err(e) => {
-                        tracing::warn!(volume = %v.name, error = %e, "cannot create emptyDir")
-                    }
-                }
-            } else if let Some(hp) = &v.host_path {
-                let ty = hp.type_.as_deref().unwrap_or("");
-                if ty == "DirectoryOrCreate" {
-                    if let Err(e) = tokio::fs::create_dir_all(&hp.path).await {
-                        tracing::warn!(volume = %v.name, error = %e, "cannot create hostPath");
-                        continue;
-                    }
-                }
-                map.insert(v.name.clone(), hp.path.clone());
-            }
-        }
-        self.volumes = Some(map.clone());
-        map
+    /// Sets up the pod's volumes and hosts file for the sandbox at
+    /// `sandbox_ip`; what a container config needs besides the spec.
+    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodContext, String> {
+        let objects = self.objects.borrow().clone();
+        let node = volumes::node_capacity();
+        let paths = self.volumes.setup(&self.pod, &objects, &node)?;
+        let pod_ip = sandbox_ip
+            .filter(|ip| !ip.is_empty())
+            .unwrap_or(&self.ctx.host_ip)
+            .to_string();
+        let hosts_file = Some(self.volumes.write_hosts_file(&self.pod, &pod_ip)?);
+        Ok(PodContext {
+            volumes: paths,
+            objects,
+            pod_ip,
+            host_ip: self.ctx.host_ip.clone(),
+            node,
+            pod_dir: Some(pod_dir(&self.ctx.root_dir, &self.uid)),
+            hosts_file,
+        })
     }
 
     async fn ensure_image(&self, c: &Container) -> Result<(), Failure> {
@@ -562,7 +566,7 @@ impl PodWorker {
         name: &str,
         restart_count: u32,
         sandbox_id: &str,
-        volumes: &BTreeMap<String, String>,
+        volumes: &PodContext,
     ) -> Result<(), Failure> {
         let Some((spec, _init)) = self.container_spec(name) else {
             return Ok(());
@@ -580,6 +584,12 @@ impl PodWorker {
             reason: "CreateContainerConfigError".into(),
             message: e.0,
         })?;
+        volumes::prepare_container(&self.pod, &spec, restart_count, &mut config, volumes).map_err(
+            |message| Failure::Start {
+                reason: "CreateContainerConfigError".into(),
+                message,
+            },
+        )?;
         config
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
