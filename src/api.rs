@@ -3,21 +3,31 @@
 //! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
 //!   it unhealthy; they are reported at `/manifests`).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
-//! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status).
+//! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
+//!   the shape of the kubelet's own `/pods`.
+//! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
+//!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
+//!   `/api/v1/namespaces/{ns}/events`. Logs take `container`, `follow`,
+//!   `previous`, `tailLines` and `timestamps` like the API server's.
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
 use std::sync::{Arc, RwLock};
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::Pod;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::List;
+use serde::Deserialize;
 
+use crate::events::Recorder;
 use crate::pod::worker::PodStore;
+use crate::runtime::{ContainerRuntime, LogOptions};
 use crate::source::Diagnostics;
 
 /// What the API reads.
@@ -25,6 +35,8 @@ use crate::source::Diagnostics;
 pub struct ApiState {
     pub store: Arc<PodStore>,
     pub diagnostics: Arc<RwLock<Diagnostics>>,
+    pub recorder: Arc<Recorder>,
+    pub runtime: Arc<dyn ContainerRuntime>,
 }
 
 /// The API's routes.
@@ -32,8 +44,45 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/manifests", get(manifests))
-        .route("/pods", get(pods))
+        .route("/pods", get(all_pods))
+        .route("/api/v1/pods", get(all_pods))
+        .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
+        .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route("/api/v1/events", get(all_events))
+        .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
         .with_state(state)
+}
+
+/// An error answered as a Kubernetes `Status` body, as the API server does.
+#[derive(Debug)]
+struct ApiError {
+    code: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code.as_u16(),
+        });
+        (self.code, Json(body)).into_response()
+    }
+}
+
+fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiError {
+    ApiError {
+        code,
+        reason,
+        message,
+    }
 }
 
 async fn manifests(State(s): State<ApiState>) -> Response {
@@ -43,10 +92,152 @@ async fn manifests(State(s): State<ApiState>) -> Response {
     }
 }
 
-async fn pods(State(s): State<ApiState>) -> Json<List<Pod>> {
-    let items = s.store.list().into_iter().map(|r| r.pod).collect();
+fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
+    s.store
+        .list()
+        .into_iter()
+        .map(|r| r.pod)
+        .filter(|p| ns.is_none_or(|ns| p.metadata.namespace.as_deref() == Some(ns)))
+        .collect()
+}
+
+async fn all_pods(State(s): State<ApiState>) -> Json<List<Pod>> {
     Json(List {
-        items,
+        items: pods_in(&s, None),
+        metadata: Default::default(),
+    })
+}
+
+async fn namespace_pods(State(s): State<ApiState>, Path(ns): Path<String>) -> Json<List<Pod>> {
+    Json(List {
+        items: pods_in(&s, Some(&ns)),
+        metadata: Default::default(),
+    })
+}
+
+fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
+    pods_in(s, Some(ns))
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name))
+        .ok_or_else(|| {
+            status_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("pods {name:?} not found"),
+            )
+        })
+}
+
+async fn one_pod(State(s): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Response {
+    match find_pod(&s, &ns, &name) {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogQuery {
+    container: Option<String>,
+    #[serde(default)]
+    follow: bool,
+    #[serde(default)]
+    previous: bool,
+    tail_lines: Option<usize>,
+    #[serde(default)]
+    timestamps: bool,
+}
+
+/// The Docker id of the container instance `previous` asks for, from status.
+fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, ApiError> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let name = match container {
+        Some(c) => c.to_string(),
+        None if spec.containers.len() == 1 => spec.containers[0].name.clone(),
+        None => {
+            let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+            return Err(status_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                    names.join(" ")
+                ),
+            ));
+        }
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let statuses = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten());
+    let Some(st) = statuses.into_iter().find(|c| c.name == name) else {
+        return Err(status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("container {name} is not valid for pod {pod_name}"),
+        ));
+    };
+    let id = if previous {
+        st.last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.container_id.clone())
+    } else {
+        st.container_id.clone()
+    };
+    let Some(id) = id else {
+        let message = if previous {
+            format!("previous terminated container {name:?} in pod {pod_name:?} not found")
+        } else {
+            format!("container {name:?} in pod {pod_name:?} is waiting to start")
+        };
+        return Err(status_error(StatusCode::BAD_REQUEST, "BadRequest", message));
+    };
+    Ok(id.trim_start_matches("docker://").to_string())
+}
+
+async fn pod_log(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let pod = match find_pod(&s, &ns, &name) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let id = match container_id(&pod, q.container.as_deref(), q.previous) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let options = LogOptions {
+        follow: q.follow,
+        tail: q.tail_lines,
+        timestamps: q.timestamps,
+    };
+    let stream = s
+        .runtime
+        .logs(&id, options)
+        .map(|r| r.map_err(std::io::Error::other));
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn all_events(State(s): State<ApiState>) -> Json<List<Event>> {
+    Json(List {
+        items: s.recorder.list(None),
+        metadata: Default::default(),
+    })
+}
+
+async fn namespace_events(State(s): State<ApiState>, Path(ns): Path<String>) -> Json<List<Event>> {
+    Json(List {
+        items: s.recorder.list(Some(&ns)),
         metadata: Default::default(),
     })
 }

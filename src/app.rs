@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::events::Recorder;
 use crate::pleg::{self, Routes};
 use crate::pod::manager::Manager;
 use crate::pod::worker::{PodStore, WorkerContext};
@@ -125,6 +126,7 @@ impl App {
         let store = Arc::new(PodStore::default());
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
         let routes = Arc::new(Routes::default());
+        let recorder = Arc::new(Recorder::new(&self.config.node_name));
         let ctx = Arc::new(WorkerContext {
             runtime: self.runtime.clone(),
             node_name: self.config.node_name.clone(),
@@ -134,6 +136,7 @@ impl App {
             host_ip: self.host_ip.clone(),
             store: store.clone(),
             objects: Default::default(),
+            recorder: recorder.clone(),
         });
 
         // Subscribe to events before anything creates containers.
@@ -165,7 +168,12 @@ impl App {
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {
-            let app = api::router(ApiState { store, diagnostics });
+            let app = api::router(ApiState {
+                store,
+                diagnostics,
+                recorder,
+                runtime: self.runtime.clone(),
+            });
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 let serve = axum::serve(listener, app)

@@ -37,6 +37,86 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (the default when no sub-command is given).
     Run,
+    /// Display pods, like `kubectl get pods`.
+    Get(GetArgs),
+    /// Show a pod's details and events, like `kubectl describe pod`.
+    Describe(DescribeArgs),
+    /// Print a container's logs, like `kubectl logs`.
+    Logs(LogsArgs),
+}
+
+/// How a client command reaches the daemon.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The daemon's read-only API.
+    #[arg(
+        long,
+        env = "RKUBELET_SERVER",
+        default_value = "http://127.0.0.1:10255"
+    )]
+    pub server: String,
+
+    /// Namespace of the pods (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+/// `get` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Wide,
+    Json,
+    Yaml,
+    Name,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GetArgs {
+    /// The resource type: `pods` (also `pod`, `po`).
+    pub resource: String,
+    /// One pod, with or without the node suffix.
+    pub name: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DescribeArgs {
+    /// The resource type: `pod`.
+    pub resource: String,
+    /// The pod, with or without the node suffix.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    /// The pod, with or without the node suffix.
+    pub pod: String,
+    /// The container (required when the pod has several).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep streaming new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The previous (dead) instance of the container.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<i64>,
+    /// Prefix each line with its timestamp.
+    #[arg(long)]
+    pub timestamps: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// The daemon's flags, named like the kubelet's.

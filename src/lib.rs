@@ -3,14 +3,18 @@
 //! Layout (data flows top to bottom):
 //!
 //! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
-//! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s.
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
+//! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s,
+//!   `ConfigMap`s and `Secret`s.
 //! * [`source`] — the manifest directory (inotify + rescan) producing complete
 //!   snapshots, and the merger turning snapshots into desired pods.
 //! * [`pod`] — desired state per pod: spec-to-config conversion, the pure
-//!   planner, the per-pod worker executing plans, the manager owning workers.
+//!   planner, the per-pod worker executing plans, the manager owning workers,
+//!   volumes on the host and the shared ConfigMap/Secret store.
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
 //! * [`backoff`] — restart backoff as data.
+//! * [`events`] — the bounded, deduplicated pod event record.
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
@@ -25,6 +29,8 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod ctl;
+pub mod events;
 pub mod http;
 pub mod manifest;
 pub mod pleg;

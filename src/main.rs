@@ -10,6 +10,7 @@ use clap::Parser;
 use rkubelet::app::{App, AppError};
 use rkubelet::cli::{Cli, Command, LogFormat};
 use rkubelet::config::Config;
+use rkubelet::ctl;
 use rkubelet::runtime::RuntimeError;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Run) => {}
+        Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
         Ok(c) => c,
@@ -51,6 +53,36 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// Runs a client sub-command against a daemon's API.
+fn client(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rkubelet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = runtime.block_on(async {
+        match &command {
+            Command::Get(a) => ctl::get(a, &mut out).await,
+            Command::Describe(a) => ctl::describe(a, &mut out).await,
+            Command::Logs(a) => ctl::logs(a, &mut out).await,
+            Command::Run => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

@@ -579,3 +579,87 @@ async fn the_cleanup_guards_remove_what_a_test_created() {
     drop(guard);
     assert_eq!(count(uid_b).await, 0);
 }
+
+#[tokio::test]
+async fn exec_returns_the_exit_code_and_capped_output_and_enforces_its_timeout() {
+    let rt = runtime().await;
+    let pod = TestPod::new("exec");
+    let sandbox = pod.run_sandbox(&rt).await;
+    let id = pod
+        .start_container(&rt, "app", &sandbox, &["sleep", "3600"])
+        .await;
+    let cmd = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let ok = rt
+        .exec(
+            &id,
+            &cmd(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(ok.exit_code, Some(3));
+    assert!(
+        ok.output.contains("out") && ok.output.contains("err"),
+        "{ok:?}"
+    );
+    assert!(!ok.timed_out);
+
+    let big = rt
+        .exec(
+            &id,
+            &cmd(&["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"]),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(big.exit_code, Some(0));
+    assert_eq!(big.output.len(), rkubelet::runtime::EXEC_OUTPUT_LIMIT);
+
+    let started = Instant::now();
+    let slow = rt
+        .exec(&id, &cmd(&["sleep", "10"]), Duration::from_millis(500))
+        .await
+        .expect("exec");
+    assert!(slow.timed_out && slow.exit_code.is_none(), "{slow:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout was not enforced"
+    );
+}
+
+#[tokio::test]
+async fn logs_return_stdout_and_stderr_and_honour_tail() {
+    let rt = runtime().await;
+    let pod = TestPod::new("logs");
+    let sandbox = pod.run_sandbox(&rt).await;
+    let id = pod
+        .start_container(
+            &rt,
+            "app",
+            &sandbox,
+            &["sh", "-c", "echo one; echo two >&2; echo three; sleep 3600"],
+        )
+        .await;
+    let read = |tail: Option<usize>| {
+        let rt = rt.clone();
+        let id = id.clone();
+        async move {
+            let opts = rkubelet::runtime::LogOptions {
+                tail,
+                ..Default::default()
+            };
+            let chunks: Vec<_> = rt.logs(&id, opts).collect().await;
+            chunks
+                .into_iter()
+                .map(|c| String::from_utf8_lossy(&c.expect("log chunk")).into_owned())
+                .collect::<String>()
+        }
+    };
+    let all = eventually("three lines logged", START_TIMEOUT, || async move {
+        Some(read(None).await).filter(|l| l.contains("three"))
+    })
+    .await;
+    assert_eq!(all, "one\ntwo\nthree\n");
+    assert_eq!(read(Some(1)).await, "three\n");
+}

@@ -4,11 +4,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::daemon::{docker_exec, free_port, run, wait_until, Daemon, IMAGE};
+use common::daemon::{docker_exec, free_port, run, wait_until, Daemon, DockerEvents, IMAGE};
 
 const SECS5: Duration = Duration::from_secs(5);
 const SECS30: Duration = Duration::from_secs(30);
@@ -179,30 +178,7 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
     let old_uid = old[0].uid().to_string();
 
     // Record Docker's events for this node while the pod is replaced.
-    let mut events = Command::new("docker")
-        .args([
-            "events",
-            "--filter",
-            &format!("label=io.rkubelet.node={}", d.node),
-            "--filter",
-            "type=container",
-            "--format",
-            "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}}",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("docker events");
-    let stdout = events.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(300)); // let `docker events` subscribe
-
+    let mut events = DockerEvents::start(&d.node);
     d.write("web.yaml", &two_container_pod("web", 8081, "2"));
     let new = wait_until("the new pod running", SECS30, || {
         let cs = d.pod_containers("web");
@@ -213,19 +189,10 @@ fn a_changed_manifest_replaces_the_pod_only_after_the_old_one_stopped_and_an_ide
     let new_uid = new[0].uid().to_string();
     assert_ne!(new_uid, old_uid, "a content change gives a new UID");
     d.wait_gone_uid(&old_uid);
-    let _ = events.kill();
-    let _ = events.wait();
-
-    let lines: Vec<(u128, String, String)> = rx
-        .try_iter()
-        .filter_map(|l| {
-            let mut p = l.split_whitespace();
-            Some((
-                p.next()?.parse().ok()?,
-                p.next()?.to_string(),
-                p.next().unwrap_or("").to_string(),
-            ))
-        })
+    let lines: Vec<(u128, String, String)> = events
+        .all()
+        .iter()
+        .map(|e| (e.nanos, e.action.clone(), e.uid.clone()))
         .collect();
     let last_old_stop = lines
         .iter()

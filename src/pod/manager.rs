@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
+use crate::events::Involved;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
 
@@ -85,8 +86,21 @@ impl Manager {
             .publish(desired.configmaps.clone(), desired.secrets.clone());
         if let Ok(mut d) = self.diagnostics.write() {
             if *d != diag {
+                // New problems become events on the node (an invalid manifest
+                // has no pod to attach them to).
+                let node = Involved::node(&self.ctx.node_name);
+                for e in diag.errors.iter().filter(|e| !d.errors.contains(e)) {
+                    self.ctx
+                        .recorder
+                        .warning(&node, "FailedValidation", e.clone());
+                }
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
-                    tracing::error!(conflict = %c, "duplicate pod name");
+                    let reason = if c.starts_with("pod ") {
+                        "DuplicatePod"
+                    } else {
+                        "DuplicateObject"
+                    };
+                    self.ctx.recorder.warning(&node, reason, c.clone());
                 }
                 *d = diag;
             }
@@ -263,6 +277,7 @@ mod tests {
 
     struct Harness {
         fake: Arc<FakeRuntime>,
+        recorder: Arc<crate::events::Recorder>,
         tx: mpsc::Sender<Snapshot>,
         shutdown: CancellationToken,
         task: tokio::task::JoinHandle<()>,
@@ -271,6 +286,7 @@ mod tests {
 
     fn start(fake: Arc<FakeRuntime>) -> Harness {
         let root = tempfile::tempdir().expect("tmp");
+        let recorder = Arc::new(crate::events::Recorder::new(NODE));
         let ctx = Arc::new(WorkerContext {
             runtime: fake.clone(),
             node_name: NODE.into(),
@@ -280,6 +296,7 @@ mod tests {
             host_ip: "192.0.2.1".into(),
             store: Arc::new(PodStore::default()),
             objects: Default::default(),
+            recorder: recorder.clone(),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
@@ -293,6 +310,7 @@ mod tests {
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
         Harness {
             fake,
+            recorder,
             tx,
             shutdown,
             task,
@@ -334,6 +352,39 @@ mod tests {
                 c.is_running() && c.labels.get(labels::POD_UID).map(String::as_str) == Some(uid)
             })
             .count()
+    }
+
+    #[tokio::test]
+    async fn manifest_errors_and_name_conflicts_become_node_events_once() {
+        let fake = Arc::new(FakeRuntime::new());
+        let h = start(fake.clone());
+        let recorder = h.recorder.clone();
+        let snap = || Snapshot {
+            source: "file".into(),
+            errors: vec![crate::manifest::ManifestError::new(
+                "/m/bad.yaml",
+                "line 1: bad",
+            )],
+            ..Default::default()
+        };
+        h.tx.send(snap()).await.expect("send");
+        h.tx.send(snap()).await.expect("send");
+        eventually("the event", || !recorder.list(None).is_empty()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let events = recorder.list(None);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("FailedValidation"));
+        assert_eq!(
+            events[0].count,
+            Some(1),
+            "an unchanged error is not reported again"
+        );
+        assert!(events[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("/m/bad.yaml")));
+        assert_eq!(events[0].involved_object.kind.as_deref(), Some("Node"));
+        h.stop().await;
     }
 
     #[tokio::test]

@@ -10,13 +10,13 @@
 //! * [`objects`] — the shared, versioned ConfigMaps and Secrets.
 //! * [`volumes`] — volume setup, refresh and teardown on the host, with the
 //!   [`atomic_writer`] for API-data volumes; [`downward`] — downward API
-//!   values (pure); [`events`] — pod events.
+//!   values (pure).
 
 pub mod atomic_writer;
 pub mod convert;
 pub mod downward;
-pub mod events;
 pub mod expand;
+pub mod handlers;
 pub mod manager;
 pub mod objects;
 pub mod plan;

@@ -30,7 +30,12 @@ pub struct StartFailure {
     pub reason: String,
     pub message: String,
     pub retry_at: Timestamp,
+    /// When the failure happened.
+    pub failed_at: Timestamp,
 }
+
+/// How long a failed pull shows as `ErrImagePull` before `ImagePullBackOff`.
+pub const ERR_IMAGE_PULL_SHOWN_FOR: Duration = Duration::from_secs(2);
 
 /// One action on the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,24 +165,46 @@ impl<'a> Planner<'a> {
         v
     }
 
-    /// A pending start failure for `name` that is still backing off.
-    fn failure_pending(&mut self, name: &str) -> bool {
+    /// A pending start failure for `c` that is still backing off. A failed
+    /// pull shows as `ErrImagePull` at first, then as `ImagePullBackOff`.
+    fn failure_pending(&mut self, c: &Container) -> bool {
+        let name = c.name.as_str();
         let Some(f) = self.input.failures.get(name) else {
             return false;
         };
-        if f.retry_at > self.input.now {
-            let after = to_duration(self.input.now, f.retry_at);
-            self.plan.waiting.insert(
-                name.to_string(),
-                Waiting {
-                    reason: f.reason.clone(),
-                    message: f.message.clone(),
-                },
-            );
-            self.requeue(after);
-            return true;
+        let now = self.input.now;
+        if f.retry_at <= now {
+            return false;
         }
-        false
+        let mut waiting = Waiting {
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+        };
+        let mut switch_in = None;
+        if f.reason == "ErrImagePull" {
+            let shown = k8s_openapi::jiff::SignedDuration::try_from(ERR_IMAGE_PULL_SHOWN_FOR)
+                .unwrap_or_default();
+            let switch = f.failed_at.checked_add(shown).unwrap_or(f.failed_at);
+            if now >= switch {
+                waiting = Waiting {
+                    reason: "ImagePullBackOff".into(),
+                    message: format!(
+                        "Back-off pulling image {:?}: ErrImagePull: {}",
+                        c.image.as_deref().unwrap_or_default(),
+                        f.message
+                    ),
+                };
+            } else {
+                switch_in = Some(to_duration(now, switch));
+            }
+        }
+        let retry_in = to_duration(now, f.retry_at);
+        self.plan.waiting.insert(name.to_string(), waiting);
+        self.requeue(retry_in);
+        if let Some(d) = switch_in {
+            self.requeue(d);
+        }
+        true
     }
 
     /// Decides about one container given its newest instance. Returns true if
@@ -206,7 +233,7 @@ impl<'a> Planner<'a> {
             restart_policy(self.input.pod)
         };
         let Some(newest) = newest else {
-            if self.failure_pending(name) {
+            if self.failure_pending(c) {
                 return Settled::Waiting;
             }
             self.plan.steps.push(Step::StartContainer {
@@ -232,7 +259,7 @@ impl<'a> Planner<'a> {
             ContainerState::Created | ContainerState::Unknown => {
                 // Created but never started (rkubelet stopped in between):
                 // replace it under the same restart count.
-                if self.failure_pending(name) {
+                if self.failure_pending(c) {
                     return Settled::Waiting;
                 }
                 let count = newest.restart_count;
@@ -264,7 +291,7 @@ impl<'a> Planner<'a> {
                         Settled::Failed
                     };
                 }
-                if self.failure_pending(name) {
+                if self.failure_pending(c) {
                     return Settled::Waiting;
                 }
                 let finished = newest.finished_at.unwrap_or(self.input.now);

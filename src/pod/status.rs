@@ -226,7 +226,13 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         .filter(|(c, s)| !init_done(s, c))
         .map(|(c, _)| c.name.as_str())
         .collect();
-    let initialized = incomplete.is_empty();
+    // As the kubelet: a pod whose app containers ever started was initialized
+    // before, even if an init container's record is gone or it runs again.
+    let app_started = spec
+        .containers
+        .iter()
+        .any(|c| !instances(input.observed, &c.name).is_empty());
+    let initialized = incomplete.is_empty() || app_started;
     let app_waiting = if initialized {
         "ContainerCreating"
     } else {
@@ -362,3 +368,6 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
@@ -28,9 +29,9 @@ use k8s_openapi::api::core::v1::{
 use super::atomic_writer::{self, FileEntry, Payload};
 use super::convert::{self, PodContext};
 use super::downward::{self, NodeCapacity};
-use super::events::{self, EventType};
 use super::objects::{Kind, Objects};
 use super::quantity::Quantity;
+use crate::events::{Involved, Recorder};
 use crate::runtime::ContainerConfig;
 
 /// Default file mode of API-data volume files (Kubernetes' 0644).
@@ -522,6 +523,9 @@ pub fn disk_usage(dir: &Path) -> u64 {
 /// The volumes of one pod and what has been set up.
 pub struct PodVolumes {
     pod_dir: PathBuf,
+    recorder: Arc<Recorder>,
+    /// The pod, for events.
+    involved: Involved,
     /// Host path of every volume set up so far.
     ready: BTreeMap<String, String>,
     /// Objects version the API-data volumes were last refreshed for.
@@ -539,9 +543,12 @@ impl Drop for PodVolumes {
 }
 
 impl PodVolumes {
-    pub fn new(pod_dir: PathBuf) -> Self {
+    /// Volumes below `pod_dir`; events go to `recorder` about `involved`.
+    pub fn new(pod_dir: PathBuf, recorder: Arc<Recorder>, involved: Involved) -> Self {
         PodVolumes {
             pod_dir,
+            recorder,
+            involved,
             ready: BTreeMap::new(),
             refreshed: None,
             size_watch: None,
@@ -584,13 +591,15 @@ impl PodVolumes {
                 Err(e) => {
                     let message =
                         format!("MountVolume.SetUp failed for volume \"{}\": {e}", v.name);
-                    events::record(pod, EventType::Warning, "FailedMount", &message);
+                    self.recorder
+                        .warning(&self.involved, "FailedMount", message.clone());
                     first_error.get_or_insert(message);
                 }
             }
         }
         if self.size_watch.is_none() && !size_limited.is_empty() {
-            self.size_watch = Some(watch_size_limits(pod.clone(), size_limited));
+            let (recorder, involved) = (self.recorder.clone(), self.involved.clone());
+            self.size_watch = Some(watch_size_limits(recorder, involved, size_limited));
         }
         match first_error {
             Some(e) => Err(e),
@@ -670,11 +679,10 @@ impl PodVolumes {
                     Err(e) => tracing::warn!(volume = %v.name, error = %e, "cannot update volume"),
                 },
                 Ok(None) => {}
-                Err(e) => events::record(
-                    pod,
-                    EventType::Warning,
+                Err(e) => self.recorder.warning(
+                    &self.involved,
                     "FailedMount",
-                    &format!(
+                    format!(
                         "MountVolume.SetUp failed for volume \"{}\": {e}; keeping its last content",
                         v.name
                     ),
@@ -706,7 +714,8 @@ impl PodVolumes {
 /// Measures disk emptyDirs with a `sizeLimit` periodically and reports an
 /// event when one exceeds it (again only after it fell below).
 fn watch_size_limits(
-    pod: Pod,
+    recorder: Arc<Recorder>,
+    involved: Involved,
     volumes: Vec<(String, PathBuf, i64, Quantity)>,
 ) -> tokio::task::AbortHandle {
     let task = tokio::spawn(async move {
@@ -721,11 +730,10 @@ fn watch_size_limits(
                     .unwrap_or(0);
                 let exceeded = i64::try_from(used).unwrap_or(i64::MAX) > *limit;
                 if exceeded && over.insert(name.clone()) {
-                    events::record(
-                        &pod,
-                        EventType::Warning,
+                    recorder.warning(
+                        &involved,
                         "EmptyDirSizeLimitExceeded",
-                        &format!(
+                        format!(
                             "Usage of EmptyDir volume \"{name}\" exceeds the limit \"{quantity}\" ({used} bytes used)."
                         ),
                     );
@@ -742,7 +750,8 @@ fn watch_size_limits(
 /// termination-message file (mode 0666, older instances' files removed but
 /// the previous one), resolves `subPath` mounts to real paths inside their
 /// volume (creating missing directories, refusing symlinks that lead out),
-/// and reports `envFrom` keys skipped for invalid names.
+/// and reports `envFrom` keys skipped for invalid names as events about
+/// `involved` (the container).
 ///
 /// Fails with a message for `CreateContainerConfigError`.
 pub fn prepare_container(
@@ -751,6 +760,7 @@ pub fn prepare_container(
     restart_count: u32,
     config: &mut ContainerConfig,
     ctx: &PodContext,
+    events: (&Recorder, &Involved),
 ) -> Result<(), String> {
     if let Some(dir) = &ctx.pod_dir {
         let log = termination_log_path(dir, &c.name, restart_count);
@@ -792,12 +802,9 @@ pub fn prepare_container(
         mount.host_path = resolved.display().to_string();
     }
     for message in convert::invalid_env_from_keys(pod, c, &ctx.objects) {
-        events::record(
-            pod,
-            EventType::Warning,
-            "InvalidEnvironmentVariableNames",
-            &message,
-        );
+        events
+            .0
+            .warning(events.1, "InvalidEnvironmentVariableNames", message);
     }
     Ok(())
 }
@@ -860,7 +867,6 @@ mod tests {
     use crate::pod::objects::ObjectStore;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use std::sync::Arc;
 
     fn pod(spec_extra: &str) -> Pod {
         let origin = Origin::file("/etc/kubelet.d/v.yaml");
@@ -906,6 +912,11 @@ mod tests {
         p.iter()
             .map(|(k, f)| (k.as_str(), f.data.as_slice(), f.mode))
             .collect()
+    }
+
+    fn test_volumes(dir: PathBuf) -> PodVolumes {
+        let recorder = Arc::new(Recorder::new("node1"));
+        PodVolumes::new(dir, recorder, Involved::pod("default", "web-node1", "u"))
     }
 
     const NODE: NodeCapacity = NodeCapacity {
@@ -1052,7 +1063,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let pod_dir = tmp.path().join("pods/uid1");
         let p = pod("  volumes:\n  - {name: disk, emptyDir: {}}\n  - {name: mem, emptyDir: {medium: Memory, sizeLimit: 10Mi}}\n  - {name: podmem, emptyDir: {medium: Memory}}\n  - {name: cm, configMap: {name: app}}\n  - {name: sec, secret: {secretName: s, optional: true}}\n");
-        let mut vols = PodVolumes::new(pod_dir.clone());
+        let mut vols = test_volumes(pod_dir.clone());
         let paths = vols.setup(&p, &objects(), &NODE).expect("setup");
         assert_eq!(paths.len(), 5);
         let disk = PathBuf::from(&paths["disk"]);
@@ -1081,7 +1092,7 @@ mod tests {
             "A"
         );
         // A second worker (rkubelet restart) sets up again without losing data.
-        let mut again = PodVolumes::new(pod_dir.clone());
+        let mut again = test_volumes(pod_dir.clone());
         again.setup(&p, &objects(), &NODE).expect("setup again");
         assert!(disk.join("keep").exists());
         assert_eq!(mounts_under(&pod_dir).len(), 3, "no double mounts");
@@ -1095,7 +1106,7 @@ mod tests {
     fn a_failing_volume_names_itself_and_the_others_stay_ready() {
         let tmp = tempfile::tempdir().expect("tmp");
         let p = pod("  volumes:\n  - {name: ok, emptyDir: {}}\n  - {name: gone, hostPath: {path: /nonexistent/rkubelet, type: File}}\n");
-        let mut vols = PodVolumes::new(tmp.path().join("pod"));
+        let mut vols = test_volumes(tmp.path().join("pod"));
         let e = vols.setup(&p, &objects(), &NODE).expect_err("fails");
         assert!(
             e.starts_with("MountVolume.SetUp failed for volume \"gone\": hostPath type check failed: /nonexistent/rkubelet does not exist"),
@@ -1108,7 +1119,7 @@ mod tests {
     fn refresh_rewrites_config_map_volumes_in_place_once_per_version() {
         let tmp = tempfile::tempdir().expect("tmp");
         let p = pod("  volumes:\n  - {name: cm, configMap: {name: app}}\n");
-        let mut vols = PodVolumes::new(tmp.path().join("pod"));
+        let mut vols = test_volumes(tmp.path().join("pod"));
         let store = ObjectStore::default();
         store.publish(objects().configmaps.clone(), Default::default());
         let paths = vols.setup(&p, &store.current(), &NODE).expect("setup");

@@ -1,33 +1,42 @@
 //! The per-pod worker: one task per pod UID, executing plans.
 //!
 //! A worker observes its pod's containers, asks [`plan`](super::plan) what to
-//! do, executes the steps through the [`ContainerRuntime`], publishes status to
-//! the [`PodStore`], and sleeps until a runtime event wakes it, a backoff
-//! expires, or it is told to terminate. It keeps only soft state in memory
-//! (backoff, recent start failures); everything else is re-observed.
+//! do, executes the steps through the [`ContainerRuntime`], records events,
+//! publishes status to the [`PodStore`], and sleeps until a runtime event
+//! wakes it, a backoff expires, or it is told to terminate. It keeps only soft
+//! state in memory (backoff, recent start failures, condition transition
+//! times); everything else is re-observed.
 //!
-//! Termination (manifest removed or replaced) stops app containers in
-//! parallel, then the sandbox, removes them all and deletes the pod's
-//! directory. Daemon shutdown just stops the worker and leaves pods running.
+//! Containers start in parallel except where a `postStart` hook must finish
+//! first (the kubelet starts the next container only after the previous
+//! one's hook). Stopping a container runs its `preStop` hook within the grace
+//! period first. Termination (manifest removed or replaced) stops the regular
+//! containers in parallel, then sidecars in reverse order, then the sandbox,
+//! removes them all and deletes the pod's directory. `activeDeadlineSeconds`
+//! stops the pod for good as `Failed`/`DeadlineExceeded`. Daemon shutdown just
+//! stops the worker and leaves pods running.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::convert::{self, PodContext};
+use super::handlers::{self, Target};
 use super::objects::{ObjectStore, Objects};
 use super::plan::{self, Plan, StartFailure, Step};
 use super::status::{self, StatusInput};
 use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
+use crate::events::{Involved, Recorder};
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
 
@@ -43,6 +52,7 @@ pub struct WorkerContext {
     pub store: Arc<PodStore>,
     /// The ConfigMaps and Secrets pods refer to.
     pub objects: ObjectStore,
+    pub recorder: Arc<Recorder>,
 }
 
 /// One pod as served by the API: spec + status, and where it came from.
@@ -174,6 +184,7 @@ pub struct PodWorker {
     source: String,
     uid: String,
     pod_ref: PodRef,
+    involved: Involved,
     backoff: Backoff,
     failures: BTreeMap<String, StartFailure>,
     /// A sandbox creation failure holds everything until then.
@@ -181,14 +192,35 @@ pub struct PodWorker {
     volumes: PodVolumes,
     objects: watch::Receiver<Arc<Objects>>,
     start_time: Option<Timestamp>,
+    /// `activeDeadlineSeconds` ran out: the pod is stopped for good.
+    deadline_exceeded: bool,
+    /// When termination began (shown as `metadata.deletionTimestamp`).
+    terminating_since: Option<Timestamp>,
+    /// Conditions last published, for `lastTransitionTime`.
+    conditions: Vec<PodCondition>,
     wake: Arc<Notify>,
 }
 
 const SANDBOX_KEY: &str = "POD";
+/// The kubelet's minimum grace left for SIGTERM after a preStop hook.
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
+/// Upper bound for a postStart hook (the kubelet has none; a hung hook would
+/// hold the pod forever).
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn after(now: Timestamp, d: Duration) -> Timestamp {
     now.checked_add(k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default())
         .unwrap_or(now)
+}
+
+fn since(earlier: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(earlier)).unwrap_or_default()
+}
+
+/// A container to stop, with its spec when known.
+struct ToStop {
+    info: ContainerInfo,
+    spec: Option<(Container, bool)>,
 }
 
 impl PodWorker {
@@ -210,10 +242,17 @@ impl PodWorker {
             terminate: CancellationToken::new(),
             done: CancellationToken::new(),
         };
+        let pod_ref = convert::pod_ref(&pod, &source);
+        let involved = Involved::pod(&pod_ref.namespace, &pod_ref.name, &uid);
         let worker = PodWorker {
-            pod_ref: convert::pod_ref(&pod, &source),
+            pod_ref,
             backoff: Backoff::new(ctx.backoff),
-            volumes: PodVolumes::new(pod_dir(&ctx.root_dir, &uid)),
+            volumes: PodVolumes::new(
+                pod_dir(&ctx.root_dir, &uid),
+                ctx.recorder.clone(),
+                involved.clone(),
+            ),
+            involved,
             objects: ctx.objects.subscribe(),
             ctx,
             pod,
@@ -222,6 +261,9 @@ impl PodWorker {
             failures: BTreeMap::new(),
             sandbox_hold: None,
             start_time: None,
+            deadline_exceeded: false,
+            terminating_since: None,
+            conditions: Vec::new(),
             wake: handle.wake.clone(),
         };
         let h = handle.clone();
@@ -280,6 +322,29 @@ impl PodWorker {
         }
     }
 
+    fn spec(&self) -> k8s_openapi::api::core::v1::PodSpec {
+        self.pod.spec.clone().unwrap_or_default()
+    }
+
+    /// Checks `activeDeadlineSeconds`; returns the time left when it runs.
+    fn check_deadline(&mut self, now: Timestamp) -> Option<Duration> {
+        let secs = self.spec().active_deadline_seconds?;
+        let start = self.start_time?;
+        let deadline = after(start, Duration::from_secs(secs.max(0) as u64));
+        if now < deadline {
+            return Some(since(now, deadline));
+        }
+        if !self.deadline_exceeded {
+            self.deadline_exceeded = true;
+            self.ctx.recorder.warning(
+                &self.involved,
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+            );
+        }
+        None
+    }
+
     /// Observes, plans, executes; returns when to look again.
     async fn sync(&mut self) -> Result<Option<Duration>, RuntimeError> {
         let objects = self.objects.borrow_and_update().clone();
@@ -302,6 +367,24 @@ impl PodWorker {
                     .unwrap_or(now),
             );
         }
+        let deadline_in = self.check_deadline(now);
+        if self.deadline_exceeded {
+            let running: Vec<ToStop> = observed
+                .iter()
+                .filter(|c| c.is_running())
+                .map(|c| ToStop {
+                    info: c.clone(),
+                    spec: self.spec_of(c),
+                })
+                .collect();
+            self.publish(&observed, &Plan::default());
+            if running.is_empty() {
+                return Ok(None);
+            }
+            let grace = self.grace();
+            self.stop_ordered(running, grace).await?;
+            return Ok(Some(Duration::ZERO));
+        }
         let mut plan = plan::plan(plan::Input {
             pod: &self.pod,
             observed: &observed,
@@ -316,31 +399,90 @@ impl PodWorker {
                     .iter()
                     .any(|s| matches!(s, Step::CreateSandbox { .. }))
             {
-                let wait = Duration::try_from(until.duration_since(now)).unwrap_or_default();
+                let wait = since(now, *until);
                 tracing::debug!(reason = %why, ?wait, "sandbox creation backing off");
                 plan.steps.clear();
                 plan.requeue_after = Some(wait);
             }
         }
-        self.publish(&observed, &plan, false);
+        self.report_waiting(&plan);
+        self.publish(&observed, &plan);
+        let requeue = match (plan.requeue_after, deadline_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if plan.steps.is_empty() {
-            return Ok(plan.requeue_after);
+            return Ok(requeue);
         }
         self.execute(&plan, &observed).await?;
         // Look again right away: the steps changed what there is to observe.
         Ok(Some(Duration::ZERO))
     }
 
-    fn publish(&self, observed: &[ContainerInfo], plan: &Plan, terminating: bool) {
+    /// Back-off events for containers the planner holds back.
+    fn report_waiting(&self, plan: &Plan) {
+        for (name, w) in &plan.waiting {
+            let Some((spec, init)) = self.container_spec(name) else {
+                continue;
+            };
+            let involved = self.involved.container(name, init);
+            match w.reason.as_str() {
+                "CrashLoopBackOff" => self.ctx.recorder.warning(
+                    &involved,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {name} in pod {}",
+                        self.pod_ref.name
+                    ),
+                ),
+                "ImagePullBackOff" => self.ctx.recorder.normal(
+                    &involved,
+                    "BackOff",
+                    format!(
+                        "Back-off pulling image {:?}",
+                        spec.image.unwrap_or_default()
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn publish(&mut self, observed: &[ContainerInfo], plan: &Plan) {
         let mut pod = (*self.pod).clone();
-        pod.status = Some(status::pod_status(StatusInput {
+        let terminating = self.terminating_since.is_some();
+        let mut st = status::pod_status(StatusInput {
             pod: &self.pod,
             observed,
             waiting: &plan.waiting,
             host_ip: &self.ctx.host_ip,
             start_time: self.start_time,
             terminating,
-        }));
+        });
+        if self.deadline_exceeded {
+            st.phase = Some("Failed".into());
+            st.reason = Some("DeadlineExceeded".into());
+            st.message =
+                Some("Pod was active on the node longer than the specified deadline".into());
+        }
+        // lastTransitionTime: when a condition's status last changed.
+        let now = Time(Timestamp::now());
+        for c in st.conditions.iter_mut().flatten() {
+            let before = self.conditions.iter().find(|p| p.type_ == c.type_);
+            c.last_transition_time = match before {
+                Some(p) if p.status == c.status => p.last_transition_time.clone(),
+                _ => Some(now.clone()),
+            };
+        }
+        self.conditions = st.conditions.clone().unwrap_or_default();
+        pod.status = Some(st);
+        if pod.metadata.creation_timestamp.is_none() {
+            pod.metadata.creation_timestamp = self.start_time.map(Time);
+        }
+        if let Some(since) = self.terminating_since {
+            pod.metadata.deletion_timestamp = Some(Time(since));
+            pod.metadata.deletion_grace_period_seconds = Some(self.pod_ref.grace_period_seconds);
+        }
         self.ctx.store.put(
             &self.uid,
             PodRecord {
@@ -366,30 +508,142 @@ impl PodWorker {
             .map(|c| (c.clone(), false))
     }
 
+    fn spec_of(&self, c: &ContainerInfo) -> Option<(Container, bool)> {
+        let meta = c.meta()?;
+        if meta.is_sandbox {
+            return None;
+        }
+        self.container_spec(&meta.container_name)
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.pod_ref.grace_period_seconds.max(0) as u64)
+    }
+
+    /// The address hooks and probes target: the sandbox's IP, or loopback
+    /// for host-network pods.
+    fn pod_ip(&self, observed: &[ContainerInfo]) -> String {
+        if self.spec().host_network.unwrap_or(false) {
+            return "127.0.0.1".into();
+        }
+        observed
+            .iter()
+            .filter(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
+            .find_map(|c| c.ip.clone())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+
+    /// Stops one container: `Killing` event, its preStop hook within the
+    /// grace period, then SIGTERM (or STOPSIGNAL) and SIGKILL after what is
+    /// left of the grace (at least 2 s after a hook, as the kubelet does).
+    async fn kill_container(
+        &self,
+        c: &ToStop,
+        grace: Duration,
+        pod_ip: &str,
+    ) -> Result<(), RuntimeError> {
+        let runtime = self.ctx.runtime.as_ref();
+        let mut remaining = grace;
+        if let Some((spec, init)) = &c.spec {
+            let involved = self.involved.container(&spec.name, *init);
+            self.ctx.recorder.normal(
+                &involved,
+                "Killing",
+                format!("Stopping container {}", spec.name),
+            );
+            if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+                let started = Instant::now();
+                let target = Target {
+                    container_id: &c.info.id,
+                    container: spec,
+                    pod_ip,
+                };
+                if let Err(msg) = handlers::run_hook(runtime, hook, target, grace).await {
+                    self.ctx
+                        .recorder
+                        .warning(&involved, "FailedPreStopHook", msg);
+                }
+                remaining = grace
+                    .saturating_sub(started.elapsed())
+                    .max(MIN_GRACE_AFTER_HOOK);
+            }
+        }
+        runtime.stop_container(&c.info.id, remaining).await
+    }
+
+    /// Stops containers the kubelet's way: regular ones in parallel, then
+    /// sidecars in reverse order, then sandboxes; sidecars get what is left of
+    /// the grace period.
+    async fn stop_ordered(&self, list: Vec<ToStop>, grace: Duration) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let pod_ip = self.pod_ip(&list.iter().map(|c| c.info.clone()).collect::<Vec<_>>());
+        let sidecar_order: Vec<String> = self
+            .spec()
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| plan::is_sidecar(c))
+            .map(|c| c.name.clone())
+            .collect();
+        let is_sandbox = |c: &ToStop| c.info.meta().is_some_and(|m| m.is_sandbox);
+        let is_sidecar = |c: &ToStop| {
+            c.spec
+                .as_ref()
+                .is_some_and(|(s, init)| *init && plan::is_sidecar(s))
+        };
+        let (sandboxes, rest): (Vec<ToStop>, Vec<ToStop>) = list.into_iter().partition(is_sandbox);
+        let (mut sidecars, regular): (Vec<ToStop>, Vec<ToStop>) =
+            rest.into_iter().partition(is_sidecar);
+        for r in join_all(
+            regular
+                .iter()
+                .map(|c| self.kill_container(c, grace, &pod_ip)),
+        )
+        .await
+        {
+            r?;
+        }
+        sidecars.sort_by_key(|c| {
+            let name = c
+                .spec
+                .as_ref()
+                .map(|(s, _)| s.name.clone())
+                .unwrap_or_default();
+            std::cmp::Reverse(sidecar_order.iter().position(|n| *n == name))
+        });
+        for c in &sidecars {
+            let left = grace
+                .saturating_sub(started.elapsed())
+                .max(MIN_GRACE_AFTER_HOOK);
+            self.kill_container(c, left, &pod_ip).await?;
+        }
+        for c in &sandboxes {
+            self.ctx.runtime.stop_container(&c.info.id, grace).await?;
+        }
+        Ok(())
+    }
+
     async fn execute(
         &mut self,
         plan: &Plan,
         observed: &[ContainerInfo],
     ) -> Result<(), RuntimeError> {
         let runtime = self.ctx.runtime.clone();
-        let grace = Duration::from_secs(self.pod_ref.grace_period_seconds.max(0) as u64);
-        let stops: Vec<_> = plan
+        let stops: Vec<ToStop> = plan
             .steps
             .iter()
             .filter_map(|s| match s {
-                Step::StopContainer { id, name } => Some((id.clone(), name.clone())),
+                Step::StopContainer { id, .. } => observed.iter().find(|c| &c.id == id),
                 _ => None,
             })
+            .map(|c| ToStop {
+                info: c.clone(),
+                spec: self.spec_of(c),
+            })
             .collect();
-        let results = join_all(stops.iter().map(|(id, name)| {
-            let runtime = runtime.clone();
-            async move {
-                tracing::info!(container = %name, "stopping container");
-                runtime.stop_container(id, grace).await
-            }
-        }))
-        .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if !stops.is_empty() {
+            self.stop_ordered(stops, self.grace()).await?;
+        }
         let removes = plan.steps.iter().filter_map(|s| match s {
             Step::RemoveContainer { id } => Some(runtime.remove_container(id)),
             _ => None,
@@ -404,16 +658,16 @@ impl PodWorker {
                 self.create_sandbox(*attempt).await?;
             }
         }
-        let starts: Vec<(String, u32, bool, Option<Timestamp>)> = plan
+        let starts: Vec<(String, u32, Option<Timestamp>)> = plan
             .steps
             .iter()
             .filter_map(|s| match s {
                 Step::StartContainer {
                     name,
                     restart_count,
-                    init,
                     restart_of,
-                } => Some((name.clone(), *restart_count, *init, *restart_of)),
+                    ..
+                } => Some((name.clone(), *restart_count, *restart_of)),
                 _ => None,
             })
             .collect();
@@ -427,50 +681,120 @@ impl PodWorker {
             return Ok(());
         };
         let sandbox_id = sandbox.id.clone();
-        let results = match self.volumes(sandbox.ip.as_deref()) {
-            Ok(volumes) => {
-                join_all(starts.iter().map(|(name, count, _, _)| {
+        let pod_ip = self.pod_ip(observed);
+        let volumes = match self.volumes(sandbox.ip.as_deref()) {
+            Ok(volumes) => volumes,
+            Err(message) => {
+                // A volume cannot be set up: no container can start.
+                let now = Timestamp::now();
+                for (name, _, _) in starts {
+                    let reason = "CreateContainerConfigError".to_string();
+                    self.record_start_failure(name, reason, message.clone(), now);
+                }
+                return Ok(());
+            }
+        };
+        // Batches: a container with a postStart hook ends a batch; the next
+        // batch starts only after that hook finished.
+        let mut batches: Vec<Vec<(String, u32, Option<Timestamp>)>> = vec![Vec::new()];
+        for s in starts {
+            let has_hook = self
+                .container_spec(&s.0)
+                .and_then(|(c, _)| c.lifecycle.and_then(|l| l.post_start))
+                .is_some();
+            if let Some(last) = batches.last_mut() {
+                last.push(s);
+            }
+            if has_hook {
+                batches.push(Vec::new());
+            }
+        }
+        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            let results =
+                join_all(batch.iter().map(|(name, count, _)| {
                     self.start_container(name, *count, &sandbox_id, &volumes)
                 }))
-                .await
-            }
-            Err(message) => starts
-                .iter()
-                .map(|_| {
-                    Err(Failure::Start {
-                        reason: "CreateContainerConfigError".into(),
-                        message: message.clone(),
-                    })
-                })
-                .collect(),
-        };
-        let now = Timestamp::now();
-        for ((name, _, _, restart_of), result) in starts.into_iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    self.failures.remove(&name);
-                    if let Some(finished) = restart_of {
-                        self.backoff.record(&name, finished);
+                .await;
+            let now = Timestamp::now();
+            let mut hooks = Vec::new();
+            for ((name, _, restart_of), result) in batch.into_iter().zip(results) {
+                match result {
+                    Ok(id) => {
+                        self.failures.remove(&name);
+                        if let Some(finished) = restart_of {
+                            self.backoff.record(&name, finished);
+                        }
+                        hooks.push((name, id));
+                    }
+                    Err(Failure::Runtime(e)) => return Err(e),
+                    Err(Failure::Start { reason, message }) => {
+                        self.record_start_failure(name, reason, message, now)
                     }
                 }
-                Err(Failure::Runtime(e)) => return Err(e),
-                Err(Failure::Start { reason, message }) => {
-                    let key = format!("{reason}/{name}");
-                    let wait = self.backoff.wait(&key, now, now);
-                    self.backoff.record(&key, now);
-                    let delay = self.backoff.current_delay(&key).unwrap_or(wait);
-                    tracing::warn!(container = %name, %reason, %message, retry_in = ?delay,
-                        "cannot start container");
-                    self.failures.insert(
-                        name,
-                        StartFailure {
-                            reason,
-                            message,
-                            retry_at: after(now, delay),
-                        },
-                    );
-                }
             }
+            for (name, id) in hooks {
+                self.post_start(&name, &id, &pod_ip).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_start_failure(
+        &mut self,
+        name: String,
+        reason: String,
+        message: String,
+        now: Timestamp,
+    ) {
+        let key = format!("{reason}/{name}");
+        self.backoff.record(&key, now);
+        let delay = self.backoff.current_delay(&key).unwrap_or_default();
+        if let Some((_, init)) = self.container_spec(&name) {
+            let involved = self.involved.container(&name, init);
+            self.ctx
+                .recorder
+                .warning(&involved, "Failed", format!("Error: {reason}"));
+        }
+        tracing::warn!(container = %name, %reason, %message, retry_in = ?delay, "cannot start container");
+        self.failures.insert(
+            name,
+            StartFailure {
+                reason,
+                message,
+                retry_at: after(now, delay),
+                failed_at: now,
+            },
+        );
+    }
+
+    /// Runs a started container's postStart hook; a failure kills the
+    /// container (the restart policy and backoff decide what follows).
+    async fn post_start(&self, name: &str, id: &str, pod_ip: &str) -> Result<(), RuntimeError> {
+        let Some((spec, init)) = self.container_spec(name) else {
+            return Ok(());
+        };
+        let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let target = Target {
+            container_id: id,
+            container: &spec,
+            pod_ip,
+        };
+        let runtime = self.ctx.runtime.as_ref();
+        if let Err(msg) = handlers::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
+            let involved = self.involved.container(name, init);
+            self.ctx.recorder.warning(
+                &involved,
+                "FailedPostStartHook",
+                format!("PostStartHookError: {msg}"),
+            );
+            self.ctx.recorder.normal(
+                &involved,
+                "Killing",
+                format!("FailedPostStartHook: stopping container {name}"),
+            );
+            runtime.stop_container(id, self.grace()).await?;
         }
         Ok(())
     }
@@ -479,6 +803,13 @@ impl PodWorker {
         let dir = pod_dir(&self.ctx.root_dir, &self.uid);
         if let Err(e) = tokio::fs::create_dir_all(&dir).await {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create pod directory");
+        }
+        if attempt > 0 {
+            self.ctx.recorder.normal(
+                &self.involved,
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            );
         }
         let mut config =
             convert::sandbox_config(&self.pod, &self.pod_ref, &self.ctx.infra_image, attempt);
@@ -497,7 +828,11 @@ impl PodWorker {
                 let now = Timestamp::now();
                 self.backoff.record(SANDBOX_KEY, now);
                 let delay = self.backoff.current_delay(SANDBOX_KEY).unwrap_or_default();
-                tracing::warn!(error = %e, retry_in = ?delay, "FailedCreatePodSandBox");
+                self.ctx.recorder.warning(
+                    &self.involved,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
                 self.sandbox_hold = Some((after(now, delay), e.to_string()));
                 Ok(())
             }
@@ -526,10 +861,11 @@ impl PodWorker {
         })
     }
 
-    async fn ensure_image(&self, c: &Container) -> Result<(), Failure> {
+    async fn ensure_image(&self, c: &Container, involved: &Involved) -> Result<(), Failure> {
         let image = c.image.clone().unwrap_or_default();
         let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
         let runtime = &self.ctx.runtime;
+        let recorder = &self.ctx.recorder;
         let present = match policy {
             "Always" => None,
             _ => runtime
@@ -538,40 +874,71 @@ impl PodWorker {
                 .map_err(Failure::Runtime)?,
         };
         if present.is_some() {
+            recorder.normal(
+                involved,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
             return Ok(());
         }
         if policy == "Never" {
+            let message =
+                format!("Container image {image:?} is not present with pull policy of Never");
+            recorder.warning(involved, "ErrImageNeverPull", message.clone());
             return Err(Failure::Start {
                 reason: "ErrImageNeverPull".into(),
-                message: format!(
-                    "Container image \"{image}\" is not present with pull policy of Never"
-                ),
+                message,
             });
         }
-        tracing::info!(%image, "pulling image");
+        recorder.normal(involved, "Pulling", format!("Pulling image {image:?}"));
+        let started = Instant::now();
         match runtime.pull_image(&image).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                recorder.normal(
+                    involved,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image {image:?} in {}",
+                        humantime::format_duration(Duration::from_millis(
+                            started.elapsed().as_millis() as u64
+                        ))
+                    ),
+                );
+                Ok(())
+            }
             Err(RuntimeError::Unavailable(m)) => {
                 Err(Failure::Runtime(RuntimeError::Unavailable(m)))
             }
-            Err(e) => Err(Failure::Start {
-                reason: "ErrImagePull".into(),
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                recorder.warning(
+                    involved,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {e}"),
+                );
+                Err(Failure::Start {
+                    reason: "ErrImagePull".into(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
 
+    /// Pulls (per policy), creates and starts one container; its id.
     async fn start_container(
         &self,
         name: &str,
         restart_count: u32,
         sandbox_id: &str,
         volumes: &PodContext,
-    ) -> Result<(), Failure> {
-        let Some((spec, _init)) = self.container_spec(name) else {
-            return Ok(());
+    ) -> Result<String, Failure> {
+        let Some((spec, init)) = self.container_spec(name) else {
+            return Err(Failure::Start {
+                reason: "CreateContainerError".into(),
+                message: format!("no container {name:?} in the pod spec"),
+            });
         };
-        self.ensure_image(&spec).await?;
+        let involved = self.involved.container(name, init);
+        self.ensure_image(&spec, &involved).await?;
         let mut config = convert::container_config(
             &self.pod,
             &self.pod_ref,
@@ -584,12 +951,19 @@ impl PodWorker {
             reason: "CreateContainerConfigError".into(),
             message: e.0,
         })?;
-        volumes::prepare_container(&self.pod, &spec, restart_count, &mut config, volumes).map_err(
-            |message| Failure::Start {
-                reason: "CreateContainerConfigError".into(),
-                message,
-            },
-        )?;
+        let events = (self.ctx.recorder.as_ref(), &involved);
+        volumes::prepare_container(
+            &self.pod,
+            &spec,
+            restart_count,
+            &mut config,
+            volumes,
+            events,
+        )
+        .map_err(|message| Failure::Start {
+            reason: "CreateContainerConfigError".into(),
+            message,
+        })?;
         config
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
@@ -604,6 +978,9 @@ impl PodWorker {
                     message: e.to_string(),
                 },
             })?;
+        self.ctx
+            .recorder
+            .normal(&involved, "Created", format!("Created container {name}"));
         tracing::info!(container = %name, restart_count, id = %id, "starting container");
         runtime.start_container(&id).await.map_err(|e| match e {
             RuntimeError::Unavailable(_) => Failure::Runtime(e),
@@ -611,27 +988,61 @@ impl PodWorker {
                 reason: "RunContainerError".into(),
                 message: e.to_string(),
             },
-        })
+        })?;
+        self.ctx
+            .recorder
+            .normal(&involved, "Started", format!("Started container {name}"));
+        Ok(id)
     }
 
-    /// Stops and removes the pod, retrying until done or daemon shutdown.
+    /// Stops and removes the pod — regular containers in parallel with their
+    /// preStop hooks, sidecars in reverse order, the sandbox last — retrying
+    /// until done or daemon shutdown.
     async fn terminate(&mut self, shutdown: &CancellationToken) {
         tracing::info!("terminating pod");
-        let grace = Duration::from_secs(self.pod_ref.grace_period_seconds.max(0) as u64);
-        if let Ok(observed) = self.ctx.runtime.list_containers(Some(&self.uid)).await {
-            self.publish(&observed, &Plan::default(), true);
-        }
-        let runtime = self.ctx.runtime.as_ref();
-        if !kill_pod_until_done(
-            runtime,
-            &self.ctx.root_dir,
-            &self.uid,
-            Some(grace),
-            shutdown,
-        )
-        .await
-        {
-            return;
+        let started = Timestamp::now();
+        self.terminating_since = Some(started);
+        let mut attempt = 0u32;
+        loop {
+            let step = async {
+                let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+                self.publish(&observed, &Plan::default());
+                let running: Vec<ToStop> = observed
+                    .iter()
+                    .filter(|c| c.is_running())
+                    .map(|c| ToStop {
+                        info: c.clone(),
+                        spec: self.spec_of(c),
+                    })
+                    .collect();
+                let left = self
+                    .grace()
+                    .saturating_sub(since(started, Timestamp::now()));
+                self.stop_ordered(running, left).await?;
+                kill_pod(
+                    self.ctx.runtime.as_ref(),
+                    &self.ctx.root_dir,
+                    &self.uid,
+                    Some(left),
+                )
+                .await
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = step => r,
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
         }
         self.ctx.store.remove(&self.uid);
         tracing::info!("pod terminated");

@@ -32,15 +32,17 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptions,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use k8s_openapi::jiff::Timestamp;
 
 use super::{
-    labels, pause, ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ImageInfo,
-    Mount, Result, RuntimeError, RuntimeEvent, SandboxConfig,
+    labels, pause, ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecResult,
+    ImageInfo, LogOptions, Mount, Result, RuntimeError, RuntimeEvent, SandboxConfig,
+    EXEC_OUTPUT_LIMIT,
 };
 
 /// Where Docker listens by default.
@@ -347,6 +349,74 @@ impl ContainerRuntime for DockerRuntime {
             }
             Err(e) => Err(map_err(e, &format!("container {id}"))),
         }
+    }
+
+    async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(id, options)
+            .await
+            .map_err(|e| map_err(e, &format!("container {id}")))?;
+        let run = async {
+            let mut output = Vec::new();
+            if let StartExecResults::Attached {
+                output: mut stream, ..
+            } = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(|e| map_err(e, &format!("exec in container {id}")))?
+            {
+                while let Some(chunk) = stream.next().await {
+                    let chunk =
+                        chunk.map_err(|e| map_err(e, &format!("exec in container {id}")))?;
+                    let room = EXEC_OUTPUT_LIMIT.saturating_sub(output.len());
+                    let bytes = chunk.into_bytes();
+                    output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| map_err(e, &format!("exec in container {id}")))?;
+            Ok::<_, RuntimeError>(ExecResult {
+                exit_code: inspect.exit_code,
+                output: String::from_utf8_lossy(&output).into_owned(),
+                timed_out: false,
+            })
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Ok(ExecResult {
+                exit_code: None,
+                output: String::new(),
+                timed_out: true,
+            }),
+        }
+    }
+
+    fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
+        let mut builder = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(options.follow)
+            .timestamps(options.timestamps);
+        if let Some(tail) = options.tail {
+            builder = builder.tail(&tail.to_string());
+        }
+        let what = format!("container {id}");
+        self.docker
+            .logs(id, Some(builder.build()))
+            .map(move |r| r.map(|o| o.into_bytes()).map_err(|e| map_err(e, &what)))
+            .boxed()
     }
 
     fn events(&self, since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>> {

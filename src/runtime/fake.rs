@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 
 use super::labels;
 use super::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ImageInfo, Result,
-    RuntimeError, RuntimeEvent, SandboxConfig,
+    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecResult, ImageInfo,
+    LogOptions, Result, RuntimeError, RuntimeEvent, SandboxConfig,
 };
 
 #[derive(Debug, Default)]
@@ -274,6 +274,31 @@ impl ContainerRuntime for FakeRuntime {
             self.emit(&c, "destroy");
         }
         Ok(())
+    }
+
+    async fn exec(&self, id: &str, cmd: &[String], _timeout: Duration) -> Result<ExecResult> {
+        self.check()?;
+        let running = self.with(|s| {
+            s.calls.push(format!("exec {id} {}", cmd.join(" ")));
+            s.containers.get(id).is_some_and(|c| c.is_running())
+        });
+        if !running {
+            return Err(RuntimeError::Other(format!(
+                "container {id} is not running"
+            )));
+        }
+        // `false` fails, everything else succeeds and echoes its command.
+        let code = i64::from(cmd.first().map(String::as_str) == Some("false"));
+        Ok(ExecResult {
+            exit_code: Some(code),
+            output: cmd.join(" "),
+            timed_out: false,
+        })
+    }
+
+    fn logs(&self, id: &str, _options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
+        let line = bytes::Bytes::from(format!("logs of {id}\n"));
+        stream::once(async move { Ok(line) }).boxed()
     }
 
     fn events(&self, since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>> {

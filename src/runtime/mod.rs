@@ -195,6 +195,31 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
 }
 
+/// What an `exec` in a container produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecResult {
+    /// The command's exit code; `None` when it timed out (still running).
+    pub exit_code: Option<i64>,
+    /// Combined stdout and stderr, at most [`EXEC_OUTPUT_LIMIT`] bytes.
+    pub output: String,
+    /// The command did not finish within the timeout.
+    pub timed_out: bool,
+}
+
+/// The most output an `exec` keeps (the kubelet keeps 10 KiB for probes).
+pub const EXEC_OUTPUT_LIMIT: usize = 10 * 1024;
+
+/// Which logs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogOptions {
+    /// Keep streaming new output until the container stops.
+    pub follow: bool,
+    /// Only the last this many lines.
+    pub tail: Option<usize>,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
 /// One event from the runtime's events stream about a managed container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -249,6 +274,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
     /// Removes a stopped container (and its anonymous volumes). Missing is Ok.
     async fn remove_container(&self, id: &str) -> Result<()>;
+
+    /// Runs `cmd` in the running container `id`, as root, without a TTY.
+    /// rkubelet enforces `timeout` itself (Docker does not): on expiry the
+    /// result says `timed_out` (the process may linger in the container).
+    async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+
+    /// The container's stdout and stderr, interleaved as Docker stored them.
+    fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>>;
 
     /// Events about containers carrying rkubelet's labels, from
     /// `since_nanos` (Unix nanoseconds) when given. The stream ends or yields

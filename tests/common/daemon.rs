@@ -174,6 +174,95 @@ pub fn docker_exec(id: &str, cmd: &[&str]) -> (bool, String) {
     (out.status.success(), s)
 }
 
+/// One Docker event about a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerEvent {
+    /// Unix time in nanoseconds.
+    pub nanos: u128,
+    pub action: String,
+    pub uid: String,
+    /// `io.kubernetes.container.name`.
+    pub container: String,
+}
+
+impl DockerEvent {
+    pub fn secs(&self) -> f64 {
+        self.nanos as f64 / 1e9
+    }
+}
+
+/// Records Docker's container events for one node from the moment it is
+/// created (`--since` now, so nothing is lost while `docker events` connects).
+pub struct DockerEvents {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<DockerEvent>,
+    seen: Vec<DockerEvent>,
+}
+
+impl DockerEvents {
+    pub fn start(node: &str) -> DockerEvents {
+        use std::io::{BufRead, BufReader};
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()))
+            .expect("clock");
+        let mut child = Command::new("docker")
+            .args(["events", "--since", &since, "--filter", "type=container"])
+            .args(["--filter", &format!("label=io.rkubelet.node={node}")])
+            .args(["--format", "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}} {{index .Actor.Attributes \"io.kubernetes.container.name\"}}"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut p = line.split_whitespace();
+                let ev = (|| {
+                    Some(DockerEvent {
+                        nanos: p.next()?.parse().ok()?,
+                        action: p.next()?.to_string(),
+                        uid: p.next().unwrap_or_default().to_string(),
+                        container: p.next().unwrap_or_default().to_string(),
+                    })
+                })();
+                if let Some(ev) = ev {
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        DockerEvents {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Every event received so far.
+    pub fn all(&mut self) -> &[DockerEvent] {
+        self.seen.extend(self.rx.try_iter());
+        &self.seen
+    }
+
+    /// `action` events of `container` (any pod of the node), in order.
+    pub fn of(&mut self, container: &str, action: &str) -> Vec<DockerEvent> {
+        self.all()
+            .iter()
+            .filter(|e| e.container == container && e.action == action)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for DockerEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Options for starting a daemon.
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -387,6 +476,27 @@ impl Daemon {
         wait_until(&format!("pod {name} gone"), timeout, || {
             self.pod_containers(name).is_empty().then_some(())
         })
+    }
+
+    /// Runs a client sub-command (`get pods`, …) against this daemon;
+    /// returns (success, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+            .args(args)
+            .env("RKUBELET_SERVER", format!("http://127.0.0.1:{}", self.port))
+            .output()
+            .expect("run rkubelet client");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The pod from `/pods`, deserialized as a Kubernetes `Pod`.
+    pub fn k8s_pod(&self, name: &str) -> Option<k8s_openapi::api::core::v1::Pod> {
+        self.api_pod(name)
+            .map(|v| serde_json::from_value(v).expect("a v1 Pod"))
     }
 
     /// Waits until no container of pod UID `uid` is left.

@@ -314,6 +314,7 @@ fn a_start_failure_waits_until_its_retry_time() {
             reason: "ErrImagePull".into(),
             message: "no registry".into(),
             retry_at: t(10),
+            failed_at: t(4),
         },
     )]);
     let backoff = Backoff::default();
@@ -327,7 +328,15 @@ fn a_start_failure_waits_until_its_retry_time() {
     let plan = plan(input);
     assert!(starts(&plan).is_empty());
     assert_eq!(plan.waiting["a"].reason, "ErrImagePull");
-    assert_eq!(plan.requeue_after, Some(Duration::from_secs(5)));
+    // Shown as ErrImagePull until 2 s after the failure (t=6), then
+    // ImagePullBackOff until the retry at t=10.
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(1)));
+    let later = super::plan(Input { now: t(7), ..input });
+    assert_eq!(later.waiting["a"].reason, "ImagePullBackOff");
+    assert!(later.waiting["a"]
+        .message
+        .starts_with("Back-off pulling image \"img:1\""));
+    assert_eq!(later.requeue_after, Some(Duration::from_secs(3)));
     let plan = super::plan(Input {
         now: t(10),
         ..input

@@ -1,0 +1,238 @@
+//! The client commands: `rkubelet get pods`, `describe pod`, `logs`.
+//!
+//! They talk to a running daemon's read-only API (`--server`, default
+//! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
+//! kubectl. A pod may be named with or without the node suffix (`web` finds
+//! `web-node1`). Failures print one line and exit non-zero.
+
+pub mod describe;
+pub mod print;
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::List;
+
+use crate::cli::{ClientArgs, DescribeArgs, GetArgs, LogsArgs, Output};
+
+/// A client command failure: printed as one line, exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CtlError(pub String);
+
+type Result<T> = std::result::Result<T, CtlError>;
+
+struct Client {
+    http: reqwest::Client,
+    server: String,
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> Result<Self> {
+        let http = crate::http::client_builder()
+            .build()
+            .map_err(|e| CtlError(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            server: args.server.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.server);
+        let resp = self.http.get(&url).send().await.map_err(|e| {
+            CtlError(format!(
+                "cannot reach rkubelet at {}: {e}; is it running? (set --server or RKUBELET_SERVER)",
+                self.server
+            ))
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let message = body["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| status.to_string());
+        let reason = body["reason"].as_str().unwrap_or("Error").to_string();
+        Err(CtlError(format!("Error from server ({reason}): {message}")))
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.get(path)
+            .await?
+            .json()
+            .await
+            .map_err(|e| CtlError(format!("unexpected answer from {}{path}: {e}", self.server)))
+    }
+
+    async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>> {
+        let path = match namespace {
+            Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
+            None => "/api/v1/pods".to_string(),
+        };
+        Ok(self.json::<List<Pod>>(&path).await?.items)
+    }
+
+    /// Finds a pod by name, accepting the manifest name without the node suffix.
+    async fn find(&self, namespace: &str, name: &str) -> Result<Pod> {
+        let pods = self.pods(Some(namespace)).await?;
+        let matches = |p: &&Pod| {
+            let full = p.metadata.name.as_deref().unwrap_or_default();
+            let node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or_default();
+            full == name || full == format!("{name}-{node}")
+        };
+        pods.iter().find(matches).cloned().ok_or_else(|| {
+            CtlError(format!(
+                "Error from server (NotFound): pods {name:?} not found"
+            ))
+        })
+    }
+}
+
+fn check_resource(resource: &str) -> Result<()> {
+    match resource {
+        "pods" | "pod" | "po" => Ok(()),
+        other => Err(CtlError(format!(
+            "error: the server doesn't have a resource type {other:?} (rkubelet serves pods)"
+        ))),
+    }
+}
+
+fn namespace(args: &ClientArgs) -> &str {
+    args.namespace.as_deref().unwrap_or("default")
+}
+
+/// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A]`.
+pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
+    check_resource(&args.resource)?;
+    let client = Client::new(&args.client)?;
+    let pods = match &args.name {
+        Some(name) => vec![client.find(namespace(&args.client), name).await?],
+        None => {
+            let ns = (!args.all_namespaces).then(|| namespace(&args.client));
+            client.pods(ns).await?
+        }
+    };
+    let write = |out: &mut dyn Write, s: String| {
+        out.write_all(s.as_bytes())
+            .map_err(|e| CtlError(format!("cannot write output: {e}")))
+    };
+    match args.output {
+        Some(Output::Json) | Some(Output::Yaml) => {
+            let value = if args.name.is_some() {
+                serde_json::to_value(&pods[0])
+            } else {
+                serde_json::to_value(List {
+                    items: pods,
+                    metadata: Default::default(),
+                })
+            }
+            .map_err(|e| CtlError(format!("cannot encode: {e}")))?;
+            let text = if args.output == Some(Output::Json) {
+                serde_json::to_string_pretty(&value)
+                    .map(|s| s + "\n")
+                    .map_err(|e| e.to_string())
+            } else {
+                serde_yaml::to_string(&value).map_err(|e| e.to_string())
+            }
+            .map_err(|e| CtlError(format!("cannot encode: {e}")))?;
+            write(out, text)
+        }
+        Some(Output::Name) => {
+            let names: String = pods
+                .iter()
+                .map(|p| format!("pod/{}\n", p.metadata.name.as_deref().unwrap_or_default()))
+                .collect();
+            write(out, names)
+        }
+        _ => {
+            if pods.is_empty() {
+                let where_ = if args.all_namespaces {
+                    String::new()
+                } else {
+                    format!(" in {} namespace", namespace(&args.client))
+                };
+                eprintln!("No resources found{where_}.");
+                return Ok(());
+            }
+            let now = Timestamp::now();
+            let rows: Vec<print::PodRow> = pods.iter().map(|p| print::pod_row(p, now)).collect();
+            write(
+                out,
+                print::table(
+                    &rows,
+                    args.output == Some(Output::Wide),
+                    args.all_namespaces,
+                ),
+            )
+        }
+    }
+}
+
+/// `rkubelet describe pod NAME`.
+pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
+    check_resource(&args.resource)?;
+    let client = Client::new(&args.client)?;
+    let pod = client.find(namespace(&args.client), &args.name).await?;
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let events: List<Event> = client
+        .json(&format!("/api/v1/namespaces/{ns}/events"))
+        .await?;
+    let events: Vec<Event> = events
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
+        .collect();
+    let text = describe::describe_pod(&pod, &events, Timestamp::now());
+    out.write_all(text.as_bytes())
+        .map_err(|e| CtlError(format!("cannot write output: {e}")))
+}
+
+/// `rkubelet logs POD [-c CONTAINER] [-f] [--previous] [--tail N]`.
+pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let pod = client.find(namespace(&args.client), &args.pod).await?;
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut query = vec![
+        format!("follow={}", args.follow),
+        format!("previous={}", args.previous),
+        format!("timestamps={}", args.timestamps),
+    ];
+    if let Some(c) = &args.container {
+        query.push(format!("container={c}"));
+    }
+    if let Some(t) = args.tail.filter(|t| *t >= 0) {
+        query.push(format!("tailLines={t}"));
+    }
+    let path = format!(
+        "/api/v1/namespaces/{ns}/pods/{name}/log?{}",
+        query.join("&")
+    );
+    let mut stream = client.get(&path).await?.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| CtlError(format!("log stream broke: {e}")))?;
+        out.write_all(&chunk)
+            .map_err(|e| CtlError(format!("cannot write output: {e}")))?;
+        out.flush()
+            .map_err(|e| CtlError(format!("cannot write output: {e}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Events: an in-memory, bounded record of what happened to each pod.
+//!
+//! Kubernetes-shaped (`v1` `Event`: reason, message, type, count, first and
+//! last timestamp, involved object with field path), recorded by workers and
+//! the manager, deduplicated the way the kubelet's event correlator does
+//! (same object, field, reason and message ⇒ count + 1), served by the API
+//! and logged. Bounded in total and per object so a crash loop cannot grow
+//! memory without limit. Nothing is persisted: events are about the recent
+//! past, as in Kubernetes.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+
+/// At most this many events in total; the oldest go first.
+pub const MAX_EVENTS: usize = 2000;
+/// At most this many distinct events per involved object.
+pub const MAX_PER_OBJECT: usize = 100;
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Involved {
+    /// `Pod` or `Node`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// e.g. `spec.containers{web}`.
+    pub field_path: Option<String>,
+}
+
+impl Involved {
+    pub fn pod(namespace: &str, name: &str, uid: &str) -> Self {
+        Involved {
+            kind: "Pod".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+            field_path: None,
+        }
+    }
+    pub fn node(name: &str) -> Self {
+        Involved {
+            kind: "Node".into(),
+            namespace: String::new(),
+            name: name.into(),
+            uid: name.into(),
+            field_path: None,
+        }
+    }
+    /// The same object, narrowed to one container (`spec.containers{name}`
+    /// or `spec.initContainers{name}`).
+    pub fn container(&self, name: &str, init: bool) -> Self {
+        let list = if init { "initContainers" } else { "containers" };
+        Involved {
+            field_path: Some(format!("spec.{list}{{{name}}}")),
+            ..self.clone()
+        }
+    }
+}
+
+/// `Normal` or `Warning`, as in Kubernetes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Normal,
+    Warning,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Normal => "Normal",
+            Kind::Warning => "Warning",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    seq: u64,
+    involved: Involved,
+    kind: Kind,
+    reason: String,
+    message: String,
+    count: i32,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    entries: VecDeque<Entry>,
+    seq: u64,
+}
+
+/// The event recorder shared by everything that reports.
+#[derive(Debug)]
+pub struct Recorder {
+    node: String,
+    store: Mutex<Store>,
+}
+
+impl Recorder {
+    pub fn new(node: &str) -> Self {
+        Recorder {
+            node: node.into(),
+            store: Mutex::new(Store::default()),
+        }
+    }
+
+    pub fn normal(&self, involved: &Involved, reason: &str, message: impl Into<String>) {
+        self.record(involved, Kind::Normal, reason, message.into());
+    }
+
+    pub fn warning(&self, involved: &Involved, reason: &str, message: impl Into<String>) {
+        self.record(involved, Kind::Warning, reason, message.into());
+    }
+
+    /// Records an event (or bumps the count of an identical one) and logs it.
+    pub fn record(&self, involved: &Involved, kind: Kind, reason: &str, message: String) {
+        let object = format!("{}/{}", involved.namespace, involved.name);
+        let field = involved.field_path.as_deref().unwrap_or("");
+        match kind {
+            Kind::Normal => tracing::info!(%object, field, reason, %message, "event"),
+            Kind::Warning => tracing::warn!(%object, field, reason, %message, "event"),
+        }
+        let now = Timestamp::now();
+        let Ok(mut store) = self.store.lock() else {
+            return;
+        };
+        store.seq += 1;
+        let seq = store.seq;
+        let same = store.entries.iter().position(|e| {
+            e.involved == *involved && e.kind == kind && e.reason == reason && e.message == message
+        });
+        if let Some(i) = same {
+            if let Some(mut e) = store.entries.remove(i) {
+                e.count += 1;
+                e.last = now;
+                e.seq = seq;
+                store.entries.push_back(e);
+            }
+            return;
+        }
+        let per_object = store
+            .entries
+            .iter()
+            .filter(|e| e.involved.uid == involved.uid)
+            .count();
+        if per_object >= MAX_PER_OBJECT {
+            if let Some(i) = store
+                .entries
+                .iter()
+                .position(|e| e.involved.uid == involved.uid)
+            {
+                store.entries.remove(i);
+            }
+        }
+        if store.entries.len() >= MAX_EVENTS {
+            store.entries.pop_front();
+        }
+        store.entries.push_back(Entry {
+            seq,
+            involved: involved.clone(),
+            kind,
+            reason: reason.into(),
+            message,
+            count: 1,
+            first: now,
+            last: now,
+        });
+    }
+
+    fn to_event(&self, e: &Entry) -> Event {
+        let inv = &e.involved;
+        Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:016x}", inv.name, e.seq)),
+                namespace: Some(if inv.namespace.is_empty() {
+                    "default".into()
+                } else {
+                    inv.namespace.clone()
+                }),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some(inv.kind.clone()),
+                name: Some(inv.name.clone()),
+                namespace: (!inv.namespace.is_empty()).then(|| inv.namespace.clone()),
+                uid: Some(inv.uid.clone()),
+                field_path: inv.field_path.clone(),
+                ..Default::default()
+            },
+            reason: Some(e.reason.clone()),
+            message: Some(e.message.clone()),
+            type_: Some(e.kind.as_str().into()),
+            count: Some(e.count),
+            first_timestamp: Some(Time(e.first)),
+            last_timestamp: Some(Time(e.last)),
+            source: Some(EventSource {
+                component: Some("kubelet".into()),
+                host: Some(self.node.clone()),
+            }),
+            reporting_component: Some("kubelet".into()),
+            reporting_instance: Some(self.node.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Every event, oldest first (by last occurrence), optionally only of
+    /// one namespace.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Event> {
+        let Ok(store) = self.store.lock() else {
+            return Vec::new();
+        };
+        store
+            .entries
+            .iter()
+            .filter(|e| namespace.is_none_or(|ns| e.involved.namespace == ns))
+            .map(|e| self.to_event(e))
+            .collect()
+    }
+
+    /// The events of one object (pod UID), oldest first.
+    pub fn for_uid(&self, uid: &str) -> Vec<Event> {
+        let Ok(store) = self.store.lock() else {
+            return Vec::new();
+        };
+        store
+            .entries
+            .iter()
+            .filter(|e| e.involved.uid == uid)
+            .map(|e| self.to_event(e))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Involved {
+        Involved::pod("default", "web-n", "uid1")
+    }
+
+    #[test]
+    fn identical_events_are_counted_not_repeated() {
+        let r = Recorder::new("n");
+        let c = pod().container("app", false);
+        r.warning(&c, "BackOff", "Back-off restarting failed container app");
+        r.normal(&c, "Started", "Started container app");
+        r.warning(&c, "BackOff", "Back-off restarting failed container app");
+        let events = r.for_uid("uid1");
+        assert_eq!(events.len(), 2);
+        let last = events.last().expect("event");
+        assert_eq!(last.reason.as_deref(), Some("BackOff"));
+        assert_eq!(last.count, Some(2));
+        assert_eq!(
+            last.involved_object.field_path.as_deref(),
+            Some("spec.containers{app}")
+        );
+        assert_eq!(last.type_.as_deref(), Some("Warning"));
+        assert!(last.first_timestamp <= last.last_timestamp);
+    }
+
+    #[test]
+    fn events_are_bounded_per_object_and_in_total() {
+        let r = Recorder::new("n");
+        for i in 0..(MAX_PER_OBJECT + 10) {
+            r.normal(&pod(), "Pulled", format!("message {i}"));
+        }
+        let events = r.for_uid("uid1");
+        assert_eq!(events.len(), MAX_PER_OBJECT);
+        assert_eq!(
+            events.last().and_then(|e| e.message.clone()).as_deref(),
+            Some(format!("message {}", MAX_PER_OBJECT + 9).as_str())
+        );
+        for i in 0..(MAX_EVENTS + 5) {
+            r.normal(
+                &Involved::pod("default", "p", &format!("u{i}")),
+                "Created",
+                "x",
+            );
+        }
+        assert_eq!(r.list(None).len(), MAX_EVENTS);
+    }
+
+    #[test]
+    fn events_can_be_listed_by_namespace() {
+        let r = Recorder::new("n");
+        r.normal(&pod(), "Scheduled", "a");
+        r.normal(&Involved::pod("kube-system", "x", "u2"), "Scheduled", "b");
+        assert_eq!(r.list(Some("kube-system")).len(), 1);
+        assert_eq!(r.list(None).len(), 2);
+    }
+}

@@ -1,0 +1,373 @@
+use super::*;
+use crate::runtime::labels::PodRef;
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+}
+
+fn pod(policy: &str, inits: &[&str], apps: &[&str]) -> Pod {
+    let c = |n: &&str| Container {
+        name: n.to_string(),
+        image: Some("img:1".into()),
+        ..Default::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("p-n".into()),
+            namespace: Some("default".into()),
+            uid: Some("u".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some(policy.into()),
+            init_containers: (!inits.is_empty()).then(|| inits.iter().map(c).collect()),
+            containers: apps.iter().map(c).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn pod_ref() -> PodRef {
+    PodRef {
+        name: "p-n".into(),
+        namespace: "default".into(),
+        uid: "u".into(),
+        source: String::new(),
+        grace_period_seconds: 30,
+    }
+}
+
+fn sandbox(state: ContainerState) -> ContainerInfo {
+    ContainerInfo {
+        id: "sb".into(),
+        name: "k8s_POD".into(),
+        labels: pod_ref().sandbox_labels(0),
+        image: "pause".into(),
+        image_id: "sha256:p".into(),
+        state,
+        exit_code: None,
+        oom_killed: false,
+        error: None,
+        created_at: Some(t(0)),
+        started_at: Some(t(0)),
+        finished_at: None,
+        ip: Some("172.17.0.9".into()),
+    }
+}
+
+fn ctr(name: &str, count: u32, state: ContainerState, code: Option<i64>) -> ContainerInfo {
+    ContainerInfo {
+        id: format!("{name}{count}"),
+        name: format!("k8s_{name}_{count}"),
+        labels: pod_ref().container_labels(name, "h", count, "sb"),
+        image: "img:1".into(),
+        image_id: "sha256:i".into(),
+        state,
+        exit_code: code,
+        oom_killed: false,
+        error: None,
+        created_at: Some(t(1 + count as i64)),
+        started_at: Some(t(1 + count as i64)),
+        finished_at: (state == ContainerState::Exited).then(|| t(2 + count as i64)),
+        ip: None,
+    }
+}
+
+fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> PodStatus {
+    let waiting: BTreeMap<String, Waiting> = waiting
+        .iter()
+        .map(|(n, r)| {
+            (
+                n.to_string(),
+                Waiting {
+                    reason: r.to_string(),
+                    message: format!("{r} message"),
+                },
+            )
+        })
+        .collect();
+    pod_status(StatusInput {
+        pod: p,
+        observed,
+        waiting: &waiting,
+        host_ip: "192.0.2.1",
+        start_time: Some(t(0)),
+        terminating: false,
+    })
+}
+
+fn condition<'a>(s: &'a PodStatus, kind: &str) -> &'a PodCondition {
+    s.conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == kind)
+        .expect("condition")
+}
+
+use ContainerState::{Exited, Running};
+
+#[test]
+fn a_pod_with_nothing_running_yet_is_pending_with_container_creating() {
+    let p = pod("Always", &[], &["a"]);
+    let s = status_of(&p, &[sandbox(Running)], &[]);
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
+    let a = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(
+        a.state
+            .as_ref()
+            .and_then(|x| x.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("ContainerCreating")
+    );
+    assert_eq!(condition(&s, "PodReadyToStartContainers").status, "True");
+    assert_eq!(s.pod_ip.as_deref(), Some("172.17.0.9"));
+    assert_eq!(s.host_ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+}
+
+#[test]
+fn running_containers_make_the_pod_running_and_ready() {
+    let p = pod("Always", &[], &["a", "b"]);
+    let s = status_of(
+        &p,
+        &[
+            sandbox(Running),
+            ctr("a", 0, Running, None),
+            ctr("b", 0, Running, None),
+        ],
+        &[],
+    );
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert_eq!(condition(&s, "Ready").status, "True");
+    assert_eq!(condition(&s, "ContainersReady").status, "True");
+    assert_eq!(condition(&s, "Initialized").status, "True");
+}
+
+#[test]
+fn unready_containers_are_named_in_the_ready_conditions() {
+    let p = pod("Always", &[], &["a", "b"]);
+    let s = status_of(&p, &[sandbox(Running), ctr("a", 0, Running, None)], &[]);
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("containers with unready status: [b]")
+    );
+    assert_eq!(condition(&s, "ContainersReady").message, ready.message);
+}
+
+#[test]
+fn phase_follows_the_restart_policy_when_everything_stopped() {
+    for (policy, code, phase, reason) in [
+        ("Always", 0, "Running", "Completed"),
+        ("OnFailure", 0, "Succeeded", "Completed"),
+        ("OnFailure", 1, "Running", "Error"),
+        ("Never", 0, "Succeeded", "Completed"),
+        ("Never", 1, "Failed", "Error"),
+    ] {
+        let p = pod(policy, &[], &["a"]);
+        let s = status_of(&p, &[sandbox(Exited), ctr("a", 0, Exited, Some(code))], &[]);
+        assert_eq!(s.phase.as_deref(), Some(phase), "{policy} exit {code}");
+        let st = &s.container_statuses.as_ref().expect("statuses")[0];
+        let term = st
+            .state
+            .as_ref()
+            .and_then(|x| x.terminated.as_ref())
+            .expect("terminated");
+        assert_eq!(term.reason.as_deref(), Some(reason));
+        assert_eq!(term.exit_code as i64, code);
+    }
+}
+
+#[test]
+fn a_completed_pod_reports_pod_completed_readiness() {
+    let p = pod("Never", &[], &["a"]);
+    let s = status_of(&p, &[sandbox(Exited), ctr("a", 0, Exited, Some(0))], &[]);
+    assert_eq!(
+        condition(&s, "Ready").reason.as_deref(),
+        Some("PodCompleted")
+    );
+    assert_eq!(s.pod_ip, None, "a stopped sandbox has no IP");
+}
+
+#[test]
+fn a_crash_looping_container_is_waiting_with_the_dead_instance_as_last_state() {
+    let p = pod("Always", &[], &["a"]);
+    let s = status_of(
+        &p,
+        &[sandbox(Running), ctr("a", 2, Exited, Some(1))],
+        &[("a", "CrashLoopBackOff")],
+    );
+    assert_eq!(
+        s.phase.as_deref(),
+        Some("Running"),
+        "a container waiting to restart keeps the pod running"
+    );
+    let st = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(st.restart_count, 2);
+    assert_eq!(
+        st.state
+            .as_ref()
+            .and_then(|x| x.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("CrashLoopBackOff")
+    );
+    let last = st
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .expect("last state");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    assert_eq!(last.container_id.as_deref(), Some("docker://a2"));
+}
+
+#[test]
+fn a_restarted_container_shows_its_previous_instance_as_last_state() {
+    let p = pod("Always", &[], &["a"]);
+    let s = status_of(
+        &p,
+        &[
+            sandbox(Running),
+            ctr("a", 0, Exited, Some(3)),
+            ctr("a", 1, Running, None),
+        ],
+        &[],
+    );
+    let st = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(st.restart_count, 1);
+    assert!(st.state.as_ref().is_some_and(|x| x.running.is_some()));
+    assert_eq!(
+        st.last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .map(|t| t.exit_code),
+        Some(3)
+    );
+    assert_eq!(st.container_id.as_deref(), Some("docker://a1"));
+}
+
+#[test]
+fn pending_init_containers_hold_the_pod_and_are_named_in_initialized() {
+    let p = pod("Always", &["i1", "i2"], &["a"]);
+    let s = status_of(&p, &[sandbox(Running), ctr("i1", 0, Running, None)], &[]);
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
+    let init = condition(&s, "Initialized");
+    assert_eq!(init.status, "False");
+    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+    assert_eq!(
+        init.message.as_deref(),
+        Some("containers with incomplete status: [i1 i2]")
+    );
+    let app = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(
+        app.state
+            .as_ref()
+            .and_then(|x| x.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("PodInitializing")
+    );
+}
+
+#[test]
+fn a_failed_init_container_under_never_fails_the_pod() {
+    let p = pod("Never", &["i1", "i2"], &["a"]);
+    let s = status_of(&p, &[sandbox(Exited), ctr("i1", 0, Exited, Some(1))], &[]);
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        condition(&s, "Initialized").message.as_deref(),
+        Some("containers with incomplete status: [i1 i2]")
+    );
+}
+
+#[test]
+fn a_pod_whose_app_containers_started_stays_initialized() {
+    let p = pod("Always", &["i1"], &["a"]);
+    // The init container's record is gone (garbage-collected), the app runs.
+    let s = status_of(&p, &[sandbox(Running), ctr("a", 0, Running, None)], &[]);
+    assert_eq!(condition(&s, "Initialized").status, "True");
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+}
+
+#[test]
+fn oom_kills_and_start_failures_have_their_reasons() {
+    let p = pod("Never", &[], &["a"]);
+    let mut oom = ctr("a", 0, Exited, Some(137));
+    oom.oom_killed = true;
+    let s = status_of(&p, &[sandbox(Exited), oom], &[]);
+    let st = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(
+        st.state
+            .as_ref()
+            .and_then(|x| x.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref()),
+        Some("OOMKilled")
+    );
+
+    let s = status_of(
+        &pod("Always", &[], &["a"]),
+        &[sandbox(Running)],
+        &[("a", "ErrImagePull")],
+    );
+    let st = &s.container_statuses.as_ref().expect("statuses")[0];
+    let w = st
+        .state
+        .as_ref()
+        .and_then(|x| x.waiting.as_ref())
+        .expect("waiting");
+    assert_eq!(
+        (w.reason.as_deref(), w.message.as_deref()),
+        (Some("ErrImagePull"), Some("ErrImagePull message"))
+    );
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
+}
+
+#[test]
+fn a_terminating_pod_is_not_ready() {
+    let p = pod("Always", &[], &["a"]);
+    let observed = [sandbox(Running), ctr("a", 0, Running, None)];
+    let waiting = BTreeMap::new();
+    let s = pod_status(StatusInput {
+        pod: &p,
+        observed: &observed,
+        waiting: &waiting,
+        host_ip: "h",
+        start_time: None,
+        terminating: true,
+    });
+    assert_eq!(condition(&s, "Ready").status, "False");
+}
+
+#[test]
+fn qos_classes_follow_requests_and_limits() {
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let with = |limits: &[(&str, &str)], requests: &[(&str, &str)]| {
+        let mut p = pod("Always", &[], &["a"]);
+        let q = |kv: &[(&str, &str)]| {
+            (!kv.is_empty()).then(|| {
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect()
+            })
+        };
+        if let Some(spec) = p.spec.as_mut() {
+            spec.containers[0].resources = Some(ResourceRequirements {
+                limits: q(limits),
+                requests: q(requests),
+                ..Default::default()
+            });
+        }
+        qos_class(&p)
+    };
+    assert_eq!(with(&[], &[]), "BestEffort");
+    assert_eq!(with(&[("cpu", "1"), ("memory", "1Gi")], &[]), "Guaranteed");
+    assert_eq!(
+        with(&[("cpu", "1"), ("memory", "1Gi")], &[("cpu", "500m")]),
+        "Burstable"
+    );
+    assert_eq!(with(&[], &[("memory", "1Gi")]), "Burstable");
+}
