@@ -40,6 +40,19 @@ fn waiting(d: &Daemon, pod: &str, container: &str) -> Option<(String, String)> {
     Some((w["reason"].as_str()?.into(), w["message"].as_str()?.into()))
 }
 
+/// Messages of the pod's events with `reason`, from `/api/v1/events`.
+fn events(d: &Daemon, pod: &str, reason: &str) -> Vec<String> {
+    let full = format!("{pod}-{}", d.node);
+    let list = d.get_json("/api/v1/events");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == full.as_str() && e["reason"] == reason)
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn host_mounts() -> String {
     std::fs::read_to_string("/proc/self/mounts").expect("mounts")
 }
@@ -184,7 +197,13 @@ spec:
         "{message}"
     );
     assert!(message.contains("volume \"f\""), "{message}");
-    assert!(d.log().contains("FailedMount"), "an event is reported");
+    let failed = events(&d, "blocked", "FailedMount");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("volume \"f\"") && m.contains("does not exist")),
+        "a FailedMount event: {failed:?}"
+    );
     assert!(
         !d.pod_containers("blocked")
             .iter()
@@ -260,7 +279,11 @@ spec:
     assert!(!env.contains("OPTIONAL="), "{env}");
     assert!(env.lines().any(|l| l == "CM_1st=skipped"), "{env}");
     assert!(!env.lines().any(|l| l.starts_with("1st=")), "{env}");
-    assert!(d.log().contains("InvalidEnvironmentVariableNames"));
+    let skipped = events(&d, "cmapp", "InvalidEnvironmentVariableNames");
+    assert!(
+        skipped.iter().any(|m| m.contains("Keys [1st]")),
+        "{skipped:?}"
+    );
     assert_eq!(exec(&app, "cat /etc/app/app.properties"), "level=blue");
     assert_eq!(exec(&app, "cat /etc/app/sub/mode"), "fast");
     assert_eq!(
