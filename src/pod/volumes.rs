@@ -571,15 +571,16 @@ impl PodVolumes {
         let mut first_error = None;
         let mut size_limited = Vec::new();
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-            if let Some(limit) = v
+            let on_disk_limit = v
                 .empty_dir
                 .as_ref()
                 .filter(|e| e.medium.as_deref().unwrap_or_default().is_empty())
-                .and_then(|e| e.size_limit.as_ref())
-                .and_then(|q| Quantity::parse(&q.0).ok())
-            {
-                let dir = volume_dir(&self.pod_dir, "empty-dir", &v.name);
-                size_limited.push((v.name.clone(), dir, limit.value(), limit));
+                .and_then(|e| e.size_limit.as_ref());
+            if let Some(text) = on_disk_limit {
+                if let Ok(limit) = Quantity::parse(&text.0) {
+                    let dir = volume_dir(&self.pod_dir, "empty-dir", &v.name);
+                    size_limited.push((v.name.clone(), dir, limit.value(), text.0.clone()));
+                }
             }
             if self.ready.contains_key(&v.name) {
                 continue;
@@ -599,7 +600,12 @@ impl PodVolumes {
         }
         if self.size_watch.is_none() && !size_limited.is_empty() {
             let (recorder, involved) = (self.recorder.clone(), self.involved.clone());
-            self.size_watch = Some(watch_size_limits(recorder, involved, size_limited));
+            self.size_watch = Some(watch_size_limits(
+                recorder,
+                involved,
+                size_limited,
+                SIZE_CHECK_PERIOD,
+            ));
         }
         match first_error {
             Some(e) => Err(e),
@@ -716,11 +722,12 @@ impl PodVolumes {
 fn watch_size_limits(
     recorder: Arc<Recorder>,
     involved: Involved,
-    volumes: Vec<(String, PathBuf, i64, Quantity)>,
+    volumes: Vec<(String, PathBuf, i64, String)>,
+    period: Duration,
 ) -> tokio::task::AbortHandle {
     let task = tokio::spawn(async move {
         let mut over: BTreeSet<String> = BTreeSet::new();
-        let mut tick = tokio::time::interval(SIZE_CHECK_PERIOD);
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             for (name, dir, limit, quantity) in &volumes {
@@ -1144,6 +1151,46 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.join("a.conf")).expect("a"),
             "A2"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disk_empty_dir_over_its_size_limit_is_reported_once() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(tmp.path().join("sub")).expect("dir");
+        std::fs::write(tmp.path().join("sub/big"), vec![0u8; 4096]).expect("write");
+        assert_eq!(disk_usage(tmp.path()), 4096);
+        let recorder = Arc::new(Recorder::new("node1"));
+        let involved = Involved::pod("default", "web-node1", "u1");
+        let watch = watch_size_limits(
+            recorder.clone(),
+            involved,
+            vec![("cache".into(), tmp.path().to_path_buf(), 1024, "1Ki".into())],
+            Duration::from_millis(20),
+        );
+        let reported = || {
+            recorder
+                .for_uid("u1")
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("EmptyDirSizeLimitExceeded"))
+                .collect::<Vec<_>>()
+        };
+        for _ in 0..100 {
+            if !reported().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Several more periods: still one event, counted once.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let events = reported();
+        watch.abort();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].count, Some(1));
+        let message = events[0].message.clone().unwrap_or_default();
+        assert!(
+            message.contains("EmptyDir volume \"cache\" exceeds the limit \"1Ki\""),
+            "{message}"
         );
     }
 
