@@ -1,12 +1,15 @@
 //! The read-only local API (`--address:--read-only-port`).
 //!
 //! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
-//!   it unhealthy; they are reported at `/manifests`).
+//!   it unhealthy; they are reported at `/manifests`). `GET /healthz?verbose`
+//!   lists the checks, including each manifest source and why it is failing
+//!   (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
 //!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
+//!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
 //!   `/api/v1/namespaces/{ns}/events`. Logs take `container`, `follow`,
 //!   `previous`, `tailLines` and `timestamps` like the API server's.
 //!
@@ -15,7 +18,7 @@
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,16 +45,45 @@ pub struct ApiState {
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
         .route("/api/v1/pods", get(all_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/probes",
+            get(pod_probes),
+        )
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
         .with_state(state)
+}
+
+/// `ok`; with `?verbose`, one line per check in the Kubernetes style. A
+/// failing manifest source is marked `[!]` but does not fail the check: its
+/// last good pods keep running.
+async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> String {
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    if !verbose {
+        return "ok".to_string();
+    }
+    let diag = s.diagnostics.read().map(|d| d.clone()).unwrap_or_default();
+    let mut out = String::from("[+]ping ok\n");
+    for source in diag.pods.keys() {
+        match diag.failing.get(source) {
+            Some(why) => out.push_str(&format!(
+                "[!]source-{source} failing, its last good pods keep running: {why}\n"
+            )),
+            None => out.push_str(&format!("[+]source-{source} ok\n")),
+        }
+    }
+    out.push_str("healthz check passed\n");
+    out
 }
 
 /// An error answered as a Kubernetes `Status` body, as the API server does.
@@ -226,6 +258,26 @@ async fn pod_log(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// rkubelet's extension: the last result of each probe of a pod.
+async fn pod_probes(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let record = s.store.list().into_iter().find(|r| {
+        r.pod.metadata.namespace.as_deref() == Some(ns.as_str())
+            && r.pod.metadata.name.as_deref() == Some(name.as_str())
+    });
+    match record {
+        Some(r) => Json(r.probes).into_response(),
+        None => status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pods {name:?} not found"),
+        )
+        .into_response(),
+    }
 }
 
 async fn all_events(State(s): State<ApiState>) -> Json<List<Event>> {

@@ -23,6 +23,7 @@ use crate::pod::worker::{PodStore, WorkerContext};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::source::file::{self, FileSource};
+use crate::source::http::{self as http_source, Fetcher, HttpSource};
 use crate::source::Diagnostics;
 
 /// Why the daemon cannot start.
@@ -42,6 +43,8 @@ pub struct App {
     runtime: Arc<dyn ContainerRuntime>,
     listener: Option<TcpListener>,
     host_ip: String,
+    /// The manifest URL's fetcher, when `--manifest-url` is set.
+    fetcher: Option<Fetcher>,
 }
 
 /// The node's primary IPv4 address (the default route's interface), else
@@ -106,11 +109,19 @@ impl App {
             })?),
             None => None,
         };
+        let fetcher = match &config.manifest_url {
+            Some(url) => Some(
+                Fetcher::new(url, &config.manifest_url_headers, config.http_timeout)
+                    .map_err(|e| AppError::Io(format!("--manifest-url {url}: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(App {
             config,
             runtime,
             listener,
             host_ip: host_ip(),
+            fetcher,
         })
     }
 
@@ -158,13 +169,24 @@ impl App {
             self.config.node_name.clone(),
             self.config.file_check_frequency,
         );
-        tasks.spawn(source.run(tx, shutdown.clone()));
-        let manager = Manager::new(
-            ctx,
-            vec![file::SOURCE_NAME.to_string()],
-            routes,
-            diagnostics.clone(),
-        );
+        tasks.spawn(source.run(tx.clone(), shutdown.clone()));
+        // Source order is priority on name conflicts: files, then the URL.
+        let mut sources = vec![file::SOURCE_NAME.to_string()];
+        if let Some(fetcher) = self.fetcher {
+            tracing::info!(url = %fetcher.url(), every = ?self.config.http_check_frequency,
+                "fetching manifests from a URL");
+            let source = HttpSource::new(
+                fetcher,
+                &self.config.node_name,
+                self.config.http_check_frequency,
+            )
+            .with_recorder(recorder.clone());
+            tasks.spawn(source.run(tx, shutdown.clone()));
+            sources.push(http_source::SOURCE_NAME.to_string());
+        }
+        tracing::info!(labels = ?self.config.node_labels, "node labels");
+        let manager =
+            Manager::new(ctx, sources, routes, diagnostics.clone()).with_node(self.config.node());
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {

@@ -37,12 +37,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (the default when no sub-command is given).
     Run,
+    /// Parse, validate and admit manifests against this node without running
+    /// anything; prints one verdict per object, exits 1 if any is not OK.
+    Validate(ValidateArgs),
     /// Display pods, like `kubectl get pods`.
     Get(GetArgs),
     /// Show a pod's details and events, like `kubectl describe pod`.
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
+}
+
+/// `rkubelet validate`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidateArgs {
+    /// Manifest files, directories (their *.yaml, *.yml, *.json files) or
+    /// http(s) URLs.
+    #[arg(required = true, value_name = "PATH|URL")]
+    pub targets: Vec<String>,
+
+    /// Node name to check against instead of the host name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname_override: Option<String>,
+
+    /// The node's extra labels, as for the daemon.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub node_labels: Vec<String>,
+
+    /// Extra header for URL targets, 'Name: Value' (repeatable).
+    #[arg(long = "manifest-url-header", value_name = "NAME:VALUE")]
+    pub manifest_url_header: Vec<String>,
 }
 
 /// How a client command reaches the daemon.
@@ -135,6 +159,29 @@ pub struct DaemonArgs {
     /// How often the manifest directory is fully rescanned (inotify reacts at once).
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub file_check_frequency: Duration,
+
+    /// URL (http or https) to fetch more pod manifests from, besides --config.
+    #[arg(long, value_name = "URL")]
+    pub manifest_url: Option<String>,
+
+    /// Extra header sent with every --manifest-url request, 'Name: Value'
+    /// (repeatable; a name given twice sends both values).
+    #[arg(long = "manifest-url-header", value_name = "NAME:VALUE")]
+    pub manifest_url_header: Vec<String>,
+
+    /// How often --manifest-url is fetched.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub http_check_frequency: Duration,
+
+    /// Time limit of one --manifest-url fetch.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration,
+          hide = true)]
+    pub http_timeout: Duration,
+
+    /// Labels of this node, checked by pods' nodeSelector and node affinity
+    /// (repeatable). kubernetes.io/hostname, /os and /arch are built in.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub node_labels: Vec<String>,
 
     /// Node name to use instead of the host name (lower-cased).
     #[arg(long, value_name = "NAME")]

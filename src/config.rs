@@ -3,10 +3,12 @@
 //! [`Config::from_args`] is where bad usage is caught (exit code 64 in
 //! `main`); everything downstream can trust these values.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::admission::{self, NodeInfo};
 use crate::backoff::BackoffPolicy;
 use crate::cli::{DaemonArgs, LogFormat};
 
@@ -30,6 +32,14 @@ pub struct Config {
     pub log_format: LogFormat,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
+    /// `--manifest-url`, checked to be http(s).
+    pub manifest_url: Option<String>,
+    /// `--manifest-url-header`s as (name, value), in the order given.
+    pub manifest_url_headers: Vec<(String, String)>,
+    pub http_check_frequency: Duration,
+    pub http_timeout: Duration,
+    /// Every label of this node: the built-in ones plus `--node-labels`.
+    pub node_labels: BTreeMap<String, String>,
 }
 
 /// Is `s` a DNS-1123 subdomain (what Kubernetes requires of node names)?
@@ -57,17 +67,56 @@ fn host_name() -> Result<String, UsageError> {
         .map_err(|_| UsageError("the host name is not UTF-8; pass --hostname-override".into()))
 }
 
+/// The node name: `--hostname-override`, else the host name, lower-cased.
+/// Fails when it is not a DNS-1123 subdomain or the host name is unreadable.
+pub fn resolve_node_name(hostname_override: Option<&str>) -> Result<String, UsageError> {
+    let node_name = match hostname_override {
+        Some(n) => n.trim().to_lowercase(),
+        None => host_name()?.trim().to_lowercase(),
+    };
+    if !is_dns1123_subdomain(&node_name) {
+        return Err(UsageError(format!(
+            "node name {node_name:?} is not a valid DNS-1123 subdomain; pass --hostname-override"
+        )));
+    }
+    Ok(node_name)
+}
+
+/// The node's labels: built-in ones for `node_name` plus `--node-labels`.
+pub fn node_labels(
+    node_name: &str,
+    flags: &[String],
+) -> Result<BTreeMap<String, String>, UsageError> {
+    let extra = admission::parse_node_labels(flags).map_err(UsageError)?;
+    Ok(NodeInfo::with_labels(node_name, &extra).labels)
+}
+
 impl Config {
+    /// This node's name and labels, for admission.
+    pub fn node(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.node_name.clone(),
+            labels: self.node_labels.clone(),
+        }
+    }
+
     /// Validates the flags. Fails with a message naming the flag.
     pub fn from_args(args: &DaemonArgs) -> Result<Config, UsageError> {
-        let node_name = match &args.hostname_override {
-            Some(n) => n.trim().to_lowercase(),
-            None => host_name()?.trim().to_lowercase(),
-        };
-        if !is_dns1123_subdomain(&node_name) {
-            return Err(UsageError(format!(
-                "node name {node_name:?} is not a valid DNS-1123 subdomain; pass --hostname-override"
-            )));
+        let node_name = resolve_node_name(args.hostname_override.as_deref())?;
+        let node_labels = node_labels(&node_name, &args.node_labels)?;
+        if let Some(url) = &args.manifest_url {
+            crate::source::http::check_url(url).map_err(UsageError)?;
+        }
+        let manifest_url_headers = args
+            .manifest_url_header
+            .iter()
+            .map(|h| crate::source::http::parse_header(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(UsageError)?;
+        if args.http_check_frequency.is_zero() || args.http_timeout.is_zero() {
+            return Err(UsageError(
+                "--http-check-frequency and --http-timeout must be greater than 0".into(),
+            ));
         }
         if args.file_check_frequency.is_zero() {
             return Err(UsageError(
@@ -117,6 +166,11 @@ impl Config {
                 max: args.crash_loop_backoff_max,
             },
             relist_period: args.relist_period,
+            manifest_url: args.manifest_url.clone(),
+            manifest_url_headers,
+            http_check_frequency: args.http_check_frequency,
+            http_timeout: args.http_timeout,
+            node_labels,
         })
     }
 }
@@ -185,5 +239,67 @@ mod tests {
         ])
         .expect_err("invalid");
         assert!(e.to_string().contains("backoff"), "{e}");
+    }
+
+    #[test]
+    fn manifest_url_flags_are_validated_and_repeated_headers_kept_in_order() {
+        let c = config(&[
+            "--hostname-override",
+            "n",
+            "--manifest-url",
+            "https://example.com/pods.yaml",
+            "--manifest-url-header",
+            "X-A: 1",
+            "--manifest-url-header",
+            "X-A:2",
+            "--http-check-frequency",
+            "500ms",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.manifest_url.as_deref(),
+            Some("https://example.com/pods.yaml")
+        );
+        assert_eq!(
+            c.manifest_url_headers,
+            vec![("X-A".into(), "1".into()), ("X-A".into(), "2".into())]
+        );
+        assert_eq!(c.http_check_frequency, Duration::from_millis(500));
+        assert_eq!(c.http_timeout, Duration::from_secs(10));
+        let d = config(&["--hostname-override", "n"]).expect("valid");
+        assert_eq!(d.http_check_frequency, Duration::from_secs(20));
+        assert_eq!(d.manifest_url, None);
+
+        for bad in [
+            vec!["--manifest-url", "ftp://x/y"],
+            vec!["--manifest-url-header", "novalue"],
+            vec!["--http-check-frequency", "0s"],
+        ] {
+            let mut args = vec!["--hostname-override", "n"];
+            args.extend(bad.iter().copied());
+            let e = config(&args).expect_err("invalid");
+            assert!(e.to_string().contains("--"), "{e}");
+        }
+    }
+
+    #[test]
+    fn node_labels_are_the_built_in_ones_plus_the_flags() {
+        let c = config(&[
+            "--hostname-override",
+            "Edge1",
+            "--node-labels",
+            "disktype=ssd,zone=a",
+            "--node-labels",
+            "rack=r1",
+        ])
+        .expect("valid");
+        assert_eq!(c.node_labels["kubernetes.io/hostname"], "edge1");
+        assert_eq!(c.node_labels["kubernetes.io/os"], "linux");
+        assert!(c.node_labels.contains_key("kubernetes.io/arch"));
+        assert_eq!(c.node_labels["disktype"], "ssd");
+        assert_eq!(c.node_labels["rack"], "r1");
+        assert_eq!(c.node().name, "edge1");
+        let e = config(&["--hostname-override", "n", "--node-labels", "bad"]).expect_err("bad");
+        assert!(e.to_string().contains("--node-labels"), "{e}");
     }
 }

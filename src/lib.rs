@@ -6,8 +6,11 @@
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
 //! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s,
 //!   `ConfigMap`s and `Secret`s.
-//! * [`source`] — the manifest directory (inotify + rescan) producing complete
-//!   snapshots, and the merger turning snapshots into desired pods.
+//! * [`source`] — the manifest directory (inotify + rescan) and the manifest
+//!   URL (polling, ETag) producing complete snapshots, and the merger turning
+//!   snapshots into desired pods and objects.
+//! * [`admission`] — node labels and the kubelet's admission predicates
+//!   (nodeName, nodeSelector, required node affinity).
 //! * [`pod`] — desired state per pod: spec-to-config conversion, the pure
 //!   planner, the per-pod worker executing plans, the manager owning workers,
 //!   volumes on the host and the shared ConfigMap/Secret store.
@@ -18,12 +21,15 @@
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
+//! * [`validate_cmd`] — `rkubelet validate`: parse, validate and admit
+//!   manifests without running anything.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod backoff;
@@ -37,3 +43,4 @@ pub mod pleg;
 pub mod pod;
 pub mod runtime;
 pub mod source;
+pub mod validate_cmd;

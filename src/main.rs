@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Run) => {}
+        Some(Command::Validate(args)) => return validate(&args),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -55,17 +56,47 @@ fn main() -> ExitCode {
     runtime.block_on(run(config))
 }
 
-/// Runs a client sub-command against a daemon's API.
-fn client(command: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for the sub-commands; `None` (reported) if it
+/// cannot start.
+fn command_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("rkubelet: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `rkubelet validate`: 0 when every object is OK, 1 otherwise, 64 on bad usage.
+fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(rkubelet::validate_cmd::run(args, &mut out)) {
+        Ok(summary) if summary.all_ok() => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "rkubelet: {} OK, {} rejected, {} with errors",
+                summary.ok, summary.rejected, summary.errors
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// Runs a client sub-command against a daemon's API.
+fn client(command: Command) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut out = std::io::stdout().lock();
     let result = runtime.block_on(async {
@@ -73,7 +104,7 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
-            Command::Run => Ok(()),
+            Command::Run | Command::Validate(_) => Ok(()),
         }
     });
     match result {

@@ -491,7 +491,7 @@ fn active_deadline_fails_the_pod_and_oom_kills_are_reported() {
     let d = fast_backoff();
     d.write(
         "deadline.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: deadline}}\nspec:\n  activeDeadlineSeconds: 3\n  containers:\n  - {{name: app, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: deadline}}\nspec:\n  activeDeadlineSeconds: 3\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: app, image: {IMAGE}, command: [sleep, '3600']}}\n"),
     );
     d.write(
         "oom.yaml",

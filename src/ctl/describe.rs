@@ -63,6 +63,78 @@ fn kv_lines(
     }
 }
 
+/// kubectl's one-line summary of a probe.
+pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
+    let handler = if let Some(e) = &p.exec {
+        format!("exec [{}]", e.command.clone().unwrap_or_default().join(" "))
+    } else if let Some(h) = &p.http_get {
+        let port = match &h.port {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        };
+        format!(
+            "http-get {}://{}:{}{}",
+            h.scheme.as_deref().unwrap_or("HTTP").to_lowercase(),
+            h.host.as_deref().unwrap_or(""),
+            port,
+            h.path.as_deref().unwrap_or("/")
+        )
+    } else if let Some(t) = &p.tcp_socket {
+        let port = match &t.port {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        };
+        format!("tcp-socket {}:{}", t.host.as_deref().unwrap_or(""), port)
+    } else if let Some(g) = &p.grpc {
+        format!(
+            "grpc <pod>:{} {}",
+            g.port,
+            g.service.as_deref().unwrap_or("")
+        )
+    } else {
+        "unknown".into()
+    };
+    let params = crate::pod::probe::Params::of(p);
+    format!(
+        "{handler} delay={}s timeout={}s period={}s #success={} #failure={}",
+        params.initial_delay.as_secs(),
+        params.timeout.as_secs(),
+        params.period.as_secs(),
+        params.success_threshold,
+        params.failure_threshold
+    )
+}
+
+/// Renders `describe pod` for a pod, its events and its last probe results at `now`.
+pub fn describe_pod_with_probes(
+    pod: &Pod,
+    events: &[Event],
+    probes: &[crate::pod::prober::ProbeReport],
+    now: Timestamp,
+) -> String {
+    let mut out = describe_pod(pod, events, now);
+    if !probes.is_empty() {
+        let mut section = String::from("Last Probe Results:\n");
+        for p in probes {
+            let _ = writeln!(
+                section,
+                "  {}/{}: {} (at {}) {}",
+                p.container,
+                p.kind,
+                p.result,
+                p.last_probe.as_deref().unwrap_or("never"),
+                p.last_output.lines().next().unwrap_or("")
+            );
+        }
+        // Before the events, like kubectl's sections.
+        match out.find("Events:") {
+            Some(i) => out.insert_str(i, &section),
+            None => out.push_str(&section),
+        }
+    }
+    out
+}
+
 /// Renders `describe pod` for a pod and its events at `now`.
 pub fn describe_pod(pod: &Pod, events: &[Event], now: Timestamp) -> String {
     let mut out = String::new();
@@ -167,6 +239,15 @@ pub fn describe_pod(pod: &Pod, events: &[Event], now: Timestamp) -> String {
             }
             if let Some(args) = &c.args {
                 let _ = writeln!(out, "    Args:           {}", args.join(" "));
+            }
+            for (label, probe) in [
+                ("Liveness", &c.liveness_probe),
+                ("Readiness", &c.readiness_probe),
+                ("Startup", &c.startup_probe),
+            ] {
+                if let Some(p) = probe {
+                    let _ = writeln!(out, "    {:<16}{}", format!("{label}:"), probe_line(p));
+                }
             }
             if let Some(s) = st {
                 if let Some(state) = &s.state {

@@ -196,7 +196,12 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
         .into_iter()
         .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
         .collect();
-    let text = describe::describe_pod(&pod, &events, Timestamp::now());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let probes: Vec<crate::pod::prober::ProbeReport> = client
+        .json(&format!("/api/v1/namespaces/{ns}/pods/{name}/probes"))
+        .await
+        .unwrap_or_default();
+    let text = describe::describe_pod_with_probes(&pod, &events, &probes, Timestamp::now());
     out.write_all(text.as_bytes())
         .map_err(|e| CtlError(format!("cannot write output: {e}")))
 }

@@ -6,7 +6,15 @@
 //! namespace/name, older UID) is fully stopped — two pods with one name never
 //! overlap. On its first complete desired set it adopts what already runs
 //! (workers re-observe by UID, so matching containers are left alone) and
-//! terminates orphans: containers of UIDs no source defines any more.
+//! terminates orphans: containers of UIDs no source defines any more —
+//! except those of origins a source asks to keep (a manifest URL that has not
+//! answered yet); they are cleaned up once that source answers.
+//!
+//! Admission happens here, between the merger and the workers: a pod this
+//! node may not run (another `spec.nodeName`, a node selector or required
+//! node affinity that does not match) gets no worker; it is published as a
+//! `Failed` pod with the kubelet's reason and message until its manifest goes
+//! away, and counts as not desired for orphan cleanup.
 //! After every merge it publishes the merged ConfigMaps and Secrets to the
 //! workers' shared object store.
 
@@ -17,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
+use super::worker::{kill_pod_until_done, PodRecord, PodWorker, WorkerContext, WorkerHandle};
+use crate::admission::{self, NodeInfo};
 use crate::events::Involved;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
@@ -33,6 +42,14 @@ pub struct Manager {
     /// Newest worker per `namespace/name`.
     by_name: HashMap<String, WorkerHandle>,
     adopted: bool,
+    /// This node's name and labels, for admission.
+    node: NodeInfo,
+    /// Pods refused by admission (UID to `namespace/name`), published as
+    /// `Failed` in the pod store.
+    rejected: HashMap<String, String>,
+    /// Origins whose containers the initial orphan cleanup left alone; they
+    /// are cleaned once their source answers.
+    kept: BTreeSet<String>,
 }
 
 impl Manager {
@@ -42,6 +59,7 @@ impl Manager {
         routes: Arc<Routes>,
         diagnostics: Arc<RwLock<Diagnostics>>,
     ) -> Self {
+        let node_name = ctx.node_name.clone();
         Manager {
             ctx,
             merger: Merger::new(sources),
@@ -50,7 +68,17 @@ impl Manager {
             workers: HashMap::new(),
             by_name: HashMap::new(),
             adopted: false,
+            node: NodeInfo::new(&node_name),
+            rejected: HashMap::new(),
+            kept: BTreeSet::new(),
         }
+    }
+
+    /// Sets the node's labels used for admission (default: the built-in
+    /// labels of the worker context's node name).
+    pub fn with_node(mut self, node: NodeInfo) -> Self {
+        self.node = node;
+        self
     }
 
     /// Runs until `shutdown`; then waits (bounded) for workers to stop.
@@ -89,7 +117,14 @@ impl Manager {
                 // New problems become events on the node (an invalid manifest
                 // has no pod to attach them to).
                 let node = Involved::node(&self.ctx.node_name);
-                for e in diag.errors.iter().filter(|e| !d.errors.contains(e)) {
+                // A failing source (the manifest URL) reports its own
+                // problems, with backoff on the noise.
+                let own = |e: &String| diag.failing.values().any(|f| f == e);
+                for e in diag
+                    .errors
+                    .iter()
+                    .filter(|e| !d.errors.contains(e) && !own(e))
+                {
                     self.ctx
                         .recorder
                         .warning(&node, "FailedValidation", e.clone());
@@ -105,14 +140,126 @@ impl Manager {
                 *d = diag;
             }
         }
+        let desired = self.admit(desired);
         if !desired.complete {
             return;
         }
         if !self.adopted {
             self.adopted = true;
             self.clean_orphans(&desired, shutdown).await;
+        } else if !self.kept.is_empty() {
+            self.clean_answered_origins(&desired, shutdown).await;
         }
         self.reconcile(&desired, shutdown);
+    }
+
+    /// Runs admission on the merged pods: returns the admitted ones, and
+    /// publishes the rejected ones as `Failed` pods (removing those whose
+    /// manifest went away).
+    fn admit(&mut self, mut desired: Desired) -> Desired {
+        let mut rejected = HashMap::new();
+        let node = &self.node;
+        let ctx = &self.ctx;
+        let before = &self.rejected;
+        desired.pods.retain(|uid, sp| {
+            let Err(why) = admission::admit(&sp.pod, node) else {
+                return true;
+            };
+            let full_name = sp.full_name();
+            if !before.contains_key(uid) {
+                tracing::warn!(pod = %full_name, %uid, reason = %why.reason, message = %why.message,
+                    "pod rejected by admission; it will not run");
+                let meta = &sp.pod.metadata;
+                let involved = crate::events::Involved::pod(
+                    meta.namespace.as_deref().unwrap_or("default"),
+                    meta.name.as_deref().unwrap_or_default(),
+                    uid,
+                );
+                ctx.recorder
+                    .warning(&involved, &why.reason, why.message.clone());
+                let mut pod = (*sp.pod).clone();
+                pod.status = Some(admission::rejected_status(&sp.pod, &why, &ctx.host_ip));
+                ctx.store.put(
+                    uid,
+                    PodRecord {
+                        pod,
+                        source: sp.origin.key(),
+                        probes: Vec::new(),
+                    },
+                );
+            }
+            rejected.insert(uid.clone(), full_name);
+            false
+        });
+        for (uid, full_name) in &self.rejected {
+            if !rejected.contains_key(uid) {
+                tracing::info!(pod = %full_name, %uid, "rejected pod removed from its source");
+                self.ctx.store.remove(uid);
+            }
+        }
+        self.rejected = rejected;
+        desired
+    }
+
+    /// Orphans of origins kept at the initial sync whose source has answered
+    /// since: their containers that no desired pod claims are terminated.
+    async fn clean_answered_origins(&mut self, desired: &Desired, shutdown: &CancellationToken) {
+        let answered: Vec<String> = self
+            .kept
+            .iter()
+            .filter(|o| !desired.keep_origins.contains(*o))
+            .cloned()
+            .collect();
+        if answered.is_empty() {
+            return;
+        }
+        let containers = match self.ctx.runtime.list_containers(None).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list containers; will retry cleaning up after the source answered");
+                return;
+            }
+        };
+        let mut orphans: HashMap<String, String> = HashMap::new();
+        for c in &containers {
+            if crate::runtime::labels::node_of(&c.labels) != Some(self.ctx.node_name.as_str()) {
+                continue;
+            }
+            let source = c.labels.get(crate::runtime::labels::SOURCE);
+            if !source.is_some_and(|s| answered.contains(s)) {
+                continue;
+            }
+            let Some(m) = c.meta() else { continue };
+            if !desired.pods.contains_key(&m.pod.uid) && !self.workers.contains_key(&m.pod.uid) {
+                orphans.insert(
+                    m.pod.uid.clone(),
+                    format!("{}/{}", m.pod.namespace, m.pod.name),
+                );
+            }
+        }
+        for origin in &answered {
+            self.kept.remove(origin);
+        }
+        for (uid, full_name) in orphans {
+            tracing::info!(pod = %full_name, %uid, "terminating a pod its source no longer defines");
+            self.spawn_orphan_killer(uid, full_name, shutdown);
+        }
+    }
+
+    fn spawn_orphan_killer(
+        &mut self,
+        uid: String,
+        full_name: String,
+        shutdown: &CancellationToken,
+    ) {
+        let handle = spawn_orphan_killer(
+            self.ctx.clone(),
+            uid.clone(),
+            full_name.clone(),
+            shutdown.clone(),
+        );
+        self.by_name.insert(full_name, handle.clone());
+        self.workers.insert(uid, handle);
     }
 
     /// Terminates containers (and pod directories) of UIDs nobody defines.
@@ -129,9 +276,16 @@ impl Manager {
         let ours = containers.iter().filter(|c| {
             crate::runtime::labels::node_of(&c.labels) == Some(self.ctx.node_name.as_str())
         });
+        self.kept = desired.keep_origins.clone();
+        let mut kept = 0usize;
         for c in ours {
             let Some(m) = c.meta() else { continue };
             known.insert(m.pod.uid.clone());
+            let source = c.labels.get(crate::runtime::labels::SOURCE);
+            if source.is_some_and(|s| desired.keep_origins.contains(s)) {
+                kept += 1;
+                continue;
+            }
             if !desired.pods.contains_key(&m.pod.uid) {
                 orphans.insert(
                     m.pod.uid.clone(),
@@ -140,17 +294,19 @@ impl Manager {
             }
         }
         let adopted = known.len() - orphans.len();
-        tracing::info!(adopted, orphans = orphans.len(), "initial sync");
+        tracing::info!(
+            adopted,
+            orphans = orphans.len(),
+            kept_containers = kept,
+            "initial sync"
+        );
+        if kept > 0 {
+            tracing::warn!(origins = ?desired.keep_origins,
+                "leaving pods of a manifest URL that has not answered yet running until it does");
+        }
         for (uid, full_name) in orphans {
             tracing::info!(pod = %full_name, %uid, "terminating orphaned pod");
-            let handle = spawn_orphan_killer(
-                self.ctx.clone(),
-                uid.clone(),
-                full_name.clone(),
-                shutdown.clone(),
-            );
-            self.by_name.insert(full_name, handle.clone());
-            self.workers.insert(uid, handle);
+            self.spawn_orphan_killer(uid, full_name, shutdown);
         }
         // Pod directories left behind by pods that have no containers.
         let pods_dir = self.ctx.root_dir.join("pods");
@@ -285,7 +441,17 @@ mod tests {
     }
 
     fn start(fake: Arc<FakeRuntime>) -> Harness {
+        start_with(fake, &["file"], NodeInfo::new(NODE)).0
+    }
+
+    /// A manager with the given sources and node labels; also returns the pod store.
+    fn start_with(
+        fake: Arc<FakeRuntime>,
+        sources: &[&str],
+        node: NodeInfo,
+    ) -> (Harness, Arc<PodStore>) {
         let root = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(PodStore::default());
         let recorder = Arc::new(crate::events::Recorder::new(NODE));
         let ctx = Arc::new(WorkerContext {
             runtime: fake.clone(),
@@ -294,7 +460,7 @@ mod tests {
             root_dir: PathBuf::from(root.path()),
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
-            store: Arc::new(PodStore::default()),
+            store: store.clone(),
             objects: Default::default(),
             recorder: recorder.clone(),
         });
@@ -305,17 +471,21 @@ mod tests {
             routes.clone(),
             shutdown.clone(),
         ));
-        let manager = Manager::new(ctx, vec!["file".into()], routes, Default::default());
+        let sources = sources.iter().map(|s| s.to_string()).collect();
+        let manager = Manager::new(ctx, sources, routes, Default::default()).with_node(node);
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
-        Harness {
-            fake,
-            recorder,
-            tx,
-            shutdown,
-            task,
-            _root: root,
-        }
+        (
+            Harness {
+                fake,
+                recorder,
+                tx,
+                shutdown,
+                task,
+                _root: root,
+            },
+            store,
+        )
     }
 
     impl Harness {
@@ -325,6 +495,9 @@ mod tests {
                 pods,
                 ..Default::default()
             };
+            self.tx.send(snap).await.expect("manager alive");
+        }
+        async fn send_snapshot(&self, snap: Snapshot) {
             self.tx.send(snap).await.expect("manager alive");
         }
         async fn stop(self) -> Arc<FakeRuntime> {
@@ -532,5 +705,216 @@ mod tests {
             .count();
         assert_eq!(pulls, 1, "backoff holds the next pull back");
         h.stop().await;
+    }
+
+    fn pod_from(yaml: &str, origin: Origin) -> SourcePod {
+        let ctx = LoadContext {
+            node_name: NODE,
+            origin: &origin,
+            now: Timestamp::now(),
+        };
+        let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
+        SourcePod {
+            pod: Arc::new(loaded.pods[0].clone()),
+            origin,
+        }
+    }
+
+    fn url_pod(name: &str, url: &str) -> SourcePod {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:1'}}\n"
+        );
+        pod_from(&yaml, Origin::url(url))
+    }
+
+    fn http_snapshot(pods: Vec<SourcePod>, keep: Option<&str>) -> Snapshot {
+        Snapshot {
+            source: "http".into(),
+            pods,
+            keep_origins: keep.map(|u| format!("url:{u}")).into_iter().collect(),
+            failing: keep.map(|_| "cannot connect".to_string()),
+            ..Default::default()
+        }
+    }
+
+    fn file_snapshot(pods: Vec<SourcePod>) -> Snapshot {
+        Snapshot {
+            source: "file".into(),
+            pods,
+            ..Default::default()
+        }
+    }
+
+    fn phase_of(store: &PodStore, uid: &str) -> Option<(String, String, String)> {
+        store
+            .list()
+            .into_iter()
+            .find(|r| r.pod.metadata.uid.as_deref() == Some(uid))
+            .and_then(|r| r.pod.status)
+            .map(|s| {
+                (
+                    s.phase.unwrap_or_default(),
+                    s.reason.unwrap_or_default(),
+                    s.message.unwrap_or_default(),
+                )
+            })
+    }
+
+    #[tokio::test]
+    async fn a_pod_refused_by_admission_gets_no_container_and_is_failed_in_the_store_until_its_manifest_goes_away(
+    ) {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let node = NodeInfo::with_labels(
+            NODE,
+            &std::collections::BTreeMap::from([("disktype".to_string(), "ssd".to_string())]),
+        );
+        let (h, store) = start_with(fake.clone(), &["file"], node);
+        let hdd = pod_from(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: hdd}\nspec:\n  nodeSelector: {disktype: hdd}\n  containers:\n  - {name: app, image: 'img:1'}\n",
+            Origin::file("/m/hdd.yaml"),
+        );
+        let elsewhere = pod_from(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere}\nspec:\n  nodeName: node2\n  containers:\n  - {name: app, image: 'img:1'}\n",
+            Origin::file("/m/elsewhere.yaml"),
+        );
+        let ssd = pod_from(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd}\nspec:\n  nodeSelector: {disktype: ssd}\n  containers:\n  - {name: app, image: 'img:1'}\n",
+            Origin::file("/m/ssd.yaml"),
+        );
+        let (hdd_uid, other_uid, ssd_uid) = (
+            hdd.uid().to_string(),
+            elsewhere.uid().to_string(),
+            ssd.uid().to_string(),
+        );
+        h.send(vec![hdd, elsewhere, ssd.clone()]).await;
+        eventually("admitted pod running", || running(&fake, &ssd_uid) == 2).await;
+        let (phase, reason, message) = phase_of(&store, &hdd_uid).expect("rejected pod listed");
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Failed", "NodeAffinity")
+        );
+        assert!(
+            message.starts_with("Pod was rejected: Predicate NodeAffinity failed")
+                && message.contains("disktype=hdd"),
+            "{message}"
+        );
+        let (phase, reason, _) = phase_of(&store, &other_uid).expect("rejected pod listed");
+        assert_eq!((phase.as_str(), reason.as_str()), ("Failed", "NodeName"));
+        assert!(fake.containers().iter().all(|c| {
+            let uid = c.labels.get(labels::POD_UID).map(String::as_str);
+            uid != Some(hdd_uid.as_str()) && uid != Some(other_uid.as_str())
+        }));
+
+        h.send(vec![ssd]).await;
+        eventually("rejected pods leave the store", || {
+            phase_of(&store, &hdd_uid).is_none() && phase_of(&store, &other_uid).is_none()
+        })
+        .await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_no_longer_passes_admission_after_a_restart_is_terminated() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd}\nspec:\n  nodeSelector: {disktype: ssd}\n  containers:\n  - {name: app, image: 'img:1'}\n";
+        let p = pod_from(yaml, Origin::file("/m/ssd.yaml"));
+        let uid = p.uid().to_string();
+        let labelled = NodeInfo::with_labels(
+            NODE,
+            &std::collections::BTreeMap::from([("disktype".to_string(), "ssd".to_string())]),
+        );
+        let (h, _) = start_with(fake.clone(), &["file"], labelled);
+        h.send(vec![p.clone()]).await;
+        eventually("running", || running(&fake, &uid) == 2).await;
+        let fake = h.stop().await;
+
+        // Restarted with other labels: the same manifest is refused now.
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        h.send(vec![p]).await;
+        eventually("terminated", || {
+            !fake
+                .containers()
+                .iter()
+                .any(|c| c.labels.get(labels::POD_UID) == Some(&uid))
+        })
+        .await;
+        eventually("listed as failed", || {
+            phase_of(&store, &uid).is_some_and(|(phase, _, _)| phase == "Failed")
+        })
+        .await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pods_of_a_url_that_has_not_answered_survive_the_initial_sync_and_go_once_it_answers_without_them(
+    ) {
+        const URL: &str = "http://192.0.2.9/pods.yaml";
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let from_url = url_pod("remote", URL);
+        let url_uid = from_url.uid().to_string();
+        let gone_file = pod("stale", "1");
+        let stale_uid = gone_file.uid().to_string();
+        let (h, _) = start_with(fake.clone(), &["file", "http"], NodeInfo::new(NODE));
+        h.send_snapshot(file_snapshot(vec![gone_file])).await;
+        h.send_snapshot(http_snapshot(vec![from_url], None)).await;
+        eventually("both running", || {
+            running(&fake, &url_uid) == 2 && running(&fake, &stale_uid) == 2
+        })
+        .await;
+        let fake = h.stop().await;
+
+        // Restart: the file pod is gone, the URL is down.
+        let (h, _) = start_with(fake.clone(), &["file", "http"], NodeInfo::new(NODE));
+        let local = pod("local", "1");
+        let local_uid = local.uid().to_string();
+        h.send_snapshot(file_snapshot(vec![local])).await;
+        h.send_snapshot(http_snapshot(vec![], Some(URL))).await;
+        eventually("file pods go on and the stale one is removed", || {
+            running(&fake, &local_uid) == 2 && running(&fake, &stale_uid) == 0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(running(&fake, &url_uid), 2, "{:?}", fake.calls());
+
+        // The URL answers, without that pod: now it goes.
+        h.send_snapshot(http_snapshot(vec![], None)).await;
+        eventually("URL pod removed", || {
+            !fake
+                .containers()
+                .iter()
+                .any(|c| c.labels.get(labels::POD_UID) == Some(&url_uid))
+        })
+        .await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_kept_url_pod_is_adopted_when_the_url_answers_with_it_again() {
+        const URL: &str = "http://192.0.2.9/pods.yaml";
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let from_url = url_pod("remote", URL);
+        let uid = from_url.uid().to_string();
+        let (h, _) = start_with(fake.clone(), &["file", "http"], NodeInfo::new(NODE));
+        h.send_snapshot(file_snapshot(vec![])).await;
+        h.send_snapshot(http_snapshot(vec![from_url.clone()], None))
+            .await;
+        eventually("running", || running(&fake, &uid) == 2).await;
+        let fake = h.stop().await;
+        let creates =
+            |f: &FakeRuntime| f.calls().iter().filter(|c| c.starts_with("create")).count();
+        let before = creates(&fake);
+
+        let (h, _) = start_with(fake.clone(), &["file", "http"], NodeInfo::new(NODE));
+        h.send_snapshot(file_snapshot(vec![])).await;
+        h.send_snapshot(http_snapshot(vec![], Some(URL))).await;
+        h.send_snapshot(http_snapshot(vec![from_url], None)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fake = h.stop().await;
+        assert_eq!(running(&fake, &uid), 2);
+        assert_eq!(creates(&fake), before, "{:?}", fake.calls());
     }
 }

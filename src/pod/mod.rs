@@ -20,6 +20,8 @@ pub mod handlers;
 pub mod manager;
 pub mod objects;
 pub mod plan;
+pub mod probe;
+pub mod prober;
 pub mod quantity;
 pub mod status;
 pub mod volumes;

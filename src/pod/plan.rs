@@ -54,6 +54,22 @@ pub enum Step {
     StopContainer { id: String, name: String },
     /// Remove a stopped container.
     RemoveContainer { id: String },
+    /// Kill a running container whose liveness or startup probe failed; the
+    /// restart policy decides what follows. `grace` is the probe's own
+    /// `terminationGracePeriodSeconds`, when set.
+    KillUnhealthy {
+        id: String,
+        name: String,
+        probe: super::probe::Kind,
+        grace: Option<Duration>,
+    },
+}
+
+/// A running container whose liveness or startup probe failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unhealthy {
+    pub probe: super::probe::Kind,
+    pub grace: Option<Duration>,
 }
 
 /// Why a container is not running right now, for status.
@@ -82,6 +98,8 @@ pub struct Input<'a> {
     pub observed: &'a [ContainerInfo],
     pub backoff: &'a Backoff,
     pub failures: &'a BTreeMap<String, StartFailure>,
+    /// Running containers (by id) to kill for a failed probe.
+    pub unhealthy: &'a BTreeMap<String, Unhealthy>,
     pub now: Timestamp,
 }
 
@@ -246,7 +264,19 @@ impl<'a> Planner<'a> {
         };
         let in_sandbox = newest.in_sandbox;
         match newest.state {
-            ContainerState::Running if in_sandbox => Settled::Running,
+            ContainerState::Running if in_sandbox => match self.input.unhealthy.get(&newest.id) {
+                Some(u) => {
+                    self.plan.steps.push(Step::KillUnhealthy {
+                        id: newest.id,
+                        name: name.into(),
+                        probe: u.probe,
+                        grace: u.grace,
+                    });
+                    self.plan.requeue_after = Some(Duration::ZERO);
+                    Settled::Starting
+                }
+                None => Settled::Running,
+            },
             ContainerState::Running => {
                 // Left running in a sandbox that is gone: replace it.
                 self.plan.steps.push(Step::StopContainer {

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::{is_sidecar, should_restart, Waiting};
+use super::probe::{Kind, ProbeResult};
 use crate::runtime::{ContainerInfo, ContainerState};
 
 /// Everything status is computed from.
@@ -26,6 +27,8 @@ pub struct StatusInput<'a> {
     pub start_time: Option<Timestamp>,
     /// The pod is being terminated (file removed or replaced).
     pub terminating: bool,
+    /// Probe results by container id.
+    pub probes: &'a BTreeMap<(String, Kind), ProbeResult>,
 }
 
 fn instances<'a>(observed: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
@@ -140,9 +143,15 @@ fn container_status(
     }
     let running = state.running.is_some();
     st.state = Some(state);
-    st.started = Some(running);
-    // Without a readiness probe a running container is ready.
-    st.ready = running && !input.terminating;
+    // Started: running and past its startup probe. Ready: started and its
+    // readiness probe (if any) succeeds; never while the pod terminates.
+    let result = |kind: Kind| newest.and_then(|c| input.probes.get(&(c.id.clone(), kind)).copied());
+    let passes = |kind: Kind, c: &Container| {
+        kind.of(c).is_none() || result(kind) == Some(ProbeResult::Success)
+    };
+    let started = running && passes(Kind::Startup, spec);
+    st.started = Some(started);
+    st.ready = started && passes(Kind::Readiness, spec) && !input.terminating;
     st
 }
 

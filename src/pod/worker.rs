@@ -32,7 +32,9 @@ use tracing::Instrument;
 use super::convert::{self, PodContext};
 use super::handlers::{self, Target};
 use super::objects::{ObjectStore, Objects};
-use super::plan::{self, Plan, StartFailure, Step};
+use super::plan::{self, Plan, StartFailure, Step, Unhealthy};
+use super::probe::{Kind, Params, ProbeResult};
+use super::prober::{ProbeContext, ProbeReport, Prober, Results};
 use super::status::{self, StatusInput};
 use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
@@ -60,6 +62,8 @@ pub struct WorkerContext {
 pub struct PodRecord {
     pub pod: Pod,
     pub source: String,
+    /// The last result of each probe, for `describe`.
+    pub probes: Vec<ProbeReport>,
 }
 
 /// The latest status of every pod, by UID. Written by workers, read by the API.
@@ -198,6 +202,7 @@ pub struct PodWorker {
     terminating_since: Option<Timestamp>,
     /// Conditions last published, for `lastTransitionTime`.
     conditions: Vec<PodCondition>,
+    prober: Prober,
     wake: Arc<Notify>,
 }
 
@@ -244,7 +249,15 @@ impl PodWorker {
         };
         let pod_ref = convert::pod_ref(&pod, &source);
         let involved = Involved::pod(&pod_ref.namespace, &pod_ref.name, &uid);
+        let prober = Prober::new(ProbeContext {
+            runtime: ctx.runtime.clone(),
+            recorder: ctx.recorder.clone(),
+            involved: involved.clone(),
+            wake: handle.wake.clone(),
+            results: Arc::new(Results::default()),
+        });
         let worker = PodWorker {
+            prober,
             pod_ref,
             backoff: Backoff::new(ctx.backoff),
             volumes: PodVolumes::new(
@@ -369,6 +382,7 @@ impl PodWorker {
         }
         let deadline_in = self.check_deadline(now);
         if self.deadline_exceeded {
+            self.prober.stop_all();
             let running: Vec<ToStop> = observed
                 .iter()
                 .filter(|c| c.is_running())
@@ -385,11 +399,15 @@ impl PodWorker {
             self.stop_ordered(running, grace).await?;
             return Ok(Some(Duration::ZERO));
         }
+        let pod_ip = self.pod_ip(&observed);
+        self.prober.sync(&self.all_specs(), &observed, &pod_ip);
+        let unhealthy = self.unhealthy(&observed);
         let mut plan = plan::plan(plan::Input {
             pod: &self.pod,
             observed: &observed,
             backoff: &self.backoff,
             failures: &self.failures,
+            unhealthy: &unhealthy,
             now,
         });
         if let Some((until, why)) = &self.sandbox_hold {
@@ -417,6 +435,38 @@ impl PodWorker {
         self.execute(&plan, &observed).await?;
         // Look again right away: the steps changed what there is to observe.
         Ok(Some(Duration::ZERO))
+    }
+
+    /// Every container spec with whether it is an init container.
+    fn all_specs(&self) -> Vec<(Container, bool)> {
+        let spec = self.spec();
+        let inits = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| (c.clone(), true));
+        inits
+            .chain(spec.containers.iter().map(|c| (c.clone(), false)))
+            .collect()
+    }
+
+    /// Running containers whose liveness or startup probe failed.
+    fn unhealthy(&self, observed: &[ContainerInfo]) -> BTreeMap<String, Unhealthy> {
+        let results = self.prober.results();
+        let mut out = BTreeMap::new();
+        for c in observed.iter().filter(|c| c.is_running()) {
+            let Some((spec, _)) = self.spec_of(c) else {
+                continue;
+            };
+            for kind in [Kind::Startup, Kind::Liveness] {
+                if results.get(&c.id, kind) == Some(ProbeResult::Failure) {
+                    let grace = kind.of(&spec).and_then(|p| Params::of(p).termination_grace);
+                    out.insert(c.id.clone(), Unhealthy { probe: kind, grace });
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Back-off events for containers the planner holds back.
@@ -451,6 +501,15 @@ impl PodWorker {
     fn publish(&mut self, observed: &[ContainerInfo], plan: &Plan) {
         let mut pod = (*self.pod).clone();
         let terminating = self.terminating_since.is_some();
+        let results = self.prober.results();
+        let mut probes = BTreeMap::new();
+        for c in observed {
+            for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+                if let Some(r) = results.get(&c.id, kind) {
+                    probes.insert((c.id.clone(), kind), r);
+                }
+            }
+        }
         let mut st = status::pod_status(StatusInput {
             pod: &self.pod,
             observed,
@@ -458,6 +517,7 @@ impl PodWorker {
             host_ip: &self.ctx.host_ip,
             start_time: self.start_time,
             terminating,
+            probes: &probes,
         });
         if self.deadline_exceeded {
             st.phase = Some("Failed".into());
@@ -488,6 +548,7 @@ impl PodWorker {
             PodRecord {
                 pod,
                 source: self.source.clone(),
+                probes: results.reports(),
             },
         );
     }
@@ -644,6 +705,52 @@ impl PodWorker {
         if !stops.is_empty() {
             self.stop_ordered(stops, self.grace()).await?;
         }
+        let pod_ip = self.pod_ip(observed);
+        let mut kills = Vec::new();
+        for step in &plan.steps {
+            let Step::KillUnhealthy {
+                id,
+                name,
+                probe,
+                grace,
+            } = step
+            else {
+                continue;
+            };
+            let (Some(info), Some((spec, init))) = (
+                observed.iter().find(|c| &c.id == id),
+                self.container_spec(name),
+            ) else {
+                continue;
+            };
+            let involved = self.involved.container(name, init);
+            self.ctx.recorder.normal(
+                &involved,
+                "Killing",
+                format!(
+                    "Container {name} failed {} probe, will be restarted",
+                    probe.name().to_lowercase()
+                ),
+            );
+            let grace = grace.unwrap_or_else(|| self.grace());
+            kills.push((
+                ToStop {
+                    info: info.clone(),
+                    spec: Some((spec, init)),
+                },
+                grace,
+            ));
+        }
+        let this = &*self;
+        let results = join_all(
+            kills
+                .iter()
+                .map(|(stop, grace)| this.kill_container(stop, *grace, &pod_ip)),
+        )
+        .await;
+        for r in results {
+            r?;
+        }
         let removes = plan.steps.iter().filter_map(|s| match s {
             Step::RemoveContainer { id } => Some(runtime.remove_container(id)),
             _ => None,
@@ -681,7 +788,6 @@ impl PodWorker {
             return Ok(());
         };
         let sandbox_id = sandbox.id.clone();
-        let pod_ip = self.pod_ip(observed);
         let volumes = match self.volumes(sandbox.ip.as_deref()) {
             Ok(volumes) => volumes,
             Err(message) => {
@@ -1000,6 +1106,7 @@ impl PodWorker {
     /// until done or daemon shutdown.
     async fn terminate(&mut self, shutdown: &CancellationToken) {
         tracing::info!("terminating pod");
+        self.prober.stop_all();
         let started = Timestamp::now();
         self.terminating_since = Some(started);
         let mut attempt = 0u32;

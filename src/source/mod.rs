@@ -1,6 +1,6 @@
 //! Manifest sources and the merger.
 //!
-//! A source (the manifest directory, later the manifest URL) produces
+//! A source (the manifest directory, the manifest URL) produces
 //! *complete snapshots* — every pod it currently defines plus the problems it
 //! found — never diffs. The [`Merger`] keeps the newest snapshot per source and
 //! turns them into one desired set keyed by pod UID, rejecting a pod whose
@@ -11,8 +11,9 @@
 //! It does not run anything: the pod manager consumes [`Desired`].
 
 pub mod file;
+pub mod http;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -80,6 +81,14 @@ pub struct Snapshot {
     pub configmaps: Vec<SourceConfigMap>,
     /// Secrets in the source's order.
     pub secrets: Vec<SourceSecret>,
+    /// Origin keys (`url:<url>`) whose containers orphan cleanup must leave
+    /// alone: the source cannot say what they should be yet (a URL whose
+    /// fetches failed since rkubelet started), so pods running from before a
+    /// restart keep running.
+    pub keep_origins: Vec<String>,
+    /// Why the source as a whole is failing right now (e.g. the URL cannot be
+    /// fetched); `None` when it is healthy.
+    pub failing: Option<String>,
 }
 
 /// The merged desired state.
@@ -90,8 +99,11 @@ pub struct Desired {
     pub configmaps: BTreeMap<String, Arc<ConfigMap>>,
     /// Secrets by `namespace/name`.
     pub secrets: BTreeMap<String, Arc<Secret>>,
-    /// True once every configured source has reported at least once.
+    /// True once every configured source has reported at least once
+    /// (a failed first fetch counts as a report).
     pub complete: bool,
+    /// Union of the sources' [`Snapshot::keep_origins`].
+    pub keep_origins: BTreeSet<String>,
 }
 
 /// Problems across all sources, as served by `GET /manifests`.
@@ -103,6 +115,10 @@ pub struct Diagnostics {
     pub conflicts: Vec<String>,
     /// Number of pods defined per source.
     pub pods: BTreeMap<String, usize>,
+    /// Sources failing as a whole (source name to why), e.g. an unreachable
+    /// manifest URL. Their last good pods keep running.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub failing: BTreeMap<String, String>,
 }
 
 /// Merges per-source snapshots into one desired set.
@@ -142,6 +158,12 @@ impl Merger {
                 .extend(snap.errors.iter().map(ToString::to_string));
             diag.warnings.extend(snap.warnings.iter().cloned());
             diag.pods.insert(source.clone(), snap.pods.len());
+            if let Some(why) = &snap.failing {
+                diag.failing.insert(source.clone(), why.clone());
+            }
+            desired
+                .keep_origins
+                .extend(snap.keep_origins.iter().cloned());
             for p in &snap.pods {
                 let name = p.full_name();
                 match by_name.get(&name) {
@@ -347,5 +369,23 @@ mod tests {
         let (d, diag) = m.update(snap("file", vec![pod("a-n", "u1", "/d/a.yaml")]));
         assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
         assert!(diag.conflicts[0].contains("http://x/"));
+    }
+
+    #[test]
+    fn kept_origins_and_failing_sources_are_carried_into_desired_and_diagnostics() {
+        let mut m = Merger::new(vec!["file".into(), "http".into()]);
+        m.update(snap("file", vec![pod("a-n", "u1", "/d/a.yaml")]));
+        let failing = Snapshot {
+            source: "http".into(),
+            keep_origins: vec!["url:http://x/".into()],
+            failing: Some("cannot connect".into()),
+            ..Default::default()
+        };
+        let (d, diag) = m.update(failing);
+        assert!(d.complete, "a failed first fetch counts as an answer");
+        assert!(d.keep_origins.contains("url:http://x/"));
+        assert_eq!(diag.failing["http"], "cannot connect");
+        let (d, diag) = m.update(snap("http", vec![]));
+        assert!(d.keep_origins.is_empty() && diag.failing.is_empty());
     }
 }

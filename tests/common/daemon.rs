@@ -84,6 +84,54 @@ pub fn require_docker() {
     }
 }
 
+/// An image with no shell at all: busybox-static copied to `/httpd` (so it
+/// runs the httpd applet by its name) and a page under `/www`. Built once.
+pub const NO_SHELL_IMAGE: &str = "rkubelet/noshell:local";
+
+pub fn require_no_shell_image() {
+    let have = Command::new("docker")
+        .args(["image", "inspect", NO_SHELL_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if matches!(have, Ok(s) if s.success()) {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tmp");
+    fs::copy("/bin/busybox", root.path().join("httpd")).expect("busybox-static at /bin/busybox");
+    fs::create_dir_all(root.path().join("www")).expect("www");
+    fs::write(root.path().join("www/index.html"), "no shell here\n").expect("page");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."])
+        .output()
+        .expect("tar");
+    let mut import = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            "CMD [\"/httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]",
+            "-",
+            NO_SHELL_IMAGE,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("docker import");
+    use std::io::Write as _;
+    import
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&tar.stdout)
+        .expect("write tar");
+    assert!(
+        import.wait().expect("docker import").success(),
+        "docker import of {NO_SHELL_IMAGE} failed"
+    );
+}
+
 /// One container as `docker inspect` shows it.
 #[derive(Debug, Clone)]
 pub struct Ctr {

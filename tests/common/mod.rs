@@ -456,3 +456,4 @@ pub async fn wait_running(runtime: &DockerRuntime, pod_uid: &str, id: &str, time
     .await
 }
 pub mod daemon;
+pub mod manifest_server;

@@ -90,6 +90,7 @@ fn run(p: &Pod, observed: &[ContainerInfo], backoff: &Backoff, now: Timestamp) -
         observed,
         backoff,
         failures: &BTreeMap::new(),
+        unhealthy: &BTreeMap::new(),
         now,
     })
 }
@@ -323,6 +324,7 @@ fn a_start_failure_waits_until_its_retry_time() {
         observed: &obs,
         backoff: &backoff,
         failures: &failures,
+        unhealthy: &BTreeMap::new(),
         now: t(5),
     };
     let plan = plan(input);
@@ -342,4 +344,51 @@ fn a_start_failure_waits_until_its_retry_time() {
         ..input
     });
     assert_eq!(starts(&plan), vec![("a".into(), 0)]);
+}
+
+#[test]
+fn a_container_failing_its_liveness_probe_is_killed_with_the_probe_grace_then_restarted() {
+    use crate::pod::probe::Kind;
+    let p = pod("Always", &[], &["a"]);
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 0, "s", Running, None),
+    ];
+    let unhealthy = BTreeMap::from([(
+        "c".to_string(),
+        Unhealthy {
+            probe: Kind::Liveness,
+            grace: Some(Duration::from_secs(2)),
+        },
+    )]);
+    let backoff = Backoff::default();
+    let none = BTreeMap::new();
+    let input = Input {
+        pod: &p,
+        observed: &obs,
+        backoff: &backoff,
+        failures: &none,
+        unhealthy: &unhealthy,
+        now: t(30),
+    };
+    let plan = plan(input);
+    assert_eq!(
+        plan.steps,
+        vec![Step::KillUnhealthy {
+            id: "c".into(),
+            name: "a".into(),
+            probe: Kind::Liveness,
+            grace: Some(Duration::from_secs(2))
+        }]
+    );
+    // Once it exited, the restart policy brings it back.
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 0, "s", Exited, Some(137)),
+    ];
+    let plan = super::plan(Input {
+        observed: &obs,
+        ..input
+    });
+    assert_eq!(starts(&plan), vec![("a".into(), 1)]);
 }

@@ -96,6 +96,7 @@ fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> P
         host_ip: "192.0.2.1",
         start_time: Some(t(0)),
         terminating: false,
+        probes: &BTreeMap::new(),
     })
 }
 
@@ -337,6 +338,7 @@ fn a_terminating_pod_is_not_ready() {
         host_ip: "h",
         start_time: None,
         terminating: true,
+        probes: &BTreeMap::new(),
     });
     assert_eq!(condition(&s, "Ready").status, "False");
 }
@@ -370,4 +372,52 @@ fn qos_classes_follow_requests_and_limits() {
         "Burstable"
     );
     assert_eq!(with(&[], &[("memory", "1Gi")]), "Burstable");
+}
+
+#[test]
+fn readiness_and_startup_probes_decide_ready_and_started() {
+    use k8s_openapi::api::core::v1::Probe;
+    let mut p = pod("Always", &[], &["a"]);
+    if let Some(spec) = p.spec.as_mut() {
+        spec.containers[0].readiness_probe = Some(Probe::default());
+        spec.containers[0].startup_probe = Some(Probe::default());
+    }
+    let observed = [sandbox(Running), ctr("a", 0, Running, None)];
+    let waiting = BTreeMap::new();
+    let with = |probes: &[(Kind, ProbeResult)]| {
+        let probes: BTreeMap<(String, Kind), ProbeResult> = probes
+            .iter()
+            .map(|(k, r)| (("a0".to_string(), *k), *r))
+            .collect();
+        let s = pod_status(StatusInput {
+            pod: &p,
+            observed: &observed,
+            waiting: &waiting,
+            host_ip: "h",
+            start_time: None,
+            terminating: false,
+            probes: &probes,
+        });
+        let c = s.container_statuses.clone().expect("statuses")[0].clone();
+        (c.started, c.ready, condition(&s, "Ready").status.clone())
+    };
+    assert_eq!(with(&[]), (Some(false), false, "False".to_string()));
+    assert_eq!(
+        with(&[(Kind::Startup, ProbeResult::Success)]),
+        (Some(true), false, "False".to_string())
+    );
+    assert_eq!(
+        with(&[
+            (Kind::Startup, ProbeResult::Success),
+            (Kind::Readiness, ProbeResult::Success)
+        ]),
+        (Some(true), true, "True".to_string())
+    );
+    assert_eq!(
+        with(&[
+            (Kind::Startup, ProbeResult::Success),
+            (Kind::Readiness, ProbeResult::Failure)
+        ]),
+        (Some(true), false, "False".to_string())
+    );
 }

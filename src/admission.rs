@@ -1,0 +1,799 @@
+//! Node identity and pod admission: may this node run this pod?
+//!
+//! Owns the node's labels (`--node-labels` plus the built-in
+//! `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`) and
+//! the kubelet's admission predicates that make sense without an API server:
+//! the pod's OS, `spec.nodeName`, `spec.nodeSelector` and the *required* node
+//! affinity (`requiredDuringSchedulingIgnoredDuringExecution`, operators
+//! `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`, and `matchFields` on
+//! `metadata.name`). Preferred affinity is a scheduling hint and is ignored.
+//!
+//! Everything here is pure: [`admit`] answers with the kubelet's reason
+//! (`NodeAffinity`, `NodeName`, …) and a message naming the term that did not
+//! match; [`rejected_status`] is the `Failed` status the kubelet gives a pod it
+//! rejects. It does not run or stop anything (that is the pod manager).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
+
+/// The built-in label holding the node name.
+pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
+/// The built-in label holding the operating system (`linux`).
+pub const LABEL_OS: &str = "kubernetes.io/os";
+/// The built-in label holding the CPU architecture in Go's naming (`amd64`, …).
+pub const LABEL_ARCH: &str = "kubernetes.io/arch";
+
+/// The kubelet's reasons for rejecting a pod.
+pub const REASON_NODE_AFFINITY: &str = "NodeAffinity";
+pub const REASON_NODE_NAME: &str = "NodeName";
+pub const REASON_OS_SELECTOR: &str = "PodOSSelectorNodeLabelDoesNotMatch";
+pub const REASON_OS_NOT_SUPPORTED: &str = "PodOSNotSupported";
+
+/// The scheduler's descriptions the kubelet puts in its messages.
+const DESC_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
+const DESC_NODE_NAME: &str = "node(s) didn't match the requested node name";
+
+/// Go's name (`GOARCH`) for a Rust target architecture
+/// (`std::env::consts::ARCH`), which is what `kubernetes.io/arch` holds.
+pub fn go_arch(rust_arch: &str, little_endian: bool) -> String {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" if little_endian => "ppc64le",
+        "powerpc64" => "ppc64",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "loongarch64" => "loong64",
+        "mips64" if little_endian => "mips64le",
+        "mips64" => "mips64",
+        "mips" if little_endian => "mipsle",
+        other => other,
+    }
+    .to_string()
+}
+
+/// This machine's `kubernetes.io/arch`.
+pub fn host_arch() -> String {
+    go_arch(std::env::consts::ARCH, cfg!(target_endian = "little"))
+}
+
+/// What admission needs to know about this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node name (lower-cased).
+    pub name: String,
+    /// Built-in labels plus `--node-labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NodeInfo {
+    /// A node with only the built-in labels.
+    pub fn new(name: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            labels: builtin_labels(name),
+        }
+    }
+
+    /// A node with the built-in labels plus `extra` (which must not set a
+    /// built-in one; [`parse_node_labels`] ensures that).
+    pub fn with_labels(name: &str, extra: &BTreeMap<String, String>) -> NodeInfo {
+        let mut node = NodeInfo::new(name);
+        node.labels
+            .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        node
+    }
+}
+
+/// `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`.
+pub fn builtin_labels(node_name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_HOSTNAME.to_string(), node_name.to_string()),
+        (LABEL_OS.to_string(), std::env::consts::OS.to_string()),
+        (LABEL_ARCH.to_string(), host_arch()),
+    ])
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A label name part or value: ≤ 63 chars of `[A-Za-z0-9_.-]`, starting and
+/// ending alphanumeric (a value may also be empty).
+fn is_label_token(s: &str) -> bool {
+    s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
+/// Checks a label key (`[prefix/]name`); the reason when it is not valid.
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() || p.len() > 253 || !p.split('.').all(is_dns1123_label) {
+            return Err(format!(
+                "label key {key:?}: the prefix must be a DNS subdomain (e.g. example.com)"
+            ));
+        }
+    }
+    if name.is_empty() || !is_label_token(name) {
+        return Err(format!(
+            "label key {key:?}: the name must be 1-63 characters of [A-Za-z0-9_.-], \
+             starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label value; the reason when it is not valid.
+pub fn check_label_value(key: &str, value: &str) -> Result<(), String> {
+    if is_label_token(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "label {key}={value:?}: the value must be at most 63 characters of [A-Za-z0-9_.-], \
+             starting and ending with a letter or digit"
+        ))
+    }
+}
+
+/// Parses `--node-labels k=v,k2=v2` (the flag may be repeated: pass every
+/// occurrence). Fails on a malformed pair, an invalid key or value, a key
+/// given twice, or a built-in label (those come from the node itself).
+pub fn parse_node_labels<S: AsRef<str>>(flags: &[S]) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for flag in flags {
+        for pair in flag.as_ref().split(',').map(str::trim) {
+            if pair.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(format!(
+                    "--node-labels: {pair:?} is not key=value (example: disktype=ssd,zone=a)"
+                ));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            check_label_key(key).map_err(|e| format!("--node-labels: {e}"))?;
+            check_label_value(key, value).map_err(|e| format!("--node-labels: {e}"))?;
+            if [LABEL_HOSTNAME, LABEL_OS, LABEL_ARCH].contains(&key) {
+                return Err(format!(
+                    "--node-labels: {key} is set by rkubelet itself (hostname from \
+                     --hostname-override, os and arch from the machine)"
+                ));
+            }
+            if labels.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(format!("--node-labels: {key} is given twice"));
+            }
+        }
+    }
+    Ok(labels)
+}
+
+/// Why a pod may not run on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The kubelet's reason, e.g. `NodeAffinity`.
+    pub reason: String,
+    /// The kubelet's message plus which term did not match, in parentheses.
+    pub message: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+fn predicate_failed(name: &str, desc: &str, detail: &str) -> Rejection {
+    Rejection {
+        reason: name.to_string(),
+        message: format!("Predicate {name} failed: {desc} ({detail})"),
+    }
+}
+
+/// Decides whether `node` may run `pod`, checking (in the kubelet's order)
+/// the pod's `kubernetes.io/os` label, `spec.os`, node selector and required
+/// node affinity, then `spec.nodeName`. Only the first failure is reported,
+/// as the kubelet does.
+pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
+    let node_os = node
+        .labels
+        .get(LABEL_OS)
+        .map(String::as_str)
+        .unwrap_or(std::env::consts::OS);
+    if let Some(os) = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_OS)) {
+        if os != node_os {
+            return Err(Rejection {
+                reason: REASON_OS_SELECTOR.into(),
+                message: format!(
+                    "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label \
+                     (the pod says {os:?}, the node is {node_os:?})"
+                ),
+            });
+        }
+    }
+    let spec = pod.spec.as_ref();
+    if let Some(os) = spec.and_then(|s| s.os.as_ref()) {
+        if os.name != std::env::consts::OS {
+            return Err(Rejection {
+                reason: REASON_OS_NOT_SUPPORTED.into(),
+                message: format!(
+                    "Failed to admit pod as the OS field doesn't match node OS \
+                     (spec.os.name is {:?}, the node is {:?})",
+                    os.name,
+                    std::env::consts::OS
+                ),
+            });
+        }
+    }
+    if let Err(detail) = match_node_selector(pod, node) {
+        return Err(predicate_failed(
+            REASON_NODE_AFFINITY,
+            DESC_NODE_AFFINITY,
+            &detail,
+        ));
+    }
+    if let Err(detail) = match_required_affinity(pod, node) {
+        return Err(predicate_failed(
+            REASON_NODE_AFFINITY,
+            DESC_NODE_AFFINITY,
+            &detail,
+        ));
+    }
+    if let Some(name) = spec
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+    {
+        if name != node.name {
+            return Err(predicate_failed(
+                REASON_NODE_NAME,
+                DESC_NODE_NAME,
+                &format!("spec.nodeName is {name:?}, this node is {:?}", node.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the node has for `key`, for messages.
+fn node_has(node: &NodeInfo, key: &str) -> String {
+    match node.labels.get(key) {
+        Some(v) => format!("the node's {key} is {v:?}"),
+        None => format!("the node has no label {key}"),
+    }
+}
+
+fn match_node_selector(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+    let selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+    for (key, want) in selector.into_iter().flatten() {
+        if node.labels.get(key) != Some(want) {
+            return Err(format!(
+                "nodeSelector {key}={want}: {}",
+                node_has(node, key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+    let Some(required) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+    else {
+        return Ok(());
+    };
+    let terms = &required.node_selector_terms;
+    if terms.is_empty() {
+        return Err("required node affinity has no nodeSelectorTerms, so no node matches".into());
+    }
+    let mut misses = Vec::new();
+    for (i, term) in terms.iter().enumerate() {
+        match match_term(term, node) {
+            Ok(()) => return Ok(()),
+            Err(why) => misses.push(format!("term {}: {why}", i + 1)),
+        }
+    }
+    let prefix = if terms.len() == 1 {
+        "required node affinity"
+    } else {
+        "required node affinity: no term matched"
+    };
+    Err(format!("{prefix}: {}", misses.join("; ")))
+}
+
+/// One term: every expression and every field requirement must match. A
+/// term with neither matches nothing (as in Kubernetes).
+fn match_term(term: &NodeSelectorTerm, node: &NodeInfo) -> Result<(), String> {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return Err("empty term (no matchExpressions, no matchFields) matches no node".into());
+    }
+    for r in exprs {
+        let value = node.labels.get(&r.key).map(String::as_str);
+        match match_requirement(r, value) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "{}: {}",
+                    describe_requirement(r),
+                    node_has(node, &r.key)
+                ))
+            }
+            Err(invalid) => return Err(format!("{}: invalid: {invalid}", describe_requirement(r))),
+        }
+    }
+    for r in fields {
+        if r.key != "metadata.name" {
+            return Err(format!(
+                "matchFields {}: invalid: only metadata.name is supported",
+                describe_requirement(r)
+            ));
+        }
+        if !matches!(r.operator.as_str(), "In" | "NotIn")
+            || r.values.as_ref().map(Vec::len) != Some(1)
+        {
+            return Err(format!(
+                "matchFields {}: invalid: metadata.name needs In or NotIn with exactly one value",
+                describe_requirement(r)
+            ));
+        }
+        match match_requirement(r, Some(&node.name)) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "matchFields {}: the node's name is {:?}",
+                    describe_requirement(r),
+                    node.name
+                ))
+            }
+            Err(invalid) => {
+                return Err(format!(
+                    "matchFields {}: invalid: {invalid}",
+                    describe_requirement(r)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `key Op [values]`, as written.
+fn describe_requirement(r: &NodeSelectorRequirement) -> String {
+    let values = r.values.as_deref().unwrap_or_default();
+    if values.is_empty() {
+        format!("{} {}", r.key, r.operator)
+    } else {
+        format!("{} {} [{}]", r.key, r.operator, values.join(", "))
+    }
+}
+
+/// Does a requirement match the node's `value` for its key (`None` = no
+/// such label)? `Err` when the requirement itself is invalid (the API server
+/// would have refused it; such a term matches no node).
+fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result<bool, String> {
+    let values = r.values.as_deref().unwrap_or_default();
+    let int = |s: &str| -> Result<i64, String> {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{s:?} is not an integer"))
+    };
+    match r.operator.as_str() {
+        "In" | "NotIn" if values.is_empty() => {
+            Err(format!("operator {} needs at least one value", r.operator))
+        }
+        "In" => Ok(value.is_some_and(|v| values.iter().any(|w| w == v))),
+        "NotIn" => Ok(!value.is_some_and(|v| values.iter().any(|w| w == v))),
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            Err(format!("operator {} takes no values", r.operator))
+        }
+        "Exists" => Ok(value.is_some()),
+        "DoesNotExist" => Ok(value.is_none()),
+        "Gt" | "Lt" => {
+            let [bound] = values else {
+                return Err(format!(
+                    "operator {} needs exactly one integer value",
+                    r.operator
+                ));
+            };
+            let bound = int(bound)?;
+            // A missing or non-integer label does not match.
+            let Some(v) = value.and_then(|v| v.trim().parse::<i64>().ok()) else {
+                return Ok(false);
+            };
+            Ok(if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            })
+        }
+        other => Err(format!(
+            "unknown operator {other:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)"
+        )),
+    }
+}
+
+/// The status the kubelet gives a pod it rejects: phase `Failed`, the
+/// rejection's reason, and `Pod was rejected: <message>`.
+pub fn rejected_status(pod: &Pod, rejection: &Rejection, host_ip: &str) -> PodStatus {
+    PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(rejection.reason.clone()),
+        message: Some(format!("Pod was rejected: {}", rejection.message)),
+        qos_class: Some(crate::pod::status::qos_class(pod).to_string()),
+        host_ip: Some(host_ip.to_string()),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, PodOS, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn node() -> NodeInfo {
+        NodeInfo::with_labels(
+            "node1",
+            &BTreeMap::from([
+                ("disktype".to_string(), "ssd".to_string()),
+                ("cores".to_string(), "8".to_string()),
+                ("example.com/zone".to_string(), "a".to_string()),
+            ]),
+        )
+    }
+
+    fn pod_with(spec: PodSpec) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web-node1".into()),
+                ..Default::default()
+            },
+            spec: Some(spec),
+            ..Default::default()
+        }
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    fn term(exprs: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
+        NodeSelectorTerm {
+            match_expressions: Some(exprs),
+            match_fields: None,
+        }
+    }
+
+    fn affinity_pod(terms: Vec<NodeSelectorTerm>) -> Pod {
+        pod_with(PodSpec {
+            affinity: Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: terms,
+                    }),
+                    preferred_during_scheduling_ignored_during_execution: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn one(r: NodeSelectorRequirement) -> Result<(), Rejection> {
+        admit(&affinity_pod(vec![term(vec![r])]), &node())
+    }
+
+    #[test]
+    fn a_pod_without_constraints_is_admitted() {
+        assert_eq!(admit(&pod_with(PodSpec::default()), &node()), Ok(()));
+    }
+
+    #[test]
+    fn built_in_labels_are_hostname_os_and_go_arch() {
+        let n = NodeInfo::new("edge-7");
+        assert_eq!(n.labels[LABEL_HOSTNAME], "edge-7");
+        assert_eq!(n.labels[LABEL_OS], "linux");
+        assert_eq!(n.labels[LABEL_ARCH], host_arch());
+        assert_eq!(n.labels.len(), 3);
+    }
+
+    #[test]
+    fn rust_architectures_map_to_go_names() {
+        assert_eq!(go_arch("x86_64", true), "amd64");
+        assert_eq!(go_arch("aarch64", true), "arm64");
+        assert_eq!(go_arch("x86", true), "386");
+        assert_eq!(go_arch("arm", true), "arm");
+        assert_eq!(go_arch("powerpc64", true), "ppc64le");
+        assert_eq!(go_arch("powerpc64", false), "ppc64");
+        assert_eq!(go_arch("s390x", false), "s390x");
+        assert_eq!(go_arch("riscv64", true), "riscv64");
+        assert_eq!(go_arch("loongarch64", true), "loong64");
+    }
+
+    #[test]
+    fn node_labels_parse_from_comma_separated_repeatable_flags() {
+        let l = parse_node_labels(&["disktype=ssd, zone=a", "example.com/rack=r1,empty="])
+            .expect("valid");
+        assert_eq!(l["disktype"], "ssd");
+        assert_eq!(l["zone"], "a");
+        assert_eq!(l["example.com/rack"], "r1");
+        assert_eq!(l["empty"], "");
+        assert_eq!(parse_node_labels::<&str>(&[]).expect("valid").len(), 0);
+    }
+
+    #[test]
+    fn bad_node_labels_are_refused_with_the_flag_named() {
+        for bad in [
+            "noequals",
+            "=v",
+            "a b=c",
+            "Bad_Prefix.com/x=y",
+            "k=bad value",
+            "k=-dash",
+            "kubernetes.io/hostname=x",
+            "kubernetes.io/arch=arm64",
+            "a=1,a=2",
+        ] {
+            let e = parse_node_labels(&[bad]).expect_err(bad);
+            assert!(e.starts_with("--node-labels"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn node_selector_matches_only_when_every_pair_is_on_the_node() {
+        let sel = |pairs: &[(&str, &str)]| {
+            pod_with(PodSpec {
+                node_selector: Some(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            admit(
+                &sel(&[("disktype", "ssd"), ("kubernetes.io/os", "linux")]),
+                &node()
+            ),
+            Ok(())
+        );
+        let r = admit(&sel(&[("disktype", "hdd")]), &node()).expect_err("mismatch");
+        assert_eq!(r.reason, "NodeAffinity");
+        assert!(
+            r.message.starts_with(
+                "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+            ),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("nodeSelector disktype=hdd") && r.message.contains("\"ssd\""),
+            "{}",
+            r.message
+        );
+        let r = admit(&sel(&[("gpu", "yes")]), &node()).expect_err("missing label");
+        assert!(r.message.contains("no label gpu"), "{}", r.message);
+    }
+
+    #[test]
+    fn in_matches_a_listed_value_and_fails_on_others_or_a_missing_label() {
+        assert_eq!(one(req("disktype", "In", &["hdd", "ssd"])), Ok(()));
+        let r = one(req("disktype", "In", &["hdd"])).expect_err("not listed");
+        assert_eq!(r.reason, "NodeAffinity");
+        assert!(
+            r.message.contains("term 1: disktype In [hdd]"),
+            "{}",
+            r.message
+        );
+        assert!(one(req("gpu", "In", &["yes"])).is_err());
+    }
+
+    #[test]
+    fn not_in_matches_other_values_and_a_missing_label() {
+        assert_eq!(one(req("disktype", "NotIn", &["hdd"])), Ok(()));
+        assert_eq!(one(req("gpu", "NotIn", &["yes"])), Ok(()));
+        assert!(one(req("disktype", "NotIn", &["ssd"])).is_err());
+    }
+
+    #[test]
+    fn exists_and_does_not_exist_look_only_at_the_key() {
+        assert_eq!(one(req("disktype", "Exists", &[])), Ok(()));
+        assert!(one(req("gpu", "Exists", &[])).is_err());
+        assert_eq!(one(req("gpu", "DoesNotExist", &[])), Ok(()));
+        let r = one(req("disktype", "DoesNotExist", &[])).expect_err("exists");
+        assert!(r.message.contains("disktype DoesNotExist"), "{}", r.message);
+    }
+
+    #[test]
+    fn gt_and_lt_compare_integers_and_fail_on_missing_or_non_integer_labels() {
+        assert_eq!(one(req("cores", "Gt", &["4"])), Ok(()));
+        assert!(one(req("cores", "Gt", &["8"])).is_err());
+        assert_eq!(one(req("cores", "Lt", &["16"])), Ok(()));
+        assert!(one(req("cores", "Lt", &["8"])).is_err());
+        assert!(one(req("gpu", "Gt", &["0"])).is_err());
+        assert!(one(req("disktype", "Lt", &["10"])).is_err());
+    }
+
+    #[test]
+    fn invalid_requirements_match_nothing_and_say_why() {
+        let r = one(req("cores", "Gt", &["many"])).expect_err("invalid");
+        assert!(r.message.contains("not an integer"), "{}", r.message);
+        let r = one(req("cores", "Gt", &["1", "2"])).expect_err("invalid");
+        assert!(r.message.contains("exactly one"), "{}", r.message);
+        let r = one(req("disktype", "Matches", &["s.*"])).expect_err("invalid");
+        assert!(r.message.contains("unknown operator"), "{}", r.message);
+        assert!(one(req("disktype", "In", &[])).is_err());
+        assert!(one(req("disktype", "Exists", &["ssd"])).is_err());
+    }
+
+    #[test]
+    fn terms_are_ored_and_expressions_within_a_term_are_anded() {
+        let ok = affinity_pod(vec![
+            term(vec![req("disktype", "In", &["hdd"])]),
+            term(vec![
+                req("disktype", "In", &["ssd"]),
+                req("cores", "Gt", &["2"]),
+            ]),
+        ]);
+        assert_eq!(admit(&ok, &node()), Ok(()));
+        let bad = affinity_pod(vec![
+            term(vec![req("disktype", "In", &["hdd"])]),
+            term(vec![
+                req("disktype", "In", &["ssd"]),
+                req("cores", "Gt", &["64"]),
+            ]),
+        ]);
+        let r = admit(&bad, &node()).expect_err("no term");
+        assert!(
+            r.message.contains("no term matched")
+                && r.message.contains("term 1: disktype In [hdd]")
+                && r.message.contains("term 2: cores Gt [64]"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn empty_terms_and_an_empty_term_list_match_no_node() {
+        assert!(admit(&affinity_pod(vec![]), &node()).is_err());
+        let empty = NodeSelectorTerm::default();
+        let r = admit(&affinity_pod(vec![empty]), &node()).expect_err("empty term");
+        assert!(r.message.contains("empty term"), "{}", r.message);
+    }
+
+    #[test]
+    fn match_fields_compare_metadata_name_with_the_node_name() {
+        let fields = |op: &str, v: &str| {
+            affinity_pod(vec![NodeSelectorTerm {
+                match_expressions: None,
+                match_fields: Some(vec![req("metadata.name", op, &[v])]),
+            }])
+        };
+        assert_eq!(admit(&fields("In", "node1"), &node()), Ok(()));
+        assert!(admit(&fields("In", "node2"), &node()).is_err());
+        assert_eq!(admit(&fields("NotIn", "node2"), &node()), Ok(()));
+        let r = admit(&fields("NotIn", "node1"), &node()).expect_err("excluded");
+        assert!(r
+            .message
+            .contains("matchFields metadata.name NotIn [node1]"));
+        let other_key = affinity_pod(vec![NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![req("metadata.uid", "In", &["x"])]),
+        }]);
+        assert!(admit(&other_key, &node()).is_err());
+    }
+
+    #[test]
+    fn preferred_affinity_is_ignored() {
+        let mut p = pod_with(PodSpec::default());
+        p.spec.get_or_insert_default().affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                    k8s_openapi::api::core::v1::PreferredSchedulingTerm {
+                        weight: 10,
+                        preference: term(vec![req("disktype", "In", &["hdd"])]),
+                    },
+                ]),
+                required_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(admit(&p, &node()), Ok(()));
+    }
+
+    #[test]
+    fn another_node_name_is_rejected_with_the_node_name_reason() {
+        let p = pod_with(PodSpec {
+            node_name: Some("node2".into()),
+            ..Default::default()
+        });
+        let r = admit(&p, &node()).expect_err("other node");
+        assert_eq!(r.reason, "NodeName");
+        assert!(
+            r.message.starts_with(
+                "Predicate NodeName failed: node(s) didn't match the requested node name"
+            ) && r.message.contains("\"node2\""),
+            "{}",
+            r.message
+        );
+        let mine = pod_with(PodSpec {
+            node_name: Some("node1".into()),
+            ..Default::default()
+        });
+        assert_eq!(admit(&mine, &node()), Ok(()));
+    }
+
+    #[test]
+    fn node_affinity_is_reported_before_node_name_as_the_kubelet_does() {
+        let p = pod_with(PodSpec {
+            node_name: Some("node2".into()),
+            node_selector: Some(BTreeMap::from([("disktype".into(), "hdd".into())])),
+            ..Default::default()
+        });
+        assert_eq!(admit(&p, &node()).expect_err("both").reason, "NodeAffinity");
+    }
+
+    #[test]
+    fn a_pod_for_another_os_is_rejected() {
+        let p = pod_with(PodSpec {
+            os: Some(PodOS {
+                name: "windows".into(),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            admit(&p, &node()).expect_err("os").reason,
+            "PodOSNotSupported"
+        );
+        let mut labelled = pod_with(PodSpec::default());
+        labelled.metadata.labels = Some(BTreeMap::from([(LABEL_OS.into(), "windows".into())]));
+        assert_eq!(
+            admit(&labelled, &node()).expect_err("os label").reason,
+            "PodOSSelectorNodeLabelDoesNotMatch"
+        );
+    }
+
+    #[test]
+    fn the_rejected_status_is_failed_with_the_kubelets_message_prefix() {
+        let p = pod_with(PodSpec {
+            node_name: Some("node2".into()),
+            ..Default::default()
+        });
+        let r = admit(&p, &node()).expect_err("other node");
+        let s = rejected_status(&p, &r, "192.0.2.1");
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("NodeName"));
+        assert!(s
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Pod was rejected: Predicate NodeName failed")));
+        assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+    }
+}
