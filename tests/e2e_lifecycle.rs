@@ -496,7 +496,7 @@ fn active_deadline_fails_the_pod_and_oom_kills_are_reported() {
     d.write(
         "oom.yaml",
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'head -c 200000000 /dev/zero | tail']\n    resources: {{limits: {{memory: 32Mi}}}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [dd, if=/dev/zero, of=/dev/null, bs=100M, count=1]\n    resources: {{limits: {{memory: 32Mi}}}}\n"
         ),
     );
     let started = Instant::now();
