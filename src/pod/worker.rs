@@ -203,8 +203,17 @@ pub struct PodWorker {
     /// Conditions last published, for `lastTransitionTime`.
     conditions: Vec<PodCondition>,
     prober: Prober,
+    /// Termination messages of exited containers, by container id (read once:
+    /// a dead container does not change).
+    term_messages: BTreeMap<String, String>,
     wake: Arc<Notify>,
 }
+
+/// The most of a termination-log file that is reported (as the kubelet).
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+/// `FallbackToLogsOnError`: the last this many lines / bytes of the log.
+const FALLBACK_LOG_LINES: usize = 80;
+const FALLBACK_LOG_BYTES: usize = 2048;
 
 const SANDBOX_KEY: &str = "POD";
 /// The kubelet's minimum grace left for SIGTERM after a preStop hook.
@@ -258,6 +267,7 @@ impl PodWorker {
         });
         let worker = PodWorker {
             prober,
+            term_messages: BTreeMap::new(),
             pod_ref,
             backoff: Backoff::new(ctx.backoff),
             volumes: PodVolumes::new(
@@ -370,6 +380,7 @@ impl PodWorker {
                 .retain(|_, f| f.reason != "CreateContainerConfigError");
         }
         let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+        self.read_termination_messages(&observed).await;
         let now = Timestamp::now();
         if self.start_time.is_none() {
             self.start_time = Some(
@@ -435,6 +446,59 @@ impl PodWorker {
         self.execute(&plan, &observed).await?;
         // Look again right away: the steps changed what there is to observe.
         Ok(Some(Duration::ZERO))
+    }
+
+    /// Reads the termination messages of exited containers not read yet:
+    /// the container's termination-log file (at most 4096 bytes), or with
+    /// `FallbackToLogsOnError` and a failed, silent exit the end of its log.
+    async fn read_termination_messages(&mut self, observed: &[ContainerInfo]) {
+        self.term_messages
+            .retain(|id, _| observed.iter().any(|c| &c.id == id));
+        let dir = pod_dir(&self.ctx.root_dir, &self.uid);
+        for c in observed
+            .iter()
+            .filter(|c| c.state == crate::runtime::ContainerState::Exited)
+        {
+            if self.term_messages.contains_key(&c.id) {
+                continue;
+            }
+            let Some(meta) = c.meta().filter(|m| !m.is_sandbox) else {
+                continue;
+            };
+            let Some((spec, _)) = self.container_spec(&meta.container_name) else {
+                continue;
+            };
+            let path = super::volumes::termination_log_path(
+                &dir,
+                &meta.container_name,
+                meta.restart_count,
+            );
+            let mut bytes = tokio::fs::read(&path).await.unwrap_or_default();
+            bytes.truncate(TERMINATION_MESSAGE_LIMIT);
+            let mut message = String::from_utf8_lossy(&bytes).into_owned();
+            let fallback =
+                spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+            if message.trim().is_empty() && fallback && c.exit_code != Some(0) {
+                message = self.log_tail(&c.id).await;
+            }
+            self.term_messages.insert(c.id.clone(), message);
+        }
+    }
+
+    /// The last 80 lines of a container's log, at most 2048 bytes.
+    async fn log_tail(&self, id: &str) -> String {
+        use futures_util::StreamExt;
+        let options = crate::runtime::LogOptions {
+            tail: Some(FALLBACK_LOG_LINES),
+            ..Default::default()
+        };
+        let mut stream = self.ctx.runtime.logs(id, options);
+        let mut bytes = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            bytes.extend_from_slice(&chunk);
+        }
+        let start = bytes.len().saturating_sub(FALLBACK_LOG_BYTES);
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
     }
 
     /// Every container spec with whether it is an init container.
@@ -518,6 +582,7 @@ impl PodWorker {
             start_time: self.start_time,
             terminating,
             probes: &probes,
+            messages: &self.term_messages,
         });
         if self.deadline_exceeded {
             st.phase = Some("Failed".into());
