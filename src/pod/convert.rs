@@ -267,7 +267,8 @@ pub fn is_env_var_name(name: &str) -> bool {
     }
 }
 
-fn namespace_of(pod: &Pod) -> &str {
+/// The pod's namespace, `default` when unset.
+pub(crate) fn namespace_of(pod: &Pod) -> &str {
     pod.metadata
         .namespace
         .as_deref()

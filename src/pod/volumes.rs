@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::atomic_writer::{self, FileEntry, Payload};
-use super::convert::{self, PodContext};
+use super::convert::{self, namespace_of, PodContext};
 use super::downward::{self, NodeCapacity};
 use super::objects::{Kind, Objects};
 use super::quantity::Quantity;
@@ -142,14 +142,6 @@ fn plugin_of(v: &Volume) -> Result<Plugin, String> {
             "volume type {kind:?} is not supported (rkubelet supports emptyDir, hostPath, configMap, secret, downwardAPI and projected)"
         ));
     })
-}
-
-fn namespace_of(pod: &Pod) -> &str {
-    pod.metadata
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("default")
 }
 
 fn mode_of(mode: Option<i32>, default: Option<i32>) -> u32 {

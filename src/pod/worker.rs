@@ -394,14 +394,7 @@ impl PodWorker {
         let deadline_in = self.check_deadline(now);
         if self.deadline_exceeded {
             self.prober.stop_all();
-            let running: Vec<ToStop> = observed
-                .iter()
-                .filter(|c| c.is_running())
-                .map(|c| ToStop {
-                    info: c.clone(),
-                    spec: self.spec_of(c),
-                })
-                .collect();
+            let running = self.running_to_stop(&observed);
             self.publish(&observed, &Plan::default());
             if running.is_empty() {
                 return Ok(None);
@@ -632,6 +625,18 @@ impl PodWorker {
             .iter()
             .find(|c| c.name == name)
             .map(|c| (c.clone(), false))
+    }
+
+    /// The running containers of `observed`, with their specs, to stop.
+    fn running_to_stop(&self, observed: &[ContainerInfo]) -> Vec<ToStop> {
+        observed
+            .iter()
+            .filter(|c| c.is_running())
+            .map(|c| ToStop {
+                info: c.clone(),
+                spec: self.spec_of(c),
+            })
+            .collect()
     }
 
     fn spec_of(&self, c: &ContainerInfo) -> Option<(Container, bool)> {
@@ -1179,14 +1184,7 @@ impl PodWorker {
             let step = async {
                 let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
                 self.publish(&observed, &Plan::default());
-                let running: Vec<ToStop> = observed
-                    .iter()
-                    .filter(|c| c.is_running())
-                    .map(|c| ToStop {
-                        info: c.clone(),
-                        spec: self.spec_of(c),
-                    })
-                    .collect();
+                let running = self.running_to_stop(&observed);
                 let left = self
                     .grace()
                     .saturating_sub(since(started, Timestamp::now()));
