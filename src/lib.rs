@@ -18,6 +18,7 @@
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
 //! * [`backoff`] — restart backoff as data.
 //! * [`events`] — the bounded, deduplicated pod event record.
+//! * [`kubeapi`] — discovery, Tables and field selectors for real kubectl.
 //! * [`api`] — the read-only local HTTP API.
 //! * [`http`] — the shared HTTP client setup (rustls).
 //! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod ctl;
 pub mod events;
 pub mod http;
+pub mod kubeapi;
 pub mod manifest;
 pub mod pleg;
 pub mod pod;
