@@ -155,6 +155,17 @@ ensure_test_image() {
 }
 
 # All prerequisites, in order, with headers.
+# A kubectl for the compatibility test (tests/e2e_kubectl.rs): any will do;
+# Debian's kubernetes-client provides one when none is installed.
+ensure_kubectl() {
+    if command -v kubectl >/dev/null 2>&1; then
+        note "kubectl present: $(kubectl version --client 2>/dev/null | head -1)"
+        return 0
+    fi
+    ensure_deb_packages kubernetes-client
+    command -v kubectl >/dev/null 2>&1 || die "kubectl is still missing after installing kubernetes-client"
+}
+
 ensure_prerequisites() {
     step "Prerequisites: Debian packages"
     ensure_deb_packages "${RKUBELET_DEB_PACKAGES[@]}"

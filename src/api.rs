@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -29,9 +29,11 @@ use k8s_openapi::List;
 use serde::Deserialize;
 
 use crate::events::Recorder;
+use crate::kubeapi;
 use crate::pod::worker::PodStore;
 use crate::runtime::{ContainerRuntime, LogOptions};
 use crate::source::Diagnostics;
+use k8s_openapi::jiff::Timestamp;
 
 /// What the API reads.
 #[derive(Clone)]
@@ -48,6 +50,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
+        .route("/version", get(|| async { Json(kubeapi::version()) }))
+        .route("/api", get(api_versions))
+        .route("/apis", get(|| async { Json(kubeapi::api_group_list()) }))
+        .route(
+            "/api/v1",
+            get(|| async { Json(kubeapi::api_resource_list()) }),
+        )
         .route("/api/v1/pods", get(all_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
@@ -117,6 +126,14 @@ fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiE
     }
 }
 
+async fn api_versions(headers: HeaderMap) -> Json<serde_json::Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    Json(kubeapi::api_versions(host))
+}
+
 async fn manifests(State(s): State<ApiState>) -> Response {
     match s.diagnostics.read() {
         Ok(d) => Json(d.clone()).into_response(),
@@ -133,18 +150,28 @@ fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
         .collect()
 }
 
-async fn all_pods(State(s): State<ApiState>) -> Json<List<Pod>> {
+/// A pod list, or kubectl's `Table` when the `Accept` header asks for one.
+fn pod_list(pods: Vec<Pod>, headers: &HeaderMap) -> Response {
+    if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        return Json(kubeapi::pod_table(&pods, Timestamp::now())).into_response();
+    }
     Json(List {
-        items: pods_in(&s, None),
+        items: pods,
         metadata: Default::default(),
     })
+    .into_response()
 }
 
-async fn namespace_pods(State(s): State<ApiState>, Path(ns): Path<String>) -> Json<List<Pod>> {
-    Json(List {
-        items: pods_in(&s, Some(&ns)),
-        metadata: Default::default(),
-    })
+async fn all_pods(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    pod_list(pods_in(&s, None), &headers)
+}
+
+async fn namespace_pods(
+    State(s): State<ApiState>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    pod_list(pods_in(&s, Some(&ns)), &headers)
 }
 
 fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
@@ -160,8 +187,17 @@ fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
         })
 }
 
-async fn one_pod(State(s): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Response {
+async fn one_pod(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     match find_pod(&s, &ns, &name) {
+        Ok(p)
+            if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) =>
+        {
+            Json(kubeapi::pod_table(&[p], Timestamp::now())).into_response()
+        }
         Ok(p) => Json(p).into_response(),
         Err(e) => e.into_response(),
     }
@@ -280,16 +316,44 @@ async fn pod_probes(
     }
 }
 
-async fn all_events(State(s): State<ApiState>) -> Json<List<Event>> {
-    Json(List {
-        items: s.recorder.list(None),
-        metadata: Default::default(),
-    })
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    field_selector: Option<String>,
 }
 
-async fn namespace_events(State(s): State<ApiState>, Path(ns): Path<String>) -> Json<List<Event>> {
+/// Events filtered by `fieldSelector`, as a list or kubectl's `Table`.
+fn event_list(events: Vec<Event>, q: &ListQuery, headers: &HeaderMap) -> Response {
+    let events: Vec<Event> = match q.field_selector.as_deref() {
+        Some(sel) => events
+            .into_iter()
+            .filter(|e| kubeapi::event_matches(e, sel))
+            .collect(),
+        None => events,
+    };
+    if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        return Json(kubeapi::event_table(&events, Timestamp::now())).into_response();
+    }
     Json(List {
-        items: s.recorder.list(Some(&ns)),
+        items: events,
         metadata: Default::default(),
     })
+    .into_response()
+}
+
+async fn all_events(
+    State(s): State<ApiState>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    event_list(s.recorder.list(None), &q, &headers)
+}
+
+async fn namespace_events(
+    State(s): State<ApiState>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    event_list(s.recorder.list(Some(&ns)), &q, &headers)
 }

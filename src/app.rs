@@ -146,6 +146,7 @@ impl App {
             backoff: self.config.backoff,
             host_ip: self.host_ip.clone(),
             store: store.clone(),
+            objects: Default::default(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
         });

@@ -674,3 +674,48 @@ fn describe_shows_state_and_events_and_logs_show_current_and_previous_output() {
     let (ok, tail, _) = d.ctl(&["logs", "talk", "-c", "b", "--tail", "1"]);
     assert!(ok && tail == "b says hi\n");
 }
+
+#[test]
+fn termination_messages_come_from_the_termination_log_or_the_logs_on_error() {
+    let d = fast_backoff();
+    let pod = |name: &str, extra: &str, cmd: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n{extra}    command: [sh, -c, \"{cmd}\"]\n"
+        )
+    };
+    d.write(
+        "file.yaml",
+        &pod(
+            "file",
+            "",
+            "echo 'goodbye from the file' > /dev/termination-log; exit 1",
+        ),
+    );
+    d.write(
+        "custom.yaml",
+        &pod(
+            "custom",
+            "    terminationMessagePath: /tmp/why\n",
+            "echo 'custom path' > /tmp/why; exit 0",
+        ),
+    );
+    d.write(
+        "fallback.yaml",
+        &pod(
+            "fallback",
+            "    terminationMessagePolicy: FallbackToLogsOnError\n",
+            "for i in 1 2 3; do echo line $i; done; exit 2",
+        ),
+    );
+    let message = |name: &str| {
+        wait_until(&format!("{name} terminated"), SECS30, || {
+            let s = status(&d.k8s_pod(name)?, "app");
+            s.state?.terminated.map(|t| t.message.unwrap_or_default())
+        })
+    };
+    assert_eq!(message("file"), "goodbye from the file\n");
+    assert_eq!(message("custom"), "custom path\n");
+    assert_eq!(message("fallback"), "line 1\nline 2\nline 3\n");
+    let (ok, text, _) = d.ctl(&["describe", "pod", "file"]);
+    assert!(ok && text.contains("goodbye from the file"), "{text}");
+}

@@ -20,6 +20,16 @@ fn manifests(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+fn docker_logs(id: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["logs", id])
+        .output()
+        .expect("docker logs");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
 #[test]
 fn every_bundled_manifest_loads_without_errors_or_warnings() {
     let mut pods = 0;
@@ -72,6 +82,36 @@ fn the_offline_examples_run_and_answer_on_their_host_ports() {
         || get(8081).filter(|b| b.contains("+PONG")),
     );
     assert!(front.contains("redis-php-"), "{front}");
+
+    // ConfigMaps from the manifest directory: files served, variables printed.
+    let cs = d.wait_running("cm-test-app", &["cm-test-app"], timeout);
+    let xml = wait_until("server.xml on :8082", Duration::from_secs(10), || {
+        common::daemon::http_get("http://127.0.0.1:8082/server.xml")
+    });
+    assert!(xml.contains("<Server port=\"8005\""), "{xml}");
+    let app = cs.iter().find(|c| c.cname() == "cm-test-app").expect("app");
+    let logs = wait_until(
+        "cm-test-app prints its env",
+        Duration::from_secs(10),
+        || Some(docker_logs(&app.id)).filter(|l| l.contains("APPLOGLEVEL")),
+    );
+    assert!(
+        logs.contains("APPLOGLEVEL=info APPDATADIR=/var/data"),
+        "{logs}"
+    );
+
+    // The shared emptyDir: the reader tails what the writer appends.
+    let cs = d.wait_running("volume-pod", &["writer", "reader"], timeout);
+    let reader = cs.iter().find(|c| c.cname() == "reader").expect("reader");
+    wait_until(
+        "the reader shows the writer's lines",
+        Duration::from_secs(15),
+        || {
+            docker_logs(&reader.id)
+                .contains("writer is alive")
+                .then_some(())
+        },
+    );
     let v = d.get_json("/manifests");
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
 }

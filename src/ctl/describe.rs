@@ -63,15 +63,20 @@ fn kv_lines(
     }
 }
 
+fn port_str(port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
 /// kubectl's one-line summary of a probe.
 pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
     let handler = if let Some(e) = &p.exec {
         format!("exec [{}]", e.command.clone().unwrap_or_default().join(" "))
     } else if let Some(h) = &p.http_get {
-        let port = match &h.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        };
+        let port = port_str(&h.port);
         format!(
             "http-get {}://{}:{}{}",
             h.scheme.as_deref().unwrap_or("HTTP").to_lowercase(),
@@ -80,10 +85,7 @@ pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
             h.path.as_deref().unwrap_or("/")
         )
     } else if let Some(t) = &p.tcp_socket {
-        let port = match &t.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        };
+        let port = port_str(&t.port);
         format!("tcp-socket {}:{}", t.host.as_deref().unwrap_or(""), port)
     } else if let Some(g) = &p.grpc {
         format!(

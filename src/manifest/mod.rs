@@ -1,10 +1,12 @@
 //! Manifests: from bytes to validated, identified, defaulted Pods.
 //!
-//! Owns parsing (YAML or JSON, several documents, `Pod` and `List`/`PodList`
-//! of pods; `ConfigMap`/`Secret` accepted and skipped for now), validation
-//! mirroring the API server's pod validation, the kubelet-compatible static
-//! pod identity (name suffix, namespace, UID, `kubernetes.io/config.*`
-//! annotations) and Kubernetes defaulting.
+//! Owns parsing (YAML or JSON, several documents, `Pod`, `ConfigMap`,
+//! `Secret` and `List`/`PodList` of those), validation mirroring the API
+//! server's, the kubelet-compatible static pod identity (name suffix,
+//! namespace, UID, `kubernetes.io/config.*` annotations) and Kubernetes
+//! defaulting. ConfigMaps and Secrets keep their names (pods refer to them by
+//! name); their namespace defaults to `default` and a Secret's `stringData`
+//! is merged into `data`, as the API server does.
 //!
 //! It does not read files or URLs (that is `source`) and does not decide what
 //! to run (that is `pod`).
@@ -14,8 +16,9 @@ pub mod identity;
 pub mod parse;
 pub mod validate;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
 
 /// Where a manifest came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,25 +125,66 @@ impl ManifestError {
     }
 }
 
-/// The pods of one good manifest, with non-fatal findings.
+/// The pods and objects of one good manifest, with non-fatal findings.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub pods: Vec<Pod>,
+    /// Validated ConfigMaps, namespace defaulted.
+    pub configmaps: Vec<ConfigMap>,
+    /// Validated Secrets, namespace and type defaulted, `stringData` merged
+    /// into `data`.
+    pub secrets: Vec<Secret>,
     /// Non-fatal findings (unknown fields, skipped kinds), each naming the
     /// location, document and field path.
     pub warnings: Vec<String>,
 }
 
-/// Parses, validates, identifies and defaults every pod in one manifest.
+/// Parses, validates, identifies and defaults every pod and object in one
+/// manifest.
 ///
-/// Fails as a whole if any document is malformed or any pod invalid: a file is
-/// either good (all its pods) or bad (none), so a bad edit can fall back to the
-/// last good version of the file. An empty file yields no pods.
+/// Fails as a whole if any document is malformed or any pod or object
+/// invalid: a file is either good (all its pods) or bad (none), so a bad edit
+/// can fall back to the last good version of the file. An empty file yields
+/// nothing.
 pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestError> {
     let parse::Parsed {
         documents,
+        configmaps,
+        secrets,
         warnings,
     } = parse::parse_documents(content, &ctx.origin.location)?;
+    let located = |index: usize| {
+        move |mut e: ManifestError| {
+            e.location = ctx.origin.location.clone();
+            e.document = e.document.or(Some(index));
+            e
+        }
+    };
+    let configmaps = configmaps
+        .into_iter()
+        .map(|(index, mut cm)| {
+            default_namespace(&mut cm.metadata);
+            validate::validate_config_map(&cm).map_err(located(index))?;
+            Ok(cm)
+        })
+        .collect::<Result<Vec<_>, ManifestError>>()?;
+    let secrets = secrets
+        .into_iter()
+        .map(|(index, mut secret)| {
+            default_namespace(&mut secret.metadata);
+            if let Some(strings) = secret.string_data.take() {
+                let data = secret.data.get_or_insert_with(Default::default);
+                for (k, v) in strings {
+                    data.insert(k, ByteString(v.into_bytes()));
+                }
+            }
+            if secret.type_.as_deref().is_none_or(str::is_empty) {
+                secret.type_ = Some("Opaque".to_string());
+            }
+            validate::validate_secret(&secret).map_err(located(index))?;
+            Ok(secret)
+        })
+        .collect::<Result<Vec<_>, ManifestError>>()?;
     let mut pods = Vec::new();
     for doc in documents {
         let parse::Document { index, raw, pod } = doc;
@@ -154,5 +198,80 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
         defaults::apply(&mut pod);
         pods.push(pod);
     }
-    Ok(Loaded { pods, warnings })
+    Ok(Loaded {
+        pods,
+        configmaps,
+        secrets,
+        warnings,
+    })
+}
+
+fn default_namespace(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    if meta.namespace.as_deref().is_none_or(str::is_empty) {
+        meta.namespace = Some("default".to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Loaded, ManifestError> {
+        let origin = Origin::file("/d/objects.yaml");
+        let ctx = LoadContext {
+            node_name: "node1",
+            origin: &origin,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        load(text.as_bytes(), &ctx)
+    }
+
+    #[test]
+    fn config_maps_and_secrets_load_with_defaults_and_merged_string_data() {
+        let loaded = load_str(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {a.txt: hello}\nbinaryData: {b.bin: AAEC}\nimmutable: true\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: prod}\ndata: {user: YWRtaW4=, pass: b2xk}\nstringData: {pass: new}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(loaded.pods.is_empty() && loaded.warnings.is_empty());
+        let cm = &loaded.configmaps[0];
+        assert_eq!(cm.metadata.name.as_deref(), Some("app"));
+        assert_eq!(cm.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(
+            cm.binary_data.as_ref().expect("binary")["b.bin"].0,
+            [0, 1, 2]
+        );
+        let s = &loaded.secrets[0];
+        assert_eq!(s.metadata.namespace.as_deref(), Some("prod"));
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+        let data = s.data.as_ref().expect("data");
+        assert_eq!(data["user"].0, b"admin");
+        assert_eq!(data["pass"].0, b"new", "stringData wins");
+        assert!(s.string_data.is_none());
+    }
+
+    #[test]
+    fn config_map_keys_must_be_file_names_and_the_size_is_limited() {
+        let e = load_str(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {\"a/b\": x}\n",
+        )
+        .expect_err("slash");
+        assert_eq!(e.field.as_deref(), Some("data[a/b]"));
+        assert!(e.reason.contains("a valid config key"), "{e}");
+        let e =
+            load_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {..x: y}\n")
+                .expect_err("dots");
+        assert!(e.reason.contains("must not start with '..'"), "{e}");
+        let big = "x".repeat(MAX_OBJECT_SIZE_FOR_TESTS + 1);
+        let e = load_str(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: app}}\ndata: {{big: {big}}}\n"
+        ))
+        .expect_err("too big");
+        assert!(e.reason.contains("Too long"), "{e}");
+        let e = load_str("apiVersion: v1\nkind: Secret\nmetadata: {name: Bad_Name}\n")
+            .expect_err("name");
+        assert_eq!(e.field.as_deref(), Some("metadata.name"));
+        assert_eq!(e.document, Some(1));
+    }
+
+    const MAX_OBJECT_SIZE_FOR_TESTS: usize = validate::MAX_OBJECT_SIZE;
 }

@@ -2,14 +2,15 @@
 //!
 //! Owns reading the manifest text: several `---` documents (JSON is YAML, so
 //! one parser serves both), YAML merge keys, the accepted kinds (`Pod`,
-//! `List`/`PodList` of pods, `ConfigMap`/`Secret` skipped for now), typed
-//! deserialization into `k8s_openapi`'s `Pod` with a field path on type
+//! `List`/`PodList` of those, `ConfigMap` and `Secret`), typed
+//! deserialization into `k8s_openapi`'s types with a field path on type
 //! errors, and warnings for fields Kubernetes does not know (k8s-openapi
 //! ignores them silently; we compare the document with its round trip).
-//! It does not validate, default or identify pods.
+//! It does not validate, default or identify pods or objects.
 
-use k8s_openapi::api::core::v1::Pod;
-use serde::Deserialize;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ManifestError;
@@ -24,10 +25,14 @@ pub struct Document {
     pub pod: Pod,
 }
 
-/// All pods of a manifest plus non-fatal warnings.
+/// All pods and objects of a manifest plus non-fatal warnings.
 #[derive(Debug, Clone, Default)]
 pub struct Parsed {
     pub documents: Vec<Document>,
+    /// `ConfigMap`s with the number of the document they came from.
+    pub configmaps: Vec<(usize, ConfigMap)>,
+    /// `Secret`s with the number of the document they came from.
+    pub secrets: Vec<(usize, Secret)>,
     /// Unknown fields, each naming
     /// the location, document and field path.
     pub warnings: Vec<String>,
@@ -140,17 +145,18 @@ impl Object<'_> {
                 ))
             }
             "Pod" => {
-                let pod = self.deserialize_pod(&value, parsed)?;
+                let pod = self.deserialize(&value, parsed)?;
                 parsed.documents.push(Document { index: self.index, raw: value, pod });
                 Ok(())
             }
-            "ConfigMap" | "Secret" => {
-                tracing::debug!(
-                    location = self.location,
-                    document = self.index,
-                    kind,
-                    "skipping object: not used by pods yet"
-                );
+            "ConfigMap" => {
+                let cm = self.deserialize(&value, parsed)?;
+                parsed.configmaps.push((self.index, cm));
+                Ok(())
+            }
+            "Secret" => {
+                let secret = self.deserialize(&value, parsed)?;
+                parsed.secrets.push((self.index, secret));
                 Ok(())
             }
             "List" | "PodList" if !nested => {
@@ -191,14 +197,19 @@ impl Object<'_> {
         }
     }
 
-    /// Deserializes a pod with a field path on errors; warns about unknown fields.
-    fn deserialize_pod(&self, value: &Value, parsed: &mut Parsed) -> Result<Pod, ManifestError> {
-        let pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| {
+    /// Deserializes an object with a field path on errors; warns about
+    /// unknown fields.
+    fn deserialize<T: DeserializeOwned + Serialize>(
+        &self,
+        value: &Value,
+        parsed: &mut Parsed,
+    ) -> Result<T, ManifestError> {
+        let object: T = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             self.error(&path, e.inner().to_string())
         })?;
-        let round_trip = serde_json::to_value(&pod)
+        let round_trip = serde_json::to_value(&object)
             .map_err(|e| self.error("", format!("cannot be re-encoded: {e}")))?;
         let mut unknown = Vec::new();
         unknown_fields(
@@ -213,7 +224,7 @@ impl Object<'_> {
                 self.location, self.index
             ));
         }
-        Ok(pod)
+        Ok(object)
     }
 }
 

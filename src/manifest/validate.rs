@@ -9,14 +9,20 @@
 //! source, `hostPort` 0 with `hostNetwork`) are accepted here as the API
 //! server accepts them. It does not check what only a cluster knows (node
 //! admission, quota, existence of referenced ConfigMaps).
+//!
+//! It also validates the `ConfigMap` and `Secret` objects of a manifest
+//! ([`validate_config_map`], [`validate_secret`]): names, key syntax and the
+//! 1 MiB size limit.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, LifecycleHandler, Pod, PodSpec, Probe,
-    ResourceRequirements, Volume,
+    ConfigMap, Container, ContainerPort, DownwardAPIVolumeFile, HTTPGetAction, KeyToPath,
+    LifecycleHandler, ObjectFieldSelector, Pod, PodSpec, Probe, ResourceFieldSelector,
+    ResourceRequirements, Secret, Volume,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ManifestError;
@@ -360,6 +366,12 @@ fn validate_volumes(volumes: &[Volume], errs: &mut Errors) -> HashSet<String> {
         if let Some(hp) = &v.host_path {
             if hp.path.is_empty() {
                 errs.required(format!("{path}.hostPath.path"), "");
+            } else if hp.path.split('/').any(|part| part == "..") {
+                errs.invalid(
+                    format!("{path}.hostPath.path"),
+                    q(&hp.path),
+                    "must not contain '..'",
+                );
             }
             errs.one_of(
                 format!("{path}.hostPath.type"),
@@ -384,15 +396,203 @@ fn validate_volumes(volumes: &[Volume], errs: &mut Errors) -> HashSet<String> {
                 &format!("{path}.configMap.defaultMode"),
                 cm.default_mode,
             );
+            check_key_to_paths(errs, &format!("{path}.configMap"), cm.items.as_deref());
         }
         if let Some(s) = &v.secret {
             if s.secret_name.as_deref().is_none_or(str::is_empty) {
                 errs.required(format!("{path}.secret.secretName"), "");
             }
             check_mode(errs, &format!("{path}.secret.defaultMode"), s.default_mode);
+            check_key_to_paths(errs, &format!("{path}.secret"), s.items.as_deref());
+        }
+        if let Some(d) = &v.downward_api {
+            let dpath = format!("{path}.downwardAPI");
+            check_mode(errs, &format!("{dpath}.defaultMode"), d.default_mode);
+            check_downward_files(errs, &dpath, d.items.as_deref().unwrap_or_default());
+        }
+        if let Some(p) = &v.projected {
+            let ppath = format!("{path}.projected");
+            check_mode(errs, &format!("{ppath}.defaultMode"), p.default_mode);
+            let mut targets = HashSet::new();
+            for (j, source) in p.sources.iter().flatten().enumerate() {
+                let spath = format!("{ppath}.sources[{j}]");
+                let mut items: Vec<&str> = Vec::new();
+                if let Some(cm) = &source.config_map {
+                    if cm.name.is_empty() {
+                        errs.required(format!("{spath}.configMap.name"), "");
+                    }
+                    let cpath = format!("{spath}.configMap");
+                    check_key_to_paths(errs, &cpath, cm.items.as_deref());
+                    items.extend(cm.items.iter().flatten().map(|i| i.path.as_str()));
+                }
+                if let Some(s) = &source.secret {
+                    if s.name.is_empty() {
+                        errs.required(format!("{spath}.secret.name"), "");
+                    }
+                    check_key_to_paths(errs, &format!("{spath}.secret"), s.items.as_deref());
+                    items.extend(s.items.iter().flatten().map(|i| i.path.as_str()));
+                }
+                if let Some(d) = &source.downward_api {
+                    let files = d.items.as_deref().unwrap_or_default();
+                    check_downward_files(errs, &format!("{spath}.downwardAPI"), files);
+                    items.extend(files.iter().map(|f| f.path.as_str()));
+                }
+                for item in items {
+                    if !targets.insert(item.to_string()) {
+                        errs.invalid(&spath, q(item), "conflicting duplicate paths");
+                    }
+                }
+            }
         }
     }
     names
+}
+
+/// `items` of a configMap or secret volume (or projection).
+fn check_key_to_paths(errs: &mut Errors, path: &str, items: Option<&[KeyToPath]>) {
+    for (i, item) in items.unwrap_or_default().iter().enumerate() {
+        let ipath = format!("{path}.items[{i}]");
+        if item.key.is_empty() {
+            errs.required(format!("{ipath}.key"), "");
+        }
+        check_volume_file_path(errs, &format!("{ipath}.path"), &item.path);
+        check_mode(errs, &format!("{ipath}.mode"), item.mode);
+    }
+}
+
+/// A file path inside an API-data volume: relative, no `..` element, not
+/// starting with `..` (the atomic writer's names).
+fn check_volume_file_path(errs: &mut Errors, field: &str, p: &str) {
+    if p.is_empty() {
+        errs.required(field, "");
+    } else if let Some(problem) = local_path_problem(p) {
+        errs.invalid(field, q(p), problem);
+    } else if p.starts_with("..") {
+        errs.invalid(field, q(p), "must not start with '..'");
+    }
+}
+
+/// Field paths a downwardAPI volume file may use (plus subscripted labels
+/// and annotations).
+const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.annotations",
+];
+
+/// Field paths an env `fieldRef` may use (plus subscripted labels and
+/// annotations).
+const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// Resources a `resourceFieldRef` may name.
+const RESOURCE_FIELDS: &[&str] = &[
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+];
+
+fn check_downward_files(errs: &mut Errors, path: &str, files: &[DownwardAPIVolumeFile]) {
+    for (i, f) in files.iter().enumerate() {
+        let fpath = format!("{path}.items[{i}]");
+        check_volume_file_path(errs, &format!("{fpath}.path"), &f.path);
+        check_mode(errs, &format!("{fpath}.mode"), f.mode);
+        match (&f.field_ref, &f.resource_field_ref) {
+            (Some(fr), None) => {
+                check_field_ref(errs, &format!("{fpath}.fieldRef"), fr, VOLUME_FIELD_PATHS)
+            }
+            (None, Some(rf)) => {
+                let rpath = format!("{fpath}.resourceFieldRef");
+                if rf.container_name.as_deref().is_none_or(str::is_empty) {
+                    errs.required(format!("{rpath}.containerName"), "");
+                }
+                check_resource_field_ref(errs, &rpath, rf);
+            }
+            (None, None) => errs.required(
+                fpath,
+                "one of `fieldRef` and `resourceFieldRef` is required",
+            ),
+            (Some(_), Some(_)) => errs.invalid(
+                fpath,
+                "\"\"",
+                "fieldRef and resourceFieldRef can not be specified simultaneously",
+            ),
+        }
+    }
+}
+
+fn check_field_ref(errs: &mut Errors, path: &str, f: &ObjectFieldSelector, allowed: &[&str]) {
+    let p = f.field_path.as_str();
+    if p.is_empty() {
+        errs.required(format!("{path}.fieldPath"), "");
+        return;
+    }
+    if let Some(v) = f.api_version.as_deref().filter(|v| !v.is_empty()) {
+        if v != "v1" {
+            errs.not_supported(format!("{path}.apiVersion"), v, &["v1"]);
+        }
+    }
+    let subscripted = ["metadata.labels['", "metadata.annotations['"]
+        .iter()
+        .any(|prefix| {
+            p.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix("']"))
+                .is_some_and(|key| !key.is_empty())
+        });
+    if !subscripted && !allowed.contains(&p) {
+        errs.not_supported(format!("{path}.fieldPath"), p, allowed);
+    }
+}
+
+fn check_resource_field_ref(errs: &mut Errors, path: &str, r: &ResourceFieldSelector) {
+    if r.resource.is_empty() {
+        errs.required(format!("{path}.resource"), "");
+        return;
+    }
+    if !RESOURCE_FIELDS.contains(&r.resource.as_str()) {
+        errs.not_supported(format!("{path}.resource"), &r.resource, RESOURCE_FIELDS);
+        return;
+    }
+    let Some(divisor) = &r.divisor else { return };
+    let cpu = r.resource.ends_with(".cpu");
+    let allowed: &[&str] = if cpu {
+        &["1m", "1"]
+    } else {
+        &[
+            "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
+        ]
+    };
+    // The API server compares values, so `1000m` is as good as `1`.
+    let value = Quantity::parse(&divisor.0).ok();
+    let ok = value.is_some_and(|d| {
+        d.is_zero()
+            || allowed
+                .iter()
+                .filter_map(|a| Quantity::parse(a).ok())
+                .any(|a| a == d)
+    });
+    if !ok {
+        let detail = if cpu {
+            "only divisor's values 1m and 1 are supported with the cpu resource"
+        } else {
+            "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource"
+        };
+        errs.invalid(format!("{path}.divisor"), q(&divisor.0), detail);
+    }
 }
 
 fn check_mode(errs: &mut Errors, field: &str, mode: Option<i32>) {
@@ -613,12 +813,55 @@ fn validate_env(c: &Container, path: &str, errs: &mut Errors) {
             _ => errs.invalid(format!("{epath}.valueFrom"), "\"\"", "may not have more than one field specified at a time"),
         }
         if let Some(f) = &from.field_ref {
-            if f.field_path.is_empty() {
-                errs.required(format!("{epath}.valueFrom.fieldRef.fieldPath"), "");
+            check_field_ref(
+                errs,
+                &format!("{epath}.valueFrom.fieldRef"),
+                f,
+                ENV_FIELD_PATHS,
+            );
+        }
+        if let Some(r) = &from.resource_field_ref {
+            let rpath = format!("{epath}.valueFrom.resourceFieldRef");
+            check_resource_field_ref(errs, &rpath, r);
+        }
+        if let Some(k) = &from.config_map_key_ref {
+            if k.name.is_empty() {
+                errs.required(format!("{epath}.valueFrom.configMapKeyRef.name"), "");
             }
+            check_config_key(
+                errs,
+                &format!("{epath}.valueFrom.configMapKeyRef.key"),
+                &k.key,
+            );
+        }
+        if let Some(k) = &from.secret_key_ref {
+            if k.name.is_empty() {
+                errs.required(format!("{epath}.valueFrom.secretKeyRef.name"), "");
+            }
+            check_config_key(errs, &format!("{epath}.valueFrom.secretKeyRef.key"), &k.key);
         }
     }
     for (i, e) in c.env_from.iter().flatten().enumerate() {
+        let fpath = format!("{path}.envFrom[{i}]");
+        match (&e.config_map_ref, &e.secret_ref) {
+            (Some(_), Some(_)) => errs.invalid(
+                &fpath,
+                "\"\"",
+                "may not have more than one field specified at a time",
+            ),
+            (None, None) => errs.invalid(
+                &fpath,
+                "\"\"",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ),
+            _ => {}
+        }
+        if e.config_map_ref.as_ref().is_some_and(|r| r.name.is_empty()) {
+            errs.required(format!("{fpath}.configMapRef.name"), "");
+        }
+        if e.secret_ref.as_ref().is_some_and(|r| r.name.is_empty()) {
+            errs.required(format!("{fpath}.secretRef.name"), "");
+        }
         if let Some(prefix) = e.prefix.as_deref() {
             if !prefix
                 .bytes()
@@ -852,6 +1095,98 @@ fn check_named_port(errs: &mut Errors, field: &str, port: &IntOrString) {
             Err(_) => check_port_name(errs, field, s),
         },
     }
+}
+
+/// Largest total size of a ConfigMap's or Secret's data (the API server's).
+pub const MAX_OBJECT_SIZE: usize = 1024 * 1024;
+
+const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+
+/// Why `key` cannot be a ConfigMap or Secret key (a file name in a volume).
+pub fn config_key_problem(key: &str) -> Option<&'static str> {
+    if key.len() > 253 {
+        Some("must be no more than 253 characters")
+    } else if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some(CONFIG_KEY_MSG)
+    } else if key == "." {
+        Some("must not be '.'")
+    } else if key == ".." {
+        Some("must not be '..'")
+    } else if key.starts_with("..") {
+        Some("must not start with '..'")
+    } else {
+        None
+    }
+}
+
+fn check_config_key(errs: &mut Errors, field: &str, key: &str) {
+    if key.is_empty() {
+        errs.required(field, "");
+    } else if let Some(problem) = config_key_problem(key) {
+        errs.invalid(field, q(key), problem);
+    }
+}
+
+fn validate_object_meta(meta: &ObjectMeta, errs: &mut Errors) {
+    match meta.name.as_deref() {
+        None | Some("") => errs.required("metadata.name", "name or generateName is required"),
+        Some(name) => check_subdomain(errs, "metadata.name", name),
+    }
+    if let Some(ns) = meta.namespace.as_deref().filter(|n| !n.is_empty()) {
+        check_label(errs, "metadata.namespace", ns);
+    }
+}
+
+fn check_total_size(errs: &mut Errors, total: usize) {
+    if total > MAX_OBJECT_SIZE {
+        errs.push(
+            "data",
+            format!("Too long: must have at most {MAX_OBJECT_SIZE} bytes"),
+        );
+    }
+}
+
+/// Validates a ConfigMap like the API server: name, keys (file names, not
+/// in both `data` and `binaryData`), total size at most 1 MiB.
+pub fn validate_config_map(cm: &ConfigMap) -> Result<(), ManifestError> {
+    let mut errs = Errors::default();
+    validate_object_meta(&cm.metadata, &mut errs);
+    let mut total = 0;
+    for (key, value) in cm.data.iter().flatten() {
+        check_config_key(&mut errs, &format!("data[{key}]"), key);
+        total += value.len();
+    }
+    for (key, value) in cm.binary_data.iter().flatten() {
+        check_config_key(&mut errs, &format!("binaryData[{key}]"), key);
+        if cm.data.as_ref().is_some_and(|d| d.contains_key(key)) {
+            errs.invalid(
+                format!("data[{key}]"),
+                q(key),
+                "duplicate of key present in binaryData",
+            );
+        }
+        total += value.0.len();
+    }
+    check_total_size(&mut errs, total);
+    errs.into_result()
+}
+
+/// Validates a Secret (after `stringData` is merged into `data`): name,
+/// keys, total size at most 1 MiB.
+pub fn validate_secret(secret: &Secret) -> Result<(), ManifestError> {
+    let mut errs = Errors::default();
+    validate_object_meta(&secret.metadata, &mut errs);
+    let mut total = 0;
+    for (key, value) in secret.data.iter().flatten() {
+        check_config_key(&mut errs, &format!("data[{key}]"), key);
+        total += value.0.len();
+    }
+    check_total_size(&mut errs, total);
+    errs.into_result()
 }
 
 #[cfg(test)]
@@ -1096,6 +1431,76 @@ mod tests {
         assert_eq!(e, "spec.volumes[0].configMap.name: Required value");
         // The API server defaults a volume without a source to emptyDir.
         passes("", "  volumes: [{name: a}]\n");
+    }
+
+    #[test]
+    fn api_data_volume_items_and_host_paths_must_stay_inside() {
+        let e = fails(
+            "",
+            "  volumes: [{name: a, hostPath: {path: /srv/../etc}}]\n",
+        );
+        assert!(
+            e.starts_with("spec.volumes[0].hostPath.path: Invalid value: \"/srv/../etc\": must not contain '..'"),
+            "{e}"
+        );
+        let e = fails(
+            "",
+            "  volumes: [{name: a, configMap: {name: c, items: [{key: k, path: ../x}]}}]\n",
+        );
+        assert!(
+            e.starts_with("spec.volumes[0].configMap.items[0].path"),
+            "{e}"
+        );
+        let e = fails(
+            "",
+            "  volumes: [{name: a, secret: {secretName: s, items: [{key: k, path: ..data}]}}]\n",
+        );
+        assert!(e.contains("must not start with '..'"), "{e}");
+        let e = fails("", "  volumes: [{name: a, downwardAPI: {items: [{path: p, fieldRef: {fieldPath: status.podIP}}]}}]\n");
+        assert!(
+            e.starts_with("spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: \"status.podIP\""),
+            "{e}"
+        );
+        let e = fails("", "  volumes: [{name: a, downwardAPI: {items: [{path: p, resourceFieldRef: {resource: limits.cpu}}]}}]\n");
+        assert!(
+            e.contains("resourceFieldRef.containerName: Required value"),
+            "{e}"
+        );
+        let e = fails("", "  volumes:\n  - name: a\n    projected:\n      sources:\n      - configMap: {name: c, items: [{key: k, path: same}]}\n      - secret: {name: s, items: [{key: k, path: same}]}\n");
+        assert!(e.contains("conflicting duplicate paths"), "{e}");
+        passes("", "  volumes:\n  - name: a\n    projected:\n      sources:\n      - configMap: {name: c}\n      - downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}\n");
+    }
+
+    #[test]
+    fn env_references_are_checked_like_the_api_server() {
+        let e = fails(
+            "    env: [{name: X, valueFrom: {fieldRef: {fieldPath: spec.restartPolicy}}}]\n",
+            "",
+        );
+        assert!(
+            e.contains("fieldRef.fieldPath: Unsupported value: \"spec.restartPolicy\""),
+            "{e}"
+        );
+        passes(
+            "    env: [{name: X, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['a']\"}}}]\n",
+            "",
+        );
+        let e = fails("    env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1Mi}}}]\n", "");
+        assert!(
+            e.contains("only divisor's values 1m and 1 are supported"),
+            "{e}"
+        );
+        passes("    env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}]\n", "");
+        let e = fails(
+            "    env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: \"a/b\"}}}]\n",
+            "",
+        );
+        assert!(e.contains("configMapKeyRef.key: Invalid value"), "{e}");
+        let e = fails(
+            "    envFrom: [{configMapRef: {name: c}, secretRef: {name: s}}]\n",
+            "",
+        );
+        assert!(e.contains("may not have more than one field"), "{e}");
     }
 
     #[test]

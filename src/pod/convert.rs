@@ -3,19 +3,27 @@
 //! Owns the pure mapping from a (validated, defaulted) `Pod` to what the
 //! runtime creates: the sandbox (name, hostname, namespaces, `hostPort`
 //! bindings, `/etc/hosts` entries, DNS) and each container (name, labels,
-//! command/args/env with Kubernetes `$(VAR)` expansion, downward-API env,
-//! mounts, CPU/memory controls in Docker units, security settings). Things
-//! that cannot be built yet or from this spec are a [`ConfigError`], which
-//! the worker reports as `CreateContainerConfigError`.
+//! command/args/env with Kubernetes `$(VAR)` expansion, `envFrom`, env from
+//! ConfigMaps, Secrets and the downward API, mounts including the pod's
+//! `/etc/hosts` and the termination-message file, CPU/memory controls in
+//! Docker units, security settings) from the spec plus a [`PodContext`]
+//! (prepared volumes, objects, addresses). Things that cannot be built from
+//! these are a [`ConfigError`], which the worker reports as
+//! `CreateContainerConfigError`.
 //! It does not talk to Docker, prepare volumes or decide what to run.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, EnvVarSource, Pod, PodSpec};
 use sha2::{Digest, Sha256};
 
+use super::downward::{self, Addresses, NodeCapacity};
 use super::expand::expand;
+use super::objects::{Kind, Objects};
 use super::quantity::Quantity;
+use super::volumes;
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerConfig, Mount, PortMapping, Resources, SandboxConfig, Security};
 
@@ -23,6 +31,39 @@ use crate::runtime::{ContainerConfig, Mount, PortMapping, Resources, SandboxConf
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// What a container's config needs besides the pod spec; the worker
+/// prepares it once the sandbox runs.
+#[derive(Debug, Clone, Default)]
+pub struct PodContext {
+    /// Host path per prepared volume name.
+    pub volumes: BTreeMap<String, String>,
+    /// The ConfigMaps and Secrets as they are at container start.
+    pub objects: Arc<Objects>,
+    /// The sandbox's IP (the host's with `hostNetwork`).
+    pub pod_ip: String,
+    pub host_ip: String,
+    pub node: NodeCapacity,
+    /// The pod's directory: when set, each container gets its
+    /// termination-message file mounted from below it.
+    pub pod_dir: Option<PathBuf>,
+    /// The pod's managed hosts file, mounted at `/etc/hosts` (not with
+    /// `hostNetwork`).
+    pub hosts_file: Option<String>,
+}
+
+impl PodContext {
+    fn addresses(&self) -> Addresses<'_> {
+        Addresses {
+            pod_ip: &self.pod_ip,
+            host_ip: &self.host_ip,
+        }
+    }
+}
+
+/// Where a container's termination message is written inside it, when the
+/// spec does not say (Kubernetes' default).
+pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// Grace period when the spec has none (the API server's default).
 pub const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -160,20 +201,21 @@ pub fn sandbox_config(
 
 /// One app or init container of a pod, joined to `sandbox_id`.
 ///
-/// `volumes` maps each pod volume name to the host path prepared for it;
-/// a mount of a volume missing from the map is a [`ConfigError`]. So are
-/// `envFrom`, env sources other than the supported `fieldRef`s, a `subPath`
-/// escaping its volume and `runAsGroup` without `runAsUser`.
+/// `ctx.volumes` maps each pod volume name to the host path prepared for it;
+/// a mount of a volume missing from the map is a [`ConfigError`]. So are a
+/// missing required ConfigMap, Secret or key (the message names them), an
+/// unsupported env source, a `subPath` escaping its volume and `runAsGroup`
+/// without `runAsUser`.
 pub fn container_config(
     pod: &Pod,
     pod_ref: &PodRef,
     container: &Container,
     sandbox_id: &str,
     restart_count: u32,
-    volumes: &BTreeMap<String, String>,
+    ctx: &PodContext,
 ) -> Result<ContainerConfig, ConfigError> {
     let spec = spec_of(pod);
-    let env = build_env(pod, container)?;
+    let env = build_env(pod, container, ctx)?;
     let vars: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let expand_all = |list: &Option<Vec<String>>| {
         list.as_ref().map(|items| {
@@ -185,7 +227,8 @@ pub fn container_config(
     };
     let command = expand_all(&container.command);
     let args = expand_all(&container.args);
-    let mounts = build_mounts(container, volumes, &vars)?;
+    let mut mounts = build_mounts(&spec, container, &ctx.volumes, &vars)?;
+    mounts.extend(managed_mounts(&spec, container, restart_count, ctx));
     let hash = container_hash(container);
     Ok(ContainerConfig {
         name: labels::container_name(
@@ -213,91 +256,248 @@ pub fn container_config(
     })
 }
 
-/// The container's environment in order. Each value is expanded against the
-/// variables defined before it; a repeated name keeps its first position
-/// and takes the last value.
-fn build_env(pod: &Pod, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
-    if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(ConfigError(format!(
-            "envFrom of container {:?} is not supported yet",
-            c.name
-        )));
+/// Is `name` usable as an environment variable name from `envFrom`
+/// (Kubernetes' `IsEnvVarName`: `[-._a-zA-Z][-._a-zA-Z0-9]*`)?
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    match bytes.next() {
+        Some(first) if ok(first) && !first.is_ascii_digit() => bytes.all(ok),
+        _ => false,
     }
+}
+
+/// The pod's namespace, `default` when unset.
+pub(crate) fn namespace_of(pod: &Pod) -> &str {
+    pod.metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
+}
+
+/// The `envFrom` sources of a container: kind, name, prefix, optional.
+fn env_from_sources(c: &Container) -> Vec<(Kind, &str, &str, bool)> {
+    c.env_from
+        .iter()
+        .flatten()
+        .filter_map(|e| {
+            let prefix = e.prefix.as_deref().unwrap_or_default();
+            if let Some(r) = &e.config_map_ref {
+                Some((
+                    Kind::ConfigMap,
+                    r.name.as_str(),
+                    prefix,
+                    r.optional == Some(true),
+                ))
+            } else {
+                e.secret_ref.as_ref().map(|r| {
+                    (
+                        Kind::Secret,
+                        r.name.as_str(),
+                        prefix,
+                        r.optional == Some(true),
+                    )
+                })
+            }
+        })
+        .collect()
+}
+
+/// Messages for `envFrom` keys skipped because they are not valid variable
+/// names (with their prefix), one per source, worded like the kubelet's
+/// `InvalidEnvironmentVariableNames` event.
+pub fn invalid_env_from_keys(pod: &Pod, c: &Container, objects: &Objects) -> Vec<String> {
+    let ns = namespace_of(pod);
+    let mut out = Vec::new();
+    for (kind, name, prefix, _) in env_from_sources(c) {
+        let Some(entries) = objects.env_entries(kind, ns, name) else {
+            continue;
+        };
+        let bad: Vec<String> = entries
+            .keys()
+            .map(|k| format!("{prefix}{k}"))
+            .filter(|k| !is_env_var_name(k))
+            .collect();
+        if !bad.is_empty() {
+            let what = match kind {
+                Kind::ConfigMap => "configMap",
+                Kind::Secret => "secret",
+            };
+            out.push(format!(
+                "Keys [{}] from the EnvFrom {what} {ns}/{name} were skipped since they are considered invalid environment variable names.",
+                bad.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// The container's environment in order: `envFrom` first (later sources
+/// override earlier ones), then `env`. Each `env` value is expanded against
+/// the variables defined before it; a repeated name keeps its first
+/// position and takes the last value. Optional references to missing
+/// objects or keys define nothing.
+fn build_env(
+    pod: &Pod,
+    c: &Container,
+    ctx: &PodContext,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut defined: HashMap<String, usize> = HashMap::new();
-    for var in c.env.iter().flatten() {
-        let value = match &var.value_from {
-            Some(source) => resolve_source(pod, c, &var.name, source)?,
-            None => {
-                let raw = var.value.as_deref().unwrap_or_default();
-                expand(raw, |n| defined.get(n).map(|&i| env[i].1.as_str()))
-            }
-        };
-        match defined.get(&var.name) {
+    let mut set =
+        |env: &mut Vec<(String, String)>, name: String, value: String| match defined.get(&name) {
             Some(&i) => env[i].1 = value,
             None => {
-                defined.insert(var.name.clone(), env.len());
-                env.push((var.name.clone(), value));
+                defined.insert(name.clone(), env.len());
+                env.push((name, value));
+            }
+        };
+    let ns = namespace_of(pod);
+    for (kind, name, prefix, optional) in env_from_sources(c) {
+        match ctx.objects.env_entries(kind, ns, name) {
+            None if optional => {}
+            None => {
+                return Err(ConfigError(format!(
+                    "{} \"{name}\" not found in namespace \"{ns}\" (envFrom of container {:?})",
+                    kind.name(),
+                    c.name
+                )))
+            }
+            Some(entries) => {
+                for (k, v) in entries {
+                    let var = format!("{prefix}{k}");
+                    if is_env_var_name(&var) {
+                        set(&mut env, var, v);
+                    }
+                }
             }
         }
+    }
+    for var in c.env.iter().flatten() {
+        let value = match &var.value_from {
+            Some(source) => match resolve_source(pod, c, &var.name, source, ctx)? {
+                Some(v) => v,
+                None => continue,
+            },
+            None => {
+                let raw = var.value.as_deref().unwrap_or_default();
+                let lookup: HashMap<&str, &str> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                expand(raw, |n| lookup.get(n).copied())
+            }
+        };
+        set(&mut env, var.name.clone(), value);
     }
     Ok(env)
 }
 
+/// The value of one `env.valueFrom`; `None` when an optional reference
+/// finds nothing.
 fn resolve_source(
     pod: &Pod,
     c: &Container,
     name: &str,
     source: &EnvVarSource,
-) -> Result<String, ConfigError> {
-    let unsupported = |what: &str| {
-        ConfigError(format!(
-            "env {name:?} of container {:?}: {what} is not supported yet",
-            c.name
-        ))
+    ctx: &PodContext,
+) -> Result<Option<String>, ConfigError> {
+    let in_var = |m: String| ConfigError(format!("env {name:?} of container {:?}: {m}", c.name));
+    let ns = namespace_of(pod);
+    if let Some(field_ref) = &source.field_ref {
+        return downward::env_field(pod, &field_ref.field_path, ctx.addresses())
+            .map(Some)
+            .map_err(in_var);
+    }
+    if let Some(r) = &source.resource_field_ref {
+        return downward::resource_field(pod, Some(c), r, &ctx.node)
+            .map(Some)
+            .map_err(in_var);
+    }
+    if let Some(k) = &source.config_map_key_ref {
+        return ctx
+            .objects
+            .env_value(
+                Kind::ConfigMap,
+                ns,
+                &k.name,
+                &k.key,
+                k.optional == Some(true),
+            )
+            .map_err(|e| in_var(e.0));
+    }
+    if let Some(k) = &source.secret_key_ref {
+        return ctx
+            .objects
+            .env_value(Kind::Secret, ns, &k.name, &k.key, k.optional == Some(true))
+            .map_err(|e| in_var(e.0));
+    }
+    let what = if source.file_key_ref.is_some() {
+        "valueFrom.fileKeyRef is not supported"
+    } else {
+        "an empty valueFrom is not supported"
     };
-    let Some(field_ref) = &source.field_ref else {
-        let what = if source.config_map_key_ref.is_some() {
-            "valueFrom.configMapKeyRef"
-        } else if source.secret_key_ref.is_some() {
-            "valueFrom.secretKeyRef"
-        } else if source.resource_field_ref.is_some() {
-            "valueFrom.resourceFieldRef"
-        } else if source.file_key_ref.is_some() {
-            "valueFrom.fileKeyRef"
-        } else {
-            "an empty valueFrom"
-        };
-        return Err(unsupported(what));
+    Err(in_var(what.to_string()))
+}
+
+/// Volumes whose content comes from the API (configMap, secret, downwardAPI,
+/// projected): always mounted read-only, as the kubelet does.
+fn is_api_data_volume(spec: &PodSpec, name: &str) -> bool {
+    spec.volumes.iter().flatten().any(|v| {
+        v.name == name
+            && (v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some())
+    })
+}
+
+/// The mounts rkubelet adds: the termination-message file and the pod's
+/// `/etc/hosts` (unless the container mounts its own there).
+fn managed_mounts(
+    spec: &PodSpec,
+    c: &Container,
+    restart_count: u32,
+    ctx: &PodContext,
+) -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    let own = |path: &str| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == path)
     };
-    let meta = &pod.metadata;
-    let spec = pod.spec.as_ref();
-    let path = field_ref.field_path.as_str();
-    let subscript = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .map(str::to_string)
-    };
-    let value = match path {
-        "metadata.name" => meta.name.clone(),
-        "metadata.namespace" => meta.namespace.clone(),
-        "metadata.uid" => meta.uid.clone(),
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()),
-        _ => {
-            if let Some(key) = subscript("metadata.labels['") {
-                meta.labels.as_ref().and_then(|l| l.get(&key).cloned())
-            } else if let Some(key) = subscript("metadata.annotations['") {
-                meta.annotations.as_ref().and_then(|a| a.get(&key).cloned())
-            } else {
-                return Err(unsupported(&format!("fieldRef {path:?}")));
-            }
+    if let Some(hosts) = &ctx.hosts_file {
+        if !spec.host_network.unwrap_or(false) && !own("/etc/hosts") {
+            mounts.push(Mount {
+                host_path: hosts.clone(),
+                container_path: "/etc/hosts".to_string(),
+                read_only: false,
+                propagation: None,
+            });
         }
-    };
-    Ok(value.unwrap_or_default())
+    }
+    if let Some(dir) = &ctx.pod_dir {
+        let path = c
+            .termination_message_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+        if !own(path) {
+            mounts.push(Mount {
+                host_path: volumes::termination_log_path(dir, &c.name, restart_count)
+                    .display()
+                    .to_string(),
+                container_path: path.to_string(),
+                read_only: false,
+                propagation: None,
+            });
+        }
+    }
+    mounts
 }
 
 fn build_mounts(
+    spec: &PodSpec,
     c: &Container,
     volumes: &BTreeMap<String, String>,
     vars: &HashMap<&str, &str>,
@@ -341,7 +541,7 @@ fn build_mounts(
         mounts.push(Mount {
             host_path,
             container_path: m.mount_path.clone(),
-            read_only: m.read_only.unwrap_or(false),
+            read_only: m.read_only.unwrap_or(false) || is_api_data_volume(spec, &m.name),
             propagation,
         });
     }
@@ -465,12 +665,20 @@ mod tests {
 
     fn config(p: &Pod, volumes: &[(&str, &str)]) -> Result<ContainerConfig, ConfigError> {
         let r = pod_ref(p, SOURCE);
-        let volumes = volumes
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let ctx = PodContext {
+            volumes: volumes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
         let spec = p.spec.as_ref().expect("spec");
-        container_config(p, &r, &spec.containers[0], "sb123", 2, &volumes)
+        container_config(p, &r, &spec.containers[0], "sb123", 2, &ctx)
+    }
+
+    fn with_ctx(p: &Pod, ctx: &PodContext) -> Result<ContainerConfig, ConfigError> {
+        let spec = p.spec.as_ref().expect("spec");
+        container_config(p, &pod_ref(p, SOURCE), &spec.containers[0], "sb123", 2, ctx)
     }
 
     fn ok(p: &Pod) -> ContainerConfig {
@@ -669,37 +877,200 @@ mod tests {
         );
     }
 
+    fn ctx_with_objects() -> PodContext {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        use k8s_openapi::ByteString;
+        let meta = |name: &str| ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        };
+        let store = crate::pod::objects::ObjectStore::default();
+        let cm = ConfigMap {
+            metadata: meta("cm"),
+            data: Some(
+                [
+                    ("color".to_string(), "blue".to_string()),
+                    ("size".to_string(), "L".to_string()),
+                    ("bad-1".to_string(), "x".to_string()),
+                    ("1st".to_string(), "y".to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let secret = Secret {
+            metadata: meta("s"),
+            data: Some([("password".to_string(), ByteString(b"hunter2".to_vec()))].into()),
+            ..Default::default()
+        };
+        store.publish(
+            [("default/cm".to_string(), Arc::new(cm))].into(),
+            [("default/s".to_string(), Arc::new(secret))].into(),
+        );
+        PodContext {
+            objects: store.current(),
+            pod_ip: "172.17.0.7".into(),
+            host_ip: "10.0.0.2".into(),
+            node: NodeCapacity {
+                cpu_milli: 2000,
+                memory_bytes: 1 << 30,
+                ephemeral_storage_bytes: 1 << 30,
+            },
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn unsupported_env_sources_are_config_errors_naming_the_variable() {
+    fn env_from_config_maps_and_secrets_with_prefixes_then_env_overrides() {
+        let p = web(
+            "    envFrom:\n    - {configMapRef: {name: cm}}\n    - {secretRef: {name: s}, prefix: S_}\n    - {configMapRef: {name: missing, optional: true}}\n    env:\n    - {name: color, value: red}\n    - {name: PW, valueFrom: {secretKeyRef: {name: s, key: password}}}\n    - {name: SIZE, valueFrom: {configMapKeyRef: {name: cm, key: size}}}\n    - {name: OPT, valueFrom: {configMapKeyRef: {name: cm, key: nope, optional: true}}}\n    - {name: MSG, value: \"$(color)-$(S_password)-$(OPT)\"}\n",
+            "",
+        );
+        let ctx = ctx_with_objects();
+        let c = with_ctx(&p, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            env_of(&c),
+            [
+                ("bad-1", "x"),
+                ("color", "red"),
+                ("size", "L"),
+                ("S_password", "hunter2"),
+                ("PW", "hunter2"),
+                ("SIZE", "L"),
+                ("MSG", "red-hunter2-$(OPT)"),
+            ]
+        );
+        let skipped = invalid_env_from_keys(
+            &p,
+            &p.spec.as_ref().expect("spec").containers[0],
+            &ctx.objects,
+        );
+        assert_eq!(
+            skipped,
+            ["Keys [1st] from the EnvFrom configMap default/cm were skipped since they are considered invalid environment variable names."]
+        );
+    }
+
+    #[test]
+    fn missing_required_objects_and_keys_are_config_errors_naming_them() {
+        let ctx = ctx_with_objects();
         let cases = [
             (
-                "    env: [{name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]\n",
-                "env \"IP\" of container \"app\": fieldRef \"status.podIP\" is not supported yet",
+                "    env: [{name: K, valueFrom: {configMapKeyRef: {name: other, key: k}}}]\n",
+                "env \"K\" of container \"app\": configmap \"other\" not found in namespace \"default\" (key \"k\")",
             ),
             (
-                "    env: [{name: K, valueFrom: {configMapKeyRef: {name: cm, key: k}}}]\n",
-                "env \"K\" of container \"app\": valueFrom.configMapKeyRef is not supported yet",
+                "    env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: user}}}]\n",
+                "env \"K\" of container \"app\": couldn't find key \"user\" in secret default/s",
             ),
             (
-                "    env: [{name: S, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n",
-                "env \"S\" of container \"app\": valueFrom.secretKeyRef is not supported yet",
-            ),
-            (
-                "    env: [{name: R, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}]\n",
-                "env \"R\" of container \"app\": valueFrom.resourceFieldRef is not supported yet",
-            ),
-            (
-                "    envFrom: [{configMapRef: {name: cm}}]\n",
-                "envFrom of container \"app\" is not supported yet",
+                "    envFrom: [{secretRef: {name: gone}}]\n",
+                "secret \"gone\" not found in namespace \"default\" (envFrom of container \"app\")",
             ),
         ];
         for (extra, want) in cases {
             assert_eq!(
-                config(&web(extra, ""), &[]),
+                with_ctx(&web(extra, ""), &ctx),
                 Err(ConfigError(want.into())),
                 "{extra}"
             );
         }
+    }
+
+    #[test]
+    fn status_and_resource_field_refs_resolve_from_the_context() {
+        let p = web(
+            "    resources: {limits: {memory: 64Mi}, requests: {cpu: 250m}}\n    env:\n    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n    - {name: IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}\n    - {name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}\n    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}\n    - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}\n    - {name: REQ, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}\n",
+            "",
+        );
+        let c = with_ctx(&p, &ctx_with_objects()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            env_of(&c),
+            [
+                ("IP", "172.17.0.7"),
+                ("IPS", "172.17.0.7"),
+                ("HOST", "10.0.0.2"),
+                ("MEM", "64"),
+                ("CPU", "2"),
+                ("REQ", "250"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hosts_file_and_termination_log_are_mounted_unless_the_container_has_its_own() {
+        let mut ctx = ctx_with_objects();
+        ctx.pod_dir = Some(PathBuf::from("/r/pods/u"));
+        ctx.hosts_file = Some("/r/pods/u/etc-hosts".into());
+        let c = with_ctx(&web("", ""), &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let m = |h: &str, c: &str| Mount {
+            host_path: h.into(),
+            container_path: c.into(),
+            read_only: false,
+            propagation: None,
+        };
+        assert_eq!(
+            c.mounts,
+            [
+                m("/r/pods/u/etc-hosts", "/etc/hosts"),
+                m(
+                    "/r/pods/u/containers/app/2/termination-log",
+                    "/dev/termination-log"
+                ),
+            ]
+        );
+        let p = web(
+            "    terminationMessagePath: /tmp/msg\n    volumeMounts: [{name: data, mountPath: /etc/hosts}]\n",
+            VOLUMES,
+        );
+        ctx.volumes.insert("data".into(), "/v".into());
+        let c = with_ctx(&p, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.mounts,
+            [
+                m("/v", "/etc/hosts"),
+                m("/r/pods/u/containers/app/2/termination-log", "/tmp/msg"),
+            ]
+        );
+        let c = with_ctx(&web("", "  hostNetwork: true\n"), &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.mounts.iter().all(|m| m.container_path != "/etc/hosts"));
+    }
+
+    #[test]
+    fn api_data_volumes_are_always_mounted_read_only() {
+        let p = web(
+            "    volumeMounts: [{name: c, mountPath: /c}, {name: e, mountPath: /e}]\n",
+            "  volumes: [{name: c, configMap: {name: cm}}, {name: e, emptyDir: {}}]\n",
+        );
+        let c = config(&p, &[("c", "/vc"), ("e", "/ve")]).expect("config");
+        let ro: Vec<bool> = c.mounts.iter().map(|m| m.read_only).collect();
+        assert_eq!(ro, [true, false]);
+    }
+
+    #[test]
+    fn env_from_names_follow_kubernetes_rules() {
+        for ok in ["A", "a_b", "_x", "my.var", "with-dash", "X1"] {
+            assert!(is_env_var_name(ok), "{ok}");
+        }
+        for bad in ["", "1x", "a b", "a=b", "ü"] {
+            assert!(!is_env_var_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unsupported_env_sources_are_config_errors_naming_the_variable() {
+        let p = web(
+            "    env: [{name: F, valueFrom: {fileKeyRef: {volumeName: v, path: p, key: k}}}]\n",
+            "  volumes: [{name: v, emptyDir: {}}]\n",
+        );
+        assert_eq!(
+            config(&p, &[]),
+            Err(ConfigError(
+                "env \"F\" of container \"app\": valueFrom.fileKeyRef is not supported".into()
+            ))
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! node affinity that does not match) gets no worker; it is published as a
 //! `Failed` pod with the kubelet's reason and message until its manifest goes
 //! away, and counts as not desired for orphan cleanup.
+//! After every merge it publishes the merged ConfigMaps and Secrets to the
+//! workers' shared object store.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -107,6 +109,9 @@ impl Manager {
 
     async fn on_snapshot(&mut self, snap: Snapshot, shutdown: &CancellationToken) {
         let (desired, diag) = self.merger.update(snap);
+        self.ctx
+            .objects
+            .publish(desired.configmaps.clone(), desired.secrets.clone());
         if let Ok(mut d) = self.diagnostics.write() {
             if *d != diag {
                 // New problems become events on the node (an invalid manifest
@@ -125,7 +130,12 @@ impl Manager {
                         .warning(&node, "FailedValidation", e.clone());
                 }
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
-                    self.ctx.recorder.warning(&node, "DuplicatePod", c.clone());
+                    let reason = if c.starts_with("pod ") {
+                        "DuplicatePod"
+                    } else {
+                        "DuplicateObject"
+                    };
+                    self.ctx.recorder.warning(&node, reason, c.clone());
                 }
                 *d = diag;
             }
@@ -304,7 +314,7 @@ impl Manager {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 if !desired.pods.contains_key(&name) && !known.contains(&name) {
-                    if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                    if let Err(err) = super::volumes::teardown(&e.path()) {
                         tracing::warn!(dir = %e.path().display(), error = %err,
                             "cannot remove stale pod directory");
                     }
@@ -461,6 +471,7 @@ mod tests {
             backoff: BackoffPolicy::default(),
             host_ip: "192.0.2.1".into(),
             store: store.clone(),
+            objects: Default::default(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         });

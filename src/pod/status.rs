@@ -29,6 +29,30 @@ pub struct StatusInput<'a> {
     pub terminating: bool,
     /// Probe results by container id.
     pub probes: &'a BTreeMap<(String, Kind), ProbeResult>,
+    /// Termination messages of exited containers, by container id.
+    pub messages: &'a BTreeMap<String, String>,
+}
+
+/// Puts termination messages into `terminated` states (current and last).
+fn attach_messages(statuses: &mut [ContainerStatus], messages: &BTreeMap<String, String>) {
+    let fill = |t: &mut ContainerStateTerminated| {
+        let id = t
+            .container_id
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches("docker://");
+        if let Some(m) = messages.get(id).filter(|m| !m.is_empty()) {
+            t.message = Some(m.clone());
+        }
+    };
+    for s in statuses {
+        if let Some(t) = s.state.as_mut().and_then(|x| x.terminated.as_mut()) {
+            fill(t);
+        }
+        if let Some(t) = s.last_state.as_mut().and_then(|x| x.terminated.as_mut()) {
+            fill(t);
+        }
+    }
 }
 
 fn instances<'a>(observed: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
@@ -216,10 +240,11 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let sandbox_ready = sandbox.is_some_and(|s| s.is_running());
 
     let init_specs: Vec<&Container> = spec.init_containers.iter().flatten().collect();
-    let init_statuses: Vec<ContainerStatus> = init_specs
+    let mut init_statuses: Vec<ContainerStatus> = init_specs
         .iter()
         .map(|c| container_status(c, &input, "PodInitializing"))
         .collect();
+    attach_messages(&mut init_statuses, input.messages);
     let init_done = |s: &ContainerStatus, c: &Container| {
         let st = s.state.as_ref();
         if is_sidecar(c) {
@@ -247,11 +272,12 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     } else {
         "PodInitializing"
     };
-    let statuses: Vec<ContainerStatus> = spec
+    let mut statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
         .map(|c| container_status(c, &input, app_waiting))
         .collect();
+    attach_messages(&mut statuses, input.messages);
 
     // Phase, as the kubelet's getPhase.
     let init_failed = policy == "Never"

@@ -25,16 +25,18 @@ use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::convert;
+use super::convert::{self, PodContext};
 use super::handlers::{self, Target};
+use super::objects::{ObjectStore, Objects};
 use super::plan::{self, Plan, StartFailure, Step, Unhealthy};
 use super::probe::{Kind, Params, ProbeResult};
 use super::prober::{ProbeContext, ProbeReport, Prober, Results};
 use super::status::{self, StatusInput};
+use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::events::{Involved, Recorder};
 use crate::runtime::labels::{self, PodRef};
@@ -50,6 +52,8 @@ pub struct WorkerContext {
     pub backoff: BackoffPolicy,
     pub host_ip: String,
     pub store: Arc<PodStore>,
+    /// The ConfigMaps and Secrets pods refer to.
+    pub objects: ObjectStore,
     pub recorder: Arc<Recorder>,
     /// Bounds container creations + starts in flight over all pods
     /// (`--max-parallel-starts`): a burst of pods queues here instead of
@@ -160,10 +164,8 @@ async fn remove_pod(
         r?;
     }
     let dir = pod_dir(root_dir, uid);
-    if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
-        }
+    if let Err(e) = volumes::teardown(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
     }
     Ok(())
 }
@@ -219,7 +221,8 @@ pub struct PodWorker {
     failures: BTreeMap<String, StartFailure>,
     /// A sandbox creation failure holds everything until then.
     sandbox_hold: Option<(Timestamp, String)>,
-    volumes: Option<BTreeMap<String, String>>,
+    volumes: PodVolumes,
+    objects: watch::Receiver<Arc<Objects>>,
     start_time: Option<Timestamp>,
     /// `activeDeadlineSeconds` ran out: the pod is stopped for good.
     deadline_exceeded: bool,
@@ -228,8 +231,17 @@ pub struct PodWorker {
     /// Conditions last published, for `lastTransitionTime`.
     conditions: Vec<PodCondition>,
     prober: Prober,
+    /// Termination messages of exited containers, by container id (read once:
+    /// a dead container does not change).
+    term_messages: BTreeMap<String, String>,
     wake: Arc<Notify>,
 }
+
+/// The most of a termination-log file that is reported (as the kubelet).
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+/// `FallbackToLogsOnError`: the last this many lines / bytes of the log.
+const FALLBACK_LOG_LINES: usize = 80;
+const FALLBACK_LOG_BYTES: usize = 2048;
 
 const SANDBOX_KEY: &str = "POD";
 /// The kubelet's minimum grace left for SIGTERM after a preStop hook.
@@ -282,17 +294,23 @@ impl PodWorker {
             results: Arc::new(Results::default()),
         });
         let worker = PodWorker {
-            involved,
             prober,
+            term_messages: BTreeMap::new(),
             pod_ref,
             backoff: Backoff::new(ctx.backoff),
+            volumes: PodVolumes::new(
+                pod_dir(&ctx.root_dir, &uid),
+                ctx.recorder.clone(),
+                involved.clone(),
+            ),
+            involved,
+            objects: ctx.objects.subscribe(),
             ctx,
             pod,
             source,
             uid: uid.clone(),
             failures: BTreeMap::new(),
             sandbox_hold: None,
-            volumes: None,
             start_time: None,
             deadline_exceeded: false,
             terminating_since: None,
@@ -354,6 +372,7 @@ impl PodWorker {
                 _ = shutdown.cancelled() => return,
                 _ = terminate.cancelled() => {}
                 _ = self.wake.notified() => {}
+                _ = self.objects.changed() => {}
                 _ = sleep => {}
             }
         }
@@ -384,7 +403,17 @@ impl PodWorker {
 
     /// Observes, plans, executes; returns when to look again.
     async fn sync(&mut self) -> Result<Option<Duration>, RuntimeError> {
+        let objects = self.objects.borrow_and_update().clone();
+        if self
+            .volumes
+            .refresh(&self.pod, &objects, &volumes::node_capacity())
+        {
+            // A ConfigMap or Secret may have appeared: retry at once.
+            self.failures
+                .retain(|_, f| f.reason != "CreateContainerConfigError");
+        }
         let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+        self.read_termination_messages(&observed).await;
         let now = Timestamp::now();
         if self.start_time.is_none() {
             self.start_time = Some(
@@ -398,14 +427,7 @@ impl PodWorker {
         let deadline_in = self.check_deadline(now);
         if self.deadline_exceeded {
             self.prober.stop_all();
-            let running: Vec<ToStop> = observed
-                .iter()
-                .filter(|c| c.is_running())
-                .map(|c| ToStop {
-                    info: c.clone(),
-                    spec: self.spec_of(c),
-                })
-                .collect();
+            let running = self.running_to_stop(&observed);
             self.publish(&observed, &Plan::default());
             if running.is_empty() {
                 return Ok(None);
@@ -450,6 +472,59 @@ impl PodWorker {
         self.execute(&plan, &observed).await?;
         // Look again right away: the steps changed what there is to observe.
         Ok(Some(Duration::ZERO))
+    }
+
+    /// Reads the termination messages of exited containers not read yet:
+    /// the container's termination-log file (at most 4096 bytes), or with
+    /// `FallbackToLogsOnError` and a failed, silent exit the end of its log.
+    async fn read_termination_messages(&mut self, observed: &[ContainerInfo]) {
+        self.term_messages
+            .retain(|id, _| observed.iter().any(|c| &c.id == id));
+        let dir = pod_dir(&self.ctx.root_dir, &self.uid);
+        for c in observed
+            .iter()
+            .filter(|c| c.state == crate::runtime::ContainerState::Exited)
+        {
+            if self.term_messages.contains_key(&c.id) {
+                continue;
+            }
+            let Some(meta) = c.meta().filter(|m| !m.is_sandbox) else {
+                continue;
+            };
+            let Some((spec, _)) = self.container_spec(&meta.container_name) else {
+                continue;
+            };
+            let path = super::volumes::termination_log_path(
+                &dir,
+                &meta.container_name,
+                meta.restart_count,
+            );
+            let mut bytes = tokio::fs::read(&path).await.unwrap_or_default();
+            bytes.truncate(TERMINATION_MESSAGE_LIMIT);
+            let mut message = String::from_utf8_lossy(&bytes).into_owned();
+            let fallback =
+                spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+            if message.trim().is_empty() && fallback && c.exit_code != Some(0) {
+                message = self.log_tail(&c.id).await;
+            }
+            self.term_messages.insert(c.id.clone(), message);
+        }
+    }
+
+    /// The last 80 lines of a container's log, at most 2048 bytes.
+    async fn log_tail(&self, id: &str) -> String {
+        use futures_util::StreamExt;
+        let options = crate::runtime::LogOptions {
+            tail: Some(FALLBACK_LOG_LINES),
+            ..Default::default()
+        };
+        let mut stream = self.ctx.runtime.logs(id, options);
+        let mut bytes = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            bytes.extend_from_slice(&chunk);
+        }
+        let start = bytes.len().saturating_sub(FALLBACK_LOG_BYTES);
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
     }
 
     /// Every container spec with whether it is an init container.
@@ -533,6 +608,7 @@ impl PodWorker {
             start_time: self.start_time,
             terminating,
             probes: &probes,
+            messages: &self.term_messages,
         });
         if self.deadline_exceeded {
             st.phase = Some("Failed".into());
@@ -582,6 +658,18 @@ impl PodWorker {
             .iter()
             .find(|c| c.name == name)
             .map(|c| (c.clone(), false))
+    }
+
+    /// The running containers of `observed`, with their specs, to stop.
+    fn running_to_stop(&self, observed: &[ContainerInfo]) -> Vec<ToStop> {
+        observed
+            .iter()
+            .filter(|c| c.is_running())
+            .map(|c| ToStop {
+                info: c.clone(),
+                spec: self.spec_of(c),
+            })
+            .collect()
     }
 
     fn spec_of(&self, c: &ContainerInfo) -> Option<(Container, bool)> {
@@ -796,15 +884,25 @@ impl PodWorker {
         if starts.is_empty() {
             return Ok(());
         }
-        let Some(sandbox_id) = observed
+        let Some(sandbox) = observed
             .iter()
-            .filter(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
-            .map(|c| c.id.clone())
-            .next()
+            .find(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
         else {
             return Ok(());
         };
-        let volumes = self.volumes().await;
+        let sandbox_id = sandbox.id.clone();
+        let volumes = match self.volumes(sandbox.ip.as_deref()) {
+            Ok(volumes) => volumes,
+            Err(message) => {
+                // A volume cannot be set up: no container can start.
+                let now = Timestamp::now();
+                for (name, _, _) in starts {
+                    let reason = "CreateContainerConfigError".to_string();
+                    self.record_start_failure(name, reason, message.clone(), now);
+                }
+                return Ok(());
+            }
+        };
         // Batches: a container with a postStart hook ends a batch; the next
         // batch starts only after that hook finished.
         let mut batches: Vec<Vec<(String, u32, Option<Timestamp>)>> = vec![Vec::new()];
@@ -953,46 +1051,26 @@ impl PodWorker {
         }
     }
 
-    /// Host paths for the pod's volumes (emptyDir and hostPath for now).
-    async fn volumes(&mut self) -> BTreeMap<String, String> {
-        if let Some(v) = &self.volumes {
-            return v.clone();
-        }
-        let mut map = BTreeMap::new();
-        let base = pod_dir(&self.ctx.root_dir, &self.uid).join("volumes");
-        for v in self
-            .pod
-            .spec
-            .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-        {
-            if v.empty_dir.is_some() {
-                let dir = base.join("kubernetes.io~empty-dir").join(&v.name);
-                let made = tokio::fs::create_dir_all(&dir).await.and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                });
-                match made {
-                    Ok(()) => {
-                        map.insert(v.name.clone(), dir.display().to_string());
-                    }
-                    Err(e) => {
-                        tracing::warn!(volume = %v.name, error = %e, "cannot create emptyDir")
-                    }
-                }
-            } else if let Some(hp) = &v.host_path {
-                let ty = hp.type_.as_deref().unwrap_or("");
-                if ty == "DirectoryOrCreate" {
-                    if let Err(e) = tokio::fs::create_dir_all(&hp.path).await {
-                        tracing::warn!(volume = %v.name, error = %e, "cannot create hostPath");
-                        continue;
-                    }
-                }
-                map.insert(v.name.clone(), hp.path.clone());
-            }
-        }
-        self.volumes = Some(map.clone());
-        map
+    /// Sets up the pod's volumes and hosts file for the sandbox at
+    /// `sandbox_ip`; what a container config needs besides the spec.
+    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodContext, String> {
+        let objects = self.objects.borrow().clone();
+        let node = volumes::node_capacity();
+        let paths = self.volumes.setup(&self.pod, &objects, &node)?;
+        let pod_ip = sandbox_ip
+            .filter(|ip| !ip.is_empty())
+            .unwrap_or(&self.ctx.host_ip)
+            .to_string();
+        let hosts_file = Some(self.volumes.write_hosts_file(&self.pod, &pod_ip)?);
+        Ok(PodContext {
+            volumes: paths,
+            objects,
+            pod_ip,
+            host_ip: self.ctx.host_ip.clone(),
+            node,
+            pod_dir: Some(pod_dir(&self.ctx.root_dir, &self.uid)),
+            hosts_file,
+        })
     }
 
     async fn ensure_image(&self, c: &Container, involved: &Involved) -> Result<(), Failure> {
@@ -1063,7 +1141,7 @@ impl PodWorker {
         name: &str,
         restart_count: u32,
         sandbox_id: &str,
-        volumes: &BTreeMap<String, String>,
+        volumes: &PodContext,
     ) -> Result<String, Failure> {
         let Some((spec, init)) = self.container_spec(name) else {
             return Err(Failure::Start {
@@ -1084,6 +1162,19 @@ impl PodWorker {
         .map_err(|e| Failure::Start {
             reason: "CreateContainerConfigError".into(),
             message: e.0,
+        })?;
+        let events = (self.ctx.recorder.as_ref(), &involved);
+        volumes::prepare_container(
+            &self.pod,
+            &spec,
+            restart_count,
+            &mut config,
+            volumes,
+            events,
+        )
+        .map_err(|message| Failure::Start {
+            reason: "CreateContainerConfigError".into(),
+            message,
         })?;
         config
             .labels
@@ -1133,14 +1224,7 @@ impl PodWorker {
             let step = async {
                 let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
                 self.publish(&observed, &Plan::default());
-                let running: Vec<ToStop> = observed
-                    .iter()
-                    .filter(|c| c.is_running())
-                    .map(|c| ToStop {
-                        info: c.clone(),
-                        spec: self.spec_of(c),
-                    })
-                    .collect();
+                let running = self.running_to_stop(&observed);
                 let left = self
                     .grace()
                     .saturating_sub(since(started, Timestamp::now()));

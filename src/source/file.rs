@@ -9,8 +9,9 @@
 //! named `*.yaml`, `*.yml` or `*.json`, not hidden, are read, and sub-directories
 //! are not entered — so editor leftovers (`*.swp`, `*~`, `4913`) never are.
 //!
-//! Each file is either good (all its pods) or bad (none). A file that stops
-//! parsing keeps its **last good** pods and reports the error; a file that was
+//! Each file is either good (all its pods, ConfigMaps and Secrets) or bad
+//! (none). A file that stops parsing keeps its **last good** content and
+//! reports the error; a file that was
 //! never good contributes only its error. Unchanged bytes are not re-parsed, so
 //! an identical rewrite changes nothing.
 
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Snapshot, SourcePod};
+use super::{Snapshot, SourceConfigMap, SourceObject, SourcePod, SourceSecret};
 use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
@@ -106,10 +107,18 @@ impl Writing {
     }
 }
 
+/// What one good manifest file defines.
+#[derive(Debug, Clone, Default)]
+struct Good {
+    pods: Vec<SourcePod>,
+    configmaps: Vec<SourceConfigMap>,
+    secrets: Vec<SourceSecret>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     hash: [u8; 32],
-    good: Option<Vec<SourcePod>>,
+    good: Option<Good>,
     error: Option<ManifestError>,
     warnings: Vec<String>,
 }
@@ -227,18 +236,35 @@ impl FileSource {
                 for w in &loaded.warnings {
                     tracing::warn!(file = %location, warning = %w, "manifest warning");
                 }
-                tracing::info!(file = %location, pods = loaded.pods.len(), "manifest loaded");
-                let pods = loaded
-                    .pods
-                    .into_iter()
-                    .map(|pod| SourcePod {
-                        pod: Arc::new(pod),
-                        origin: origin.clone(),
-                    })
-                    .collect();
+                tracing::info!(file = %location, pods = loaded.pods.len(),
+                    configmaps = loaded.configmaps.len(), secrets = loaded.secrets.len(),
+                    "manifest loaded");
+                let object = |o| SourceObject {
+                    object: Arc::new(o),
+                    origin: origin.clone(),
+                };
+                let good = Good {
+                    pods: loaded
+                        .pods
+                        .into_iter()
+                        .map(|pod| SourcePod {
+                            pod: Arc::new(pod),
+                            origin: origin.clone(),
+                        })
+                        .collect(),
+                    configmaps: loaded.configmaps.into_iter().map(object).collect(),
+                    secrets: loaded
+                        .secrets
+                        .into_iter()
+                        .map(|o| SourceObject {
+                            object: Arc::new(o),
+                            origin: origin.clone(),
+                        })
+                        .collect(),
+                };
                 Entry {
                     hash,
-                    good: Some(pods),
+                    good: Some(good),
                     error: None,
                     warnings: loaded.warnings,
                 }
@@ -267,7 +293,11 @@ impl FileSource {
         };
         snap.errors.extend(self.dir_error.iter().cloned());
         for entry in self.entries.values() {
-            snap.pods.extend(entry.good.iter().flatten().cloned());
+            if let Some(good) = &entry.good {
+                snap.pods.extend(good.pods.iter().cloned());
+                snap.configmaps.extend(good.configmaps.iter().cloned());
+                snap.secrets.extend(good.secrets.iter().cloned());
+            }
             snap.errors.extend(entry.error.iter().cloned());
             snap.warnings.extend(entry.warnings.iter().cloned());
         }

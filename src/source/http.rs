@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Snapshot, SourcePod};
+use super::{Snapshot, SourceConfigMap, SourceObject, SourcePod, SourceSecret};
 use crate::events::{Involved, Recorder};
 use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
@@ -290,6 +290,9 @@ pub struct HttpState {
     last_modified: Option<String>,
     /// Pods of the last body that loaded; `None` until one did.
     good: Option<Vec<SourcePod>>,
+    /// ConfigMaps and Secrets of the last body that loaded.
+    good_configmaps: Vec<SourceConfigMap>,
+    good_secrets: Vec<SourceSecret>,
     warnings: Vec<String>,
     /// The last body did not load (parse or validation error).
     body_error: Option<ManifestError>,
@@ -306,6 +309,8 @@ impl HttpState {
             etag: None,
             last_modified: None,
             good: None,
+            good_configmaps: Vec::new(),
+            good_secrets: Vec::new(),
             warnings: Vec::new(),
             body_error: None,
             fetch_error: None,
@@ -367,7 +372,22 @@ impl HttpState {
                 for w in &loaded.warnings {
                     tracing::warn!(%url, warning = %w, "manifest warning");
                 }
-                tracing::info!(%url, pods = loaded.pods.len(), "manifest URL loaded");
+                tracing::info!(%url, pods = loaded.pods.len(),
+                    configmaps = loaded.configmaps.len(), secrets = loaded.secrets.len(),
+                    "manifest URL loaded");
+                let origin = &self.origin;
+                self.good_configmaps = (loaded.configmaps.into_iter())
+                    .map(|o| SourceObject {
+                        object: Arc::new(o),
+                        origin: origin.clone(),
+                    })
+                    .collect();
+                self.good_secrets = (loaded.secrets.into_iter())
+                    .map(|o| SourceObject {
+                        object: Arc::new(o),
+                        origin: origin.clone(),
+                    })
+                    .collect();
                 self.good = Some(
                     loaded
                         .pods
@@ -406,6 +426,8 @@ impl HttpState {
                 Vec::new()
             },
             failing: self.problem().map(ToString::to_string),
+            configmaps: self.good_configmaps.clone(),
+            secrets: self.good_secrets.clone(),
         }
     }
 }
@@ -568,6 +590,26 @@ mod tests {
         );
         assert!(st.apply(body(POD_B), Timestamp::now()));
         assert_eq!(names(&st.snapshot()), vec!["default/b-node1"]);
+    }
+
+    #[test]
+    fn config_maps_and_secrets_from_the_url_come_and_go_with_its_body() {
+        let mut st = HttpState::new(URL, "node1");
+        let objects = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: prod}\nstringData: {p: w}\n";
+        st.apply(body(&format!("{POD_A}---\n{objects}")), Timestamp::now());
+        let snap = st.snapshot();
+        assert_eq!(snap.configmaps.len(), 1);
+        assert_eq!(snap.configmaps[0].origin, Origin::url(URL));
+        assert_eq!(
+            snap.secrets[0].object.metadata.namespace.as_deref(),
+            Some("prod")
+        );
+        // A failed fetch keeps them; a body without them removes them.
+        st.apply(Fetched::Failed("down".into()), Timestamp::now());
+        assert_eq!(st.snapshot().configmaps.len(), 1);
+        st.apply(body(POD_A), Timestamp::now());
+        let snap = st.snapshot();
+        assert!(snap.configmaps.is_empty() && snap.secrets.is_empty());
     }
 
     #[test]

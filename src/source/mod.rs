@@ -5,6 +5,8 @@
 //! found — never diffs. The [`Merger`] keeps the newest snapshot per source and
 //! turns them into one desired set keyed by pod UID, rejecting a pod whose
 //! namespace/name another source (or an earlier file) already claims.
+//! ConfigMaps and Secrets travel the same way: snapshots carry them, the
+//! merger keys them by namespace/name with the same first-wins rule.
 //!
 //! It does not run anything: the pod manager consumes [`Desired`].
 
@@ -14,7 +16,7 @@ pub mod http;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde::Serialize;
 
 use crate::manifest::{ManifestError, Origin};
@@ -45,6 +47,25 @@ pub fn full_name(pod: &Pod) -> String {
     )
 }
 
+/// A ConfigMap or Secret as a source defines it (validated, namespaced).
+#[derive(Debug, Clone)]
+pub struct SourceObject<T> {
+    pub object: Arc<T>,
+    pub origin: Origin,
+}
+
+pub type SourceConfigMap = SourceObject<ConfigMap>;
+pub type SourceSecret = SourceObject<Secret>;
+
+/// `namespace/name` of a ConfigMap's or Secret's metadata.
+pub fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Everything one source defines right now.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -56,6 +77,10 @@ pub struct Snapshot {
     pub errors: Vec<ManifestError>,
     /// Current non-fatal findings.
     pub warnings: Vec<String>,
+    /// ConfigMaps in the source's order.
+    pub configmaps: Vec<SourceConfigMap>,
+    /// Secrets in the source's order.
+    pub secrets: Vec<SourceSecret>,
     /// Origin keys (`url:<url>`) whose containers orphan cleanup must leave
     /// alone: the source cannot say what they should be yet (a URL whose
     /// fetches failed since rkubelet started), so pods running from before a
@@ -70,6 +95,10 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub pods: BTreeMap<String, SourcePod>,
+    /// ConfigMaps by `namespace/name`.
+    pub configmaps: BTreeMap<String, Arc<ConfigMap>>,
+    /// Secrets by `namespace/name`.
+    pub secrets: BTreeMap<String, Arc<Secret>>,
     /// True once every configured source has reported at least once
     /// (a failed first fetch counts as a report).
     pub complete: bool,
@@ -149,7 +178,68 @@ impl Merger {
                 }
             }
         }
+        let mut origins = HashMap::new();
+        for snap in self.order.iter().filter_map(|s| self.snapshots.get(s)) {
+            merge_objects(
+                "configmap",
+                &snap.configmaps,
+                &mut desired.configmaps,
+                &mut origins,
+                &mut diag,
+            );
+        }
+        origins.clear();
+        for snap in self.order.iter().filter_map(|s| self.snapshots.get(s)) {
+            merge_objects(
+                "secret",
+                &snap.secrets,
+                &mut desired.secrets,
+                &mut origins,
+                &mut diag,
+            );
+        }
         (desired, diag)
+    }
+}
+
+/// Adds `objects` to `into` by namespace/name; the first definition wins and
+/// a later one is reported as a conflict naming both origins.
+fn merge_objects<T: HasMeta>(
+    kind: &str,
+    objects: &[SourceObject<T>],
+    into: &mut BTreeMap<String, Arc<T>>,
+    origins: &mut HashMap<String, Origin>,
+    diag: &mut Diagnostics,
+) {
+    for o in objects {
+        let key = object_key(o.object.meta());
+        match origins.get(&key) {
+            Some(first) => diag.conflicts.push(format!(
+                "{kind} {key} from {} is ignored: {} already defines it",
+                o.origin.location, first.location
+            )),
+            None => {
+                origins.insert(key.clone(), o.origin.clone());
+                into.insert(key, o.object.clone());
+            }
+        }
+    }
+}
+
+/// Objects with metadata (ConfigMap, Secret).
+trait HasMeta {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+}
+
+impl HasMeta for ConfigMap {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl HasMeta for Secret {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
     }
 }
 
@@ -204,6 +294,72 @@ mod tests {
         let (d, _) = m.update(snap("http", vec![]));
         assert!(d.complete);
         assert_eq!(d.pods.len(), 1);
+    }
+
+    fn configmap(name: &str, value: &str, file: &str) -> SourceConfigMap {
+        SourceObject {
+            object: Arc::new(ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                data: Some([("k".to_string(), value.to_string())].into()),
+                ..Default::default()
+            }),
+            origin: Origin::file(file),
+        }
+    }
+
+    #[test]
+    fn config_maps_and_secrets_are_merged_by_namespace_and_name_first_wins() {
+        let mut m = Merger::new(vec!["file".into(), "http".into()]);
+        m.update(Snapshot {
+            source: "http".into(),
+            configmaps: vec![
+                configmap("app", "from-url", "http://x/"),
+                configmap("other", "o", "http://x/"),
+            ],
+            ..Default::default()
+        });
+        let secret = SourceObject {
+            object: Arc::new(Secret {
+                metadata: ObjectMeta {
+                    name: Some("s".into()),
+                    namespace: Some("prod".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            origin: Origin::file("/d/s.yaml"),
+        };
+        let (d, diag) = m.update(Snapshot {
+            source: "file".into(),
+            configmaps: vec![
+                configmap("app", "from-a", "/d/a.yaml"),
+                configmap("app", "from-b", "/d/b.yaml"),
+            ],
+            secrets: vec![secret.clone(), secret],
+            ..Default::default()
+        });
+        assert_eq!(
+            d.configmaps.keys().collect::<Vec<_>>(),
+            ["default/app", "default/other"]
+        );
+        let data = d.configmaps["default/app"].data.clone().expect("data");
+        assert_eq!(data["k"], "from-a");
+        assert_eq!(d.secrets.keys().collect::<Vec<_>>(), ["prod/s"]);
+        assert_eq!(diag.conflicts.len(), 3, "{:?}", diag.conflicts);
+        assert!(diag.conflicts.iter().any(|c| c
+            == "configmap default/app from /d/b.yaml is ignored: /d/a.yaml already defines it"));
+        assert!(diag
+            .conflicts
+            .iter()
+            .any(|c| c.contains("http://x/") && c.contains("/d/a.yaml")));
+        assert!(diag
+            .conflicts
+            .iter()
+            .any(|c| c.starts_with("secret prod/s")));
     }
 
     #[test]

@@ -593,5 +593,10 @@ impl Drop for Daemon {
                 .args(&ids)
                 .output();
         }
+        // Pods left running keep their tmpfs volumes mounted (as a stopped
+        // rkubelet does): unmount them so the temp dir can go.
+        if let Err(e) = rkubelet::pod::volumes::teardown(&self.root_dir()) {
+            eprintln!("cannot clean up {}: {e}", self.root_dir().display());
+        }
     }
 }

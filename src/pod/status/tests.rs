@@ -97,6 +97,7 @@ fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> P
         start_time: Some(t(0)),
         terminating: false,
         probes: &BTreeMap::new(),
+        messages: &BTreeMap::new(),
     })
 }
 
@@ -339,6 +340,7 @@ fn a_terminating_pod_is_not_ready() {
         start_time: None,
         terminating: true,
         probes: &BTreeMap::new(),
+        messages: &BTreeMap::new(),
     });
     assert_eq!(condition(&s, "Ready").status, "False");
 }
@@ -397,6 +399,7 @@ fn readiness_and_startup_probes_decide_ready_and_started() {
             start_time: None,
             terminating: false,
             probes: &probes,
+            messages: &BTreeMap::new(),
         });
         let c = s.container_statuses.clone().expect("statuses")[0].clone();
         (c.started, c.ready, condition(&s, "Ready").status.clone())
@@ -420,4 +423,42 @@ fn readiness_and_startup_probes_decide_ready_and_started() {
         ]),
         (Some(true), false, "False".to_string())
     );
+}
+
+#[test]
+fn termination_messages_fill_the_terminated_states() {
+    let p = pod("Always", &[], &["a"]);
+    let observed = [
+        sandbox(Running),
+        ctr("a", 0, Exited, Some(1)),
+        ctr("a", 1, Exited, Some(2)),
+    ];
+    let messages = BTreeMap::from([
+        ("a0".to_string(), "first".to_string()),
+        ("a1".to_string(), "second".to_string()),
+    ]);
+    let waiting = BTreeMap::from([(
+        "a".to_string(),
+        Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: "m".into(),
+        },
+    )]);
+    let s = pod_status(StatusInput {
+        pod: &p,
+        observed: &observed,
+        waiting: &waiting,
+        host_ip: "h",
+        start_time: None,
+        terminating: false,
+        probes: &BTreeMap::new(),
+        messages: &messages,
+    });
+    let st = &s.container_statuses.expect("statuses")[0];
+    let last = st
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .expect("last");
+    assert_eq!(last.message.as_deref(), Some("second"));
 }

@@ -1,0 +1,277 @@
+//! What a real `kubectl --server http://127.0.0.1:10255` needs beyond plain
+//! objects (pure helpers for the API).
+//!
+//! * Discovery: `/api` (`APIVersions`), `/apis` (an empty `APIGroupList`),
+//!   `/api/v1` (an `APIResourceList` naming pods, pods/log and events, all
+//!   read-only) and `/version`.
+//! * Server-side printing: kubectl asks for `application/json;as=Table;…`
+//!   and prints the `meta.k8s.io/v1` `Table` it gets; pod rows come from
+//!   [`crate::ctl::print::pod_row`], the same rules `rkubelet get pods` uses.
+//! * `fieldSelector` on events (`involvedObject.name=…,…`), which `kubectl
+//!   describe` relies on.
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::ctl::print::{human_duration, pod_row};
+
+/// `GET /api`.
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]
+    })
+}
+
+/// `GET /apis`: rkubelet serves no API groups.
+pub fn api_group_list() -> Value {
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+}
+
+/// `GET /api/v1`: the read-only resources rkubelet serves.
+pub fn api_resource_list() -> Value {
+    let read = json!(["get", "list"]);
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+             "verbs": read, "shortNames": ["po"], "categories": ["all"]},
+            {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
+            {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+             "verbs": read, "shortNames": ["ev"]}
+        ]
+    })
+}
+
+/// `GET /version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "35",
+        "gitVersion": concat!("v1.35.0-rkubelet.", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    })
+}
+
+/// Does the request's `Accept` header ask for a `Table`?
+pub fn wants_table(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.split(',').any(|part| part.contains("as=Table")))
+}
+
+fn column(name: &str, format: &str, priority: i32, description: &str) -> Value {
+    json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description})
+}
+
+fn partial_metadata(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+}
+
+/// Pods as kubectl's `Table` (columns as the API server prints them).
+pub fn pod_table(pods: &[Pod], now: Timestamp) -> Value {
+    let columns = vec![
+        column("Name", "name", 0, "Name must be unique within a namespace."),
+        column("Ready", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
+        column("Status", "", 0, "The aggregate status of the containers in this pod."),
+        column("Restarts", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        column("Age", "", 0, "CreationTimestamp of the pod."),
+        column("IP", "", 1, "IP address allocated to the pod."),
+        column("Node", "", 1, "Name of the Node the pod is assigned to."),
+        column("Nominated Node", "", 1, "Name of the Node where the pod is nominated."),
+        column("Readiness Gates", "", 1, "The readiness gates of this pod."),
+    ];
+    let rows: Vec<Value> = pods
+        .iter()
+        .map(|p| {
+            let r = pod_row(p, now);
+            json!({
+                "cells": [r.name, r.ready, r.status, r.restarts, r.age, r.ip, r.node, "<none>", "<none>"],
+                "object": partial_metadata(&p.metadata),
+            })
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+}
+
+/// Events as kubectl's `Table` (`kubectl get events`).
+pub fn event_table(events: &[Event], now: Timestamp) -> Value {
+    let columns = vec![
+        column("Last Seen", "", 0, "Time when this event was last seen."),
+        column("Type", "", 0, "Type of this event (Normal, Warning)."),
+        column("Reason", "", 0, "Why the action was taken."),
+        column("Object", "", 0, "The object this event is about."),
+        column(
+            "Message",
+            "",
+            0,
+            "A human-readable description of the status of this operation.",
+        ),
+    ];
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let age = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| {
+                    human_duration(
+                        std::time::Duration::try_from(now.duration_since(t.0)).unwrap_or_default(),
+                    )
+                })
+                .unwrap_or_default();
+            let obj = &e.involved_object;
+            let object = format!(
+                "{}/{}",
+                obj.kind.as_deref().unwrap_or("").to_lowercase(),
+                obj.name.as_deref().unwrap_or("")
+            );
+            json!({
+                "cells": [age, e.type_, e.reason, object, e.message],
+                "object": partial_metadata(&e.metadata),
+            })
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+}
+
+/// Does `event` match a `fieldSelector` like
+/// `involvedObject.name=x,involvedObject.namespace=y,type!=Normal`?
+/// Unknown fields match nothing, as the API server rejects them.
+pub fn event_matches(event: &Event, selector: &str) -> bool {
+    selector
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .all(|term| {
+            let (field, want, negate) = match term.split_once("!=") {
+                Some((f, v)) => (f, v, true),
+                None => match term.split_once("==").or_else(|| term.split_once('=')) {
+                    Some((f, v)) => (f, v, false),
+                    None => return false,
+                },
+            };
+            let o = &event.involved_object;
+            let actual = match field.trim() {
+                "involvedObject.name" => o.name.clone(),
+                "involvedObject.namespace" => o.namespace.clone(),
+                "involvedObject.uid" => o.uid.clone(),
+                "involvedObject.kind" => o.kind.clone(),
+                "involvedObject.fieldPath" => o.field_path.clone(),
+                "reason" => event.reason.clone(),
+                "type" => event.type_.clone(),
+                "metadata.namespace" => event.metadata.namespace.clone(),
+                "metadata.name" => event.metadata.name.clone(),
+                _ => return false,
+            };
+            (actual.as_deref().unwrap_or("") == want.trim()) != negate
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ObjectReference;
+
+    fn event(name: &str, kind: &str, reason: &str) -> Event {
+        Event {
+            involved_object: ObjectReference {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                kind: Some(kind.into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            reason: Some(reason.into()),
+            type_: Some("Normal".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn field_selectors_filter_events_like_the_api_server() {
+        let e = event("web-n", "Pod", "Started");
+        assert!(event_matches(
+            &e,
+            "involvedObject.name=web-n,involvedObject.namespace=default"
+        ));
+        assert!(event_matches(
+            &e,
+            "involvedObject.uid=uid-web-n,involvedObject.kind==Pod"
+        ));
+        assert!(!event_matches(&e, "involvedObject.name=other"));
+        assert!(event_matches(&e, "type!=Warning"));
+        assert!(!event_matches(&e, "reason!=Started"));
+        assert!(
+            !event_matches(&e, "spec.bogus=1"),
+            "unknown fields match nothing"
+        );
+        assert!(
+            event_matches(&e, ""),
+            "an empty selector matches everything"
+        );
+    }
+
+    #[test]
+    fn kubectl_asks_for_tables_in_its_accept_header() {
+        assert!(wants_table(Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")));
+        assert!(!wants_table(Some("application/json")));
+        assert!(!wants_table(None));
+    }
+
+    #[test]
+    fn pod_tables_have_kubectls_columns_and_rows() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-n", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": "n", "containers": [{"name": "a"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.2", "containerStatuses": [
+                {"name": "a", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+        }))
+        .expect("pod");
+        let now: Timestamp = "2026-01-01T00:05:00Z".parse().expect("time");
+        let t = pod_table(&[pod], now);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("cols")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Ready",
+                "Status",
+                "Restarts",
+                "Age",
+                "IP",
+                "Node",
+                "Nominated Node",
+                "Readiness Gates"
+            ]
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["web-n", "1/1", "Running", "0", "5m", "10.0.0.2", "n", "<none>", "<none>"])
+        );
+        assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "web-n");
+    }
+
+    #[test]
+    fn discovery_names_the_read_only_resources() {
+        let r = api_resource_list();
+        let pods = r["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|x| x["name"] == "pods")
+            .expect("pods");
+        assert_eq!(pods["verbs"], json!(["get", "list"]));
+        assert_eq!(api_versions("127.0.0.1:1")["versions"], json!(["v1"]));
+    }
+}
