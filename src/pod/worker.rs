@@ -55,7 +55,7 @@ pub struct WorkerContext {
     /// The ConfigMaps and Secrets pods refer to.
     pub objects: ObjectStore,
     pub recorder: Arc<Recorder>,
-    /// Bounds container creations + starts in flight over all pods
+    /// Bounds container creations + starts (and sandbox stops and pod removals) in flight over all pods
     /// (`--max-parallel-starts`): a burst of pods queues here instead of
     /// inside Docker, where starts are CPU-bound.
     pub start_slots: Arc<Semaphore>,
@@ -782,6 +782,9 @@ impl PodWorker {
             self.kill_container(c, left, &pod_ip).await?;
         }
         for c in &sandboxes {
+            // Tearing down a network namespace is CPU work inside Docker:
+            // bounded like starts, so a mass removal queues here.
+            let _slot = self.ctx.start_slot().await?;
             self.ctx.runtime.stop_container(&c.info.id, grace).await?;
         }
         Ok(())
@@ -1230,6 +1233,9 @@ impl PodWorker {
                     .saturating_sub(since(started, Timestamp::now()));
                 self.stop_ordered(running, left).await?;
                 let runtime = self.ctx.runtime.as_ref();
+                // Removing containers is CPU work inside Docker too: a slot
+                // per pod keeps a mass removal from thrashing the daemon.
+                let _slot = self.ctx.start_slot().await?;
                 if interrupted || attempt > 0 {
                     kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
                 } else {
