@@ -149,6 +149,7 @@ impl App {
             objects: Default::default(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
+            teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
         });
 
         // Subscribe to events before anything creates containers.

@@ -474,6 +474,7 @@ mod tests {
             objects: Default::default(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            teardown_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();

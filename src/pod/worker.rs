@@ -55,13 +55,24 @@ pub struct WorkerContext {
     /// The ConfigMaps and Secrets pods refer to.
     pub objects: ObjectStore,
     pub recorder: Arc<Recorder>,
-    /// Bounds container creations + starts (and sandbox stops and pod removals) in flight over all pods
+    /// Bounds container creations + starts in flight over all pods
     /// (`--max-parallel-starts`): a burst of pods queues here instead of
     /// inside Docker, where starts are CPU-bound.
     pub start_slots: Arc<Semaphore>,
+    /// Bounds sandbox stops and pod removals in flight (as many as start
+    /// slots, but separate, so a mass removal never holds starts back).
+    pub teardown_slots: Arc<Semaphore>,
 }
 
 impl WorkerContext {
+    /// Waits for a free teardown slot (a sandbox stop or a pod removal).
+    async fn teardown_slot(&self) -> Result<SemaphorePermit<'_>, RuntimeError> {
+        self.teardown_slots
+            .acquire()
+            .await
+            .map_err(|_| RuntimeError::Other("the teardown slots were closed".into()))
+    }
+
     /// Waits for a free start slot; held while creating and starting one
     /// container (not while pulling its image).
     async fn start_slot(&self) -> Result<SemaphorePermit<'_>, RuntimeError> {
@@ -783,8 +794,8 @@ impl PodWorker {
         }
         for c in &sandboxes {
             // Tearing down a network namespace is CPU work inside Docker:
-            // bounded like starts, so a mass removal queues here.
-            let _slot = self.ctx.start_slot().await?;
+            // bounded, so a mass removal queues here instead.
+            let _slot = self.ctx.teardown_slot().await?;
             self.ctx.runtime.stop_container(&c.info.id, grace).await?;
         }
         Ok(())
@@ -1235,7 +1246,7 @@ impl PodWorker {
                 let runtime = self.ctx.runtime.as_ref();
                 // Removing containers is CPU work inside Docker too: a slot
                 // per pod keeps a mass removal from thrashing the daemon.
-                let _slot = self.ctx.start_slot().await?;
+                let _slot = self.ctx.teardown_slot().await?;
                 if interrupted || attempt > 0 {
                     kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
                 } else {
