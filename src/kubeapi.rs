@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::ctl::print::{human_duration, pod_row};
+use crate::ctl::print::{event_age, pod_row};
 
 /// `GET /api`.
 pub fn api_versions(server_address: &str) -> Value {
@@ -117,15 +117,7 @@ pub fn event_table(events: &[Event], now: Timestamp) -> Value {
     let rows: Vec<Value> = events
         .iter()
         .map(|e| {
-            let age = e
-                .last_timestamp
-                .as_ref()
-                .map(|t| {
-                    human_duration(
-                        std::time::Duration::try_from(now.duration_since(t.0)).unwrap_or_default(),
-                    )
-                })
-                .unwrap_or_default();
+            let age = event_age(e, now);
             let obj = &e.involved_object;
             let object = format!(
                 "{}/{}",

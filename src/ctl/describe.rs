@@ -5,7 +5,7 @@ use std::fmt::Write;
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 
-use super::print::human_duration;
+use super::print::event_age;
 
 fn state_lines(out: &mut String, title: &str, st: &ContainerState) {
     if let Some(r) = &st.running {
@@ -299,15 +299,7 @@ pub fn describe_pod(pod: &Pod, events: &[Event], now: Timestamp) -> String {
     } else {
         let _ = writeln!(out, "Events:\n  Type     Reason     Age    From     Message\n  ----     ------     ----   ----     -------");
         for e in events {
-            let age = e
-                .last_timestamp
-                .as_ref()
-                .map(|t| {
-                    human_duration(
-                        std::time::Duration::try_from(now.duration_since(t.0)).unwrap_or_default(),
-                    )
-                })
-                .unwrap_or_default();
+            let age = event_age(e, now);
             let age = match e.count {
                 Some(n) if n > 1 => format!("{age} (x{n})"),
                 _ => age,

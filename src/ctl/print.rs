@@ -79,6 +79,11 @@ pub fn human_duration(d: Duration) -> String {
     format!("{years}y")
 }
 
+/// How long ago an event last happened, in kubectl's style ("" if unknown).
+pub fn event_age(e: &k8s_openapi::api::core::v1::Event, now: Timestamp) -> String {
+    age_since(e.last_timestamp.as_ref().map(|t| t.0), now).unwrap_or_default()
+}
+
 fn age_since(t: Option<Timestamp>, now: Timestamp) -> Option<String> {
     let t = t?;
     let d = Duration::try_from(now.duration_since(t)).unwrap_or_default();
