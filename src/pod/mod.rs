@@ -16,6 +16,8 @@ pub mod atomic_writer;
 pub mod convert;
 pub mod downward;
 pub mod expand;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod handlers;
 pub mod manager;
 pub mod objects;

@@ -1,79 +1,14 @@
 use super::*;
-use crate::runtime::labels::PodRef;
-use k8s_openapi::api::core::v1::PodSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::pod::fixtures::{self, pod, t};
 
-fn t(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_700_000_000 + secs).expect("valid")
-}
-
-fn pod(policy: &str, inits: &[&str], apps: &[&str]) -> Pod {
-    let c = |n: &&str| Container {
-        name: n.to_string(),
-        image: Some("img:1".into()),
-        ..Default::default()
-    };
-    Pod {
-        metadata: ObjectMeta {
-            name: Some("p-n".into()),
-            namespace: Some("default".into()),
-            uid: Some("u".into()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            restart_policy: Some(policy.into()),
-            init_containers: (!inits.is_empty()).then(|| inits.iter().map(c).collect()),
-            containers: apps.iter().map(c).collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn pod_ref() -> PodRef {
-    PodRef {
-        name: "p-n".into(),
-        namespace: "default".into(),
-        uid: "u".into(),
-        source: String::new(),
-        grace_period_seconds: 30,
-    }
-}
-
+/// The pod's one sandbox, `sb`.
 fn sandbox(state: ContainerState) -> ContainerInfo {
-    ContainerInfo {
-        id: "sb".into(),
-        name: "k8s_POD".into(),
-        labels: pod_ref().sandbox_labels(0),
-        image: "pause".into(),
-        image_id: "sha256:p".into(),
-        state,
-        exit_code: None,
-        oom_killed: false,
-        error: None,
-        created_at: Some(t(0)),
-        started_at: Some(t(0)),
-        finished_at: None,
-        ip: Some("172.17.0.9".into()),
-    }
+    fixtures::sandbox("sb", 0, state)
 }
 
+/// Instance `count` of container `name` in `sb`, with id `<name><count>`.
 fn ctr(name: &str, count: u32, state: ContainerState, code: Option<i64>) -> ContainerInfo {
-    ContainerInfo {
-        id: format!("{name}{count}"),
-        name: format!("k8s_{name}_{count}"),
-        labels: pod_ref().container_labels(name, "h", count, "sb"),
-        image: "img:1".into(),
-        image_id: "sha256:i".into(),
-        state,
-        exit_code: code,
-        oom_killed: false,
-        error: None,
-        created_at: Some(t(1 + count as i64)),
-        started_at: Some(t(1 + count as i64)),
-        finished_at: (state == ContainerState::Exited).then(|| t(2 + count as i64)),
-        ip: None,
-    }
+    fixtures::container(&format!("{name}{count}"), name, count, "sb", state, code)
 }
 
 fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> PodStatus {
