@@ -18,13 +18,14 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::events::Recorder;
 use crate::pleg::{self, Routes};
-use crate::pod::manager::Manager;
-use crate::pod::worker::{PodStore, WorkerContext};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::source::file::{self, FileSource};
-use crate::source::http::{self as http_source, Fetcher, HttpSource};
+use crate::source::url::{self as http_source, Fetcher, HttpSource};
 use crate::source::Diagnostics;
+use crate::worker::manager::Manager;
+use crate::worker::pod_worker::WorkerContext;
+use crate::worker::store::PodStore;
 
 /// Why the daemon cannot start.
 #[derive(Debug, thiserror::Error)]

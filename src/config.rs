@@ -114,12 +114,12 @@ impl Config {
         let node_name = resolve_node_name(args.hostname_override.as_deref())?;
         let node_labels = node_labels(&node_name, &args.node_labels)?;
         if let Some(url) = &args.manifest_url {
-            crate::source::http::check_url(url).map_err(UsageError)?;
+            crate::source::url::check_url(url).map_err(UsageError)?;
         }
         let manifest_url_headers = args
             .manifest_url_header
             .iter()
-            .map(|h| crate::source::http::parse_header(h))
+            .map(|h| crate::source::url::parse_header(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(UsageError)?;
         if args.http_check_frequency.is_zero() || args.http_timeout.is_zero() {

@@ -2,28 +2,23 @@
 //!
 //! Layout (data flows top to bottom):
 //!
-//! * [`cli`] — flags and sub-commands; [`config`] — the validated settings.
-//! * [`ctl`] — the client commands (`get`, `describe`, `logs`) over the API.
-//! * [`manifest`] — bytes to validated, identified, defaulted `Pod`s,
-//!   `ConfigMap`s and `Secret`s.
-//! * [`source`] — the manifest directory (inotify + rescan) and the manifest
-//!   URL (polling, ETag) producing complete snapshots, and the merger turning
-//!   snapshots into desired pods and objects.
-//! * [`admission`] — node labels and the kubelet's admission predicates
-//!   (nodeName, nodeSelector, required node affinity).
-//! * [`pod`] — desired state per pod: spec-to-config conversion, the pure
-//!   planner, the per-pod worker executing plans, the manager owning workers,
-//!   volumes on the host and the shared ConfigMap/Secret store.
+//! * [`cli`] — flags and sub-commands; [`config`] — the validated settings;
+//!   [`app`] — wiring it all together; `main.rs` is a thin shell around it.
+//! * [`k8s`] — pure Kubernetes vocabulary used by every layer.
+//! * [`manifest`] — bytes to validated, identified, defaulted objects (pure).
+//! * [`source`] — the manifest directory and URL producing complete
+//!   snapshots; [`source::merge`] — the pure merger into desired pods.
+//! * [`admission`] — the kubelet's admission predicates (pure).
+//! * [`pod`] — the pure pod core: plan, status, spec-to-config conversion.
+//! * [`worker`] — the shell: one task per pod executing plans, the manager,
+//!   probers and hooks, volumes on the host, the status store.
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
-//! * [`backoff`] — restart backoff as data.
-//! * [`events`] — the bounded, deduplicated pod event record.
-//! * [`kubeapi`] — discovery, Tables and field selectors for real kubectl.
-//! * [`api`] — the read-only local HTTP API.
-//! * [`http`] — the shared HTTP client setup (rustls).
-//! * [`app`] — wiring it all together; `main.rs` is a thin shell around it.
-//! * [`validate_cmd`] — `rkubelet validate`: parse, validate and admit
-//!   manifests without running anything.
+//! * [`backoff`] — restart backoff as data; [`events`] — the event record.
+//! * [`api`] — the read-only local HTTP API ([`api::kube`]: discovery and
+//!   Tables for kubectl).
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`).
+//! * [`http_client`] — the shared HTTP client setup (rustls).
 
 #![cfg_attr(
     not(test),
@@ -38,11 +33,11 @@ pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod events;
-pub mod http;
-pub mod kubeapi;
+pub mod http_client;
+pub mod k8s;
 pub mod manifest;
 pub mod pleg;
 pub mod pod;
 pub mod runtime;
 pub mod source;
-pub mod validate_cmd;
+pub mod worker;

@@ -77,7 +77,7 @@ fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let mut out = std::io::stdout().lock();
-    match runtime.block_on(rkubelet::validate_cmd::run(args, &mut out)) {
+    match runtime.block_on(rkubelet::ctl::validate::run(args, &mut out)) {
         Ok(summary) if summary.all_ok() => ExitCode::SUCCESS,
         Ok(summary) => {
             eprintln!(

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 
-use super::print::event_age;
+use crate::k8s::print::event_age;
 
 fn state_lines(out: &mut String, title: &str, st: &ContainerState) {
     if let Some(r) = &st.running {
@@ -111,7 +111,7 @@ pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
 pub fn describe_pod_with_probes(
     pod: &Pod,
     events: &[Event],
-    probes: &[crate::pod::prober::ProbeReport],
+    probes: &[crate::worker::prober::ProbeReport],
     now: Timestamp,
 ) -> String {
     let mut out = describe_pod(pod, events, now);

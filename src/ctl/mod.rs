@@ -6,7 +6,7 @@
 //! `web-node1`). Failures print one line and exit non-zero.
 
 pub mod describe;
-pub mod print;
+pub mod validate;
 
 use std::io::Write;
 
@@ -31,7 +31,7 @@ struct Client {
 
 impl Client {
     fn new(args: &ClientArgs) -> Result<Self> {
-        let http = crate::http::client_builder()
+        let http = crate::http_client::client_builder()
             .build()
             .map_err(|e| CtlError(format!("cannot build an HTTP client: {e}")))?;
         Ok(Client {
@@ -164,10 +164,13 @@ pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
                 return Ok(());
             }
             let now = Timestamp::now();
-            let rows: Vec<print::PodRow> = pods.iter().map(|p| print::pod_row(p, now)).collect();
+            let rows: Vec<crate::k8s::print::PodRow> = pods
+                .iter()
+                .map(|p| crate::k8s::print::pod_row(p, now))
+                .collect();
             write(
                 out,
-                print::table(
+                crate::k8s::print::table(
                     &rows,
                     args.output == Some(Output::Wide),
                     args.all_namespaces,
@@ -197,7 +200,7 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
         .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
         .collect();
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let probes: Vec<crate::pod::prober::ProbeReport> = client
+    let probes: Vec<crate::worker::prober::ProbeReport> = client
         .json(&format!("/api/v1/namespaces/{ns}/pods/{name}/probes"))
         .await
         .unwrap_or_default();

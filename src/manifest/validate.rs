@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ManifestError;
-use crate::pod::quantity::Quantity;
+use crate::k8s::quantity::Quantity;
 
 /// Validates an identified pod. The returned error names the field path.
 ///

@@ -20,12 +20,12 @@ use k8s_openapi::api::core::v1::{Container, EnvVarSource, Pod, PodSpec};
 use sha2::{Digest, Sha256};
 
 use super::downward::{self, Addresses, NodeCapacity};
-use super::expand::expand;
 use super::objects::{Kind, Objects};
-use super::quantity::Quantity;
-use super::volumes;
+use crate::k8s::expand::expand;
+use crate::k8s::quantity::Quantity;
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerConfig, Mount, PortMapping, Resources, SandboxConfig, Security};
+use crate::worker::volumes;
 
 /// A container config that cannot be built (`CreateContainerConfigError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
 
-use super::quantity::Quantity;
+use crate::k8s::quantity::Quantity;
 
 /// What the node offers, for `resourceFieldRef` limits a container lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

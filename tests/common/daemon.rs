@@ -20,7 +20,7 @@ pub use super::{free_port, random_hex, TEST_IMAGE as IMAGE};
 
 /// GET `url` with a 5 s timeout; the body on any HTTP status below 400.
 pub fn http_get(url: &str) -> Option<String> {
-    rkubelet::http::install_crypto_provider();
+    rkubelet::http_client::install_crypto_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -470,7 +470,7 @@ impl Daemon {
     /// GET on the daemon's API; the body on 200.
     pub fn get(&self, path: &str) -> Result<String, String> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
-        rkubelet::http::install_crypto_provider();
+        rkubelet::http_client::install_crypto_provider();
         let resp = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -595,7 +595,7 @@ impl Drop for Daemon {
         }
         // Pods left running keep their tmpfs volumes mounted (as a stopped
         // rkubelet does): unmount them so the temp dir can go.
-        if let Err(e) = rkubelet::pod::volumes::teardown(&self.root_dir()) {
+        if let Err(e) = rkubelet::worker::volumes::teardown(&self.root_dir()) {
             eprintln!("cannot clean up {}: {e}", self.root_dir().display());
         }
     }

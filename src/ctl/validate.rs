@@ -27,7 +27,7 @@ use crate::config::{self, UsageError};
 use crate::manifest::{self, LoadContext, Origin};
 use crate::source::file::is_manifest_name;
 use crate::source::full_name;
-use crate::source::http::{self, Fetched, Fetcher};
+use crate::source::url::{self, Fetched, Fetcher};
 
 /// Counts of what was printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
     let headers = args
         .manifest_url_header
         .iter()
-        .map(|h| http::parse_header(h))
+        .map(|h| url::parse_header(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
     let mut inputs = Vec::new();
@@ -83,7 +83,7 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
 
 async fn fetch(url: &str, headers: &[(String, String)]) -> Input {
     let origin = Origin::url(url);
-    let content = match Fetcher::new(url, headers, http::DEFAULT_TIMEOUT) {
+    let content = match Fetcher::new(url, headers, url::DEFAULT_TIMEOUT) {
         Err(e) => Err(e),
         Ok(f) => match f.fetch(None, None).await {
             Fetched::Body { body, .. } => Ok(body),

@@ -6,7 +6,7 @@
 //!   read-only) and `/version`.
 //! * Server-side printing: kubectl asks for `application/json;as=Table;…`
 //!   and prints the `meta.k8s.io/v1` `Table` it gets; pod rows come from
-//!   [`crate::ctl::print::pod_row`], the same rules `rkubelet get pods` uses.
+//!   [`crate::k8s::print::pod_row`], the same rules `rkubelet get pods` uses.
 //! * `fieldSelector` on events (`involvedObject.name=…,…`), which `kubectl
 //!   describe` relies on.
 
@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::ctl::print::{event_age, pod_row};
+use crate::k8s::print::{event_age, pod_row};
 
 /// `GET /api`.
 pub fn api_versions(server_address: &str) -> Value {

@@ -101,7 +101,7 @@ pub async fn run_hook(
     }
     if let Some(action) = &handler.http_get {
         let url = http_url(action, &target)?;
-        let mut request = crate::http::client_builder()
+        let mut request = crate::http_client::client_builder()
             .timeout(timeout)
             .danger_accept_invalid_certs(true)
             .build()

@@ -114,7 +114,7 @@ impl Fetcher {
             let v = HeaderValue::from_str(value).map_err(|e| format!("header {name:?}: {e}"))?;
             map.append(n, v);
         }
-        let client = crate::http::client_builder()
+        let client = crate::http_client::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()

@@ -25,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{kill_pod_until_done, PodRecord, PodWorker, WorkerContext, WorkerHandle};
+use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
+use super::store::PodRecord;
 use crate::admission::{self, NodeInfo};
 use crate::events::Involved;
 use crate::pleg::Routes;
@@ -405,11 +406,11 @@ mod tests {
     use super::*;
     use crate::backoff::BackoffPolicy;
     use crate::manifest::{self, LoadContext, Origin};
-    use crate::pod::worker::PodStore;
     use crate::runtime::fake::FakeRuntime;
     use crate::runtime::labels;
     use crate::runtime::ContainerRuntime;
     use crate::source::SourcePod;
+    use crate::worker::store::PodStore;
     use k8s_openapi::jiff::Timestamp;
 
     const NODE: &str = "node1";

@@ -15,6 +15,8 @@
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
+pub mod kube;
+
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
@@ -29,10 +31,9 @@ use k8s_openapi::List;
 use serde::Deserialize;
 
 use crate::events::Recorder;
-use crate::kubeapi;
-use crate::pod::worker::PodStore;
 use crate::runtime::{ContainerRuntime, LogOptions};
 use crate::source::Diagnostics;
+use crate::worker::store::PodStore;
 use k8s_openapi::jiff::Timestamp;
 
 /// What the API reads.
@@ -50,13 +51,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
-        .route("/version", get(|| async { Json(kubeapi::version()) }))
+        .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
-        .route("/apis", get(|| async { Json(kubeapi::api_group_list()) }))
-        .route(
-            "/api/v1",
-            get(|| async { Json(kubeapi::api_resource_list()) }),
-        )
+        .route("/apis", get(|| async { Json(kube::api_group_list()) }))
+        .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route("/api/v1/pods", get(all_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
@@ -131,7 +129,7 @@ async fn api_versions(headers: HeaderMap) -> Json<serde_json::Value> {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    Json(kubeapi::api_versions(host))
+    Json(kube::api_versions(host))
 }
 
 async fn manifests(State(s): State<ApiState>) -> Response {
@@ -152,8 +150,8 @@ fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
 
 /// A pod list, or kubectl's `Table` when the `Accept` header asks for one.
 fn pod_list(pods: Vec<Pod>, headers: &HeaderMap) -> Response {
-    if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
-        return Json(kubeapi::pod_table(&pods, Timestamp::now())).into_response();
+    if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        return Json(kube::pod_table(&pods, Timestamp::now())).into_response();
     }
     Json(List {
         items: pods,
@@ -193,10 +191,8 @@ async fn one_pod(
     headers: HeaderMap,
 ) -> Response {
     match find_pod(&s, &ns, &name) {
-        Ok(p)
-            if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) =>
-        {
-            Json(kubeapi::pod_table(&[p], Timestamp::now())).into_response()
+        Ok(p) if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) => {
+            Json(kube::pod_table(&[p], Timestamp::now())).into_response()
         }
         Ok(p) => Json(p).into_response(),
         Err(e) => e.into_response(),
@@ -327,12 +323,12 @@ fn event_list(events: Vec<Event>, q: &ListQuery, headers: &HeaderMap) -> Respons
     let events: Vec<Event> = match q.field_selector.as_deref() {
         Some(sel) => events
             .into_iter()
-            .filter(|e| kubeapi::event_matches(e, sel))
+            .filter(|e| kube::event_matches(e, sel))
             .collect(),
         None => events,
     };
-    if kubeapi::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
-        return Json(kubeapi::event_table(&events, Timestamp::now())).into_response();
+    if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        return Json(kube::event_table(&events, Timestamp::now())).into_response();
     }
     Json(List {
         items: events,

@@ -27,9 +27,9 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::handlers::{http_url, resolve_port, Target};
-use super::probe::{Kind, Params, ProbeResult, Tracker};
+use super::hooks::{http_url, resolve_port, Target};
 use crate::events::{Involved, Recorder};
+use crate::pod::probe::{Kind, Params, ProbeResult, Tracker};
 use crate::runtime::{ContainerInfo, ContainerRuntime};
 
 /// The most of an HTTP probe's body that is read.
@@ -168,7 +168,7 @@ pub async fn run_probe(
 }
 
 fn probe_client(timeout: Duration, http2: bool) -> Result<reqwest::Client, String> {
-    let mut b = crate::http::client_builder()
+    let mut b = crate::http_client::client_builder()
         .user_agent(concat!("kube-probe/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
         .pool_max_idle_per_host(0)
@@ -445,7 +445,7 @@ impl Prober {
                 .into_iter()
                 .filter(|k| k.of(spec).is_some())
                 .collect::<Vec<_>>();
-            if probed.is_empty() || (*init && !super::plan::is_sidecar(spec)) {
+            if probed.is_empty() || (*init && !crate::pod::plan::is_sidecar(spec)) {
                 continue;
             }
             let cancel = CancellationToken::new();

@@ -27,11 +27,11 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::atomic_writer::{self, FileEntry, Payload};
-use super::convert::{self, namespace_of, PodContext};
-use super::downward::{self, NodeCapacity};
-use super::objects::{Kind, Objects};
-use super::quantity::Quantity;
 use crate::events::{Involved, Recorder};
+use crate::k8s::quantity::Quantity;
+use crate::pod::convert::{self, namespace_of, PodContext};
+use crate::pod::downward::{self, NodeCapacity};
+use crate::pod::objects::{Kind, Objects};
 use crate::runtime::ContainerConfig;
 
 /// Default file mode of API-data volume files (Kubernetes' 0644).

@@ -1,6 +1,6 @@
 //! The per-pod worker: one task per pod UID, executing plans.
 //!
-//! A worker observes its pod's containers, asks [`plan`](super::plan) what to
+//! A worker observes its pod's containers, asks [`plan`](crate::pod::plan) what to
 //! do, executes the steps through the [`ContainerRuntime`], records events,
 //! publishes status to the [`PodStore`], and sleeps until a runtime event
 //! wakes it, a backoff expires, or it is told to terminate. It keeps only soft
@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -29,16 +29,17 @@ use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::convert::{self, PodContext};
-use super::handlers::{self, Target};
-use super::objects::{ObjectStore, Objects};
-use super::plan::{self, Plan, StartFailure, Step, Unhealthy};
-use super::probe::{Kind, Params, ProbeResult};
-use super::prober::{ProbeContext, ProbeReport, Prober, Results};
-use super::status::{self, StatusInput};
+use super::hooks::{self, Target};
+use super::prober::{ProbeContext, Prober, Results};
+use super::store::{PodRecord, PodStore};
 use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::events::{Involved, Recorder};
+use crate::pod::convert::{self, PodContext};
+use crate::pod::objects::{ObjectStore, Objects};
+use crate::pod::plan::{self, Plan, StartFailure, Step, Unhealthy};
+use crate::pod::probe::{Kind, Params, ProbeResult};
+use crate::pod::status::{self, StatusInput};
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
 
@@ -80,47 +81,6 @@ impl WorkerContext {
             .acquire()
             .await
             .map_err(|_| RuntimeError::Other("the start slots were closed".into()))
-    }
-}
-
-/// One pod as served by the API: spec + status, and where it came from.
-#[derive(Debug, Clone)]
-pub struct PodRecord {
-    pub pod: Pod,
-    pub source: String,
-    /// The last result of each probe, for `describe`.
-    pub probes: Vec<ProbeReport>,
-}
-
-/// The latest status of every pod, by UID. Written by workers, read by the API.
-#[derive(Debug, Default)]
-pub struct PodStore {
-    pods: RwLock<BTreeMap<String, PodRecord>>,
-}
-
-impl PodStore {
-    pub fn put(&self, uid: &str, record: PodRecord) {
-        if let Ok(mut m) = self.pods.write() {
-            m.insert(uid.to_string(), record);
-        }
-    }
-    pub fn remove(&self, uid: &str) {
-        if let Ok(mut m) = self.pods.write() {
-            m.remove(uid);
-        }
-    }
-    /// All pods, ordered by namespace and name.
-    pub fn list(&self) -> Vec<PodRecord> {
-        let mut v: Vec<PodRecord> = self
-            .pods
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        v.sort_by(|a, b| {
-            (&a.pod.metadata.namespace, &a.pod.metadata.name)
-                .cmp(&(&b.pod.metadata.namespace, &b.pod.metadata.name))
-        });
-        v
     }
 }
 
@@ -733,7 +693,7 @@ impl PodWorker {
                     container: spec,
                     pod_ip,
                 };
-                if let Err(msg) = handlers::run_hook(runtime, hook, target, grace).await {
+                if let Err(msg) = hooks::run_hook(runtime, hook, target, grace).await {
                     self.ctx
                         .recorder
                         .warning(&involved, "FailedPreStopHook", msg);
@@ -1005,7 +965,7 @@ impl PodWorker {
             pod_ip,
         };
         let runtime = self.ctx.runtime.as_ref();
-        if let Err(msg) = handlers::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
+        if let Err(msg) = hooks::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
             let involved = self.involved.container(name, init);
             self.ctx.recorder.warning(
                 &involved,

@@ -1,0 +1,7 @@
+//! Kubernetes vocabulary shared by every layer: quantities, `$(VAR)`
+//! expansion and kubectl-style printing. Pure: no IO, no clock reads, no
+//! Docker.
+
+pub mod expand;
+pub mod print;
+pub mod quantity;
