@@ -32,6 +32,26 @@ use crate::events::Involved;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
 
+/// Which of this node's containers an orphan sweep may terminate.
+enum Sweep {
+    /// The first complete desired set after a start: every origin except
+    /// those a source asks to keep (a manifest URL that has not answered).
+    Initial,
+    /// Later, only these origins: kept at the initial sweep, their source
+    /// has answered since.
+    Answered(Vec<String>),
+}
+
+impl Sweep {
+    /// Does the sweep cover a container from `source` (its origin label)?
+    fn covers(&self, source: Option<&str>, desired: &Desired) -> bool {
+        match self {
+            Sweep::Initial => !source.is_some_and(|s| desired.keep_origins.contains(s)),
+            Sweep::Answered(origins) => source.is_some_and(|s| origins.iter().any(|o| o == s)),
+        }
+    }
+}
+
 /// Owns every pod worker.
 pub struct Manager {
     ctx: Arc<WorkerContext>,
@@ -147,11 +167,21 @@ impl Manager {
         }
         if !self.adopted {
             self.adopted = true;
-            self.clean_orphans(&desired, shutdown).await;
-        } else if !self.kept.is_empty() {
-            self.clean_answered_origins(&desired, shutdown).await;
+            self.clean_orphans(Sweep::Initial, &desired, shutdown).await;
+        } else {
+            // Origins kept at the initial sweep whose source has answered since.
+            let answered: Vec<String> = self
+                .kept
+                .iter()
+                .filter(|o| !desired.keep_origins.contains(*o))
+                .cloned()
+                .collect();
+            if !answered.is_empty() {
+                self.clean_orphans(Sweep::Answered(answered), &desired, shutdown)
+                    .await;
+            }
         }
-        self.reconcile(&desired, shutdown);
+        self.apply_desired(&desired, shutdown);
     }
 
     /// Runs admission on the merged pods: returns the admitted ones, and
@@ -202,35 +232,41 @@ impl Manager {
         desired
     }
 
-    /// Orphans of origins kept at the initial sync whose source has answered
-    /// since: their containers that no desired pod claims are terminated.
-    async fn clean_answered_origins(&mut self, desired: &Desired, shutdown: &CancellationToken) {
-        let answered: Vec<String> = self
-            .kept
-            .iter()
-            .filter(|o| !desired.keep_origins.contains(*o))
-            .cloned()
-            .collect();
-        if answered.is_empty() {
-            return;
-        }
+    /// Terminates the pods that run on this node but that no source defines
+    /// (and no worker owns), among the containers `sweep` covers. The initial
+    /// sweep also removes pod directories that belong to no pod.
+    async fn clean_orphans(
+        &mut self,
+        sweep: Sweep,
+        desired: &Desired,
+        shutdown: &CancellationToken,
+    ) {
         let containers = match self.ctx.runtime.list_containers(None).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list containers; will retry cleaning up after the source answered");
+                match sweep {
+                    Sweep::Initial => tracing::error!(error = %e,
+                        "cannot list containers to adopt; orphans stay until restart"),
+                    Sweep::Answered(_) => tracing::warn!(error = %e,
+                        "cannot list containers; will retry cleaning up after the source answered"),
+                }
                 return;
             }
         };
         let mut orphans: HashMap<String, String> = HashMap::new();
-        for c in &containers {
-            if crate::runtime::labels::node_of(&c.labels) != Some(self.ctx.node_name.as_str()) {
-                continue;
-            }
-            let source = c.labels.get(crate::runtime::labels::SOURCE);
-            if !source.is_some_and(|s| answered.contains(s)) {
-                continue;
-            }
+        let mut known: BTreeSet<String> = BTreeSet::new();
+        let mut left_alone = 0usize;
+        let ours = containers.iter().filter(|c| {
+            crate::runtime::labels::node_of(&c.labels) == Some(self.ctx.node_name.as_str())
+        });
+        for c in ours {
             let Some(m) = c.meta() else { continue };
+            known.insert(m.pod.uid.clone());
+            let source = c.labels.get(crate::runtime::labels::SOURCE);
+            if !sweep.covers(source.map(String::as_str), desired) {
+                left_alone += 1;
+                continue;
+            }
             if !desired.pods.contains_key(&m.pod.uid) && !self.workers.contains_key(&m.pod.uid) {
                 orphans.insert(
                     m.pod.uid.clone(),
@@ -238,12 +274,55 @@ impl Manager {
                 );
             }
         }
-        for origin in &answered {
-            self.kept.remove(origin);
+        match &sweep {
+            Sweep::Initial => {
+                self.kept = desired.keep_origins.clone();
+                let adopted = known.len() - orphans.len();
+                tracing::info!(
+                    adopted,
+                    orphans = orphans.len(),
+                    kept_containers = left_alone,
+                    "initial sync"
+                );
+                if left_alone > 0 {
+                    tracing::warn!(origins = ?desired.keep_origins,
+                        "leaving pods of a manifest URL that has not answered yet running until it does");
+                }
+            }
+            Sweep::Answered(origins) => {
+                for origin in origins {
+                    self.kept.remove(origin);
+                }
+            }
         }
         for (uid, full_name) in orphans {
-            tracing::info!(pod = %full_name, %uid, "terminating a pod its source no longer defines");
+            match sweep {
+                Sweep::Initial => {
+                    tracing::info!(pod = %full_name, %uid, "terminating orphaned pod")
+                }
+                Sweep::Answered(_) => tracing::info!(pod = %full_name, %uid,
+                    "terminating a pod its source no longer defines"),
+            }
             self.spawn_orphan_killer(uid, full_name, shutdown);
+        }
+        if matches!(sweep, Sweep::Initial) {
+            self.remove_stale_pod_dirs(desired, &known);
+        }
+    }
+
+    /// Removes pod directories left behind by pods that have no containers.
+    fn remove_stale_pod_dirs(&self, desired: &Desired, known: &BTreeSet<String>) {
+        let pods_dir = self.ctx.root_dir.join("pods");
+        if let Ok(entries) = std::fs::read_dir(&pods_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !desired.pods.contains_key(&name) && !known.contains(&name) {
+                    if let Err(err) = super::volumes::teardown(&e.path()) {
+                        tracing::warn!(dir = %e.path().display(), error = %err,
+                            "cannot remove stale pod directory");
+                    }
+                }
+            }
         }
     }
 
@@ -263,68 +342,9 @@ impl Manager {
         self.workers.insert(uid, handle);
     }
 
-    /// Terminates containers (and pod directories) of UIDs nobody defines.
-    async fn clean_orphans(&mut self, desired: &Desired, shutdown: &CancellationToken) {
-        let containers = match self.ctx.runtime.list_containers(None).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list containers to adopt; orphans stay until restart");
-                return;
-            }
-        };
-        let mut orphans: HashMap<String, String> = HashMap::new();
-        let mut known: BTreeSet<String> = BTreeSet::new();
-        let ours = containers.iter().filter(|c| {
-            crate::runtime::labels::node_of(&c.labels) == Some(self.ctx.node_name.as_str())
-        });
-        self.kept = desired.keep_origins.clone();
-        let mut kept = 0usize;
-        for c in ours {
-            let Some(m) = c.meta() else { continue };
-            known.insert(m.pod.uid.clone());
-            let source = c.labels.get(crate::runtime::labels::SOURCE);
-            if source.is_some_and(|s| desired.keep_origins.contains(s)) {
-                kept += 1;
-                continue;
-            }
-            if !desired.pods.contains_key(&m.pod.uid) {
-                orphans.insert(
-                    m.pod.uid.clone(),
-                    format!("{}/{}", m.pod.namespace, m.pod.name),
-                );
-            }
-        }
-        let adopted = known.len() - orphans.len();
-        tracing::info!(
-            adopted,
-            orphans = orphans.len(),
-            kept_containers = kept,
-            "initial sync"
-        );
-        if kept > 0 {
-            tracing::warn!(origins = ?desired.keep_origins,
-                "leaving pods of a manifest URL that has not answered yet running until it does");
-        }
-        for (uid, full_name) in orphans {
-            tracing::info!(pod = %full_name, %uid, "terminating orphaned pod");
-            self.spawn_orphan_killer(uid, full_name, shutdown);
-        }
-        // Pod directories left behind by pods that have no containers.
-        let pods_dir = self.ctx.root_dir.join("pods");
-        if let Ok(entries) = std::fs::read_dir(&pods_dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !desired.pods.contains_key(&name) && !known.contains(&name) {
-                    if let Err(err) = super::volumes::teardown(&e.path()) {
-                        tracing::warn!(dir = %e.path().display(), error = %err,
-                            "cannot remove stale pod directory");
-                    }
-                }
-            }
-        }
-    }
-
-    fn reconcile(&mut self, desired: &Desired, shutdown: &CancellationToken) {
+    /// Makes the workers match the desired pods: vanished UIDs are told to
+    /// terminate, new UIDs get a worker (after the pod they replace stopped).
+    fn apply_desired(&mut self, desired: &Desired, shutdown: &CancellationToken) {
         for (uid, w) in &self.workers {
             if !desired.pods.contains_key(uid) && !w.terminate.is_cancelled() {
                 tracing::info!(pod = %w.full_name, %uid, "pod removed from its source");
