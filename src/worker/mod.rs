@@ -1,8 +1,9 @@
 //! The imperative shell around the pure pod core: one task per pod, the
-//! manager owning them, probers and hooks, volumes on the host.
+//! manager owning them, probers, the action runner hooks and probes share,
+//! volumes on the host.
 
+pub mod actions;
 pub mod atomic_writer;
-pub mod hooks;
 pub mod manager;
 pub mod pod_worker;
 pub mod prober;

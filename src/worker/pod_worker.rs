@@ -29,7 +29,7 @@ use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::hooks::{self, Target};
+use super::actions::{self, Target};
 use super::prober::{ProbeContext, Prober, Results};
 use super::store::{PodRecord, PodStore};
 use super::volumes::{self, PodVolumes};
@@ -693,10 +693,10 @@ impl PodWorker {
                     container: spec,
                     pod_ip,
                 };
-                if let Err(msg) = hooks::run_hook(runtime, hook, target, grace).await {
+                if let Err(msg) = actions::run_hook(runtime, hook, target, grace).await {
                     self.ctx
                         .recorder
-                        .warning(&involved, "FailedPreStopHook", msg);
+                        .warning(&involved, "FailedPreStopHook", msg.to_string());
                 }
                 remaining = grace
                     .saturating_sub(started.elapsed())
@@ -965,7 +965,7 @@ impl PodWorker {
             pod_ip,
         };
         let runtime = self.ctx.runtime.as_ref();
-        if let Err(msg) = hooks::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
+        if let Err(msg) = actions::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
             let involved = self.involved.container(name, init);
             self.ctx.recorder.warning(
                 &involved,

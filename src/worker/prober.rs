@@ -1,13 +1,12 @@
 //! The prober: one task per (container, probe kind), run from the host.
 //!
-//! Handlers: `exec` through the runtime with rkubelet's own timeout;
-//! `httpGet` from the host to the pod IP (no keep-alive, redirects followed
-//! only on the same host — a redirect elsewhere is a success with a
-//! `ProbeWarning`, at most 10 KiB of body read, `User-Agent: kube-probe/…`);
-//! `tcpSocket` (a connection opens in time); `grpc` (`grpc.health.v1.Health/
-//! Check` over cleartext HTTP/2, `SERVING` is success — a minimal client, as
-//! one RPC needs no gRPC stack). Because probes run from the host they work
-//! in images without a shell.
+//! A probe's `exec`, `httpGet`, `tcpSocket` or `grpc` action runs through
+//! the shared action runner ([`super::actions`]) with the probe's HTTP
+//! manners: no keep-alive, redirects followed only on the same host — a
+//! redirect elsewhere is a success with a `ProbeWarning` —, at most 10 KiB of
+//! body read, `User-Agent: kube-probe/…`; 200 ≤ status < 400 is success.
+//! Failure output is worded like the kubelet prober's. Because probes run
+//! from the host they work in images without a shell.
 //!
 //! Semantics as the kubelet's: liveness and readiness wait for the startup
 //! probe; once startup succeeds readiness is checked at once; `initialDelay`
@@ -27,13 +26,10 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::hooks::{http_url, resolve_port, Target};
+use super::actions::{self, Action, ActionError, Purpose, Target};
 use crate::events::{Involved, Recorder};
 use crate::pod::probe::{Kind, Params, ProbeResult, Tracker};
 use crate::runtime::{ContainerInfo, ContainerRuntime};
-
-/// The most of an HTTP probe's body that is read.
-const HTTP_BODY_LIMIT: usize = 10 * 1024;
 
 /// What one probe run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +42,6 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok() -> Self {
-        Outcome {
-            success: true,
-            output: String::new(),
-            warning: None,
-        }
-    }
     fn fail(output: impl Into<String>) -> Self {
         Outcome {
             success: false,
@@ -117,256 +106,29 @@ pub async fn run_probe(
     target: Target<'_>,
     timeout: Duration,
 ) -> Outcome {
-    if let Some(exec) = &probe.exec {
-        let cmd = exec.command.clone().unwrap_or_default();
-        return match runtime.exec(target.container_id, &cmd, timeout).await {
-            Err(e) => Outcome::fail(format!("exec failed: {e}")),
-            Ok(r) if r.timed_out => Outcome::fail(format!(
-                "command {cmd:?} timed out after {}",
-                humantime::format_duration(timeout)
-            )),
-            Ok(r) if r.exit_code == Some(0) => Outcome::ok(),
-            Ok(r) => Outcome::fail(r.output.trim_end().to_string()),
-        };
-    }
-    if let Some(action) = &probe.http_get {
-        let url = match http_url(action, &target) {
-            Ok(u) => u,
-            Err(e) => return Outcome::fail(e),
-        };
-        let headers: Vec<(String, String)> = action
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
-        return http_probe(&url, &headers, timeout).await;
-    }
-    if let Some(tcp) = &probe.tcp_socket {
-        let port = match resolve_port(&tcp.port, target.container) {
-            Ok(p) => p,
-            Err(e) => return Outcome::fail(e),
-        };
-        let host = tcp
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| target.pod_ip.to_string());
-        let addr = format!("{host}:{port}");
-        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
-            Ok(Ok(_)) => Outcome::ok(),
-            Ok(Err(e)) => Outcome::fail(format!("dial tcp {addr}: {e}")),
-            Err(_) => Outcome::fail(format!("dial tcp {addr}: i/o timeout")),
-        };
-    }
-    if let Some(grpc) = &probe.grpc {
-        let service = grpc.service.clone().unwrap_or_default();
-        let addr = format!("{}:{}", target.pod_ip, grpc.port);
-        return grpc_probe(&addr, &service, timeout).await;
-    }
-    Outcome::fail("the probe has no handler")
-}
-
-fn probe_client(timeout: Duration, http2: bool) -> Result<reqwest::Client, String> {
-    let mut b = crate::http_client::client_builder()
-        .user_agent(concat!("kube-probe/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .pool_max_idle_per_host(0)
-        .danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none());
-    if http2 {
-        b = b.http2_prior_knowledge();
-    }
-    b.build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
-}
-
-/// An HTTP probe: redirects are followed only on the same host.
-async fn http_probe(url: &str, headers: &[(String, String)], timeout: Duration) -> Outcome {
-    let client = match probe_client(timeout, false) {
-        Ok(c) => c,
-        Err(e) => return Outcome::fail(e),
+    let Some(action) = Action::of_probe(probe) else {
+        return Outcome::fail("the probe has no handler");
     };
-    let mut url = url.to_string();
-    for _ in 0..10 {
-        let mut req = client.get(&url).header("Accept", "*/*");
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let mut resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Outcome::fail(format!(
-                    "Get {url:?}: context deadline exceeded (Client.Timeout exceeded)"
-                ))
-            }
-            Err(e) => return Outcome::fail(format!("Get {url:?}: {e}")),
-        };
-        let status = resp.status();
-        if status.is_redirection() {
-            let next = resp
-                .headers()
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| resp.url().join(l).ok());
-            let Some(next) = next else {
-                return Outcome::ok();
-            };
-            if next.host_str() != resp.url().host_str() {
-                let mut o = Outcome::ok();
-                o.warning = Some(format!(
-                    "Probe terminated redirects, Response body: (redirect to {next})"
-                ));
-                return o;
-            }
-            url = next.to_string();
-            continue;
-        }
-        // Read at most 10 KiB of body.
-        let mut body = Vec::new();
-        while body.len() < HTTP_BODY_LIMIT {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    body.extend_from_slice(&c[..c.len().min(HTTP_BODY_LIMIT - body.len())])
-                }
-                _ => break,
-            }
-        }
-        let code = status.as_u16();
-        return if (200..400).contains(&code) {
-            Outcome::ok()
-        } else {
-            Outcome::fail(format!("HTTP probe failed with statuscode: {code}"))
-        };
-    }
-    Outcome::fail(format!("Get {url:?}: stopped after 10 redirects"))
-}
-
-/// Encodes a `grpc.health.v1.HealthCheckRequest` as one length-prefixed gRPC message.
-pub fn grpc_health_request(service: &str) -> Vec<u8> {
-    let mut msg = Vec::new();
-    if !service.is_empty() {
-        msg.push(0x0a); // field 1, length-delimited
-        let mut n = service.len();
-        while n >= 0x80 {
-            msg.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        msg.push(n as u8);
-        msg.extend_from_slice(service.as_bytes());
-    }
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&msg);
-    frame
-}
-
-/// Decodes the serving status from a `grpc.health.v1.HealthCheckResponse`
-/// gRPC frame (`UNKNOWN` = 0, `SERVING` = 1, `NOT_SERVING` = 2, …).
-pub fn grpc_health_status(frame: &[u8]) -> Option<u64> {
-    if frame.len() < 5 || frame[0] != 0 {
-        return None;
-    }
-    let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
-    let msg = frame.get(5..5 + len)?;
-    let mut i = 0;
-    let mut status = 0;
-    while i < msg.len() {
-        let tag = msg[i];
-        i += 1;
-        let varint = |i: &mut usize| -> Option<u64> {
-            let mut v = 0u64;
-            for shift in (0..64).step_by(7) {
-                let b = *msg.get(*i)?;
-                *i += 1;
-                v |= u64::from(b & 0x7f) << shift;
-                if b & 0x80 == 0 {
-                    return Some(v);
-                }
-            }
-            None
-        };
-        match tag & 0x07 {
-            0 => {
-                let v = varint(&mut i)?;
-                if tag >> 3 == 1 {
-                    status = v;
-                }
-            }
-            2 => {
-                let n = varint(&mut i)? as usize;
-                i += n;
-            }
-            _ => return None,
-        }
-    }
-    Some(status)
-}
-
-fn serving_status_name(s: u64) -> &'static str {
-    match s {
-        0 => "UNKNOWN",
-        1 => "SERVING",
-        2 => "NOT_SERVING",
-        3 => "SERVICE_UNKNOWN",
-        _ => "INVALID",
+    match actions::run(runtime, action, target, timeout, Purpose::Probe).await {
+        Ok(success) => Outcome {
+            success: true,
+            output: String::new(),
+            warning: success.warning,
+        },
+        Err(e) => Outcome::fail(failure_output(e)),
     }
 }
 
-/// A gRPC health probe over cleartext HTTP/2.
-async fn grpc_probe(addr: &str, service: &str, timeout: Duration) -> Outcome {
-    let client = match probe_client(timeout, true) {
-        Ok(c) => c,
-        Err(e) => return Outcome::fail(e),
-    };
-    let url = format!("http://{addr}/grpc.health.v1.Health/Check");
-    let sent = client
-        .post(&url)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(grpc_health_request(service))
-        .send()
-        .await;
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => {
-            return Outcome::fail(format!(
-                "timeout: failed to connect service {addr:?} within {}: context deadline exceeded",
-                humantime::format_duration(timeout)
-            ))
+/// A failed probe's output: the kubelet prober's wording where it differs
+/// from the hook events'.
+fn failure_output(e: ActionError) -> String {
+    match e {
+        ActionError::Exec { source, .. } => format!("exec failed: {source}"),
+        ActionError::ExitCode { output, .. } => output,
+        ActionError::HttpStatus { code, .. } => {
+            format!("HTTP probe failed with statuscode: {code}")
         }
-        Err(e) => {
-            return Outcome::fail(format!("error: failed to connect service at {addr:?}: {e}"))
-        }
-    };
-    // A trailers-only answer carries the gRPC status in the headers.
-    if let Some(code) = resp
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-    {
-        if code != "0" {
-            let msg = resp
-                .headers()
-                .get("grpc-message")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            return Outcome::fail(format!(
-                "error: health rpc failed: rpc error: code = {code} desc = {msg}"
-            ));
-        }
-    }
-    let body = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => return Outcome::fail(format!("error: health rpc failed: {e}")),
-    };
-    match grpc_health_status(&body) {
-        Some(1) => Outcome::ok(),
-        Some(s) => Outcome::fail(format!(
-            "service unhealthy (responded with {:?})",
-            serving_status_name(s)
-        )),
-        None => Outcome::fail("error: health rpc returned an unreadable response"),
+        other => other.to_string(),
     }
 }
 
@@ -586,30 +348,6 @@ impl ProbeTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_health_requests_encode_the_service_name() {
-        assert_eq!(grpc_health_request(""), vec![0, 0, 0, 0, 0]);
-        assert_eq!(
-            grpc_health_request("db"),
-            vec![0, 0, 0, 0, 4, 0x0a, 2, b'd', b'b']
-        );
-        let long = "s".repeat(200);
-        let frame = grpc_health_request(&long);
-        assert_eq!(&frame[5..8], &[0x0a, 0xc8, 0x01]);
-        assert_eq!(frame.len(), 5 + 3 + 200);
-    }
-
-    #[test]
-    fn grpc_health_responses_decode_the_serving_status() {
-        assert_eq!(grpc_health_status(&[0, 0, 0, 0, 2, 0x08, 1]), Some(1));
-        assert_eq!(grpc_health_status(&[0, 0, 0, 0, 2, 0x08, 2]), Some(2));
-        // An empty message is the default: UNKNOWN.
-        assert_eq!(grpc_health_status(&[0, 0, 0, 0, 0]), Some(0));
-        // Compressed or truncated frames are not understood.
-        assert_eq!(grpc_health_status(&[1, 0, 0, 0, 2, 0x08, 1]), None);
-        assert_eq!(grpc_health_status(&[0, 0, 0, 0, 9, 0x08]), None);
-    }
 
     #[test]
     fn jitter_stays_below_the_period() {
