@@ -114,14 +114,14 @@ impl Config {
         let node_name = resolve_node_name(args.hostname_override.as_deref())?;
         let node_labels = node_labels(&node_name, &args.node_labels)?;
         if let Some(url) = &args.manifest_url {
-            crate::source::url::check_url(url).map_err(UsageError)?;
+            crate::source::url::check_url(url).map_err(|e| UsageError(e.to_string()))?;
         }
         let manifest_url_headers = args
             .manifest_url_header
             .iter()
             .map(|h| crate::source::url::parse_header(h))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(UsageError)?;
+            .map_err(|e| UsageError(e.to_string()))?;
         if args.http_check_frequency.is_zero() || args.http_timeout.is_zero() {
             return Err(UsageError(
                 "--http-check-frequency and --http-timeout must be greater than 0".into(),

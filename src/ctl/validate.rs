@@ -1,23 +1,27 @@
 //! `rkubelet validate PATH|URL…`: check manifests before dropping them in.
 //!
-//! Reads each target — a manifest file, a directory (its `*.yaml`, `*.yml`
-//! and `*.json` files, like the daemon) or an http(s) URL — and runs what the
-//! daemon would: parsing, validation, identity for this node, name conflicts
-//! across the targets, and admission against this node's labels
-//! (`--hostname-override`, `--node-labels`). It prints one line per object:
+//! Reads each target — a manifest file, a directory (listed exactly like the
+//! daemon lists its manifest directory, [`list_manifests`]) or an http(s)
+//! URL — and runs what the daemon would: parsing, validation, identity for
+//! this node, the daemon's [`Merger`] over all targets in order (so a pod,
+//! ConfigMap or Secret whose namespace/name an earlier target already
+//! defines is reported as the daemon reports it), and admission against this
+//! node's labels (`--hostname-override`, `--node-labels`). It prints one line
+//! per pod, per conflict and per problem:
 //!
 //! ```text
 //! OK pod default/web-node1 (web.yaml)
 //! REJECTED pod default/gpu-node1 (gpu.yaml): NodeAffinity: Predicate NodeAffinity failed: …
+//! ERROR pod default/web-node1 from copy.yaml is ignored: web.yaml already defines it
 //! ERROR bad.yaml: document 1: spec.containers[0].image: Required value
 //! ```
 //!
 //! and reports whether everything was OK. It runs nothing and needs no
 //! Docker; it does not talk to a running daemon.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -25,9 +29,9 @@ use crate::admission::{self, NodeInfo};
 use crate::cli::ValidateArgs;
 use crate::config::{self, UsageError};
 use crate::manifest::{self, LoadContext, Origin};
-use crate::source::file::is_manifest_name;
-use crate::source::full_name;
-use crate::source::url::{self, Fetched, Fetcher};
+use crate::source::file::list_manifests;
+use crate::source::url::{self, Fetched, Fetcher, FetcherError};
+use crate::source::{object_key, Conflict, Defined, Merger, ObjectKind, Snapshot};
 
 /// Counts of what was printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,10 +48,27 @@ impl Summary {
     }
 }
 
+/// Why a target has no manifest bytes to check (printed after its location).
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("cannot read the directory: {0}")]
+    Directory(std::io::Error),
+    #[error("no manifest files (*.yaml, *.yml, *.json) in this directory")]
+    EmptyDirectory,
+    #[error("cannot read: {0}")]
+    File(std::io::Error),
+    #[error(transparent)]
+    Fetcher(#[from] FetcherError),
+    #[error("the server answered 304 Not Modified")]
+    NotModified,
+    #[error("{0}")]
+    Fetch(String),
+}
+
 /// One manifest's bytes, or why there are none.
 struct Input {
     origin: Origin,
-    content: Result<Vec<u8>, String>,
+    content: Result<Vec<u8>, Unreadable>,
 }
 
 fn is_url(target: &str) -> bool {
@@ -69,7 +90,7 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
         .iter()
         .map(|h| url::parse_header(h))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(UsageError)?;
+        .map_err(|e| UsageError(e.to_string()))?;
     let mut inputs = Vec::new();
     for target in &args.targets {
         if is_url(target) {
@@ -84,101 +105,131 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
 async fn fetch(url: &str, headers: &[(String, String)]) -> Input {
     let origin = Origin::url(url);
     let content = match Fetcher::new(url, headers, url::DEFAULT_TIMEOUT) {
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
         Ok(f) => match f.fetch(None, None).await {
             Fetched::Body { body, .. } => Ok(body),
-            Fetched::NotModified => Err("the server answered 304 Not Modified".into()),
-            Fetched::Failed(e) => Err(e),
+            Fetched::NotModified => Err(Unreadable::NotModified),
+            Fetched::Failed(e) => Err(Unreadable::Fetch(e)),
         },
     };
     Input { origin, content }
 }
 
 fn read_path(path: &Path, inputs: &mut Vec<Input>) {
-    let location = path.display().to_string();
+    let origin = Origin::file(path.display().to_string());
     if path.is_dir() {
-        let mut files: Vec<_> = match std::fs::read_dir(path) {
-            Ok(rd) => rd
-                .flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(is_manifest_name))
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect(),
-            Err(e) => {
-                inputs.push(Input {
-                    origin: Origin::file(&location),
-                    content: Err(format!("cannot read the directory: {e}")),
-                });
-                return;
+        match list_manifests(path) {
+            Err(e) => inputs.push(Input {
+                origin,
+                content: Err(Unreadable::Directory(e)),
+            }),
+            Ok(files) if files.is_empty() => inputs.push(Input {
+                origin,
+                content: Err(Unreadable::EmptyDirectory),
+            }),
+            Ok(files) => {
+                for f in files {
+                    read_path(&f, inputs);
+                }
             }
-        };
-        files.sort();
-        if files.is_empty() {
-            inputs.push(Input {
-                origin: Origin::file(&location),
-                content: Err("no manifest files (*.yaml, *.yml, *.json) in this directory".into()),
-            });
-        }
-        for f in files {
-            read_path(&f, inputs);
         }
         return;
     }
     inputs.push(Input {
-        origin: Origin::file(&location),
-        content: std::fs::read(path).map_err(|e| format!("cannot read: {e}")),
+        origin,
+        content: std::fs::read(path).map_err(Unreadable::File),
     });
 }
 
-/// Loads, de-duplicates and admits every input, printing one line per
-/// object (and per warning).
+/// What one input turned out to be.
+enum Checked<'a> {
+    Unreadable(&'a Unreadable),
+    Invalid(manifest::ManifestError),
+    Loaded {
+        defined: Defined,
+        warnings: Vec<String>,
+    },
+}
+
+/// Loads every input, merges them the daemon's way and admits the pods
+/// that win, printing one line per pod, conflict, problem and warning.
 fn check(inputs: &[Input], node: &NodeInfo, out: &mut dyn Write) -> Summary {
-    let mut summary = Summary::default();
-    let mut seen: HashMap<String, String> = HashMap::new();
     let now = Timestamp::now();
+    let checked: Vec<Checked<'_>> = inputs
+        .iter()
+        .map(|input| {
+            let content = match &input.content {
+                Ok(c) => c,
+                Err(e) => return Checked::Unreadable(e),
+            };
+            let ctx = LoadContext {
+                node_name: &node.name,
+                origin: &input.origin,
+                now,
+            };
+            match manifest::load(content, &ctx) {
+                Ok(mut loaded) => Checked::Loaded {
+                    warnings: std::mem::take(&mut loaded.warnings),
+                    defined: Defined::new(loaded, &input.origin),
+                },
+                Err(e) => Checked::Invalid(e),
+            }
+        })
+        .collect();
+
+    // All targets as one source, in order: the first definition wins.
+    let mut snapshot = Snapshot {
+        source: "validate".into(),
+        ..Default::default()
+    };
+    for c in &checked {
+        if let Checked::Loaded { defined, .. } = c {
+            defined.add_to(&mut snapshot);
+        }
+    }
+    let (desired, diag) = Merger::new(vec![snapshot.source.clone()]).update(snapshot);
+    // The conflict that ignored a definition (of `kind`, `name`, from `origin`).
+    let conflict = |kind: ObjectKind, name: &str, origin: &Origin| -> Option<&Conflict> {
+        (diag.conflicts.iter()).find(|c| c.kind == kind && c.name == name && &c.ignored == origin)
+    };
+
+    let mut summary = Summary::default();
     let mut line = |s: String| {
         let _ = writeln!(out, "{s}");
     };
-    for input in inputs {
+    for (input, c) in inputs.iter().zip(&checked) {
         let location = &input.origin.location;
-        let content = match &input.content {
-            Ok(c) => c,
-            Err(e) => {
+        let (defined, warnings) = match c {
+            Checked::Unreadable(e) => {
                 summary.errors += 1;
                 line(format!("ERROR {location}: {e}"));
                 continue;
             }
-        };
-        let ctx = LoadContext {
-            node_name: &node.name,
-            origin: &input.origin,
-            now,
-        };
-        let loaded = match manifest::load(content, &ctx) {
-            Ok(l) => l,
-            Err(e) => {
+            Checked::Invalid(e) => {
                 summary.errors += 1;
                 line(format!("ERROR {e}"));
                 continue;
             }
+            Checked::Loaded { defined, warnings } => (defined, warnings),
         };
-        for w in &loaded.warnings {
+        for w in warnings {
             line(format!("WARNING {w}"));
         }
-        if loaded.pods.is_empty() {
+        if defined.pods.is_empty() {
             line(format!("OK {location}: no pods"));
         }
-        for pod in &loaded.pods {
-            let name = full_name(pod);
-            if let Some(first) = seen.get(&name) {
+        for sp in &defined.pods {
+            let name = sp.full_name();
+            let merged = desired.pods.get(sp.uid());
+            if !merged.is_some_and(|m| Arc::ptr_eq(&m.pod, &sp.pod)) {
                 summary.errors += 1;
-                line(format!(
-                    "ERROR pod {name} ({location}): {first} already defines it; the daemon would ignore this one"
-                ));
+                match conflict(ObjectKind::Pod, &name, &sp.origin) {
+                    Some(c) => line(format!("ERROR {c}")),
+                    None => line(format!("ERROR pod {name} ({location}): ignored")),
+                }
                 continue;
             }
-            seen.insert(name.clone(), location.clone());
-            match admission::admit(pod, node) {
+            match admission::admit(&sp.pod, node) {
                 Ok(()) => {
                     summary.ok += 1;
                     line(format!("OK pod {name} ({location})"));
@@ -187,6 +238,29 @@ fn check(inputs: &[Input], node: &NodeInfo, out: &mut dyn Write) -> Summary {
                     summary.rejected += 1;
                     line(format!("REJECTED pod {name} ({location}): {r}"));
                 }
+            }
+        }
+        let configmaps = (defined.configmaps.iter()).map(|o| {
+            let key = object_key(&o.object.metadata);
+            let won = (desired.configmaps.get(&key)).is_some_and(|m| Arc::ptr_eq(m, &o.object));
+            (ObjectKind::ConfigMap, key, &o.origin, won)
+        });
+        let secrets = (defined.secrets.iter()).map(|o| {
+            let key = object_key(&o.object.metadata);
+            let won = (desired.secrets.get(&key)).is_some_and(|m| Arc::ptr_eq(m, &o.object));
+            (ObjectKind::Secret, key, &o.origin, won)
+        });
+        for (kind, key, origin, won) in configmaps.chain(secrets) {
+            if won {
+                continue;
+            }
+            summary.errors += 1;
+            match conflict(kind, &key, origin) {
+                Some(c) => line(format!("ERROR {c}")),
+                None => line(format!(
+                    "ERROR {} {key} ({location}): ignored",
+                    kind.as_str()
+                )),
             }
         }
     }
@@ -292,6 +366,42 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("no manifest files"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_config_map_defined_twice_is_an_error_like_the_daemon_reports_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cm = |value: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{k: {value}}}\n")
+        };
+        std::fs::write(dir.path().join("a.yaml"), cm("one")).expect("write");
+        std::fs::write(dir.path().join("b.yaml"), cm("two")).expect("write");
+        let d = dir.path().display().to_string();
+        let (s, out) = validate(&args(vec![d.clone()], &[])).await;
+        assert_eq!(s.errors, 1, "{out}");
+        assert!(
+            out.lines().any(|l| l
+                == format!(
+                    "ERROR configmap default/settings from {d}/b.yaml is ignored: {d}/a.yaml already defines it"
+                )),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_defined_twice_in_one_file_is_one_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: token}\nstringData: {k: v}\n";
+        std::fs::write(dir.path().join("s.yaml"), format!("{secret}---\n{secret}")).expect("write");
+        let (s, out) = validate(&args(vec![dir.path().display().to_string()], &[])).await;
+        assert_eq!(s.errors, 1, "{out}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("ERROR secret default/token"))
+                .count(),
+            1,
+            "{out}"
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -25,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Snapshot, SourceConfigMap, SourceObject, SourcePod, SourceSecret};
+use super::{Defined, Snapshot};
 use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
@@ -43,6 +42,29 @@ pub fn is_manifest_name(name: &str) -> bool {
         && [".yaml", ".yml", ".json"]
             .iter()
             .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// The manifest files of `dir`, sorted: regular files (symlinks followed,
+/// like the kubelet) with a manifest name; sub-directories are not entered.
+/// `rkubelet validate` lists directories with this too. Fails when the
+/// directory cannot be read.
+pub fn list_manifests(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !is_manifest_name(name) {
+            continue;
+        }
+        // Follows symlinks, like the kubelet; directories are skipped.
+        match std::fs::metadata(entry.path()) {
+            Ok(m) if m.is_file() => files.push(entry.path()),
+            _ => continue,
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// What an inotify event says about a manifest file.
@@ -107,18 +129,11 @@ impl Writing {
     }
 }
 
-/// What one good manifest file defines.
-#[derive(Debug, Clone, Default)]
-struct Good {
-    pods: Vec<SourcePod>,
-    configmaps: Vec<SourceConfigMap>,
-    secrets: Vec<SourceSecret>,
-}
-
 #[derive(Debug, Clone)]
 struct Entry {
     hash: [u8; 32],
-    good: Option<Good>,
+    /// What the file's last good content defines.
+    good: Option<Defined>,
     error: Option<ManifestError>,
     warnings: Vec<String>,
 }
@@ -144,29 +159,9 @@ impl FileSource {
         }
     }
 
-    /// Lists the manifest files of the directory, sorted.
-    fn list(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !is_manifest_name(name) {
-                continue;
-            }
-            // Follows symlinks, like the kubelet; directories are skipped.
-            match std::fs::metadata(entry.path()) {
-                Ok(m) if m.is_file() => files.push(entry.path()),
-                _ => continue,
-            }
-        }
-        files.sort();
-        Ok(files)
-    }
-
     /// Rescans the directory. Returns true when anything changed.
     pub fn scan(&mut self, now: Timestamp) -> bool {
-        let files = match self.list() {
+        let files = match list_manifests(&self.dir) {
             Ok(f) => f,
             Err(e) => {
                 let err = ManifestError::new(
@@ -232,41 +227,19 @@ impl FileSource {
             now,
         };
         let entry = match manifest::load(&content, &ctx) {
-            Ok(loaded) => {
+            Ok(mut loaded) => {
                 for w in &loaded.warnings {
                     tracing::warn!(file = %location, warning = %w, "manifest warning");
                 }
                 tracing::info!(file = %location, pods = loaded.pods.len(),
                     configmaps = loaded.configmaps.len(), secrets = loaded.secrets.len(),
                     "manifest loaded");
-                let object = |o| SourceObject {
-                    object: Arc::new(o),
-                    origin: origin.clone(),
-                };
-                let good = Good {
-                    pods: loaded
-                        .pods
-                        .into_iter()
-                        .map(|pod| SourcePod {
-                            pod: Arc::new(pod),
-                            origin: origin.clone(),
-                        })
-                        .collect(),
-                    configmaps: loaded.configmaps.into_iter().map(object).collect(),
-                    secrets: loaded
-                        .secrets
-                        .into_iter()
-                        .map(|o| SourceObject {
-                            object: Arc::new(o),
-                            origin: origin.clone(),
-                        })
-                        .collect(),
-                };
+                let warnings = std::mem::take(&mut loaded.warnings);
                 Entry {
                     hash,
-                    good: Some(good),
+                    good: Some(Defined::new(loaded, &origin)),
                     error: None,
-                    warnings: loaded.warnings,
+                    warnings,
                 }
             }
             Err(e) => {
@@ -294,9 +267,7 @@ impl FileSource {
         snap.errors.extend(self.dir_error.iter().cloned());
         for entry in self.entries.values() {
             if let Some(good) = &entry.good {
-                snap.pods.extend(good.pods.iter().cloned());
-                snap.configmaps.extend(good.configmaps.iter().cloned());
-                snap.secrets.extend(good.secrets.iter().cloned());
+                good.add_to(&mut snap);
             }
             snap.errors.extend(entry.error.iter().cloned());
             snap.warnings.extend(entry.warnings.iter().cloned());

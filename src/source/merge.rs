@@ -3,15 +3,71 @@
 //! It keeps the newest [`Snapshot`] of every source and turns them into one
 //! [`Desired`] set keyed by pod UID. A pod whose namespace/name an earlier
 //! source (or an earlier file) already claims is rejected as a conflict naming
-//! both origins; ConfigMaps and Secrets follow the same first-wins rule.
+//! both origins ([`Conflict`]); ConfigMaps and Secrets follow the same
+//! first-wins rule. `rkubelet validate` runs the same merger, so it reports
+//! exactly the conflicts the daemon would.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::{object_key, Desired, Diagnostics, Snapshot, SourceObject};
 use crate::manifest::Origin;
+
+/// What a [`Conflict`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Pod,
+    ConfigMap,
+    Secret,
+}
+
+impl ObjectKind {
+    /// The lower-case name used in messages: `pod`, `configmap`, `secret`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Pod => "pod",
+            ObjectKind::ConfigMap => "configmap",
+            ObjectKind::Secret => "secret",
+        }
+    }
+}
+
+/// A definition the merger ignored because an earlier one (an earlier
+/// source, or an earlier file) already claims its namespace/name. Shown
+/// (and served) as `pod default/web-node1 from /d/b.yaml is ignored:
+/// /d/a.yaml already defines it`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub kind: ObjectKind,
+    /// `namespace/name`.
+    pub name: String,
+    /// Where the ignored definition comes from.
+    pub ignored: Origin,
+    /// Where the definition in effect comes from.
+    pub first: Origin,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} from {} is ignored: {} already defines it",
+            self.kind.as_str(),
+            self.name,
+            self.ignored.location,
+            self.first.location
+        )
+    }
+}
+
+impl serde::Serialize for Conflict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// Merges per-source snapshots into one desired set.
 #[derive(Debug)]
@@ -59,10 +115,12 @@ impl Merger {
             for p in &snap.pods {
                 let name = p.full_name();
                 match by_name.get(&name) {
-                    Some(first) => diag.conflicts.push(format!(
-                        "pod {name} from {} is ignored: {} already defines it",
-                        p.origin.location, first.location
-                    )),
+                    Some(first) => diag.conflicts.push(Conflict {
+                        kind: ObjectKind::Pod,
+                        name,
+                        ignored: p.origin.clone(),
+                        first: first.clone(),
+                    }),
                     None => {
                         by_name.insert(name, p.origin.clone());
                         desired.pods.insert(p.uid().to_string(), p.clone());
@@ -73,7 +131,7 @@ impl Merger {
         let mut origins = HashMap::new();
         for snap in self.order.iter().filter_map(|s| self.snapshots.get(s)) {
             merge_objects(
-                "configmap",
+                ObjectKind::ConfigMap,
                 &snap.configmaps,
                 &mut desired.configmaps,
                 &mut origins,
@@ -83,7 +141,7 @@ impl Merger {
         origins.clear();
         for snap in self.order.iter().filter_map(|s| self.snapshots.get(s)) {
             merge_objects(
-                "secret",
+                ObjectKind::Secret,
                 &snap.secrets,
                 &mut desired.secrets,
                 &mut origins,
@@ -97,7 +155,7 @@ impl Merger {
 /// Adds `objects` to `into` by namespace/name; the first definition wins and
 /// a later one is reported as a conflict naming both origins.
 fn merge_objects<T: HasMeta>(
-    kind: &str,
+    kind: ObjectKind,
     objects: &[SourceObject<T>],
     into: &mut BTreeMap<String, Arc<T>>,
     origins: &mut HashMap<String, Origin>,
@@ -106,10 +164,12 @@ fn merge_objects<T: HasMeta>(
     for o in objects {
         let key = object_key(o.object.meta());
         match origins.get(&key) {
-            Some(first) => diag.conflicts.push(format!(
-                "{kind} {key} from {} is ignored: {} already defines it",
-                o.origin.location, first.location
-            )),
+            Some(first) => diag.conflicts.push(Conflict {
+                kind,
+                name: key,
+                ignored: o.origin.clone(),
+                first: first.clone(),
+            }),
             None => {
                 origins.insert(key.clone(), o.origin.clone());
                 into.insert(key, o.object.clone());
@@ -177,7 +237,10 @@ mod tests {
         ));
         assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
         assert_eq!(diag.conflicts.len(), 1);
-        assert!(diag.conflicts[0].contains("/d/a.yaml") && diag.conflicts[0].contains("/d/b.yaml"));
+        assert_eq!(
+            diag.conflicts[0].to_string(),
+            "pod default/web-n from /d/b.yaml is ignored: /d/a.yaml already defines it"
+        );
     }
 
     #[test]
@@ -244,16 +307,17 @@ mod tests {
         assert_eq!(data["k"], "from-a");
         assert_eq!(d.secrets.keys().collect::<Vec<_>>(), ["prod/s"]);
         assert_eq!(diag.conflicts.len(), 3, "{:?}", diag.conflicts);
-        assert!(diag.conflicts.iter().any(|c| c
+        let conflicts: Vec<String> = diag.conflicts.iter().map(ToString::to_string).collect();
+        assert!(conflicts.iter().any(|c| c
             == "configmap default/app from /d/b.yaml is ignored: /d/a.yaml already defines it"));
-        assert!(diag
-            .conflicts
+        assert!(conflicts
             .iter()
             .any(|c| c.contains("http://x/") && c.contains("/d/a.yaml")));
+        assert!(conflicts.iter().any(|c| c.starts_with("secret prod/s")));
         assert!(diag
             .conflicts
             .iter()
-            .any(|c| c.starts_with("secret prod/s")));
+            .any(|c| c.kind == ObjectKind::Secret && c.name == "prod/s"));
     }
 
     #[test]
@@ -262,7 +326,7 @@ mod tests {
         m.update(snap("http", vec![pod("a-n", "u2", "http://x/")]));
         let (d, diag) = m.update(snap("file", vec![pod("a-n", "u1", "/d/a.yaml")]));
         assert_eq!(d.pods.keys().collect::<Vec<_>>(), vec!["u1"]);
-        assert!(diag.conflicts[0].contains("http://x/"));
+        assert_eq!(diag.conflicts[0].ignored.location, "http://x/");
     }
 
     #[test]

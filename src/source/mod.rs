@@ -14,7 +14,7 @@ pub mod file;
 pub mod merge;
 pub mod url;
 
-pub use merge::Merger;
+pub use merge::{Conflict, Merger, ObjectKind};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde::Serialize;
 
-use crate::manifest::{ManifestError, Origin};
+use crate::manifest::{self, ManifestError, Origin};
 
 /// One pod as a source defines it (identified, validated, defaulted).
 #[derive(Debug, Clone)]
@@ -67,6 +67,47 @@ pub fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectM
         meta.namespace.as_deref().unwrap_or("default"),
         meta.name.as_deref().unwrap_or_default()
     )
+}
+
+/// What one good manifest (a file, the URL's body) defines, each object
+/// with its origin: that manifest's share of a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Defined {
+    pub pods: Vec<SourcePod>,
+    pub configmaps: Vec<SourceConfigMap>,
+    pub secrets: Vec<SourceSecret>,
+}
+
+impl Defined {
+    /// The pods and objects of a loaded manifest (its warnings are the
+    /// caller's to keep).
+    pub fn new(loaded: manifest::Loaded, origin: &Origin) -> Self {
+        fn with_origin<T>(objects: Vec<T>, origin: &Origin) -> Vec<SourceObject<T>> {
+            (objects.into_iter())
+                .map(|o| SourceObject {
+                    object: Arc::new(o),
+                    origin: origin.clone(),
+                })
+                .collect()
+        }
+        Defined {
+            pods: (loaded.pods.into_iter())
+                .map(|pod| SourcePod {
+                    pod: Arc::new(pod),
+                    origin: origin.clone(),
+                })
+                .collect(),
+            configmaps: with_origin(loaded.configmaps, origin),
+            secrets: with_origin(loaded.secrets, origin),
+        }
+    }
+
+    /// Adds these pods and objects to `snapshot`, after what it has.
+    pub fn add_to(&self, snapshot: &mut Snapshot) {
+        snapshot.pods.extend(self.pods.iter().cloned());
+        snapshot.configmaps.extend(self.configmaps.iter().cloned());
+        snapshot.secrets.extend(self.secrets.iter().cloned());
+    }
 }
 
 /// Everything one source defines right now.
@@ -114,8 +155,9 @@ pub struct Desired {
 pub struct Diagnostics {
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
-    /// Pods rejected because another manifest already defines the same name.
-    pub conflicts: Vec<String>,
+    /// Pods, ConfigMaps and Secrets ignored because another manifest
+    /// already defines the same namespace/name (served as messages).
+    pub conflicts: Vec<Conflict>,
     /// Number of pods defined per source.
     pub pods: BTreeMap<String, usize>,
     /// Sources failing as a whole (source name to why), e.g. an unreachable

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Snapshot, SourceConfigMap, SourceObject, SourcePod, SourceSecret};
+use super::{Defined, Snapshot};
 use crate::events::{Involved, Recorder};
 use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
@@ -43,39 +43,66 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unchanged error is logged again at most this often.
 pub const LOG_REPEAT: Duration = Duration::from_secs(300);
 
-/// Parses one `--manifest-url-header 'Name: Value'`. Fails with a message
-/// naming the flag when there is no colon or the name or value is not
-/// valid in HTTP.
-pub fn parse_header(s: &str) -> Result<(String, String), String> {
+/// A `--manifest-url` or `--manifest-url-header` value rkubelet cannot
+/// use; the message names the flag and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("--manifest-url-header {header:?}: expected Name:Value (example: 'Authorization: Bearer abc')")]
+    HeaderWithoutColon { header: String },
+    #[error("--manifest-url-header {header:?}: {name:?} is not a valid header name")]
+    HeaderName { header: String, name: String },
+    #[error(
+        "--manifest-url-header {header:?}: the value contains characters not allowed in a header"
+    )]
+    HeaderValue { header: String },
+    #[error("--manifest-url {url:?}: the scheme must be http or https, not {scheme:?}")]
+    Scheme { url: String, scheme: String },
+    #[error("--manifest-url {url:?}: not a URL ({reason})")]
+    NotAUrl { url: String, reason: String },
+}
+
+/// Parses one `--manifest-url-header 'Name: Value'`. Fails when there is no
+/// colon or the name or value is not valid in HTTP.
+pub fn parse_header(s: &str) -> Result<(String, String), FlagError> {
+    let header = || s.to_string();
     let Some((name, value)) = s.split_once(':') else {
-        return Err(format!(
-            "--manifest-url-header {s:?}: expected Name:Value (example: 'Authorization: Bearer abc')"
-        ));
+        return Err(FlagError::HeaderWithoutColon { header: header() });
     };
     let (name, value) = (name.trim(), value.trim());
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!(
-            "--manifest-url-header {s:?}: {name:?} is not a valid header name"
-        ));
+        return Err(FlagError::HeaderName {
+            header: header(),
+            name: name.to_string(),
+        });
     }
     if HeaderValue::from_str(value).is_err() {
-        return Err(format!(
-            "--manifest-url-header {s:?}: the value contains characters not allowed in a header"
-        ));
+        return Err(FlagError::HeaderValue { header: header() });
     }
     Ok((name.to_string(), value.to_string()))
 }
 
 /// Checks a `--manifest-url`: an absolute `http://` or `https://` URL.
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), FlagError> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        Ok(u) => Err(format!(
-            "--manifest-url {url:?}: the scheme must be http or https, not {:?}",
-            u.scheme()
-        )),
-        Err(e) => Err(format!("--manifest-url {url:?}: not a URL ({e})")),
+        Ok(u) => Err(FlagError::Scheme {
+            url: url.to_string(),
+            scheme: u.scheme().to_string(),
+        }),
+        Err(e) => Err(FlagError::NotAUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }),
     }
+}
+
+/// Why a [`Fetcher`] cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetcherError {
+    #[error("header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+    #[error("cannot build an HTTP client: {reason}")]
+    Client { reason: String },
 }
 
 /// What one fetch brought.
@@ -106,19 +133,28 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher for `url` sending `headers` (a name given twice is sent
     /// twice). Fails when a header is invalid or the client cannot be built.
-    pub fn new(url: &str, headers: &[(String, String)], timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Self, FetcherError> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("header {name:?}: {e}"))?;
-            let v = HeaderValue::from_str(value).map_err(|e| format!("header {name:?}: {e}"))?;
+            let header = |reason: String| FetcherError::Header {
+                name: name.clone(),
+                reason,
+            };
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(e.to_string()))?;
+            let v = HeaderValue::from_str(value).map_err(|e| header(e.to_string()))?;
             map.append(n, v);
         }
         let client = crate::http_client::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            .map_err(|e| FetcherError::Client {
+                reason: e.to_string(),
+            })?;
         Ok(Fetcher {
             client,
             url: url.to_string(),
@@ -288,11 +324,8 @@ pub struct HttpState {
     body_hash: Option<[u8; 32]>,
     etag: Option<String>,
     last_modified: Option<String>,
-    /// Pods of the last body that loaded; `None` until one did.
-    good: Option<Vec<SourcePod>>,
-    /// ConfigMaps and Secrets of the last body that loaded.
-    good_configmaps: Vec<SourceConfigMap>,
-    good_secrets: Vec<SourceSecret>,
+    /// What the last body that loaded defines; `None` until one did.
+    good: Option<Defined>,
     warnings: Vec<String>,
     /// The last body did not load (parse or validation error).
     body_error: Option<ManifestError>,
@@ -309,8 +342,6 @@ impl HttpState {
             etag: None,
             last_modified: None,
             good: None,
-            good_configmaps: Vec::new(),
-            good_secrets: Vec::new(),
             warnings: Vec::new(),
             body_error: None,
             fetch_error: None,
@@ -368,37 +399,15 @@ impl HttpState {
         };
         let url = &self.origin.location;
         match manifest::load(body, &ctx) {
-            Ok(loaded) => {
+            Ok(mut loaded) => {
                 for w in &loaded.warnings {
                     tracing::warn!(%url, warning = %w, "manifest warning");
                 }
                 tracing::info!(%url, pods = loaded.pods.len(),
                     configmaps = loaded.configmaps.len(), secrets = loaded.secrets.len(),
                     "manifest URL loaded");
-                let origin = &self.origin;
-                self.good_configmaps = (loaded.configmaps.into_iter())
-                    .map(|o| SourceObject {
-                        object: Arc::new(o),
-                        origin: origin.clone(),
-                    })
-                    .collect();
-                self.good_secrets = (loaded.secrets.into_iter())
-                    .map(|o| SourceObject {
-                        object: Arc::new(o),
-                        origin: origin.clone(),
-                    })
-                    .collect();
-                self.good = Some(
-                    loaded
-                        .pods
-                        .into_iter()
-                        .map(|pod| SourcePod {
-                            pod: Arc::new(pod),
-                            origin: self.origin.clone(),
-                        })
-                        .collect(),
-                );
-                self.warnings = loaded.warnings;
+                self.warnings = std::mem::take(&mut loaded.warnings);
+                self.good = Some(Defined::new(loaded, &self.origin));
                 self.body_error = None;
             }
             Err(e) => {
@@ -410,9 +419,10 @@ impl HttpState {
 
     /// The current complete snapshot.
     pub fn snapshot(&self) -> Snapshot {
+        let good = self.good.clone().unwrap_or_default();
         Snapshot {
             source: SOURCE_NAME.to_string(),
-            pods: self.good.clone().unwrap_or_default(),
+            pods: good.pods,
             errors: self
                 .fetch_error
                 .iter()
@@ -426,8 +436,8 @@ impl HttpState {
                 Vec::new()
             },
             failing: self.problem().map(ToString::to_string),
-            configmaps: self.good_configmaps.clone(),
-            secrets: self.good_secrets.clone(),
+            configmaps: good.configmaps,
+            secrets: good.secrets,
         }
     }
 }
@@ -499,7 +509,7 @@ impl HttpSource {
             };
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
             let changed = self.state.apply(fetched, Timestamp::now());
-            let keeping = self.state.good.as_ref().map(Vec::len);
+            let keeping = self.state.good.as_ref().map(|g| g.pods.len());
             let problem = self.state.problem().map(ToString::to_string);
             match self.noise.observe(problem.as_deref(), Instant::now()) {
                 LogNow::Nothing => {}
@@ -751,7 +761,7 @@ mod tests {
             ("X-A".into(), "1,2".into())
         );
         for bad in ["NoColon", "Bad Name: x", ": x", "X: a\nb"] {
-            let e = parse_header(bad).expect_err(bad);
+            let e = parse_header(bad).expect_err(bad).to_string();
             assert!(e.contains("--manifest-url-header"), "{e}");
         }
     }
@@ -761,7 +771,7 @@ mod tests {
         assert!(check_url("http://127.0.0.1:8080/pods").is_ok());
         assert!(check_url("https://example.com/p.yaml").is_ok());
         for bad in ["ftp://x/y", "/etc/kubelet.d", "file:///x", "nope"] {
-            let e = check_url(bad).expect_err(bad);
+            let e = check_url(bad).expect_err(bad).to_string();
             assert!(e.contains("--manifest-url"), "{e}");
         }
     }

@@ -30,7 +30,7 @@ use super::store::PodRecord;
 use crate::admission::{self, NodeInfo};
 use crate::events::Involved;
 use crate::pleg::Routes;
-use crate::source::{Desired, Diagnostics, Merger, Snapshot};
+use crate::source::{Desired, Diagnostics, Merger, ObjectKind, Snapshot};
 
 /// Which of this node's containers an orphan sweep may terminate.
 enum Sweep {
@@ -151,12 +151,11 @@ impl Manager {
                         .warning(&node, "FailedValidation", e.clone());
                 }
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
-                    let reason = if c.starts_with("pod ") {
-                        "DuplicatePod"
-                    } else {
-                        "DuplicateObject"
+                    let reason = match c.kind {
+                        ObjectKind::Pod => "DuplicatePod",
+                        ObjectKind::ConfigMap | ObjectKind::Secret => "DuplicateObject",
                     };
-                    self.ctx.recorder.warning(&node, reason, c.clone());
+                    self.ctx.recorder.warning(&node, reason, c.to_string());
                 }
                 *d = diag;
             }
