@@ -1,4 +1,4 @@
-//! The pod benchmark (issue 7): rkubelet against raw Docker, in one run.
+//! The pod benchmark: rkubelet against raw Docker, in one run.
 //!
 //! `cargo bench --bench pods` builds the release binary, starts it on a
 //! private manifest directory with its own node name (`bench-<random>`), and
@@ -33,7 +33,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -43,12 +43,17 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use rkubelet::runtime::docker::DockerRuntime;
-use rkubelet::runtime::{pause, ContainerRuntime};
+use rkubelet::runtime::pause;
 use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 
-const IMAGE: &str = "rkubelet/busybox:local";
+// The integration tests' helpers: Docker connection and images, random
+// names, free ports, clock.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{free_port, now_nanos, random_hex, TEST_IMAGE as IMAGE};
+
 const BENCH_LABEL: &str = "io.rkubelet.bench";
 const BENCH_POD_LABEL: &str = "io.rkubelet.bench.pod";
 const NODE_LABEL: &str = "io.rkubelet.node";
@@ -165,28 +170,6 @@ fn with_cleanup<T>(f: impl FnOnce(&mut CleanupState) -> T) -> Option<T> {
 }
 
 // ------------------------------------------------------------------ helpers
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("read /dev/urandom");
-    hex::encode(buf)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
 
 fn ms(nanos: i64) -> f64 {
     nanos as f64 / 1e6
@@ -1295,27 +1278,6 @@ impl Ctx {
 
 // ------------------------------------------------------------------ main
 
-fn ensure_image(docker_ok: bool) {
-    assert!(
-        docker_ok,
-        "the Docker daemon does not answer; start it (systemctl start docker)"
-    );
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !matches!(have, Ok(s) if s.success()) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image");
-        let ok = Command::new(&script).arg(IMAGE).status();
-        assert!(
-            matches!(ok, Ok(s) if s.success()),
-            "{} failed to build {IMAGE}",
-            script.display()
-        );
-    }
-}
-
 fn out_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -1378,17 +1340,9 @@ fn main() {
 async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> i32 {
     let started = Instant::now();
     let load_before = loadavg();
-    let endpoint = std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rkubelet::runtime::docker::DEFAULT_ENDPOINT.into());
-    let runtime = DockerRuntime::connect(&endpoint).await;
-    ensure_image(runtime.is_ok());
-    let runtime = runtime.expect("docker");
-    runtime
-        .ensure_infra_image(pause::DEFAULT_IMAGE)
-        .await
-        .expect("pause image");
+    // Connects (or fails saying how to start Docker) and provisions the
+    // test and pause images, exactly as the integration tests do.
+    let runtime = common::runtime().await;
     let docker = runtime.client().clone();
     let version = docker
         .version()

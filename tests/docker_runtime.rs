@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    container_logs, container_pid, eventually, namespace_of, runtime, unique, wait_exited,
-    wait_running, ImageCleanup, TestPod,
+    container_logs, container_pid, eventually, namespace_of, now_nanos, runtime, unique,
+    wait_exited, wait_running, ImageCleanup, TestPod,
 };
 use futures_util::StreamExt;
 use rkubelet::runtime::docker::DockerRuntime;
@@ -19,13 +19,6 @@ use rkubelet::runtime::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn now_nanos() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since_epoch.as_nanos()).expect("nanos fit in i64")
-}
 
 #[tokio::test]
 async fn the_runtime_reports_its_docker_version() {

@@ -1,5 +1,5 @@
 //! End-to-end: the real `rkubelet` binary on a temp manifest directory,
-//! against the real Docker daemon (issue: core daemon).
+//! against the real Docker daemon: the core daemon loop.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! End-to-end: the manifest URL source, file + URL together, node admission
 //! and `rkubelet validate` — the real binary, a real HTTP server on loopback
-//! and the real Docker daemon (issue 6).
+//! and the real Docker daemon.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! End-to-end: restart policies, crash-loop backoff, init containers,
 //! hooks, deadlines, OOM kills, status at /pods and the client commands —
-//! the real binary against the real Docker daemon (issue: pod lifecycle).
+//! the real binary against the real Docker daemon.
 
 mod common;
 

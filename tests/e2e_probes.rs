@@ -1,6 +1,6 @@
 //! End-to-end: liveness, readiness and startup probes with exec, httpGet,
 //! tcpSocket and grpc, run from the host by the real binary against real
-//! containers (issue: probes).
+//! containers.
 
 mod common;
 

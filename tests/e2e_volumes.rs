@@ -1,6 +1,6 @@
 //! End-to-end: volumes, local ConfigMaps and Secrets, environment and the
 //! downward API, with the real `rkubelet` binary against the real Docker
-//! daemon (issue 5).
+//! daemon.
 
 mod common;
 

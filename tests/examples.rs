@@ -6,18 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::daemon::{wait_until, Daemon};
-use k8s_openapi::jiff::Timestamp;
-use rkubelet::manifest::{self, LoadContext, Origin};
+use common::load_manifest;
+use rkubelet::source::file::list_manifests;
 
+/// The bundled manifests in `dir`, listed as the daemon lists its directory.
 fn manifests(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
+    list_manifests(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 fn docker_logs(id: &str) -> String {
@@ -35,15 +30,8 @@ fn every_bundled_manifest_loads_without_errors_or_warnings() {
     let mut pods = 0;
     for dir in ["etc/kubelet.d", "etc/kubelet.d/with-registry"] {
         for file in manifests(dir) {
-            let origin = Origin::file(file.display().to_string());
-            let ctx = LoadContext {
-                node_name: "node1",
-                origin: &origin,
-                now: Timestamp::now(),
-            };
             let content = std::fs::read(&file).expect("read");
-            let loaded = manifest::load(&content, &ctx)
-                .unwrap_or_else(|e| panic!("bundled example is invalid: {e}"));
+            let loaded = load_manifest(&file.display().to_string(), &content);
             assert!(
                 loaded.warnings.is_empty(),
                 "{}: {:?}",

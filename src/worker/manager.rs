@@ -428,7 +428,7 @@ mod tests {
     use crate::runtime::fake::FakeRuntime;
     use crate::runtime::labels;
     use crate::runtime::ContainerRuntime;
-    use crate::source::SourcePod;
+    use crate::source::{Defined, SourcePod};
     use crate::worker::store::PodStore;
     use k8s_openapi::jiff::Timestamp;
 
@@ -438,17 +438,18 @@ mod tests {
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:{image_tag}'}}\n"
         );
-        let origin = Origin::file(format!("/m/{name}.yaml"));
+        pod_from(&yaml, Origin::file(format!("/m/{name}.yaml")))
+    }
+
+    /// The first pod of a manifest, loaded as the daemon's sources do.
+    fn pod_from(yaml: &str, origin: Origin) -> SourcePod {
         let ctx = LoadContext {
             node_name: NODE,
             origin: &origin,
             now: Timestamp::now(),
         };
         let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
-        SourcePod {
-            pod: Arc::new(loaded.pods[0].clone()),
-            origin,
-        }
+        Defined::new(loaded, &origin).pods.remove(0)
     }
 
     struct Harness {
@@ -758,19 +759,6 @@ mod tests {
             .count();
         assert_eq!(pulls, 1, "backoff holds the next pull back");
         h.stop().await;
-    }
-
-    fn pod_from(yaml: &str, origin: Origin) -> SourcePod {
-        let ctx = LoadContext {
-            node_name: NODE,
-            origin: &origin,
-            now: Timestamp::now(),
-        };
-        let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
-        SourcePod {
-            pod: Arc::new(loaded.pods[0].clone()),
-            origin,
-        }
     }
 
     fn url_pod(name: &str, url: &str) -> SourcePod {

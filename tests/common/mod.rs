@@ -8,7 +8,11 @@
 //! * [`Cleanup`] and [`ImageCleanup`] remove what a test created when they are
 //!   dropped, even when the test panics;
 //! * [`wait_for`] / [`eventually`] poll with a deadline instead of sleeping;
-//! * [`TestPod`] builds sandbox and container configs carrying rkubelet's labels.
+//! * [`TestPod`] builds sandbox and container configs carrying rkubelet's labels;
+//! * [`load_manifest`] loads a manifest the way the daemon does;
+//! * [`now_nanos`] is wall-clock time in Docker's event units.
+//!
+//! The benchmark (`benches/pods.rs`) includes this module too.
 //!
 //! Nothing here skips a test: missing prerequisites are failures with a
 //! message saying what to do.
@@ -102,6 +106,31 @@ pub fn random_hex(bytes: usize) -> String {
         .and_then(|mut f| f.read_exact(&mut buf))
         .expect("read /dev/urandom");
     hex::encode(buf)
+}
+
+/// Now, in nanoseconds since the Unix epoch (Docker's `timeNano`).
+pub fn now_nanos() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_nanos()).expect("nanos fit in i64")
+}
+
+/// The node name [`load_manifest`] identifies pods for.
+pub const MANIFEST_NODE: &str = "node1";
+
+/// Loads a manifest the way the daemon's file source does: parsed,
+/// validated, identified for node [`MANIFEST_NODE`] with `path` as its file
+/// origin, defaulted. Panics naming the problem.
+pub fn load_manifest(path: &str, content: &[u8]) -> rkubelet::manifest::Loaded {
+    use rkubelet::manifest::{self, LoadContext, Origin};
+    let origin = Origin::file(path);
+    let ctx = LoadContext {
+        node_name: MANIFEST_NODE,
+        origin: &origin,
+        now: k8s_openapi::jiff::Timestamp::now(),
+    };
+    manifest::load(content, &ctx).unwrap_or_else(|e| panic!("{path} is not a valid manifest: {e}"))
 }
 
 /// A fresh pod UID: 32 lowercase hex characters, like rkubelet's.
