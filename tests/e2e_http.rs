@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{wait_until, Ctr, Daemon, Opts, IMAGE};
+use common::daemon::{wait_until, Ctr, Daemon, DockerEvents, Opts, IMAGE};
 use common::manifest_server::ManifestServer;
 use serde_json::Value;
 
@@ -72,57 +71,6 @@ fn manifest_errors(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
-/// Records Docker's container events of one node: (time ns, action, pod uid).
-struct Events {
-    child: std::process::Child,
-    rx: std::sync::mpsc::Receiver<String>,
-}
-
-impl Events {
-    fn start(node: &str) -> Events {
-        let mut child = Command::new("docker")
-            .args([
-                "events",
-                "--filter",
-                &format!("label=io.rkubelet.node={node}"),
-                "--filter",
-                "type=container",
-                "--format",
-                "{{.TimeNano}} {{.Action}} {{index .Actor.Attributes \"io.kubernetes.pod.uid\"}}",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker events");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        std::thread::sleep(Duration::from_millis(300)); // let it subscribe
-        Events { child, rx }
-    }
-
-    fn stop(mut self) -> Vec<(u128, String, String)> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.rx
-            .try_iter()
-            .filter_map(|l| {
-                let mut p = l.split_whitespace();
-                Some((
-                    p.next()?.parse().ok()?,
-                    p.next()?.to_string(),
-                    p.next().unwrap_or("").to_string(),
-                ))
-            })
-            .collect()
-    }
-}
-
 #[test]
 fn url_pods_appear_change_with_the_old_one_stopped_first_and_disappear_and_an_identical_body_restarts_nothing(
 ) {
@@ -146,7 +94,7 @@ fn url_pods_appear_change_with_the_old_one_stopped_first_and_disappear_and_an_id
     assert_eq!(ids(&old), ids(&d.pod_containers("remote")));
 
     // A changed body: a new UID, started only after the old pod stopped.
-    let events = Events::start(&d.node);
+    let mut events = DockerEvents::start(&d.node);
     server.serve(pod("remote", "2"));
     let new = wait_until("the new pod running", SECS30, || {
         let fresh: Vec<Ctr> = d
@@ -159,17 +107,18 @@ fn url_pods_appear_change_with_the_old_one_stopped_first_and_disappear_and_an_id
     });
     let new_uid = new[0].uid().to_string();
     d.wait_gone_uid(&old_uid);
-    let lines = events.stop();
+    let lines = events.all().to_vec();
+    drop(events);
     let last_old_stop = lines
         .iter()
-        .filter(|(_, a, u)| u == &old_uid && (a == "die" || a == "destroy"))
-        .map(|(t, _, _)| *t)
+        .filter(|e| e.uid == old_uid && (e.action == "die" || e.action == "destroy"))
+        .map(|e| e.nanos)
         .max()
         .expect("the old pod's containers died");
     let first_new = lines
         .iter()
-        .filter(|(_, a, u)| u == &new_uid && (a == "create" || a == "start"))
-        .map(|(t, _, _)| *t)
+        .filter(|e| e.uid == new_uid && (e.action == "create" || e.action == "start"))
+        .map(|e| e.nanos)
         .min()
         .expect("the new pod's containers were created");
     assert!(
