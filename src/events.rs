@@ -62,18 +62,18 @@ impl Involved {
     }
 }
 
-/// `Normal` or `Warning`, as in Kubernetes.
+/// An event's `type`: `Normal` or `Warning`, as in Kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EventType {
     Normal,
     Warning,
 }
 
-impl Kind {
+impl EventType {
     fn as_str(self) -> &'static str {
         match self {
-            Kind::Normal => "Normal",
-            Kind::Warning => "Warning",
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
         }
     }
 }
@@ -82,7 +82,7 @@ impl Kind {
 struct Entry {
     seq: u64,
     involved: Involved,
-    kind: Kind,
+    type_: EventType,
     reason: String,
     message: String,
     count: i32,
@@ -112,20 +112,20 @@ impl Recorder {
     }
 
     pub fn normal(&self, involved: &Involved, reason: &str, message: impl Into<String>) {
-        self.record(involved, Kind::Normal, reason, message.into());
+        self.record(involved, EventType::Normal, reason, message.into());
     }
 
     pub fn warning(&self, involved: &Involved, reason: &str, message: impl Into<String>) {
-        self.record(involved, Kind::Warning, reason, message.into());
+        self.record(involved, EventType::Warning, reason, message.into());
     }
 
     /// Records an event (or bumps the count of an identical one) and logs it.
-    pub fn record(&self, involved: &Involved, kind: Kind, reason: &str, message: String) {
+    pub fn record(&self, involved: &Involved, type_: EventType, reason: &str, message: String) {
         let object = format!("{}/{}", involved.namespace, involved.name);
         let field = involved.field_path.as_deref().unwrap_or("");
-        match kind {
-            Kind::Normal => tracing::info!(%object, field, reason, %message, "event"),
-            Kind::Warning => tracing::warn!(%object, field, reason, %message, "event"),
+        match type_ {
+            EventType::Normal => tracing::info!(%object, field, reason, %message, "event"),
+            EventType::Warning => tracing::warn!(%object, field, reason, %message, "event"),
         }
         let now = Timestamp::now();
         let Ok(mut store) = self.store.lock() else {
@@ -134,7 +134,10 @@ impl Recorder {
         store.seq += 1;
         let seq = store.seq;
         let same = store.entries.iter().position(|e| {
-            e.involved == *involved && e.kind == kind && e.reason == reason && e.message == message
+            e.involved == *involved
+                && e.type_ == type_
+                && e.reason == reason
+                && e.message == message
         });
         if let Some(i) = same {
             if let Some(mut e) = store.entries.remove(i) {
@@ -165,7 +168,7 @@ impl Recorder {
         store.entries.push_back(Entry {
             seq,
             involved: involved.clone(),
-            kind,
+            type_,
             reason: reason.into(),
             message,
             count: 1,
@@ -197,7 +200,7 @@ impl Recorder {
             },
             reason: Some(e.reason.clone()),
             message: Some(e.message.clone()),
-            type_: Some(e.kind.as_str().into()),
+            type_: Some(e.type_.as_str().into()),
             count: Some(e.count),
             first_timestamp: Some(Time(e.first)),
             last_timestamp: Some(Time(e.last)),
