@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
 
+use crate::k8s::names;
+
 /// The built-in label holding the node name.
 pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 /// The built-in label holding the operating system (`linux`).
@@ -97,59 +99,6 @@ pub fn builtin_labels(node_name: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A label name part or value: ≤ 63 chars of `[A-Za-z0-9_.-]`, starting and
-/// ending alphanumeric (a value may also be empty).
-fn is_label_token(s: &str) -> bool {
-    s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
-}
-
-/// Checks a label key (`[prefix/]name`); the reason when it is not valid.
-pub fn check_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix {
-        if p.is_empty() || p.len() > 253 || !p.split('.').all(is_dns1123_label) {
-            return Err(format!(
-                "label key {key:?}: the prefix must be a DNS subdomain (e.g. example.com)"
-            ));
-        }
-    }
-    if name.is_empty() || !is_label_token(name) {
-        return Err(format!(
-            "label key {key:?}: the name must be 1-63 characters of [A-Za-z0-9_.-], \
-             starting and ending with a letter or digit"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a label value; the reason when it is not valid.
-pub fn check_label_value(key: &str, value: &str) -> Result<(), String> {
-    if is_label_token(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "label {key}={value:?}: the value must be at most 63 characters of [A-Za-z0-9_.-], \
-             starting and ending with a letter or digit"
-        ))
-    }
-}
-
 /// Parses `--node-labels k=v,k2=v2` (the flag may be repeated: pass every
 /// occurrence). Fails on a malformed pair, an invalid key or value, a key
 /// given twice, or a built-in label (those come from the node itself).
@@ -166,8 +115,8 @@ pub fn parse_node_labels<S: AsRef<str>>(flags: &[S]) -> Result<BTreeMap<String, 
                 ));
             };
             let (key, value) = (key.trim(), value.trim());
-            check_label_key(key).map_err(|e| format!("--node-labels: {e}"))?;
-            check_label_value(key, value).map_err(|e| format!("--node-labels: {e}"))?;
+            names::check_label_key(key).map_err(|e| format!("--node-labels: {e}"))?;
+            names::check_label_value(key, value).map_err(|e| format!("--node-labels: {e}"))?;
             if [LABEL_HOSTNAME, LABEL_OS, LABEL_ARCH].contains(&key) {
                 return Err(format!(
                     "--node-labels: {key} is set by rkubelet itself (hostname from \
@@ -440,7 +389,7 @@ pub fn rejected_status(pod: &Pod, rejection: &Rejection, host_ip: &str) -> PodSt
         phase: Some("Failed".into()),
         reason: Some(rejection.reason.clone()),
         message: Some(format!("Pod was rejected: {}", rejection.message)),
-        qos_class: Some(crate::pod::status::qos_class(pod).to_string()),
+        qos_class: Some(crate::k8s::qos::qos_class(pod).to_string()),
         host_ip: Some(host_ip.to_string()),
         ..Default::default()
     }

@@ -44,20 +44,6 @@ pub struct Config {
     pub node_labels: BTreeMap<String, String>,
 }
 
-/// Is `s` a DNS-1123 subdomain (what Kubernetes requires of node names)?
-fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
 fn host_name() -> Result<String, UsageError> {
     nix::unistd::gethostname()
         .map_err(|e| {
@@ -76,7 +62,7 @@ pub fn resolve_node_name(hostname_override: Option<&str>) -> Result<String, Usag
         Some(n) => n.trim().to_lowercase(),
         None => host_name()?.trim().to_lowercase(),
     };
-    if !is_dns1123_subdomain(&node_name) {
+    if !crate::k8s::names::is_dns1123_subdomain(&node_name) {
         return Err(UsageError(format!(
             "node name {node_name:?} is not a valid DNS-1123 subdomain; pass --hostname-override"
         )));

@@ -26,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ManifestError;
+use crate::k8s::names::{self, local_path_problem};
 use crate::k8s::quantity::Quantity;
 
 /// Validates an identified pod. The returned error names the field path.
@@ -119,34 +120,20 @@ fn q(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// DNS-1123 label syntax, ignoring the length limit.
-fn is_label_syntax(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_dns1123_subdomain_syntax(s: &str) -> bool {
-    s.split('.').all(is_label_syntax)
-}
-
 fn check_label(errs: &mut Errors, field: &str, value: &str) {
-    if value.len() > 63 {
+    if value.len() > names::DNS1123_LABEL_MAX_LEN {
         errs.invalid(field, q(value), "must be no more than 63 characters");
     }
-    if !is_label_syntax(value) {
+    if !names::is_dns1123_label_syntax(value) {
         errs.invalid(field, q(value), DNS1123_LABEL_MSG);
     }
 }
 
 fn check_subdomain(errs: &mut Errors, field: &str, value: &str) {
-    if value.len() > 253 {
+    if value.len() > names::DNS1123_SUBDOMAIN_MAX_LEN {
         errs.invalid(field, q(value), "must be no more than 253 characters");
     }
-    if !is_dns1123_subdomain_syntax(value) {
+    if !names::is_dns1123_subdomain_syntax(value) {
         errs.invalid(field, q(value), DNS1123_SUBDOMAIN_MSG);
     }
 }
@@ -778,11 +765,7 @@ fn validate_env(c: &Container, path: &str, errs: &mut Errors) {
         let epath = format!("{path}.env[{i}]");
         if e.name.is_empty() {
             errs.required(format!("{epath}.name"), "");
-        } else if !e
-            .name
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'=')
-        {
+        } else if !names::is_relaxed_env_var_name(&e.name) {
             errs.invalid(format!("{epath}.name"), q(&e.name), ENV_NAME_MSG);
         }
         let Some(from) = &e.value_from else { continue };
@@ -863,10 +846,7 @@ fn validate_env(c: &Container, path: &str, errs: &mut Errors) {
             errs.required(format!("{fpath}.secretRef.name"), "");
         }
         if let Some(prefix) = e.prefix.as_deref() {
-            if !prefix
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'=')
-            {
+            if !names::is_relaxed_env_var_name(prefix) {
                 errs.invalid(
                     format!("{path}.envFrom[{i}].prefix"),
                     q(prefix),
@@ -926,17 +906,6 @@ fn validate_mounts(c: &Container, path: &str, volumes: &HashSet<String>, errs: &
                 "Bidirectional mount propagation is available only to privileged containers",
             );
         }
-    }
-}
-
-/// A path that must stay below its volume: relative, no `..` component.
-pub(crate) fn local_path_problem(p: &str) -> Option<&'static str> {
-    if p.starts_with('/') {
-        Some("must be a relative path")
-    } else if p.split('/').any(|part| part == "..") {
-        Some("must not contain '..'")
-    } else {
-        None
     }
 }
 

@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 use super::downward::{self, Addresses, NodeCapacity};
 use super::objects::{Kind, Objects};
 use crate::k8s::expand::expand;
+use crate::k8s::meta::namespace_of;
+use crate::k8s::names::{is_env_var_name, local_path_problem};
 use crate::k8s::quantity::Quantity;
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerConfig, Mount, PortMapping, Resources, SandboxConfig, Security};
@@ -79,11 +81,7 @@ pub fn pod_ref(pod: &Pod, source_key: &str) -> PodRef {
     let meta = &pod.metadata;
     PodRef {
         name: meta.name.clone().unwrap_or_default(),
-        namespace: meta
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".to_string()),
+        namespace: namespace_of(pod).to_string(),
         uid: meta.uid.clone().unwrap_or_default(),
         source: source_key.to_string(),
         grace_period_seconds: pod
@@ -254,26 +252,6 @@ pub fn container_config(
         labels: pod_ref.container_labels(&container.name, &hash, restart_count, sandbox_id),
         env,
     })
-}
-
-/// Is `name` usable as an environment variable name from `envFrom`
-/// (Kubernetes' `IsEnvVarName`: `[-._a-zA-Z][-._a-zA-Z0-9]*`)?
-pub fn is_env_var_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    match bytes.next() {
-        Some(first) if ok(first) && !first.is_ascii_digit() => bytes.all(ok),
-        _ => false,
-    }
-}
-
-/// The pod's namespace, `default` when unset.
-pub(crate) fn namespace_of(pod: &Pod) -> &str {
-    pod.metadata
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("default")
 }
 
 /// The `envFrom` sources of a container: kind, name, prefix, optional.
@@ -518,7 +496,7 @@ fn build_mounts(
         let host_path = match sub_path {
             None => host.clone(),
             Some(sub) => {
-                if let Some(problem) = crate::manifest::validate::local_path_problem(&sub) {
+                if let Some(problem) = local_path_problem(&sub) {
                     return Err(ConfigError(format!(
                         "subPath {sub:?} of volume {:?} in container {:?} {problem}",
                         m.name, c.name
@@ -1047,16 +1025,6 @@ mod tests {
         let c = config(&p, &[("c", "/vc"), ("e", "/ve")]).expect("config");
         let ro: Vec<bool> = c.mounts.iter().map(|m| m.read_only).collect();
         assert_eq!(ro, [true, false]);
-    }
-
-    #[test]
-    fn env_from_names_follow_kubernetes_rules() {
-        for ok in ["A", "a_b", "_x", "my.var", "with-dash", "X1"] {
-            assert!(is_env_var_name(ok), "{ok}");
-        }
-        for bad in ["", "1x", "a b", "a=b", "ü"] {
-            assert!(!is_env_var_name(bad), "{bad}");
-        }
     }
 
     #[test]

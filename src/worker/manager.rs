@@ -172,7 +172,7 @@ impl Manager {
                     "pod rejected by admission; it will not run");
                 let meta = &sp.pod.metadata;
                 let involved = crate::events::Involved::pod(
-                    meta.namespace.as_deref().unwrap_or("default"),
+                    crate::k8s::meta::namespace_of(meta),
                     meta.name.as_deref().unwrap_or_default(),
                     uid,
                 );

@@ -28,8 +28,9 @@ use k8s_openapi::api::core::v1::{
 
 use super::atomic_writer::{self, FileEntry, Payload};
 use crate::events::{Involved, Recorder};
+use crate::k8s::meta::namespace_of;
 use crate::k8s::quantity::Quantity;
-use crate::pod::convert::{self, namespace_of, PodContext};
+use crate::pod::convert::{self, PodContext};
 use crate::pod::downward::{self, NodeCapacity};
 use crate::pod::objects::{Kind, Objects};
 use crate::runtime::ContainerConfig;
