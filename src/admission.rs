@@ -1,8 +1,8 @@
-//! Node identity and pod admission: may this node run this pod?
+//! Pod admission: may this node run this pod?
 //!
-//! Owns the node's labels (`--node-labels` plus the built-in
-//! `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`) and
-//! the kubelet's admission predicates that make sense without an API server:
+//! Owns the kubelet's admission predicates that make sense without an API
+//! server, checked against the node's name and labels ([`NodeInfo`], read by
+//! [`crate::node`]):
 //! the pod's OS, `spec.nodeName`, `spec.nodeSelector` and the *required* node
 //! affinity (`requiredDuringSchedulingIgnoredDuringExecution`, operators
 //! `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`, and `matchFields` on
@@ -13,18 +13,9 @@
 //! match; [`rejected_status`] is the `Failed` status the kubelet gives a pod it
 //! rejects. It does not run or stop anything (that is the pod manager).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
 
-use crate::k8s::names;
-
-/// The built-in label holding the node name.
-pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
-/// The built-in label holding the operating system (`linux`).
-pub const LABEL_OS: &str = "kubernetes.io/os";
-/// The built-in label holding the CPU architecture in Go's naming (`amd64`, …).
-pub const LABEL_ARCH: &str = "kubernetes.io/arch";
+use crate::node::{NodeInfo, LABEL_OS};
 
 /// The kubelet's reasons for rejecting a pod.
 pub const REASON_NODE_AFFINITY: &str = "NodeAffinity";
@@ -35,101 +26,6 @@ pub const REASON_OS_NOT_SUPPORTED: &str = "PodOSNotSupported";
 /// The scheduler's descriptions the kubelet puts in its messages.
 const DESC_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 const DESC_NODE_NAME: &str = "node(s) didn't match the requested node name";
-
-/// Go's name (`GOARCH`) for a Rust target architecture
-/// (`std::env::consts::ARCH`), which is what `kubernetes.io/arch` holds.
-pub fn go_arch(rust_arch: &str, little_endian: bool) -> String {
-    match rust_arch {
-        "x86_64" => "amd64",
-        "x86" => "386",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "powerpc64" if little_endian => "ppc64le",
-        "powerpc64" => "ppc64",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "loongarch64" => "loong64",
-        "mips64" if little_endian => "mips64le",
-        "mips64" => "mips64",
-        "mips" if little_endian => "mipsle",
-        other => other,
-    }
-    .to_string()
-}
-
-/// This machine's `kubernetes.io/arch`.
-pub fn host_arch() -> String {
-    go_arch(std::env::consts::ARCH, cfg!(target_endian = "little"))
-}
-
-/// What admission needs to know about this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// The node name (lower-cased).
-    pub name: String,
-    /// Built-in labels plus `--node-labels`.
-    pub labels: BTreeMap<String, String>,
-}
-
-impl NodeInfo {
-    /// A node with only the built-in labels.
-    pub fn new(name: &str) -> NodeInfo {
-        NodeInfo {
-            name: name.to_string(),
-            labels: builtin_labels(name),
-        }
-    }
-
-    /// A node with the built-in labels plus `extra` (which must not set a
-    /// built-in one; [`parse_node_labels`] ensures that).
-    pub fn with_labels(name: &str, extra: &BTreeMap<String, String>) -> NodeInfo {
-        let mut node = NodeInfo::new(name);
-        node.labels
-            .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        node
-    }
-}
-
-/// `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`.
-pub fn builtin_labels(node_name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_HOSTNAME.to_string(), node_name.to_string()),
-        (LABEL_OS.to_string(), std::env::consts::OS.to_string()),
-        (LABEL_ARCH.to_string(), host_arch()),
-    ])
-}
-
-/// Parses `--node-labels k=v,k2=v2` (the flag may be repeated: pass every
-/// occurrence). Fails on a malformed pair, an invalid key or value, a key
-/// given twice, or a built-in label (those come from the node itself).
-pub fn parse_node_labels<S: AsRef<str>>(flags: &[S]) -> Result<BTreeMap<String, String>, String> {
-    let mut labels = BTreeMap::new();
-    for flag in flags {
-        for pair in flag.as_ref().split(',').map(str::trim) {
-            if pair.is_empty() {
-                continue;
-            }
-            let Some((key, value)) = pair.split_once('=') else {
-                return Err(format!(
-                    "--node-labels: {pair:?} is not key=value (example: disktype=ssd,zone=a)"
-                ));
-            };
-            let (key, value) = (key.trim(), value.trim());
-            names::check_label_key(key).map_err(|e| format!("--node-labels: {e}"))?;
-            names::check_label_value(key, value).map_err(|e| format!("--node-labels: {e}"))?;
-            if [LABEL_HOSTNAME, LABEL_OS, LABEL_ARCH].contains(&key) {
-                return Err(format!(
-                    "--node-labels: {key} is set by rkubelet itself (hostname from \
-                     --hostname-override, os and arch from the machine)"
-                ));
-            }
-            if labels.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(format!("--node-labels: {key} is given twice"));
-            }
-        }
-    }
-    Ok(labels)
-}
 
 /// Why a pod may not run on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +296,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, PodOS, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::collections::BTreeMap;
 
     fn node() -> NodeInfo {
         NodeInfo::with_labels(
@@ -460,57 +357,6 @@ mod tests {
     #[test]
     fn a_pod_without_constraints_is_admitted() {
         assert_eq!(admit(&pod_with(PodSpec::default()), &node()), Ok(()));
-    }
-
-    #[test]
-    fn built_in_labels_are_hostname_os_and_go_arch() {
-        let n = NodeInfo::new("edge-7");
-        assert_eq!(n.labels[LABEL_HOSTNAME], "edge-7");
-        assert_eq!(n.labels[LABEL_OS], "linux");
-        assert_eq!(n.labels[LABEL_ARCH], host_arch());
-        assert_eq!(n.labels.len(), 3);
-    }
-
-    #[test]
-    fn rust_architectures_map_to_go_names() {
-        assert_eq!(go_arch("x86_64", true), "amd64");
-        assert_eq!(go_arch("aarch64", true), "arm64");
-        assert_eq!(go_arch("x86", true), "386");
-        assert_eq!(go_arch("arm", true), "arm");
-        assert_eq!(go_arch("powerpc64", true), "ppc64le");
-        assert_eq!(go_arch("powerpc64", false), "ppc64");
-        assert_eq!(go_arch("s390x", false), "s390x");
-        assert_eq!(go_arch("riscv64", true), "riscv64");
-        assert_eq!(go_arch("loongarch64", true), "loong64");
-    }
-
-    #[test]
-    fn node_labels_parse_from_comma_separated_repeatable_flags() {
-        let l = parse_node_labels(&["disktype=ssd, zone=a", "example.com/rack=r1,empty="])
-            .expect("valid");
-        assert_eq!(l["disktype"], "ssd");
-        assert_eq!(l["zone"], "a");
-        assert_eq!(l["example.com/rack"], "r1");
-        assert_eq!(l["empty"], "");
-        assert_eq!(parse_node_labels::<&str>(&[]).expect("valid").len(), 0);
-    }
-
-    #[test]
-    fn bad_node_labels_are_refused_with_the_flag_named() {
-        for bad in [
-            "noequals",
-            "=v",
-            "a b=c",
-            "Bad_Prefix.com/x=y",
-            "k=bad value",
-            "k=-dash",
-            "kubernetes.io/hostname=x",
-            "kubernetes.io/arch=arm64",
-            "a=1,a=2",
-        ] {
-            let e = parse_node_labels(&[bad]).expect_err(bad);
-            assert!(e.starts_with("--node-labels"), "{bad}: {e}");
-        }
     }
 
     #[test]

@@ -8,14 +8,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::admission::{self, NodeInfo};
 use crate::backoff::BackoffPolicy;
 use crate::cli::{DaemonArgs, LogFormat};
+use crate::node::{self, NodeInfo, NodeLabelError, NodeNameError};
 
 /// A flag value that cannot work, with a message saying what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+impl From<NodeNameError> for UsageError {
+    fn from(e: NodeNameError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+impl From<NodeLabelError> for UsageError {
+    fn from(e: NodeLabelError) -> Self {
+        UsageError(e.to_string())
+    }
+}
 
 /// Everything the daemon needs, validated.
 #[derive(Debug, Clone)]
@@ -44,32 +56,6 @@ pub struct Config {
     pub node_labels: BTreeMap<String, String>,
 }
 
-fn host_name() -> Result<String, UsageError> {
-    nix::unistd::gethostname()
-        .map_err(|e| {
-            UsageError(format!(
-                "cannot read the host name ({e}); pass --hostname-override"
-            ))
-        })?
-        .into_string()
-        .map_err(|_| UsageError("the host name is not UTF-8; pass --hostname-override".into()))
-}
-
-/// The node name: `--hostname-override`, else the host name, lower-cased.
-/// Fails when it is not a DNS-1123 subdomain or the host name is unreadable.
-pub fn resolve_node_name(hostname_override: Option<&str>) -> Result<String, UsageError> {
-    let node_name = match hostname_override {
-        Some(n) => n.trim().to_lowercase(),
-        None => host_name()?.trim().to_lowercase(),
-    };
-    if !crate::k8s::names::is_dns1123_subdomain(&node_name) {
-        return Err(UsageError(format!(
-            "node name {node_name:?} is not a valid DNS-1123 subdomain; pass --hostname-override"
-        )));
-    }
-    Ok(node_name)
-}
-
 /// The default of `--max-parallel-starts`: twice the number of CPUs rkubelet
 /// may run on (measured: starts are CPU-bound in dockerd, so a few per core
 /// keep it busy while one waits on I/O, and more only queue inside Docker).
@@ -82,7 +68,7 @@ pub fn node_labels(
     node_name: &str,
     flags: &[String],
 ) -> Result<BTreeMap<String, String>, UsageError> {
-    let extra = admission::parse_node_labels(flags).map_err(UsageError)?;
+    let extra = node::parse_labels(flags)?;
     Ok(NodeInfo::with_labels(node_name, &extra).labels)
 }
 
@@ -97,7 +83,7 @@ impl Config {
 
     /// Validates the flags. Fails with a message naming the flag.
     pub fn from_args(args: &DaemonArgs) -> Result<Config, UsageError> {
-        let node_name = resolve_node_name(args.hostname_override.as_deref())?;
+        let node_name = node::resolve_name(args.hostname_override.as_deref())?;
         let node_labels = node_labels(&node_name, &args.node_labels)?;
         if let Some(url) = &args.manifest_url {
             crate::source::url::check_url(url).map_err(UsageError)?;

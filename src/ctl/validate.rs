@@ -21,10 +21,11 @@ use std::path::Path;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::admission::{self, NodeInfo};
+use crate::admission;
 use crate::cli::ValidateArgs;
 use crate::config::{self, UsageError};
 use crate::manifest::{self, LoadContext, Origin};
+use crate::node::NodeInfo;
 use crate::source::file::is_manifest_name;
 use crate::source::full_name;
 use crate::source::url::{self, Fetched, Fetcher};
@@ -58,7 +59,7 @@ fn is_url(target: &str) -> bool {
 /// (an invalid node name, label or header); problems with the manifests are
 /// verdicts in the [`Summary`].
 pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, UsageError> {
-    let node_name = config::resolve_node_name(args.hostname_override.as_deref())?;
+    let node_name = crate::node::resolve_name(args.hostname_override.as_deref())?;
     let labels = config::node_labels(&node_name, &args.node_labels)?;
     let node = NodeInfo {
         name: node_name,

@@ -4,18 +4,19 @@
 //! subscripted labels and annotations) and `resourceFieldRef` (requests and
 //! limits with a divisor, rounded up as Kubernetes does; the node's capacity
 //! stands in for a missing limit), the `key="value"` form of label and
-//! annotation files, and reading the node's capacity ([`NodeCapacity`]).
+//! annotation files. The node's capacity comes in as data
+//! ([`NodeCapacity`], read by [`crate::node::capacity`]).
 //! It does not write files (that is `volumes`) or build environments (that
 //! is `convert`).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
 
 use crate::k8s::quantity::Quantity;
 
-/// What the node offers, for `resourceFieldRef` limits a container lacks.
+/// What the node offers, for `resourceFieldRef` limits a container lacks
+/// (the defaults stand in for values that cannot be read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeCapacity {
     pub cpu_milli: i64,
@@ -30,37 +31,6 @@ impl Default for NodeCapacity {
             memory_bytes: 1 << 30,
             ephemeral_storage_bytes: 10 << 30,
         }
-    }
-}
-
-impl NodeCapacity {
-    /// This machine's CPUs, memory (`MemTotal`) and root filesystem size,
-    /// read once. Unreadable values fall back to the defaults.
-    pub fn detect() -> NodeCapacity {
-        static CAPACITY: OnceLock<NodeCapacity> = OnceLock::new();
-        *CAPACITY.get_or_init(|| {
-            let fallback = NodeCapacity::default();
-            let cpus = std::thread::available_parallelism()
-                .map(|n| n.get() as i64)
-                .unwrap_or(1);
-            let memory = std::fs::read_to_string("/proc/meminfo")
-                .ok()
-                .and_then(|m| {
-                    m.lines()
-                        .find_map(|l| l.strip_prefix("MemTotal:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-                })
-                .map(|kb| kb * 1024)
-                .unwrap_or(fallback.memory_bytes);
-            let storage = nix::sys::statvfs::statvfs("/")
-                .map(|s| (s.blocks() as i64).saturating_mul(s.fragment_size() as i64))
-                .unwrap_or(fallback.ephemeral_storage_bytes);
-            NodeCapacity {
-                cpu_milli: cpus * 1000,
-                memory_bytes: memory,
-                ephemeral_storage_bytes: storage,
-            }
-        })
     }
 }
 

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
-use crate::admission::{self, NodeInfo};
+use crate::admission;
 use crate::events::Involved;
+use crate::node::NodeInfo;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, Snapshot};
 

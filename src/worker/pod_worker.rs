@@ -377,7 +377,7 @@ impl PodWorker {
         let objects = self.objects.borrow_and_update().clone();
         if self
             .volumes
-            .refresh(&self.pod, &objects, &volumes::node_capacity())
+            .refresh(&self.pod, &objects, &crate::node::capacity())
         {
             // A ConfigMap or Secret may have appeared: retry at once.
             self.failures
@@ -1029,7 +1029,7 @@ impl PodWorker {
     /// `sandbox_ip`; what a container config needs besides the spec.
     fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodContext, String> {
         let objects = self.objects.borrow().clone();
-        let node = volumes::node_capacity();
+        let node = crate::node::capacity();
         let paths = self.volumes.setup(&self.pod, &objects, &node)?;
         let pod_ip = sandbox_ip
             .filter(|ip| !ip.is_empty())

@@ -855,11 +855,6 @@ pub fn resolve_sub_path(base: &Path, full: &Path) -> Result<PathBuf, String> {
     Ok(current)
 }
 
-/// The node facts a [`PodContext`] needs, detected once.
-pub fn node_capacity() -> NodeCapacity {
-    NodeCapacity::detect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
