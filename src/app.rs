@@ -73,7 +73,7 @@ impl App {
                     config.infra_image
                 ))
             })?;
-        std::fs::create_dir_all(config.root_dir.join("pods")).map_err(|e| {
+        std::fs::create_dir_all(crate::pod::layout::pods_dir(&config.root_dir)).map_err(|e| {
             AppError::Io(format!(
                 "cannot create --root-dir {}: {e}",
                 config.root_dir.display()

@@ -29,17 +29,17 @@ pub struct Objects {
 
 /// Which kind of object a reference names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ObjectKind {
     ConfigMap,
     Secret,
 }
 
-impl Kind {
+impl ObjectKind {
     /// Lower-case name used in messages (`configmap`, `secret`).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::ConfigMap => "configmap",
-            Kind::Secret => "secret",
+            ObjectKind::ConfigMap => "configmap",
+            ObjectKind::Secret => "secret",
         }
     }
 }
@@ -54,13 +54,13 @@ impl Objects {
     /// `binaryData`, a Secret's `data`); `None` when the object does not exist.
     pub fn entries(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, Vec<u8>>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            Kind::ConfigMap => self.configmaps.get(&key).map(|cm| {
+            ObjectKind::ConfigMap => self.configmaps.get(&key).map(|cm| {
                 let text = cm
                     .data
                     .iter()
@@ -73,7 +73,7 @@ impl Objects {
                     .map(|(k, v)| (k.clone(), v.0.clone()));
                 text.chain(binary).collect()
             }),
-            Kind::Secret => self.secrets.get(&key).map(|s| {
+            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -87,17 +87,17 @@ impl Objects {
     /// `binaryData`, as in Kubernetes) or a Secret's `data` as text.
     pub fn env_entries(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, String>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            Kind::ConfigMap => self
+            ObjectKind::ConfigMap => self
                 .configmaps
                 .get(&key)
                 .map(|cm| cm.data.clone().unwrap_or_default()),
-            Kind::Secret => self.secrets.get(&key).map(|s| {
+            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -113,7 +113,7 @@ impl Objects {
     /// Fails, naming the object and the key, when a required one is missing.
     pub fn env_value(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
         key: &str,
@@ -297,7 +297,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(Kind::ConfigMap, "default", "app", "k", false);
+            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v1".into())));
         store.publish(BTreeMap::new(), BTreeMap::new());
         store.publish(
@@ -306,7 +306,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(Kind::ConfigMap, "default", "app", "k", false);
+            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v2".into())));
     }
 
@@ -314,7 +314,7 @@ mod tests {
     fn lookups_name_the_missing_object_or_key_unless_optional() {
         let objects = store_with("v1", false).current();
         let get = |name: &str, key: &str, optional| {
-            objects.env_value(Kind::ConfigMap, "default", name, key, optional)
+            objects.env_value(ObjectKind::ConfigMap, "default", name, key, optional)
         };
         assert_eq!(get("app", "k", false), Ok(Some("v1".into())));
         assert_eq!(
@@ -333,10 +333,12 @@ mod tests {
         assert_eq!(get("app", "x", true), Ok(None));
         assert_eq!(get("app", "b", true), Ok(None), "binaryData is not for env");
         let files = objects
-            .entries(Kind::ConfigMap, "default", "app")
+            .entries(ObjectKind::ConfigMap, "default", "app")
             .expect("exists");
         assert_eq!(files["b"], [0, 1]);
         assert_eq!(files["k"], b"v1");
-        assert!(objects.entries(Kind::Secret, "default", "app").is_none());
+        assert!(objects
+            .entries(ObjectKind::Secret, "default", "app")
+            .is_none());
     }
 }

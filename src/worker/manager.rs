@@ -311,7 +311,7 @@ impl Manager {
             self.spawn_orphan_killer(uid, full_name, shutdown);
         }
         // Pod directories left behind by pods that have no containers.
-        let pods_dir = self.ctx.root_dir.join("pods");
+        let pods_dir = crate::pod::layout::pods_dir(&self.ctx.root_dir);
         if let Ok(entries) = std::fs::read_dir(&pods_dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
