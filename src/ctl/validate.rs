@@ -68,9 +68,8 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
     let headers = args
         .manifest_url_header
         .iter()
-        .map(|h| url::parse_header(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(UsageError)?;
+        .map(|h| crate::http_client::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut inputs = Vec::new();
     for target in &args.targets {
         if is_url(target) {
