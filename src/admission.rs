@@ -84,18 +84,13 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
             });
         }
     }
-    if let Err(detail) = match_node_selector(pod, node) {
+    if let Err(mismatch) =
+        match_node_selector(pod, node).and_then(|()| match_required_affinity(pod, node))
+    {
         return Err(predicate_failed(
             REASON_NODE_AFFINITY,
             DESC_NODE_AFFINITY,
-            &detail,
-        ));
-    }
-    if let Err(detail) = match_required_affinity(pod, node) {
-        return Err(predicate_failed(
-            REASON_NODE_AFFINITY,
-            DESC_NODE_AFFINITY,
-            &detail,
+            &mismatch.to_string(),
         ));
     }
     if let Some(name) = spec
@@ -113,6 +108,84 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Why a pod's node selector or required node affinity does not match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Mismatch {
+    /// A `nodeSelector` pair the node does not have.
+    #[error("nodeSelector {key}={want}: {has}")]
+    NodeSelector {
+        key: String,
+        want: String,
+        /// What the node has instead.
+        has: String,
+    },
+    /// Required affinity with an empty term list.
+    #[error("required node affinity has no nodeSelectorTerms, so no node matches")]
+    NoTerms,
+    /// No term matched; why each did not, in order.
+    #[error("{}", terms_message(.0))]
+    Terms(Vec<TermMismatch>),
+}
+
+fn terms_message(misses: &[TermMismatch]) -> String {
+    let prefix = if misses.len() == 1 {
+        "required node affinity"
+    } else {
+        "required node affinity: no term matched"
+    };
+    let misses: Vec<String> = misses
+        .iter()
+        .enumerate()
+        .map(|(i, why)| format!("term {}: {why}", i + 1))
+        .collect();
+    format!("{prefix}: {}", misses.join("; "))
+}
+
+/// Why one node selector term does not match; `requirement` is the
+/// requirement as written (`key Op [values]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TermMismatch {
+    #[error("empty term (no matchExpressions, no matchFields) matches no node")]
+    Empty,
+    /// A label expression the node's labels do not satisfy.
+    #[error("{requirement}: {has}")]
+    Expression { requirement: String, has: String },
+    #[error("{requirement}: invalid: {invalid}")]
+    InvalidExpression {
+        requirement: String,
+        invalid: InvalidRequirement,
+    },
+    #[error("matchFields {requirement}: invalid: only metadata.name is supported")]
+    FieldKey { requirement: String },
+    #[error(
+        "matchFields {requirement}: invalid: metadata.name needs In or NotIn with exactly one value"
+    )]
+    FieldOperator { requirement: String },
+    /// A `metadata.name` field requirement this node's name does not satisfy.
+    #[error("matchFields {requirement}: the node's name is {node:?}")]
+    FieldName { requirement: String, node: String },
+    #[error("matchFields {requirement}: invalid: {invalid}")]
+    InvalidField {
+        requirement: String,
+        invalid: InvalidRequirement,
+    },
+}
+
+/// A requirement the API server would have refused (it matches no node).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum InvalidRequirement {
+    #[error("{value:?} is not an integer")]
+    NotAnInteger { value: String },
+    #[error("operator {operator} needs at least one value")]
+    NoValues { operator: String },
+    #[error("operator {operator} takes no values")]
+    UnexpectedValues { operator: String },
+    #[error("operator {operator} needs exactly one integer value")]
+    NotOneValue { operator: String },
+    #[error("unknown operator {operator:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)")]
+    UnknownOperator { operator: String },
+}
+
 /// What the node has for `key`, for messages.
 fn node_has(node: &NodeInfo, key: &str) -> String {
     match node.labels.get(key) {
@@ -121,20 +194,21 @@ fn node_has(node: &NodeInfo, key: &str) -> String {
     }
 }
 
-fn match_node_selector(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+fn match_node_selector(pod: &Pod, node: &NodeInfo) -> Result<(), Mismatch> {
     let selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
     for (key, want) in selector.into_iter().flatten() {
         if node.labels.get(key) != Some(want) {
-            return Err(format!(
-                "nodeSelector {key}={want}: {}",
-                node_has(node, key)
-            ));
+            return Err(Mismatch::NodeSelector {
+                key: key.clone(),
+                want: want.clone(),
+                has: node_has(node, key),
+            });
         }
     }
     Ok(())
 }
 
-fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), Mismatch> {
     let Some(required) = pod
         .spec
         .as_ref()
@@ -149,74 +223,67 @@ fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
     };
     let terms = &required.node_selector_terms;
     if terms.is_empty() {
-        return Err("required node affinity has no nodeSelectorTerms, so no node matches".into());
+        return Err(Mismatch::NoTerms);
     }
     let mut misses = Vec::new();
-    for (i, term) in terms.iter().enumerate() {
+    for term in terms {
         match match_term(term, node) {
             Ok(()) => return Ok(()),
-            Err(why) => misses.push(format!("term {}: {why}", i + 1)),
+            Err(why) => misses.push(why),
         }
     }
-    let prefix = if terms.len() == 1 {
-        "required node affinity"
-    } else {
-        "required node affinity: no term matched"
-    };
-    Err(format!("{prefix}: {}", misses.join("; ")))
+    Err(Mismatch::Terms(misses))
 }
 
 /// One term: every expression and every field requirement must match. A
 /// term with neither matches nothing (as in Kubernetes).
-fn match_term(term: &NodeSelectorTerm, node: &NodeInfo) -> Result<(), String> {
+fn match_term(term: &NodeSelectorTerm, node: &NodeInfo) -> Result<(), TermMismatch> {
     let exprs = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
-        return Err("empty term (no matchExpressions, no matchFields) matches no node".into());
+        return Err(TermMismatch::Empty);
     }
     for r in exprs {
         let value = node.labels.get(&r.key).map(String::as_str);
         match match_requirement(r, value) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
-                    "{}: {}",
-                    describe_requirement(r),
-                    node_has(node, &r.key)
-                ))
+                return Err(TermMismatch::Expression {
+                    requirement: describe_requirement(r),
+                    has: node_has(node, &r.key),
+                })
             }
-            Err(invalid) => return Err(format!("{}: invalid: {invalid}", describe_requirement(r))),
+            Err(invalid) => {
+                return Err(TermMismatch::InvalidExpression {
+                    requirement: describe_requirement(r),
+                    invalid,
+                })
+            }
         }
     }
     for r in fields {
+        let requirement = describe_requirement(r);
         if r.key != "metadata.name" {
-            return Err(format!(
-                "matchFields {}: invalid: only metadata.name is supported",
-                describe_requirement(r)
-            ));
+            return Err(TermMismatch::FieldKey { requirement });
         }
         if !matches!(r.operator.as_str(), "In" | "NotIn")
             || r.values.as_ref().map(Vec::len) != Some(1)
         {
-            return Err(format!(
-                "matchFields {}: invalid: metadata.name needs In or NotIn with exactly one value",
-                describe_requirement(r)
-            ));
+            return Err(TermMismatch::FieldOperator { requirement });
         }
         match match_requirement(r, Some(&node.name)) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
-                    "matchFields {}: the node's name is {:?}",
-                    describe_requirement(r),
-                    node.name
-                ))
+                return Err(TermMismatch::FieldName {
+                    requirement,
+                    node: node.name.clone(),
+                })
             }
             Err(invalid) => {
-                return Err(format!(
-                    "matchFields {}: invalid: {invalid}",
-                    describe_requirement(r)
-                ))
+                return Err(TermMismatch::InvalidField {
+                    requirement,
+                    invalid,
+                })
             }
         }
     }
@@ -236,30 +303,37 @@ fn describe_requirement(r: &NodeSelectorRequirement) -> String {
 /// Does a requirement match the node's `value` for its key (`None` = no
 /// such label)? `Err` when the requirement itself is invalid (the API server
 /// would have refused it; such a term matches no node).
-fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result<bool, String> {
+fn match_requirement(
+    r: &NodeSelectorRequirement,
+    value: Option<&str>,
+) -> Result<bool, InvalidRequirement> {
     let values = r.values.as_deref().unwrap_or_default();
-    let int = |s: &str| -> Result<i64, String> {
+    let operator = || r.operator.clone();
+    let int = |s: &str| -> Result<i64, InvalidRequirement> {
         s.trim()
             .parse::<i64>()
-            .map_err(|_| format!("{s:?} is not an integer"))
+            .map_err(|_| InvalidRequirement::NotAnInteger {
+                value: s.to_string(),
+            })
     };
     match r.operator.as_str() {
-        "In" | "NotIn" if values.is_empty() => {
-            Err(format!("operator {} needs at least one value", r.operator))
-        }
+        "In" | "NotIn" if values.is_empty() => Err(InvalidRequirement::NoValues {
+            operator: operator(),
+        }),
         "In" => Ok(value.is_some_and(|v| values.iter().any(|w| w == v))),
         "NotIn" => Ok(!value.is_some_and(|v| values.iter().any(|w| w == v))),
         "Exists" | "DoesNotExist" if !values.is_empty() => {
-            Err(format!("operator {} takes no values", r.operator))
+            Err(InvalidRequirement::UnexpectedValues {
+                operator: operator(),
+            })
         }
         "Exists" => Ok(value.is_some()),
         "DoesNotExist" => Ok(value.is_none()),
         "Gt" | "Lt" => {
             let [bound] = values else {
-                return Err(format!(
-                    "operator {} needs exactly one integer value",
-                    r.operator
-                ));
+                return Err(InvalidRequirement::NotOneValue {
+                    operator: operator(),
+                });
             };
             let bound = int(bound)?;
             // A missing or non-integer label does not match.
@@ -272,9 +346,9 @@ fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result
                 v < bound
             })
         }
-        other => Err(format!(
-            "unknown operator {other:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)"
-        )),
+        other => Err(InvalidRequirement::UnknownOperator {
+            operator: other.to_string(),
+        }),
     }
 }
 
@@ -446,6 +520,26 @@ mod tests {
         assert!(r.message.contains("unknown operator"), "{}", r.message);
         assert!(one(req("disktype", "In", &[])).is_err());
         assert!(one(req("disktype", "Exists", &["ssd"])).is_err());
+    }
+
+    #[test]
+    fn an_invalid_requirement_is_told_apart_from_a_non_matching_one() {
+        assert_eq!(
+            match_requirement(&req("gpu", "In", &["yes"]), None),
+            Ok(false)
+        );
+        assert_eq!(
+            match_requirement(&req("cores", "Gt", &["many"]), Some("8")),
+            Err(InvalidRequirement::NotAnInteger {
+                value: "many".into()
+            })
+        );
+        assert_eq!(
+            match_requirement(&req("k", "Matches", &[]), None),
+            Err(InvalidRequirement::UnknownOperator {
+                operator: "Matches".into()
+            })
+        );
     }
 
     #[test]
