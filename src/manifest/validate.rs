@@ -199,11 +199,11 @@ fn validate_spec(spec: &PodSpec, errs: &mut Errors) {
     let mut names = HashSet::new();
     for (i, c) in init.iter().enumerate() {
         let path = format!("spec.initContainers[{i}]");
-        validate_container(c, &path, Kind::Init, &volumes, &mut names, errs);
+        validate_container(c, &path, ContainerKind::Init, &volumes, &mut names, errs);
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
-        validate_container(c, &path, Kind::App, &volumes, &mut names, errs);
+        validate_container(c, &path, ContainerKind::App, &volumes, &mut names, errs);
     }
     check_host_ports(init, "spec.initContainers", errs);
     check_host_ports(&spec.containers, "spec.containers", errs);
@@ -595,7 +595,7 @@ fn check_mode(errs: &mut Errors, field: &str, mode: Option<i32>) {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum ContainerKind {
     Init,
     App,
 }
@@ -603,7 +603,7 @@ enum Kind {
 fn validate_container(
     c: &Container,
     path: &str,
-    kind: Kind,
+    kind: ContainerKind,
     volumes: &HashSet<String>,
     names: &mut HashSet<String>,
     errs: &mut Errors,
@@ -637,11 +637,11 @@ fn validate_container(
     );
     let sidecar = match (kind, c.restart_policy.as_deref()) {
         (_, None) => false,
-        (Kind::Init, Some(p)) => {
+        (ContainerKind::Init, Some(p)) => {
             errs.one_of(format!("{path}.restartPolicy"), Some(p), &["Always"]);
             p == "Always"
         }
-        (Kind::App, Some(_)) => {
+        (ContainerKind::App, Some(_)) => {
             errs.forbidden(
                 format!("{path}.restartPolicy"),
                 "may not be set for non-init containers",
@@ -665,7 +665,7 @@ fn validate_container(
     for (name, probe) in probes {
         let Some(probe) = probe else { continue };
         let ppath = format!("{path}.{name}");
-        if kind == Kind::Init && !sidecar {
+        if kind == ContainerKind::Init && !sidecar {
             errs.forbidden(
                 &ppath,
                 "may not be set for init containers without restartPolicy=Always",
@@ -675,7 +675,7 @@ fn validate_container(
         validate_probe(probe, &ppath, name, errs);
     }
     if let Some(lc) = &c.lifecycle {
-        if kind == Kind::Init && !sidecar {
+        if kind == ContainerKind::Init && !sidecar {
             errs.forbidden(
                 format!("{path}.lifecycle"),
                 "may not be set for init containers without restartPolicy=Always",
