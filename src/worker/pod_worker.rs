@@ -1030,7 +1030,10 @@ impl PodWorker {
     fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodSetup, String> {
         let objects = self.objects.borrow().clone();
         let node = crate::node::capacity();
-        let paths = (self.volumes.setup(&self.pod, &objects, &node)).map_err(|e| e.to_string())?;
+        let paths = self
+            .volumes
+            .setup(&self.pod, &objects, &node)
+            .map_err(|e| e.to_string())?;
         let pod_ip = sandbox_ip
             .filter(|ip| !ip.is_empty())
             .unwrap_or(&self.ctx.host_ip)
