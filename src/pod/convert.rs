@@ -402,7 +402,7 @@ fn resolve_source(
                 &k.key,
                 k.optional == Some(true),
             )
-            .map_err(|e| in_var(e.0));
+            .map_err(|e| in_var(e.to_string()));
     }
     if let Some(k) = &source.secret_key_ref {
         return ctx
@@ -414,7 +414,7 @@ fn resolve_source(
                 &k.key,
                 k.optional == Some(true),
             )
-            .map_err(|e| in_var(e.0));
+            .map_err(|e| in_var(e.to_string()));
     }
     let what = if source.file_key_ref.is_some() {
         "valueFrom.fileKeyRef is not supported"

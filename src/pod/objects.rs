@@ -46,8 +46,24 @@ impl ObjectKind {
 
 /// A missing object or key, with the message the container waits with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Missing(pub String);
+pub enum Missing {
+    /// The ConfigMap or Secret does not exist (`key` is the one wanted).
+    #[error("{} \"{name}\" not found in namespace \"{namespace}\" (key \"{key}\")", kind.name())]
+    Object {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    /// The object exists without `key`.
+    #[error("couldn't find key \"{key}\" in {} {namespace}/{name}", kind.name())]
+    Key {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
 
 impl Objects {
     /// Every key of an object with its bytes (a ConfigMap's `data` and
@@ -121,17 +137,21 @@ impl Objects {
     ) -> Result<Option<String>, Missing> {
         match self.env_entries(kind, namespace, name) {
             None if optional => Ok(None),
-            None => Err(Missing(format!(
-                "{} \"{name}\" not found in namespace \"{namespace}\" (key \"{key}\")",
-                kind.name()
-            ))),
+            None => Err(Missing::Object {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                key: key.to_string(),
+            }),
             Some(mut entries) => match entries.remove(key) {
                 Some(v) => Ok(Some(v)),
                 None if optional => Ok(None),
-                None => Err(Missing(format!(
-                    "couldn't find key \"{key}\" in {} {namespace}/{name}",
-                    kind.name()
-                ))),
+                None => Err(Missing::Key {
+                    kind,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    key: key.to_string(),
+                }),
             },
         }
     }
@@ -317,17 +337,24 @@ mod tests {
             objects.env_value(ObjectKind::ConfigMap, "default", name, key, optional)
         };
         assert_eq!(get("app", "k", false), Ok(Some("v1".into())));
+        let message =
+            |name: &str, key: &str| get(name, key, false).expect_err("missing").to_string();
         assert_eq!(
-            get("nope", "k", false),
-            Err(Missing(
-                "configmap \"nope\" not found in namespace \"default\" (key \"k\")".into()
-            ))
+            message("nope", "k"),
+            "configmap \"nope\" not found in namespace \"default\" (key \"k\")"
         );
         assert_eq!(
             get("app", "x", false),
-            Err(Missing(
-                "couldn't find key \"x\" in configmap default/app".into()
-            ))
+            Err(Missing::Key {
+                kind: ObjectKind::ConfigMap,
+                namespace: "default".into(),
+                name: "app".into(),
+                key: "x".into(),
+            })
+        );
+        assert_eq!(
+            message("app", "x"),
+            "couldn't find key \"x\" in configmap default/app"
         );
         assert_eq!(get("nope", "k", true), Ok(None));
         assert_eq!(get("app", "x", true), Ok(None));
