@@ -1,8 +1,8 @@
-//! Node identity and pod admission: may this node run this pod?
+//! Pod admission: may this node run this pod?
 //!
-//! Owns the node's labels (`--node-labels` plus the built-in
-//! `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`) and
-//! the kubelet's admission predicates that make sense without an API server:
+//! Owns the kubelet's admission predicates that make sense without an API
+//! server, checked against the node's name and labels ([`NodeInfo`], read by
+//! [`crate::node`]):
 //! the pod's OS, `spec.nodeName`, `spec.nodeSelector` and the *required* node
 //! affinity (`requiredDuringSchedulingIgnoredDuringExecution`, operators
 //! `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`, and `matchFields` on
@@ -13,16 +13,9 @@
 //! match; [`rejected_status`] is the `Failed` status the kubelet gives a pod it
 //! rejects. It does not run or stop anything (that is the pod manager).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
 
-/// The built-in label holding the node name.
-pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
-/// The built-in label holding the operating system (`linux`).
-pub const LABEL_OS: &str = "kubernetes.io/os";
-/// The built-in label holding the CPU architecture in Go's naming (`amd64`, …).
-pub const LABEL_ARCH: &str = "kubernetes.io/arch";
+use crate::node::{NodeInfo, LABEL_OS};
 
 /// The kubelet's reasons for rejecting a pod.
 pub const REASON_NODE_AFFINITY: &str = "NodeAffinity";
@@ -33,154 +26,6 @@ pub const REASON_OS_NOT_SUPPORTED: &str = "PodOSNotSupported";
 /// The scheduler's descriptions the kubelet puts in its messages.
 const DESC_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 const DESC_NODE_NAME: &str = "node(s) didn't match the requested node name";
-
-/// Go's name (`GOARCH`) for a Rust target architecture
-/// (`std::env::consts::ARCH`), which is what `kubernetes.io/arch` holds.
-pub fn go_arch(rust_arch: &str, little_endian: bool) -> String {
-    match rust_arch {
-        "x86_64" => "amd64",
-        "x86" => "386",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "powerpc64" if little_endian => "ppc64le",
-        "powerpc64" => "ppc64",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "loongarch64" => "loong64",
-        "mips64" if little_endian => "mips64le",
-        "mips64" => "mips64",
-        "mips" if little_endian => "mipsle",
-        other => other,
-    }
-    .to_string()
-}
-
-/// This machine's `kubernetes.io/arch`.
-pub fn host_arch() -> String {
-    go_arch(std::env::consts::ARCH, cfg!(target_endian = "little"))
-}
-
-/// What admission needs to know about this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// The node name (lower-cased).
-    pub name: String,
-    /// Built-in labels plus `--node-labels`.
-    pub labels: BTreeMap<String, String>,
-}
-
-impl NodeInfo {
-    /// A node with only the built-in labels.
-    pub fn new(name: &str) -> NodeInfo {
-        NodeInfo {
-            name: name.to_string(),
-            labels: builtin_labels(name),
-        }
-    }
-
-    /// A node with the built-in labels plus `extra` (which must not set a
-    /// built-in one; [`parse_node_labels`] ensures that).
-    pub fn with_labels(name: &str, extra: &BTreeMap<String, String>) -> NodeInfo {
-        let mut node = NodeInfo::new(name);
-        node.labels
-            .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        node
-    }
-}
-
-/// `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch`.
-pub fn builtin_labels(node_name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_HOSTNAME.to_string(), node_name.to_string()),
-        (LABEL_OS.to_string(), std::env::consts::OS.to_string()),
-        (LABEL_ARCH.to_string(), host_arch()),
-    ])
-}
-
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A label name part or value: ≤ 63 chars of `[A-Za-z0-9_.-]`, starting and
-/// ending alphanumeric (a value may also be empty).
-fn is_label_token(s: &str) -> bool {
-    s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
-}
-
-/// Checks a label key (`[prefix/]name`); the reason when it is not valid.
-pub fn check_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix {
-        if p.is_empty() || p.len() > 253 || !p.split('.').all(is_dns1123_label) {
-            return Err(format!(
-                "label key {key:?}: the prefix must be a DNS subdomain (e.g. example.com)"
-            ));
-        }
-    }
-    if name.is_empty() || !is_label_token(name) {
-        return Err(format!(
-            "label key {key:?}: the name must be 1-63 characters of [A-Za-z0-9_.-], \
-             starting and ending with a letter or digit"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a label value; the reason when it is not valid.
-pub fn check_label_value(key: &str, value: &str) -> Result<(), String> {
-    if is_label_token(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "label {key}={value:?}: the value must be at most 63 characters of [A-Za-z0-9_.-], \
-             starting and ending with a letter or digit"
-        ))
-    }
-}
-
-/// Parses `--node-labels k=v,k2=v2` (the flag may be repeated: pass every
-/// occurrence). Fails on a malformed pair, an invalid key or value, a key
-/// given twice, or a built-in label (those come from the node itself).
-pub fn parse_node_labels<S: AsRef<str>>(flags: &[S]) -> Result<BTreeMap<String, String>, String> {
-    let mut labels = BTreeMap::new();
-    for flag in flags {
-        for pair in flag.as_ref().split(',').map(str::trim) {
-            if pair.is_empty() {
-                continue;
-            }
-            let Some((key, value)) = pair.split_once('=') else {
-                return Err(format!(
-                    "--node-labels: {pair:?} is not key=value (example: disktype=ssd,zone=a)"
-                ));
-            };
-            let (key, value) = (key.trim(), value.trim());
-            check_label_key(key).map_err(|e| format!("--node-labels: {e}"))?;
-            check_label_value(key, value).map_err(|e| format!("--node-labels: {e}"))?;
-            if [LABEL_HOSTNAME, LABEL_OS, LABEL_ARCH].contains(&key) {
-                return Err(format!(
-                    "--node-labels: {key} is set by rkubelet itself (hostname from \
-                     --hostname-override, os and arch from the machine)"
-                ));
-            }
-            if labels.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(format!("--node-labels: {key} is given twice"));
-            }
-        }
-    }
-    Ok(labels)
-}
 
 /// Why a pod may not run on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,18 +84,13 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
             });
         }
     }
-    if let Err(detail) = match_node_selector(pod, node) {
+    if let Err(mismatch) =
+        match_node_selector(pod, node).and_then(|()| match_required_affinity(pod, node))
+    {
         return Err(predicate_failed(
             REASON_NODE_AFFINITY,
             DESC_NODE_AFFINITY,
-            &detail,
-        ));
-    }
-    if let Err(detail) = match_required_affinity(pod, node) {
-        return Err(predicate_failed(
-            REASON_NODE_AFFINITY,
-            DESC_NODE_AFFINITY,
-            &detail,
+            &mismatch.to_string(),
         ));
     }
     if let Some(name) = spec
@@ -268,6 +108,84 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Why a pod's node selector or required node affinity does not match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Mismatch {
+    /// A `nodeSelector` pair the node does not have.
+    #[error("nodeSelector {key}={want}: {has}")]
+    NodeSelector {
+        key: String,
+        want: String,
+        /// What the node has instead.
+        has: String,
+    },
+    /// Required affinity with an empty term list.
+    #[error("required node affinity has no nodeSelectorTerms, so no node matches")]
+    NoTerms,
+    /// No term matched; why each did not, in order.
+    #[error("{}", terms_message(.0))]
+    Terms(Vec<TermMismatch>),
+}
+
+fn terms_message(misses: &[TermMismatch]) -> String {
+    let prefix = if misses.len() == 1 {
+        "required node affinity"
+    } else {
+        "required node affinity: no term matched"
+    };
+    let misses: Vec<String> = misses
+        .iter()
+        .enumerate()
+        .map(|(i, why)| format!("term {}: {why}", i + 1))
+        .collect();
+    format!("{prefix}: {}", misses.join("; "))
+}
+
+/// Why one node selector term does not match; `requirement` is the
+/// requirement as written (`key Op [values]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TermMismatch {
+    #[error("empty term (no matchExpressions, no matchFields) matches no node")]
+    Empty,
+    /// A label expression the node's labels do not satisfy.
+    #[error("{requirement}: {has}")]
+    Expression { requirement: String, has: String },
+    #[error("{requirement}: invalid: {invalid}")]
+    InvalidExpression {
+        requirement: String,
+        invalid: InvalidRequirement,
+    },
+    #[error("matchFields {requirement}: invalid: only metadata.name is supported")]
+    FieldKey { requirement: String },
+    #[error(
+        "matchFields {requirement}: invalid: metadata.name needs In or NotIn with exactly one value"
+    )]
+    FieldOperator { requirement: String },
+    /// A `metadata.name` field requirement this node's name does not satisfy.
+    #[error("matchFields {requirement}: the node's name is {node:?}")]
+    FieldName { requirement: String, node: String },
+    #[error("matchFields {requirement}: invalid: {invalid}")]
+    InvalidField {
+        requirement: String,
+        invalid: InvalidRequirement,
+    },
+}
+
+/// A requirement the API server would have refused (it matches no node).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum InvalidRequirement {
+    #[error("{value:?} is not an integer")]
+    NotAnInteger { value: String },
+    #[error("operator {operator} needs at least one value")]
+    NoValues { operator: String },
+    #[error("operator {operator} takes no values")]
+    UnexpectedValues { operator: String },
+    #[error("operator {operator} needs exactly one integer value")]
+    NotOneValue { operator: String },
+    #[error("unknown operator {operator:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)")]
+    UnknownOperator { operator: String },
+}
+
 /// What the node has for `key`, for messages.
 fn node_has(node: &NodeInfo, key: &str) -> String {
     match node.labels.get(key) {
@@ -276,20 +194,21 @@ fn node_has(node: &NodeInfo, key: &str) -> String {
     }
 }
 
-fn match_node_selector(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+fn match_node_selector(pod: &Pod, node: &NodeInfo) -> Result<(), Mismatch> {
     let selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
     for (key, want) in selector.into_iter().flatten() {
         if node.labels.get(key) != Some(want) {
-            return Err(format!(
-                "nodeSelector {key}={want}: {}",
-                node_has(node, key)
-            ));
+            return Err(Mismatch::NodeSelector {
+                key: key.clone(),
+                want: want.clone(),
+                has: node_has(node, key),
+            });
         }
     }
     Ok(())
 }
 
-fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), Mismatch> {
     let Some(required) = pod
         .spec
         .as_ref()
@@ -304,74 +223,67 @@ fn match_required_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), String> {
     };
     let terms = &required.node_selector_terms;
     if terms.is_empty() {
-        return Err("required node affinity has no nodeSelectorTerms, so no node matches".into());
+        return Err(Mismatch::NoTerms);
     }
     let mut misses = Vec::new();
-    for (i, term) in terms.iter().enumerate() {
+    for term in terms {
         match match_term(term, node) {
             Ok(()) => return Ok(()),
-            Err(why) => misses.push(format!("term {}: {why}", i + 1)),
+            Err(why) => misses.push(why),
         }
     }
-    let prefix = if terms.len() == 1 {
-        "required node affinity"
-    } else {
-        "required node affinity: no term matched"
-    };
-    Err(format!("{prefix}: {}", misses.join("; ")))
+    Err(Mismatch::Terms(misses))
 }
 
 /// One term: every expression and every field requirement must match. A
 /// term with neither matches nothing (as in Kubernetes).
-fn match_term(term: &NodeSelectorTerm, node: &NodeInfo) -> Result<(), String> {
+fn match_term(term: &NodeSelectorTerm, node: &NodeInfo) -> Result<(), TermMismatch> {
     let exprs = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
-        return Err("empty term (no matchExpressions, no matchFields) matches no node".into());
+        return Err(TermMismatch::Empty);
     }
     for r in exprs {
         let value = node.labels.get(&r.key).map(String::as_str);
         match match_requirement(r, value) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
-                    "{}: {}",
-                    describe_requirement(r),
-                    node_has(node, &r.key)
-                ))
+                return Err(TermMismatch::Expression {
+                    requirement: describe_requirement(r),
+                    has: node_has(node, &r.key),
+                })
             }
-            Err(invalid) => return Err(format!("{}: invalid: {invalid}", describe_requirement(r))),
+            Err(invalid) => {
+                return Err(TermMismatch::InvalidExpression {
+                    requirement: describe_requirement(r),
+                    invalid,
+                })
+            }
         }
     }
     for r in fields {
+        let requirement = describe_requirement(r);
         if r.key != "metadata.name" {
-            return Err(format!(
-                "matchFields {}: invalid: only metadata.name is supported",
-                describe_requirement(r)
-            ));
+            return Err(TermMismatch::FieldKey { requirement });
         }
         if !matches!(r.operator.as_str(), "In" | "NotIn")
             || r.values.as_ref().map(Vec::len) != Some(1)
         {
-            return Err(format!(
-                "matchFields {}: invalid: metadata.name needs In or NotIn with exactly one value",
-                describe_requirement(r)
-            ));
+            return Err(TermMismatch::FieldOperator { requirement });
         }
         match match_requirement(r, Some(&node.name)) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
-                    "matchFields {}: the node's name is {:?}",
-                    describe_requirement(r),
-                    node.name
-                ))
+                return Err(TermMismatch::FieldName {
+                    requirement,
+                    node: node.name.clone(),
+                })
             }
             Err(invalid) => {
-                return Err(format!(
-                    "matchFields {}: invalid: {invalid}",
-                    describe_requirement(r)
-                ))
+                return Err(TermMismatch::InvalidField {
+                    requirement,
+                    invalid,
+                })
             }
         }
     }
@@ -391,30 +303,37 @@ fn describe_requirement(r: &NodeSelectorRequirement) -> String {
 /// Does a requirement match the node's `value` for its key (`None` = no
 /// such label)? `Err` when the requirement itself is invalid (the API server
 /// would have refused it; such a term matches no node).
-fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result<bool, String> {
+fn match_requirement(
+    r: &NodeSelectorRequirement,
+    value: Option<&str>,
+) -> Result<bool, InvalidRequirement> {
     let values = r.values.as_deref().unwrap_or_default();
-    let int = |s: &str| -> Result<i64, String> {
+    let operator = || r.operator.clone();
+    let int = |s: &str| -> Result<i64, InvalidRequirement> {
         s.trim()
             .parse::<i64>()
-            .map_err(|_| format!("{s:?} is not an integer"))
+            .map_err(|_| InvalidRequirement::NotAnInteger {
+                value: s.to_string(),
+            })
     };
     match r.operator.as_str() {
-        "In" | "NotIn" if values.is_empty() => {
-            Err(format!("operator {} needs at least one value", r.operator))
-        }
+        "In" | "NotIn" if values.is_empty() => Err(InvalidRequirement::NoValues {
+            operator: operator(),
+        }),
         "In" => Ok(value.is_some_and(|v| values.iter().any(|w| w == v))),
         "NotIn" => Ok(!value.is_some_and(|v| values.iter().any(|w| w == v))),
         "Exists" | "DoesNotExist" if !values.is_empty() => {
-            Err(format!("operator {} takes no values", r.operator))
+            Err(InvalidRequirement::UnexpectedValues {
+                operator: operator(),
+            })
         }
         "Exists" => Ok(value.is_some()),
         "DoesNotExist" => Ok(value.is_none()),
         "Gt" | "Lt" => {
             let [bound] = values else {
-                return Err(format!(
-                    "operator {} needs exactly one integer value",
-                    r.operator
-                ));
+                return Err(InvalidRequirement::NotOneValue {
+                    operator: operator(),
+                });
             };
             let bound = int(bound)?;
             // A missing or non-integer label does not match.
@@ -427,9 +346,9 @@ fn match_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> Result
                 v < bound
             })
         }
-        other => Err(format!(
-            "unknown operator {other:?} (use In, NotIn, Exists, DoesNotExist, Gt or Lt)"
-        )),
+        other => Err(InvalidRequirement::UnknownOperator {
+            operator: other.to_string(),
+        }),
     }
 }
 
@@ -440,7 +359,7 @@ pub fn rejected_status(pod: &Pod, rejection: &Rejection, host_ip: &str) -> PodSt
         phase: Some("Failed".into()),
         reason: Some(rejection.reason.clone()),
         message: Some(format!("Pod was rejected: {}", rejection.message)),
-        qos_class: Some(crate::pod::status::qos_class(pod).to_string()),
+        qos_class: Some(crate::k8s::qos::qos_class(pod).to_string()),
         host_ip: Some(host_ip.to_string()),
         ..Default::default()
     }
@@ -451,6 +370,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, PodOS, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::collections::BTreeMap;
 
     fn node() -> NodeInfo {
         NodeInfo::with_labels(
@@ -511,57 +431,6 @@ mod tests {
     #[test]
     fn a_pod_without_constraints_is_admitted() {
         assert_eq!(admit(&pod_with(PodSpec::default()), &node()), Ok(()));
-    }
-
-    #[test]
-    fn built_in_labels_are_hostname_os_and_go_arch() {
-        let n = NodeInfo::new("edge-7");
-        assert_eq!(n.labels[LABEL_HOSTNAME], "edge-7");
-        assert_eq!(n.labels[LABEL_OS], "linux");
-        assert_eq!(n.labels[LABEL_ARCH], host_arch());
-        assert_eq!(n.labels.len(), 3);
-    }
-
-    #[test]
-    fn rust_architectures_map_to_go_names() {
-        assert_eq!(go_arch("x86_64", true), "amd64");
-        assert_eq!(go_arch("aarch64", true), "arm64");
-        assert_eq!(go_arch("x86", true), "386");
-        assert_eq!(go_arch("arm", true), "arm");
-        assert_eq!(go_arch("powerpc64", true), "ppc64le");
-        assert_eq!(go_arch("powerpc64", false), "ppc64");
-        assert_eq!(go_arch("s390x", false), "s390x");
-        assert_eq!(go_arch("riscv64", true), "riscv64");
-        assert_eq!(go_arch("loongarch64", true), "loong64");
-    }
-
-    #[test]
-    fn node_labels_parse_from_comma_separated_repeatable_flags() {
-        let l = parse_node_labels(&["disktype=ssd, zone=a", "example.com/rack=r1,empty="])
-            .expect("valid");
-        assert_eq!(l["disktype"], "ssd");
-        assert_eq!(l["zone"], "a");
-        assert_eq!(l["example.com/rack"], "r1");
-        assert_eq!(l["empty"], "");
-        assert_eq!(parse_node_labels::<&str>(&[]).expect("valid").len(), 0);
-    }
-
-    #[test]
-    fn bad_node_labels_are_refused_with_the_flag_named() {
-        for bad in [
-            "noequals",
-            "=v",
-            "a b=c",
-            "Bad_Prefix.com/x=y",
-            "k=bad value",
-            "k=-dash",
-            "kubernetes.io/hostname=x",
-            "kubernetes.io/arch=arm64",
-            "a=1,a=2",
-        ] {
-            let e = parse_node_labels(&[bad]).expect_err(bad);
-            assert!(e.starts_with("--node-labels"), "{bad}: {e}");
-        }
     }
 
     #[test]
@@ -651,6 +520,26 @@ mod tests {
         assert!(r.message.contains("unknown operator"), "{}", r.message);
         assert!(one(req("disktype", "In", &[])).is_err());
         assert!(one(req("disktype", "Exists", &["ssd"])).is_err());
+    }
+
+    #[test]
+    fn an_invalid_requirement_is_told_apart_from_a_non_matching_one() {
+        assert_eq!(
+            match_requirement(&req("gpu", "In", &["yes"]), None),
+            Ok(false)
+        );
+        assert_eq!(
+            match_requirement(&req("cores", "Gt", &["many"]), Some("8")),
+            Err(InvalidRequirement::NotAnInteger {
+                value: "many".into()
+            })
+        );
+        assert_eq!(
+            match_requirement(&req("k", "Matches", &[]), None),
+            Err(InvalidRequirement::UnknownOperator {
+                operator: "Matches".into()
+            })
+        );
     }
 
     #[test]

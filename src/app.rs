@@ -48,29 +48,6 @@ pub struct App {
     fetcher: Option<Fetcher>,
 }
 
-/// The node's primary IPv4 address (the default route's interface), else
-/// loopback.
-pub fn host_ip() -> String {
-    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    let iface = route
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[1] == "00000000")
-        .map(|f| f[0].to_string());
-    if let (Some(iface), Ok(addrs)) = (iface, nix::ifaddrs::getifaddrs()) {
-        for a in addrs {
-            if a.interface_name != iface {
-                continue;
-            }
-            if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-                return sin.ip().to_string();
-            }
-        }
-    }
-    "127.0.0.1".to_string()
-}
-
 impl App {
     /// Connects to Docker, provisions the infra image, prepares the root dir
     /// and binds the API. Fails with a message saying what to do.
@@ -96,7 +73,7 @@ impl App {
                     config.infra_image
                 ))
             })?;
-        std::fs::create_dir_all(config.root_dir.join("pods")).map_err(|e| {
+        std::fs::create_dir_all(crate::pod::layout::pods_dir(&config.root_dir)).map_err(|e| {
             AppError::Io(format!(
                 "cannot create --root-dir {}: {e}",
                 config.root_dir.display()
@@ -121,7 +98,7 @@ impl App {
             config,
             runtime,
             listener,
-            host_ip: host_ip(),
+            host_ip: crate::node::host_ip(),
             fetcher,
         })
     }

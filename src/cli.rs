@@ -16,8 +16,20 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 20s, 5m)"))
+/// A duration flag value that is not a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason} (examples: 500ms, 20s, 5m)")]
+pub struct DurationError {
+    /// The value as given.
+    pub value: String,
+    pub reason: humantime::DurationError,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(s).map_err(|reason| DurationError {
+        value: s.to_string(),
+        reason,
+    })
 }
 
 /// A standalone static-pod kubelet: runs the Pods in a manifest directory on

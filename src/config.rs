@@ -8,14 +8,40 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::admission::{self, NodeInfo};
 use crate::backoff::BackoffPolicy;
 use crate::cli::{DaemonArgs, LogFormat};
+use crate::http_client::{self, HeaderError, UrlError};
+use crate::node::{self, NodeInfo, NodeLabelError, NodeNameError};
 
 /// A flag value that cannot work, with a message saying what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// The node name (`--hostname-override` or the host name).
+    #[error(transparent)]
+    NodeName(#[from] NodeNameError),
+    #[error(transparent)]
+    NodeLabel(#[from] NodeLabelError),
+    #[error(transparent)]
+    ManifestUrl(#[from] UrlError),
+    #[error(transparent)]
+    ManifestUrlHeader(#[from] HeaderError),
+    /// Another flag (or flags) with a value that cannot work.
+    #[error("{message}")]
+    Flag {
+        /// The flag, e.g. `--max-parallel-starts`.
+        flag: &'static str,
+        message: String,
+    },
+}
+
+impl UsageError {
+    fn flag(flag: &'static str, message: impl Into<String>) -> UsageError {
+        UsageError::Flag {
+            flag,
+            message: message.into(),
+        }
+    }
+}
 
 /// Everything the daemon needs, validated.
 #[derive(Debug, Clone)]
@@ -44,46 +70,6 @@ pub struct Config {
     pub node_labels: BTreeMap<String, String>,
 }
 
-/// Is `s` a DNS-1123 subdomain (what Kubernetes requires of node names)?
-fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-fn host_name() -> Result<String, UsageError> {
-    nix::unistd::gethostname()
-        .map_err(|e| {
-            UsageError(format!(
-                "cannot read the host name ({e}); pass --hostname-override"
-            ))
-        })?
-        .into_string()
-        .map_err(|_| UsageError("the host name is not UTF-8; pass --hostname-override".into()))
-}
-
-/// The node name: `--hostname-override`, else the host name, lower-cased.
-/// Fails when it is not a DNS-1123 subdomain or the host name is unreadable.
-pub fn resolve_node_name(hostname_override: Option<&str>) -> Result<String, UsageError> {
-    let node_name = match hostname_override {
-        Some(n) => n.trim().to_lowercase(),
-        None => host_name()?.trim().to_lowercase(),
-    };
-    if !is_dns1123_subdomain(&node_name) {
-        return Err(UsageError(format!(
-            "node name {node_name:?} is not a valid DNS-1123 subdomain; pass --hostname-override"
-        )));
-    }
-    Ok(node_name)
-}
-
 /// The default of `--max-parallel-starts`: twice the number of CPUs rkubelet
 /// may run on (measured: starts are CPU-bound in dockerd, so a few per core
 /// keep it busy while one waits on I/O, and more only queue inside Docker).
@@ -95,8 +81,8 @@ pub fn default_max_parallel_starts() -> usize {
 pub fn node_labels(
     node_name: &str,
     flags: &[String],
-) -> Result<BTreeMap<String, String>, UsageError> {
-    let extra = admission::parse_node_labels(flags).map_err(UsageError)?;
+) -> Result<BTreeMap<String, String>, NodeLabelError> {
+    let extra = node::parse_labels(flags)?;
     Ok(NodeInfo::with_labels(node_name, &extra).labels)
 }
 
@@ -111,37 +97,40 @@ impl Config {
 
     /// Validates the flags. Fails with a message naming the flag.
     pub fn from_args(args: &DaemonArgs) -> Result<Config, UsageError> {
-        let node_name = resolve_node_name(args.hostname_override.as_deref())?;
+        let node_name = node::resolve_name(args.hostname_override.as_deref())?;
         let node_labels = node_labels(&node_name, &args.node_labels)?;
         if let Some(url) = &args.manifest_url {
-            crate::source::url::check_url(url).map_err(|e| UsageError(e.to_string()))?;
+            http_client::check_url(url)?;
         }
         let manifest_url_headers = args
             .manifest_url_header
             .iter()
-            .map(|h| crate::source::url::parse_header(h))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| UsageError(e.to_string()))?;
+            .map(|h| http_client::parse_header(h))
+            .collect::<Result<Vec<_>, _>>()?;
         if args.http_check_frequency.is_zero() || args.http_timeout.is_zero() {
-            return Err(UsageError(
-                "--http-check-frequency and --http-timeout must be greater than 0".into(),
+            return Err(UsageError::flag(
+                "--http-check-frequency",
+                "--http-check-frequency and --http-timeout must be greater than 0",
             ));
         }
         if args.file_check_frequency.is_zero() {
-            return Err(UsageError(
-                "--file-check-frequency must be greater than 0".into(),
+            return Err(UsageError::flag(
+                "--file-check-frequency",
+                "--file-check-frequency must be greater than 0",
             ));
         }
         if args.crash_loop_backoff_base.is_zero()
             || args.crash_loop_backoff_max < args.crash_loop_backoff_base
         {
-            return Err(UsageError(
-                "--crash-loop-backoff-base must be > 0 and ≤ --crash-loop-backoff-max".into(),
+            return Err(UsageError::flag(
+                "--crash-loop-backoff-base",
+                "--crash-loop-backoff-base must be > 0 and ≤ --crash-loop-backoff-max",
             ));
         }
         if args.pod_infra_container_image.trim().is_empty() {
-            return Err(UsageError(
-                "--pod-infra-container-image must not be empty".into(),
+            return Err(UsageError::flag(
+                "--pod-infra-container-image",
+                "--pod-infra-container-image must not be empty",
             ));
         }
         let docker_endpoint = match &args.docker_endpoint {
@@ -155,16 +144,18 @@ impl Config {
             || docker_endpoint.starts_with("tcp://")
             || docker_endpoint.starts_with("http://"))
         {
-            return Err(UsageError(format!(
-                "--docker-endpoint {docker_endpoint:?} must start with unix:// or tcp://"
-            )));
+            return Err(UsageError::flag(
+                "--docker-endpoint",
+                format!("--docker-endpoint {docker_endpoint:?} must start with unix:// or tcp://"),
+            ));
         }
         let max_parallel_starts = args
             .max_parallel_starts
             .unwrap_or_else(default_max_parallel_starts);
         if max_parallel_starts == 0 {
-            return Err(UsageError(
-                "--max-parallel-starts must be at least 1".into(),
+            return Err(UsageError::flag(
+                "--max-parallel-starts",
+                "--max-parallel-starts must be at least 1",
             ));
         }
         let api_address =
@@ -228,6 +219,13 @@ mod tests {
         let e = config(&["--hostname-override", "n", "--max-parallel-starts", "0"])
             .expect_err("invalid");
         assert!(e.to_string().contains("--max-parallel-starts"), "{e}");
+        assert!(matches!(
+            e,
+            UsageError::Flag {
+                flag: "--max-parallel-starts",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -246,6 +244,10 @@ mod tests {
     #[test]
     fn invalid_node_names_are_usage_errors() {
         let e = config(&["--hostname-override", "bad_name"]).expect_err("invalid");
+        assert!(matches!(
+            e,
+            UsageError::NodeName(NodeNameError::Invalid { .. })
+        ));
         assert!(e.to_string().contains("--hostname-override"), "{e}");
     }
 

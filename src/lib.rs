@@ -4,6 +4,7 @@
 //!
 //! * [`cli`] — flags and sub-commands; [`config`] — the validated settings;
 //!   [`app`] — wiring it all together; `main.rs` is a thin shell around it.
+//! * [`node`] — this node: name, labels, architecture, capacity, host IP.
 //! * [`k8s`] — pure Kubernetes vocabulary used by every layer.
 //! * [`manifest`] — bytes to validated, identified, defaulted objects (pure).
 //! * [`source`] — the manifest directory and URL producing complete
@@ -36,6 +37,7 @@ pub mod events;
 pub mod http_client;
 pub mod k8s;
 pub mod manifest;
+pub mod node;
 pub mod pleg;
 pub mod pod;
 pub mod runtime;

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::k8s::meta::namespace_of;
 use crate::k8s::print::event_age;
 
 fn state_lines(out: &mut String, title: &str, st: &ContainerState) {
@@ -96,7 +97,7 @@ pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
     } else {
         "unknown".into()
     };
-    let params = crate::pod::probe::Params::of(p);
+    let params = crate::k8s::probe::Params::of(p);
     format!(
         "{handler} delay={}s timeout={}s period={}s #success={} #failure={}",
         params.initial_delay.as_secs(),
@@ -111,7 +112,7 @@ pub fn probe_line(p: &k8s_openapi::api::core::v1::Probe) -> String {
 pub fn describe_pod_with_probes(
     pod: &Pod,
     events: &[Event],
-    probes: &[crate::worker::prober::ProbeReport],
+    probes: &[crate::k8s::probe::ProbeReport],
     now: Timestamp,
 ) -> String {
     let mut out = describe_pod(pod, events, now);
@@ -144,12 +145,7 @@ pub fn describe_pod(pod: &Pod, events: &[Event], now: Timestamp) -> String {
     let status = pod.status.clone().unwrap_or_default();
     let md = &pod.metadata;
     let _ = writeln!(out, "{:<14}{}", "Name:", md.name.as_deref().unwrap_or(""));
-    let _ = writeln!(
-        out,
-        "{:<14}{}",
-        "Namespace:",
-        md.namespace.as_deref().unwrap_or("default")
-    );
+    let _ = writeln!(out, "{:<14}{}", "Namespace:", namespace_of(md));
     let _ = writeln!(
         out,
         "{:<14}{}/{}",

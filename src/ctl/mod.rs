@@ -16,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::List;
 
 use crate::cli::{ClientArgs, DescribeArgs, GetArgs, LogsArgs, Output};
+use crate::k8s::meta::namespace_of;
 
 /// A client command failure: printed as one line, exit code 1.
 #[derive(Debug, thiserror::Error)]
@@ -185,11 +186,7 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
     check_resource(&args.resource)?;
     let client = Client::new(&args.client)?;
     let pod = client.find(namespace(&args.client), &args.name).await?;
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = namespace_of(&pod).to_string();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let events: List<Event> = client
         .json(&format!("/api/v1/namespaces/{ns}/events"))
@@ -200,7 +197,7 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
         .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
         .collect();
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let probes: Vec<crate::worker::prober::ProbeReport> = client
+    let probes: Vec<crate::k8s::probe::ProbeReport> = client
         .json(&format!("/api/v1/namespaces/{ns}/pods/{name}/probes"))
         .await
         .unwrap_or_default();
@@ -213,11 +210,7 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
 pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     let client = Client::new(&args.client)?;
     let pod = client.find(namespace(&args.client), &args.pod).await?;
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = namespace_of(&pod).to_string();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let mut query = vec![
         format!("follow={}", args.follow),

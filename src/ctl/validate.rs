@@ -25,10 +25,11 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::admission::{self, NodeInfo};
+use crate::admission;
 use crate::cli::ValidateArgs;
 use crate::config::{self, UsageError};
 use crate::manifest::{self, LoadContext, Origin};
+use crate::node::NodeInfo;
 use crate::source::file::list_manifests;
 use crate::source::url::{self, Fetched, Fetcher, FetcherError};
 use crate::source::{object_key, Conflict, Defined, Merger, ObjectKind, Snapshot};
@@ -79,7 +80,7 @@ fn is_url(target: &str) -> bool {
 /// (an invalid node name, label or header); problems with the manifests are
 /// verdicts in the [`Summary`].
 pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, UsageError> {
-    let node_name = config::resolve_node_name(args.hostname_override.as_deref())?;
+    let node_name = crate::node::resolve_name(args.hostname_override.as_deref())?;
     let labels = config::node_labels(&node_name, &args.node_labels)?;
     let node = NodeInfo {
         name: node_name,
@@ -88,9 +89,8 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
     let headers = args
         .manifest_url_header
         .iter()
-        .map(|h| url::parse_header(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map(|h| crate::http_client::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut inputs = Vec::new();
     for target in &args.targets {
         if is_url(target) {

@@ -1,7 +1,12 @@
-//! Kubernetes vocabulary shared by every layer: quantities, `$(VAR)`
-//! expansion and kubectl-style printing. Pure: no IO, no clock reads, no
-//! Docker.
+//! Kubernetes vocabulary shared by every layer: name syntaxes, quantities,
+//! `$(VAR)` expansion, namespace and `namespace/name` helpers, the QoS
+//! class, probe settings and kubectl-style printing. Pure: no IO, no clock
+//! reads, no Docker.
 
 pub mod expand;
+pub mod meta;
+pub mod names;
 pub mod print;
+pub mod probe;
+pub mod qos;
 pub mod quantity;

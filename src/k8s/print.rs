@@ -12,6 +12,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::jiff::Timestamp;
 
+use super::meta::namespace_of;
+
 /// One `kubectl get pods` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodRow {
@@ -220,11 +222,7 @@ pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
         _ => restarts.to_string(),
     };
     PodRow {
-        namespace: pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
+        namespace: namespace_of(pod).to_string(),
         name: pod.metadata.name.clone().unwrap_or_default(),
         ready: format!("{ready}/{total}"),
         status: reason,

@@ -112,8 +112,8 @@ impl Object<'_> {
             ));
         };
         let api_version =
-            string_field(map, "apiVersion").map_err(|r| self.error("apiVersion", r))?;
-        let kind = string_field(map, "kind").map_err(|r| self.error("kind", r))?;
+            string_field(map, "apiVersion").map_err(|r| self.error("apiVersion", r.to_string()))?;
+        let kind = string_field(map, "kind").map_err(|r| self.error("kind", r.to_string()))?;
         let in_pod_list = self.prefix.starts_with("items[") && kind.is_none();
         let kind = match (kind, in_pod_list) {
             (Some(kind), _) => kind,
@@ -277,19 +277,28 @@ fn octal_modes(value: &mut Value) {
     }
 }
 
-/// A string-valued top-level field; `Err(reason)` when it has another type.
+/// A top-level field that should be a string and is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid type: {found}, expected a string")]
+struct NotAString {
+    /// What it is instead (`a number`, `a mapping`, …).
+    found: &'static str,
+}
+
+/// A string-valued top-level field.
+///
+/// Fails when the field has another type.
 fn string_field<'v>(
     map: &'v serde_json::Map<String, Value>,
     key: &str,
-) -> Result<Option<&'v str>, String> {
+) -> Result<Option<&'v str>, NotAString> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!(
-            "invalid type: {}, expected a string",
-            type_name(other)
-        )),
+        Some(other) => Err(NotAString {
+            found: type_name(other),
+        }),
     }
 }
 

@@ -26,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ManifestError;
+use crate::k8s::names::{self, local_path_problem};
 use crate::k8s::quantity::Quantity;
 
 /// Validates an identified pod. The returned error names the field path.
@@ -119,34 +120,20 @@ fn q(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// DNS-1123 label syntax, ignoring the length limit.
-fn is_label_syntax(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-fn is_dns1123_subdomain_syntax(s: &str) -> bool {
-    s.split('.').all(is_label_syntax)
-}
-
 fn check_label(errs: &mut Errors, field: &str, value: &str) {
-    if value.len() > 63 {
+    if value.len() > names::DNS1123_LABEL_MAX_LEN {
         errs.invalid(field, q(value), "must be no more than 63 characters");
     }
-    if !is_label_syntax(value) {
+    if !names::is_dns1123_label_syntax(value) {
         errs.invalid(field, q(value), DNS1123_LABEL_MSG);
     }
 }
 
 fn check_subdomain(errs: &mut Errors, field: &str, value: &str) {
-    if value.len() > 253 {
+    if value.len() > names::DNS1123_SUBDOMAIN_MAX_LEN {
         errs.invalid(field, q(value), "must be no more than 253 characters");
     }
-    if !is_dns1123_subdomain_syntax(value) {
+    if !names::is_dns1123_subdomain_syntax(value) {
         errs.invalid(field, q(value), DNS1123_SUBDOMAIN_MSG);
     }
 }
@@ -212,11 +199,11 @@ fn validate_spec(spec: &PodSpec, errs: &mut Errors) {
     let mut names = HashSet::new();
     for (i, c) in init.iter().enumerate() {
         let path = format!("spec.initContainers[{i}]");
-        validate_container(c, &path, Kind::Init, &volumes, &mut names, errs);
+        validate_container(c, &path, ContainerKind::Init, &volumes, &mut names, errs);
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
-        validate_container(c, &path, Kind::App, &volumes, &mut names, errs);
+        validate_container(c, &path, ContainerKind::App, &volumes, &mut names, errs);
     }
     check_host_ports(init, "spec.initContainers", errs);
     check_host_ports(&spec.containers, "spec.containers", errs);
@@ -608,7 +595,7 @@ fn check_mode(errs: &mut Errors, field: &str, mode: Option<i32>) {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum ContainerKind {
     Init,
     App,
 }
@@ -616,7 +603,7 @@ enum Kind {
 fn validate_container(
     c: &Container,
     path: &str,
-    kind: Kind,
+    kind: ContainerKind,
     volumes: &HashSet<String>,
     names: &mut HashSet<String>,
     errs: &mut Errors,
@@ -650,11 +637,11 @@ fn validate_container(
     );
     let sidecar = match (kind, c.restart_policy.as_deref()) {
         (_, None) => false,
-        (Kind::Init, Some(p)) => {
+        (ContainerKind::Init, Some(p)) => {
             errs.one_of(format!("{path}.restartPolicy"), Some(p), &["Always"]);
             p == "Always"
         }
-        (Kind::App, Some(_)) => {
+        (ContainerKind::App, Some(_)) => {
             errs.forbidden(
                 format!("{path}.restartPolicy"),
                 "may not be set for non-init containers",
@@ -678,7 +665,7 @@ fn validate_container(
     for (name, probe) in probes {
         let Some(probe) = probe else { continue };
         let ppath = format!("{path}.{name}");
-        if kind == Kind::Init && !sidecar {
+        if kind == ContainerKind::Init && !sidecar {
             errs.forbidden(
                 &ppath,
                 "may not be set for init containers without restartPolicy=Always",
@@ -688,7 +675,7 @@ fn validate_container(
         validate_probe(probe, &ppath, name, errs);
     }
     if let Some(lc) = &c.lifecycle {
-        if kind == Kind::Init && !sidecar {
+        if kind == ContainerKind::Init && !sidecar {
             errs.forbidden(
                 format!("{path}.lifecycle"),
                 "may not be set for init containers without restartPolicy=Always",
@@ -778,11 +765,7 @@ fn validate_env(c: &Container, path: &str, errs: &mut Errors) {
         let epath = format!("{path}.env[{i}]");
         if e.name.is_empty() {
             errs.required(format!("{epath}.name"), "");
-        } else if !e
-            .name
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'=')
-        {
+        } else if !names::is_relaxed_env_var_name(&e.name) {
             errs.invalid(format!("{epath}.name"), q(&e.name), ENV_NAME_MSG);
         }
         let Some(from) = &e.value_from else { continue };
@@ -863,10 +846,7 @@ fn validate_env(c: &Container, path: &str, errs: &mut Errors) {
             errs.required(format!("{fpath}.secretRef.name"), "");
         }
         if let Some(prefix) = e.prefix.as_deref() {
-            if !prefix
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'=')
-            {
+            if !names::is_relaxed_env_var_name(prefix) {
                 errs.invalid(
                     format!("{path}.envFrom[{i}].prefix"),
                     q(prefix),
@@ -926,17 +906,6 @@ fn validate_mounts(c: &Container, path: &str, volumes: &HashSet<String>, errs: &
                 "Bidirectional mount propagation is available only to privileged containers",
             );
         }
-    }
-}
-
-/// A path that must stay below its volume: relative, no `..` component.
-pub(crate) fn local_path_problem(p: &str) -> Option<&'static str> {
-    if p.starts_with('/') {
-        Some("must be a relative path")
-    } else if p.split('/').any(|part| part == "..") {
-        Some("must not contain '..'")
-    } else {
-        None
     }
 }
 

@@ -6,7 +6,7 @@
 //! command/args/env with Kubernetes `$(VAR)` expansion, `envFrom`, env from
 //! ConfigMaps, Secrets and the downward API, mounts including the pod's
 //! `/etc/hosts` and the termination-message file, CPU/memory controls in
-//! Docker units, security settings) from the spec plus a [`PodContext`]
+//! Docker units, security settings) from the spec plus a [`PodSetup`]
 //! (prepared volumes, objects, addresses). Things that cannot be built from
 //! these are a [`ConfigError`], which the worker reports as
 //! `CreateContainerConfigError`.
@@ -20,22 +20,25 @@ use k8s_openapi::api::core::v1::{Container, EnvVarSource, Pod, PodSpec};
 use sha2::{Digest, Sha256};
 
 use super::downward::{self, Addresses, NodeCapacity};
-use super::objects::{Kind, Objects};
+use super::layout;
+use super::objects::{ObjectKind, Objects};
 use crate::k8s::expand::expand;
+use crate::k8s::meta::namespace_of;
+use crate::k8s::names::{is_env_var_name, local_path_problem};
 use crate::k8s::quantity::Quantity;
 use crate::runtime::labels::{self, PodRef};
 use crate::runtime::{ContainerConfig, Mount, PortMapping, Resources, SandboxConfig, Security};
-use crate::worker::volumes;
 
 /// A container config that cannot be built (`CreateContainerConfigError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// What a container's config needs besides the pod spec; the worker
-/// prepares it once the sandbox runs.
+/// What the worker set up for the pod that a container's config needs
+/// besides the spec (volumes, objects, addresses, managed files); prepared
+/// once the sandbox runs.
 #[derive(Debug, Clone, Default)]
-pub struct PodContext {
+pub struct PodSetup {
     /// Host path per prepared volume name.
     pub volumes: BTreeMap<String, String>,
     /// The ConfigMaps and Secrets as they are at container start.
@@ -52,7 +55,7 @@ pub struct PodContext {
     pub hosts_file: Option<String>,
 }
 
-impl PodContext {
+impl PodSetup {
     fn addresses(&self) -> Addresses<'_> {
         Addresses {
             pod_ip: &self.pod_ip,
@@ -79,11 +82,7 @@ pub fn pod_ref(pod: &Pod, source_key: &str) -> PodRef {
     let meta = &pod.metadata;
     PodRef {
         name: meta.name.clone().unwrap_or_default(),
-        namespace: meta
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".to_string()),
+        namespace: namespace_of(pod).to_string(),
         uid: meta.uid.clone().unwrap_or_default(),
         source: source_key.to_string(),
         grace_period_seconds: pod
@@ -212,7 +211,7 @@ pub fn container_config(
     container: &Container,
     sandbox_id: &str,
     restart_count: u32,
-    ctx: &PodContext,
+    ctx: &PodSetup,
 ) -> Result<ContainerConfig, ConfigError> {
     let spec = spec_of(pod);
     let env = build_env(pod, container, ctx)?;
@@ -256,28 +255,8 @@ pub fn container_config(
     })
 }
 
-/// Is `name` usable as an environment variable name from `envFrom`
-/// (Kubernetes' `IsEnvVarName`: `[-._a-zA-Z][-._a-zA-Z0-9]*`)?
-pub fn is_env_var_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    match bytes.next() {
-        Some(first) if ok(first) && !first.is_ascii_digit() => bytes.all(ok),
-        _ => false,
-    }
-}
-
-/// The pod's namespace, `default` when unset.
-pub(crate) fn namespace_of(pod: &Pod) -> &str {
-    pod.metadata
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("default")
-}
-
 /// The `envFrom` sources of a container: kind, name, prefix, optional.
-fn env_from_sources(c: &Container) -> Vec<(Kind, &str, &str, bool)> {
+fn env_from_sources(c: &Container) -> Vec<(ObjectKind, &str, &str, bool)> {
     c.env_from
         .iter()
         .flatten()
@@ -285,7 +264,7 @@ fn env_from_sources(c: &Container) -> Vec<(Kind, &str, &str, bool)> {
             let prefix = e.prefix.as_deref().unwrap_or_default();
             if let Some(r) = &e.config_map_ref {
                 Some((
-                    Kind::ConfigMap,
+                    ObjectKind::ConfigMap,
                     r.name.as_str(),
                     prefix,
                     r.optional == Some(true),
@@ -293,7 +272,7 @@ fn env_from_sources(c: &Container) -> Vec<(Kind, &str, &str, bool)> {
             } else {
                 e.secret_ref.as_ref().map(|r| {
                     (
-                        Kind::Secret,
+                        ObjectKind::Secret,
                         r.name.as_str(),
                         prefix,
                         r.optional == Some(true),
@@ -321,8 +300,8 @@ pub fn invalid_env_from_keys(pod: &Pod, c: &Container, objects: &Objects) -> Vec
             .collect();
         if !bad.is_empty() {
             let what = match kind {
-                Kind::ConfigMap => "configMap",
-                Kind::Secret => "secret",
+                ObjectKind::ConfigMap => "configMap",
+                ObjectKind::Secret => "secret",
             };
             out.push(format!(
                 "Keys [{}] from the EnvFrom {what} {ns}/{name} were skipped since they are considered invalid environment variable names.",
@@ -341,7 +320,7 @@ pub fn invalid_env_from_keys(pod: &Pod, c: &Container, objects: &Objects) -> Vec
 fn build_env(
     pod: &Pod,
     c: &Container,
-    ctx: &PodContext,
+    ctx: &PodSetup,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut defined: HashMap<String, usize> = HashMap::new();
@@ -399,37 +378,43 @@ fn resolve_source(
     c: &Container,
     name: &str,
     source: &EnvVarSource,
-    ctx: &PodContext,
+    ctx: &PodSetup,
 ) -> Result<Option<String>, ConfigError> {
     let in_var = |m: String| ConfigError(format!("env {name:?} of container {:?}: {m}", c.name));
     let ns = namespace_of(pod);
     if let Some(field_ref) = &source.field_ref {
         return downward::env_field(pod, &field_ref.field_path, ctx.addresses())
             .map(Some)
-            .map_err(in_var);
+            .map_err(|e| in_var(e.to_string()));
     }
     if let Some(r) = &source.resource_field_ref {
         return downward::resource_field(pod, Some(c), r, &ctx.node)
             .map(Some)
-            .map_err(in_var);
+            .map_err(|e| in_var(e.to_string()));
     }
     if let Some(k) = &source.config_map_key_ref {
         return ctx
             .objects
             .env_value(
-                Kind::ConfigMap,
+                ObjectKind::ConfigMap,
                 ns,
                 &k.name,
                 &k.key,
                 k.optional == Some(true),
             )
-            .map_err(|e| in_var(e.0));
+            .map_err(|e| in_var(e.to_string()));
     }
     if let Some(k) = &source.secret_key_ref {
         return ctx
             .objects
-            .env_value(Kind::Secret, ns, &k.name, &k.key, k.optional == Some(true))
-            .map_err(|e| in_var(e.0));
+            .env_value(
+                ObjectKind::Secret,
+                ns,
+                &k.name,
+                &k.key,
+                k.optional == Some(true),
+            )
+            .map_err(|e| in_var(e.to_string()));
     }
     let what = if source.file_key_ref.is_some() {
         "valueFrom.fileKeyRef is not supported"
@@ -453,12 +438,7 @@ fn is_api_data_volume(spec: &PodSpec, name: &str) -> bool {
 
 /// The mounts rkubelet adds: the termination-message file and the pod's
 /// `/etc/hosts` (unless the container mounts its own there).
-fn managed_mounts(
-    spec: &PodSpec,
-    c: &Container,
-    restart_count: u32,
-    ctx: &PodContext,
-) -> Vec<Mount> {
+fn managed_mounts(spec: &PodSpec, c: &Container, restart_count: u32, ctx: &PodSetup) -> Vec<Mount> {
     let mut mounts = Vec::new();
     let own = |path: &str| {
         c.volume_mounts
@@ -484,7 +464,7 @@ fn managed_mounts(
             .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
         if !own(path) {
             mounts.push(Mount {
-                host_path: volumes::termination_log_path(dir, &c.name, restart_count)
+                host_path: layout::termination_log_path(dir, &c.name, restart_count)
                     .display()
                     .to_string(),
                 container_path: path.to_string(),
@@ -518,7 +498,7 @@ fn build_mounts(
         let host_path = match sub_path {
             None => host.clone(),
             Some(sub) => {
-                if let Some(problem) = crate::manifest::validate::local_path_problem(&sub) {
+                if let Some(problem) = local_path_problem(&sub) {
                     return Err(ConfigError(format!(
                         "subPath {sub:?} of volume {:?} in container {:?} {problem}",
                         m.name, c.name
@@ -665,7 +645,7 @@ mod tests {
 
     fn config(p: &Pod, volumes: &[(&str, &str)]) -> Result<ContainerConfig, ConfigError> {
         let r = pod_ref(p, SOURCE);
-        let ctx = PodContext {
+        let ctx = PodSetup {
             volumes: volumes
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -676,7 +656,7 @@ mod tests {
         container_config(p, &r, &spec.containers[0], "sb123", 2, &ctx)
     }
 
-    fn with_ctx(p: &Pod, ctx: &PodContext) -> Result<ContainerConfig, ConfigError> {
+    fn with_ctx(p: &Pod, ctx: &PodSetup) -> Result<ContainerConfig, ConfigError> {
         let spec = p.spec.as_ref().expect("spec");
         container_config(p, &pod_ref(p, SOURCE), &spec.containers[0], "sb123", 2, ctx)
     }
@@ -877,7 +857,7 @@ mod tests {
         );
     }
 
-    fn ctx_with_objects() -> PodContext {
+    fn ctx_with_objects() -> PodSetup {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
         use k8s_openapi::ByteString;
@@ -909,7 +889,7 @@ mod tests {
             [("default/cm".to_string(), Arc::new(cm))].into(),
             [("default/s".to_string(), Arc::new(secret))].into(),
         );
-        PodContext {
+        PodSetup {
             objects: store.current(),
             pod_ip: "172.17.0.7".into(),
             host_ip: "10.0.0.2".into(),
@@ -1047,16 +1027,6 @@ mod tests {
         let c = config(&p, &[("c", "/vc"), ("e", "/ve")]).expect("config");
         let ro: Vec<bool> = c.mounts.iter().map(|m| m.read_only).collect();
         assert_eq!(ro, [true, false]);
-    }
-
-    #[test]
-    fn env_from_names_follow_kubernetes_rules() {
-        for ok in ["A", "a_b", "_x", "my.var", "with-dash", "X1"] {
-            assert!(is_env_var_name(ok), "{ok}");
-        }
-        for bad in ["", "1x", "a b", "a=b", "ü"] {
-            assert!(!is_env_var_name(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -4,18 +4,45 @@
 //! subscripted labels and annotations) and `resourceFieldRef` (requests and
 //! limits with a divisor, rounded up as Kubernetes does; the node's capacity
 //! stands in for a missing limit), the `key="value"` form of label and
-//! annotation files, and reading the node's capacity ([`NodeCapacity`]).
+//! annotation files. The node's capacity comes in as data
+//! ([`NodeCapacity`], read by [`crate::node::capacity`]).
 //! It does not write files (that is `volumes`) or build environments (that
 //! is `convert`).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
 
-use crate::k8s::quantity::Quantity;
+use crate::k8s::quantity::{Quantity, QuantityError};
 
-/// What the node offers, for `resourceFieldRef` limits a container lacks.
+/// A downward API reference that cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownwardError {
+    /// A `fieldRef` path env variables cannot use.
+    #[error("fieldRef {path:?} is not supported")]
+    EnvField { path: String },
+    /// A `fieldRef` path volume files cannot use.
+    #[error("fieldRef {path:?} is not supported in downwardAPI volumes")]
+    VolumeField { path: String },
+    /// `resourceFieldRef.containerName` names no container of the pod.
+    #[error("resourceFieldRef: container {name:?} not found")]
+    ContainerNotFound { name: String },
+    /// A volume's `resourceFieldRef` without `containerName`.
+    #[error("resourceFieldRef needs a containerName")]
+    NoContainerName,
+    /// A resource other than `limits|requests.cpu|memory|ephemeral-storage`.
+    #[error("unsupported resource {resource:?}")]
+    UnsupportedResource { resource: String },
+    /// A request, limit or divisor that is not a quantity.
+    #[error("resourceFieldRef {resource:?}: {error}")]
+    Quantity {
+        resource: String,
+        error: QuantityError,
+    },
+}
+
+/// What the node offers, for `resourceFieldRef` limits a container lacks
+/// (the defaults stand in for values that cannot be read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeCapacity {
     pub cpu_milli: i64,
@@ -30,37 +57,6 @@ impl Default for NodeCapacity {
             memory_bytes: 1 << 30,
             ephemeral_storage_bytes: 10 << 30,
         }
-    }
-}
-
-impl NodeCapacity {
-    /// This machine's CPUs, memory (`MemTotal`) and root filesystem size,
-    /// read once. Unreadable values fall back to the defaults.
-    pub fn detect() -> NodeCapacity {
-        static CAPACITY: OnceLock<NodeCapacity> = OnceLock::new();
-        *CAPACITY.get_or_init(|| {
-            let fallback = NodeCapacity::default();
-            let cpus = std::thread::available_parallelism()
-                .map(|n| n.get() as i64)
-                .unwrap_or(1);
-            let memory = std::fs::read_to_string("/proc/meminfo")
-                .ok()
-                .and_then(|m| {
-                    m.lines()
-                        .find_map(|l| l.strip_prefix("MemTotal:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-                })
-                .map(|kb| kb * 1024)
-                .unwrap_or(fallback.memory_bytes);
-            let storage = nix::sys::statvfs::statvfs("/")
-                .map(|s| (s.blocks() as i64).saturating_mul(s.fragment_size() as i64))
-                .unwrap_or(fallback.ephemeral_storage_bytes);
-            NodeCapacity {
-                cpu_milli: cpus * 1000,
-                memory_bytes: memory,
-                ephemeral_storage_bytes: storage,
-            }
-        })
     }
 }
 
@@ -79,7 +75,7 @@ fn subscript<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
 /// The value of an env `fieldRef`.
 ///
 /// Fails for a field path the API does not offer to env variables.
-pub fn env_field(pod: &Pod, path: &str, addrs: Addresses<'_>) -> Result<String, String> {
+pub fn env_field(pod: &Pod, path: &str, addrs: Addresses<'_>) -> Result<String, DownwardError> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let value = match path {
@@ -96,7 +92,9 @@ pub fn env_field(pod: &Pod, path: &str, addrs: Addresses<'_>) -> Result<String, 
             } else if let Some(key) = subscript(path, "metadata.annotations['") {
                 meta.annotations.as_ref().and_then(|a| a.get(key).cloned())
             } else {
-                return Err(format!("fieldRef {path:?} is not supported"));
+                return Err(DownwardError::EnvField {
+                    path: path.to_string(),
+                });
             }
         }
     };
@@ -106,7 +104,7 @@ pub fn env_field(pod: &Pod, path: &str, addrs: Addresses<'_>) -> Result<String, 
 /// The content of a downwardAPI volume file for a `fieldRef`.
 ///
 /// Fails for a field path volumes do not offer.
-pub fn volume_field(pod: &Pod, path: &str) -> Result<String, String> {
+pub fn volume_field(pod: &Pod, path: &str) -> Result<String, DownwardError> {
     let meta = &pod.metadata;
     match path {
         "metadata.labels" => Ok(format_map(meta.labels.as_ref())),
@@ -119,9 +117,9 @@ pub fn volume_field(pod: &Pod, path: &str) -> Result<String, String> {
         {
             env_field(pod, path, Addresses::default())
         }
-        _ => Err(format!(
-            "fieldRef {path:?} is not supported in downwardAPI volumes"
-        )),
+        _ => Err(DownwardError::VolumeField {
+            path: path.to_string(),
+        }),
     }
 }
 
@@ -170,7 +168,7 @@ pub fn resource_field(
     container: Option<&Container>,
     sel: &ResourceFieldSelector,
     node: &NodeCapacity,
-) -> Result<String, String> {
+) -> Result<String, DownwardError> {
     let named = sel.container_name.as_deref().filter(|n| !n.is_empty());
     let found;
     let container = match (named, container) {
@@ -185,24 +183,29 @@ pub fn resource_field(
                 })
                 .find(|c| c.name == name)
                 .cloned()
-                .ok_or_else(|| format!("resourceFieldRef: container {name:?} not found"))?;
+                .ok_or_else(|| DownwardError::ContainerNotFound {
+                    name: name.to_string(),
+                })?;
             &found
         }
         (None, Some(c)) => c,
-        (None, None) => return Err("resourceFieldRef needs a containerName".to_string()),
+        (None, None) => return Err(DownwardError::NoContainerName),
     };
-    let (which, resource) = sel
-        .resource
-        .split_once('.')
-        .ok_or_else(|| format!("unsupported resource {:?}", sel.resource))?;
+    let unsupported = || DownwardError::UnsupportedResource {
+        resource: sel.resource.clone(),
+    };
+    let (which, resource) = sel.resource.split_once('.').ok_or_else(unsupported)?;
     let resources = container.resources.clone().unwrap_or_default();
     let list = match which {
         "limits" => resources.limits,
         "requests" => resources.requests,
-        _ => return Err(format!("unsupported resource {:?}", sel.resource)),
+        _ => return Err(unsupported()),
     };
     let parse = |text: &str| {
-        Quantity::parse(text).map_err(|e| format!("resourceFieldRef {:?}: {e}", sel.resource))
+        Quantity::parse(text).map_err(|error| DownwardError::Quantity {
+            resource: sel.resource.clone(),
+            error,
+        })
     };
     let set = match list.as_ref().and_then(|l| l.get(resource)) {
         Some(q) => Some(parse(&q.0)?),
@@ -245,7 +248,7 @@ pub fn resource_field(
             };
             ceil(bytes, divisor.value())
         }
-        _ => return Err(format!("unsupported resource {:?}", sel.resource)),
+        _ => return Err(unsupported()),
     };
     Ok(value.to_string())
 }
@@ -339,9 +342,14 @@ mod tests {
         s.container_name = Some("app".into());
         assert_eq!(resource_field(&pod, None, &s, &NODE), Ok("1024".into()));
         s.container_name = Some("nope".into());
-        assert!(resource_field(&pod, None, &s, &NODE)
-            .expect_err("missing")
-            .contains("\"nope\" not found"));
+        let e = resource_field(&pod, None, &s, &NODE).expect_err("missing");
+        assert_eq!(
+            e,
+            DownwardError::ContainerNotFound {
+                name: "nope".into()
+            }
+        );
+        assert!(e.to_string().contains("\"nope\" not found"), "{e}");
     }
 
     #[test]

@@ -29,38 +29,54 @@ pub struct Objects {
 
 /// Which kind of object a reference names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ObjectKind {
     ConfigMap,
     Secret,
 }
 
-impl Kind {
+impl ObjectKind {
     /// Lower-case name used in messages (`configmap`, `secret`).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::ConfigMap => "configmap",
-            Kind::Secret => "secret",
+            ObjectKind::ConfigMap => "configmap",
+            ObjectKind::Secret => "secret",
         }
     }
 }
 
 /// A missing object or key, with the message the container waits with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Missing(pub String);
+pub enum Missing {
+    /// The ConfigMap or Secret does not exist (`key` is the one wanted).
+    #[error("{} \"{name}\" not found in namespace \"{namespace}\" (key \"{key}\")", kind.name())]
+    Object {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    /// The object exists without `key`.
+    #[error("couldn't find key \"{key}\" in {} {namespace}/{name}", kind.name())]
+    Key {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+}
 
 impl Objects {
     /// Every key of an object with its bytes (a ConfigMap's `data` and
     /// `binaryData`, a Secret's `data`); `None` when the object does not exist.
     pub fn entries(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, Vec<u8>>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            Kind::ConfigMap => self.configmaps.get(&key).map(|cm| {
+            ObjectKind::ConfigMap => self.configmaps.get(&key).map(|cm| {
                 let text = cm
                     .data
                     .iter()
@@ -73,7 +89,7 @@ impl Objects {
                     .map(|(k, v)| (k.clone(), v.0.clone()));
                 text.chain(binary).collect()
             }),
-            Kind::Secret => self.secrets.get(&key).map(|s| {
+            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -87,17 +103,17 @@ impl Objects {
     /// `binaryData`, as in Kubernetes) or a Secret's `data` as text.
     pub fn env_entries(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, String>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            Kind::ConfigMap => self
+            ObjectKind::ConfigMap => self
                 .configmaps
                 .get(&key)
                 .map(|cm| cm.data.clone().unwrap_or_default()),
-            Kind::Secret => self.secrets.get(&key).map(|s| {
+            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -113,7 +129,7 @@ impl Objects {
     /// Fails, naming the object and the key, when a required one is missing.
     pub fn env_value(
         &self,
-        kind: Kind,
+        kind: ObjectKind,
         namespace: &str,
         name: &str,
         key: &str,
@@ -121,17 +137,21 @@ impl Objects {
     ) -> Result<Option<String>, Missing> {
         match self.env_entries(kind, namespace, name) {
             None if optional => Ok(None),
-            None => Err(Missing(format!(
-                "{} \"{name}\" not found in namespace \"{namespace}\" (key \"{key}\")",
-                kind.name()
-            ))),
+            None => Err(Missing::Object {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                key: key.to_string(),
+            }),
             Some(mut entries) => match entries.remove(key) {
                 Some(v) => Ok(Some(v)),
                 None if optional => Ok(None),
-                None => Err(Missing(format!(
-                    "couldn't find key \"{key}\" in {} {namespace}/{name}",
-                    kind.name()
-                ))),
+                None => Err(Missing::Key {
+                    kind,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    key: key.to_string(),
+                }),
             },
         }
     }
@@ -297,7 +317,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(Kind::ConfigMap, "default", "app", "k", false);
+            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v1".into())));
         store.publish(BTreeMap::new(), BTreeMap::new());
         store.publish(
@@ -306,7 +326,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(Kind::ConfigMap, "default", "app", "k", false);
+            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v2".into())));
     }
 
@@ -314,29 +334,38 @@ mod tests {
     fn lookups_name_the_missing_object_or_key_unless_optional() {
         let objects = store_with("v1", false).current();
         let get = |name: &str, key: &str, optional| {
-            objects.env_value(Kind::ConfigMap, "default", name, key, optional)
+            objects.env_value(ObjectKind::ConfigMap, "default", name, key, optional)
         };
         assert_eq!(get("app", "k", false), Ok(Some("v1".into())));
+        let message =
+            |name: &str, key: &str| get(name, key, false).expect_err("missing").to_string();
         assert_eq!(
-            get("nope", "k", false),
-            Err(Missing(
-                "configmap \"nope\" not found in namespace \"default\" (key \"k\")".into()
-            ))
+            message("nope", "k"),
+            "configmap \"nope\" not found in namespace \"default\" (key \"k\")"
         );
         assert_eq!(
             get("app", "x", false),
-            Err(Missing(
-                "couldn't find key \"x\" in configmap default/app".into()
-            ))
+            Err(Missing::Key {
+                kind: ObjectKind::ConfigMap,
+                namespace: "default".into(),
+                name: "app".into(),
+                key: "x".into(),
+            })
+        );
+        assert_eq!(
+            message("app", "x"),
+            "couldn't find key \"x\" in configmap default/app"
         );
         assert_eq!(get("nope", "k", true), Ok(None));
         assert_eq!(get("app", "x", true), Ok(None));
         assert_eq!(get("app", "b", true), Ok(None), "binaryData is not for env");
         let files = objects
-            .entries(Kind::ConfigMap, "default", "app")
+            .entries(ObjectKind::ConfigMap, "default", "app")
             .expect("exists");
         assert_eq!(files["b"], [0, 1]);
         assert_eq!(files["k"], b"v1");
-        assert!(objects.entries(Kind::Secret, "default", "app").is_none());
+        assert!(objects
+            .entries(ObjectKind::Secret, "default", "app")
+            .is_none());
     }
 }

@@ -1,43 +1,14 @@
-//! Probe parameters and results (pure).
+//! Probe results (pure).
 //!
-//! [`Params`] are a probe's settings with Kubernetes' defaults (delay 0,
-//! period 10 s, timeout 1 s, success 1, failure 3). A [`Tracker`] turns
+//! A [`Tracker`] turns
 //! single probe outcomes into the probe's result the kubelet's way: the result
 //! changes only after `successThreshold` successes or `failureThreshold`
 //! failures in a row, and starts as failure (readiness), success (liveness) or
 //! unknown (startup).
 
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::{Container, Probe};
-
-/// Which probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Startup,
-    Liveness,
-    Readiness,
-}
-
-impl Kind {
-    /// `Liveness`, `Readiness`, `Startup`, as in the kubelet's messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Startup => "Startup",
-            Kind::Liveness => "Liveness",
-            Kind::Readiness => "Readiness",
-        }
-    }
-
-    /// The container's probe of this kind.
-    pub fn of(self, c: &Container) -> Option<&Probe> {
-        match self {
-            Kind::Startup => c.startup_probe.as_ref(),
-            Kind::Liveness => c.liveness_probe.as_ref(),
-            Kind::Readiness => c.readiness_probe.as_ref(),
-        }
-    }
-}
+/// The old name of [`ProbeKind`], kept while callers move over.
+pub use crate::k8s::probe::ProbeKind as Kind;
+pub use crate::k8s::probe::{Params, ProbeKind};
 
 /// A probe's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,38 +16,6 @@ pub enum ProbeResult {
     Unknown,
     Success,
     Failure,
-}
-
-/// A probe's settings with defaults applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Params {
-    pub initial_delay: Duration,
-    pub period: Duration,
-    pub timeout: Duration,
-    pub success_threshold: u32,
-    pub failure_threshold: u32,
-    /// The probe's own `terminationGracePeriodSeconds`, overriding the pod's
-    /// when this probe kills the container.
-    pub termination_grace: Option<Duration>,
-}
-
-fn secs(v: Option<i32>, default: i32, min: i32) -> Duration {
-    Duration::from_secs(v.unwrap_or(default).max(min) as u64)
-}
-
-impl Params {
-    pub fn of(probe: &Probe) -> Params {
-        Params {
-            initial_delay: secs(probe.initial_delay_seconds, 0, 0),
-            period: secs(probe.period_seconds, 10, 1),
-            timeout: secs(probe.timeout_seconds, 1, 1),
-            success_threshold: probe.success_threshold.unwrap_or(1).max(1) as u32,
-            failure_threshold: probe.failure_threshold.unwrap_or(3).max(1) as u32,
-            termination_grace: probe
-                .termination_grace_period_seconds
-                .map(|s| Duration::from_secs(s.max(0) as u64)),
-        }
-    }
 }
 
 /// Turns outcomes into a result with thresholds.
@@ -89,7 +28,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(kind: Kind, params: Params) -> Tracker {
+    pub fn new(kind: ProbeKind, params: Params) -> Tracker {
         let result = match kind {
             Kind::Readiness => ProbeResult::Failure,
             Kind::Liveness => ProbeResult::Success,
@@ -138,30 +77,21 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_kubernetes() {
-        let p = Params::of(&Probe::default());
-        assert_eq!(p.initial_delay, Duration::ZERO);
-        assert_eq!(p.period, Duration::from_secs(10));
-        assert_eq!(p.timeout, Duration::from_secs(1));
-        assert_eq!((p.success_threshold, p.failure_threshold), (1, 3));
-        assert_eq!(p.termination_grace, None);
-    }
+    use k8s_openapi::api::core::v1::Probe;
 
     #[test]
     fn results_start_as_the_kubelet_starts_them() {
         let p = Params::of(&Probe::default());
         assert_eq!(
-            Tracker::new(Kind::Readiness, p).result(),
+            Tracker::new(ProbeKind::Readiness, p).result(),
             ProbeResult::Failure
         );
         assert_eq!(
-            Tracker::new(Kind::Liveness, p).result(),
+            Tracker::new(ProbeKind::Liveness, p).result(),
             ProbeResult::Success
         );
         assert_eq!(
-            Tracker::new(Kind::Startup, p).result(),
+            Tracker::new(ProbeKind::Startup, p).result(),
             ProbeResult::Unknown
         );
     }
@@ -173,7 +103,7 @@ mod tests {
             failure_threshold: Some(3),
             ..Default::default()
         });
-        let mut t = Tracker::new(Kind::Readiness, p);
+        let mut t = Tracker::new(ProbeKind::Readiness, p);
         assert_eq!(t.observe(true), None);
         assert_eq!(
             t.observe(false),
@@ -190,7 +120,7 @@ mod tests {
 
     #[test]
     fn liveness_fails_after_three_failures_by_default() {
-        let mut t = Tracker::new(Kind::Liveness, Params::of(&Probe::default()));
+        let mut t = Tracker::new(ProbeKind::Liveness, Params::of(&Probe::default()));
         assert_eq!(t.observe(false), None);
         assert_eq!(t.observe(false), None);
         assert_eq!(t.observe(false), Some(ProbeResult::Failure));
@@ -198,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_startup_probe_succeeds_on_the_first_success() {
-        let mut t = Tracker::new(Kind::Startup, Params::of(&Probe::default()));
+        let mut t = Tracker::new(ProbeKind::Startup, Params::of(&Probe::default()));
         assert_eq!(t.observe(true), Some(ProbeResult::Success));
     }
 }

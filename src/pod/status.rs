@@ -194,37 +194,8 @@ fn condition(
     }
 }
 
-/// The pod's QoS class from its containers' requests and limits.
-pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = pod.spec.as_ref() else {
-        return "BestEffort";
-    };
-    let all = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten());
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in all {
-        let r = c.resources.clone().unwrap_or_default();
-        let limits = r.limits.unwrap_or_default();
-        let requests = r.requests.unwrap_or_default();
-        if !limits.is_empty() || !requests.is_empty() {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            match (limits.get(res), requests.get(res).or(limits.get(res))) {
-                (Some(l), Some(q)) if l == q => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
-}
+/// The pod's QoS class (see [`crate::k8s::qos`]).
+pub use crate::k8s::qos::qos_class;
 
 /// Computes the pod's status.
 pub fn pod_status(input: StatusInput<'_>) -> PodStatus {

@@ -14,6 +14,7 @@ pub mod file;
 pub mod merge;
 pub mod url;
 
+pub use crate::k8s::meta::{full_name, object_key};
 pub use merge::{Conflict, Merger, ObjectKind};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,15 +42,6 @@ impl SourcePod {
     }
 }
 
-/// `namespace/name` of a pod.
-pub fn full_name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 /// A ConfigMap or Secret as a source defines it (validated, namespaced).
 #[derive(Debug, Clone)]
 pub struct SourceObject<T> {
@@ -59,15 +51,6 @@ pub struct SourceObject<T> {
 
 pub type SourceConfigMap = SourceObject<ConfigMap>;
 pub type SourceSecret = SourceObject<Secret>;
-
-/// `namespace/name` of a ConfigMap's or Secret's metadata.
-pub fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or_default()
-    )
-}
 
 /// What one good manifest (a file, the URL's body) defines, each object
 /// with its origin: that manifest's share of a snapshot.

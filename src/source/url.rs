@@ -43,59 +43,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unchanged error is logged again at most this often.
 pub const LOG_REPEAT: Duration = Duration::from_secs(300);
 
-/// A `--manifest-url` or `--manifest-url-header` value rkubelet cannot
-/// use; the message names the flag and the value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FlagError {
-    #[error("--manifest-url-header {header:?}: expected Name:Value (example: 'Authorization: Bearer abc')")]
-    HeaderWithoutColon { header: String },
-    #[error("--manifest-url-header {header:?}: {name:?} is not a valid header name")]
-    HeaderName { header: String, name: String },
-    #[error(
-        "--manifest-url-header {header:?}: the value contains characters not allowed in a header"
-    )]
-    HeaderValue { header: String },
-    #[error("--manifest-url {url:?}: the scheme must be http or https, not {scheme:?}")]
-    Scheme { url: String, scheme: String },
-    #[error("--manifest-url {url:?}: not a URL ({reason})")]
-    NotAUrl { url: String, reason: String },
-}
-
-/// Parses one `--manifest-url-header 'Name: Value'`. Fails when there is no
-/// colon or the name or value is not valid in HTTP.
-pub fn parse_header(s: &str) -> Result<(String, String), FlagError> {
-    let header = || s.to_string();
-    let Some((name, value)) = s.split_once(':') else {
-        return Err(FlagError::HeaderWithoutColon { header: header() });
-    };
-    let (name, value) = (name.trim(), value.trim());
-    if HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(FlagError::HeaderName {
-            header: header(),
-            name: name.to_string(),
-        });
-    }
-    if HeaderValue::from_str(value).is_err() {
-        return Err(FlagError::HeaderValue { header: header() });
-    }
-    Ok((name.to_string(), value.to_string()))
-}
-
-/// Checks a `--manifest-url`: an absolute `http://` or `https://` URL.
-pub fn check_url(url: &str) -> Result<(), FlagError> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        Ok(u) => Err(FlagError::Scheme {
-            url: url.to_string(),
-            scheme: u.scheme().to_string(),
-        }),
-        Err(e) => Err(FlagError::NotAUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        }),
-    }
-}
-
 /// Why a [`Fetcher`] cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetcherError {
@@ -748,32 +695,6 @@ mod tests {
             n.observe(None, t0 + Duration::from_secs(323)),
             LogNow::Nothing
         );
-    }
-
-    #[test]
-    fn header_flags_need_a_colon_and_valid_names() {
-        assert_eq!(
-            parse_header("Authorization: Bearer a:b").expect("valid"),
-            ("Authorization".into(), "Bearer a:b".into())
-        );
-        assert_eq!(
-            parse_header("X-A:1,2").expect("valid"),
-            ("X-A".into(), "1,2".into())
-        );
-        for bad in ["NoColon", "Bad Name: x", ": x", "X: a\nb"] {
-            let e = parse_header(bad).expect_err(bad).to_string();
-            assert!(e.contains("--manifest-url-header"), "{e}");
-        }
-    }
-
-    #[test]
-    fn only_http_and_https_urls_are_accepted() {
-        assert!(check_url("http://127.0.0.1:8080/pods").is_ok());
-        assert!(check_url("https://example.com/p.yaml").is_ok());
-        for bad in ["ftp://x/y", "/etc/kubelet.d", "file:///x", "nope"] {
-            let e = check_url(bad).expect_err(bad).to_string();
-            assert!(e.contains("--manifest-url"), "{e}");
-        }
     }
 
     // ---- against a real HTTP server on loopback ----

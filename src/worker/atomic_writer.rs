@@ -8,24 +8,15 @@
 //! symlink over the old one — one atomic step, so a reader sees either all
 //! old or all new files — then adds or removes the user-visible links and
 //! deletes the old directory. Unchanged content (data and modes) is not
-//! rewritten. It does not decide what the files contain (that is `volumes`).
+//! rewritten. It does not decide what the files contain (that is `pod::volumes`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One file to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEntry {
-    pub data: Vec<u8>,
-    /// Permission bits (e.g. `0o644`).
-    pub mode: u32,
-}
-
-/// Relative path → file.
-pub type Payload = BTreeMap<String, FileEntry>;
+use crate::pod::volumes::{FileEntry, Payload};
 
 const DATA_DIR: &str = "..data";
 const DATA_DIR_TMP: &str = "..data_tmp";

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
-use crate::admission::{self, NodeInfo};
+use crate::admission;
 use crate::events::Involved;
+use crate::node::NodeInfo;
 use crate::pleg::Routes;
 use crate::source::{Desired, Diagnostics, Merger, ObjectKind, Snapshot};
 
@@ -201,7 +202,7 @@ impl Manager {
                     "pod rejected by admission; it will not run");
                 let meta = &sp.pod.metadata;
                 let involved = crate::events::Involved::pod(
-                    meta.namespace.as_deref().unwrap_or("default"),
+                    crate::k8s::meta::namespace_of(meta),
                     meta.name.as_deref().unwrap_or_default(),
                     uid,
                 );
@@ -311,7 +312,7 @@ impl Manager {
 
     /// Removes pod directories left behind by pods that have no containers.
     fn remove_stale_pod_dirs(&self, desired: &Desired, known: &BTreeSet<String>) {
-        let pods_dir = self.ctx.root_dir.join("pods");
+        let pods_dir = crate::pod::layout::pods_dir(&self.ctx.root_dir);
         if let Ok(entries) = std::fs::read_dir(&pods_dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();

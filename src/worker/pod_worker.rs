@@ -35,7 +35,7 @@ use super::store::{PodRecord, PodStore};
 use super::volumes::{self, PodVolumes};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::events::{Involved, Recorder};
-use crate::pod::convert::{self, PodContext};
+use crate::pod::convert::{self, PodSetup};
 use crate::pod::objects::{ObjectStore, Objects};
 use crate::pod::plan::{self, Plan, StartFailure, Step, Unhealthy};
 use crate::pod::probe::{Kind, Params, ProbeResult};
@@ -86,7 +86,7 @@ impl WorkerContext {
 
 /// Directory of a pod's volumes and state under the root dir.
 pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
-    root.join("pods").join(uid)
+    crate::pod::layout::pod_dir(root, uid)
 }
 
 /// Stops and removes every container of pod `uid` — app containers in
@@ -377,7 +377,7 @@ impl PodWorker {
         let objects = self.objects.borrow_and_update().clone();
         if self
             .volumes
-            .refresh(&self.pod, &objects, &volumes::node_capacity())
+            .refresh(&self.pod, &objects, &crate::node::capacity())
         {
             // A ConfigMap or Secret may have appeared: retry at once.
             self.failures
@@ -465,7 +465,7 @@ impl PodWorker {
             let Some((spec, _)) = self.container_spec(&meta.container_name) else {
                 continue;
             };
-            let path = super::volumes::termination_log_path(
+            let path = crate::pod::layout::termination_log_path(
                 &dir,
                 &meta.container_name,
                 meta.restart_count,
@@ -1027,16 +1027,23 @@ impl PodWorker {
 
     /// Sets up the pod's volumes and hosts file for the sandbox at
     /// `sandbox_ip`; what a container config needs besides the spec.
-    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodContext, String> {
+    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodSetup, String> {
         let objects = self.objects.borrow().clone();
-        let node = volumes::node_capacity();
-        let paths = self.volumes.setup(&self.pod, &objects, &node)?;
+        let node = crate::node::capacity();
+        let paths = self
+            .volumes
+            .setup(&self.pod, &objects, &node)
+            .map_err(|e| e.to_string())?;
         let pod_ip = sandbox_ip
             .filter(|ip| !ip.is_empty())
             .unwrap_or(&self.ctx.host_ip)
             .to_string();
-        let hosts_file = Some(self.volumes.write_hosts_file(&self.pod, &pod_ip)?);
-        Ok(PodContext {
+        let hosts_file = Some(
+            self.volumes
+                .write_hosts_file(&self.pod, &pod_ip)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(PodSetup {
             volumes: paths,
             objects,
             pod_ip,
@@ -1115,7 +1122,7 @@ impl PodWorker {
         name: &str,
         restart_count: u32,
         sandbox_id: &str,
-        volumes: &PodContext,
+        volumes: &PodSetup,
     ) -> Result<String, Failure> {
         let Some((spec, init)) = self.container_spec(name) else {
             return Err(Failure::Start {
@@ -1146,9 +1153,9 @@ impl PodWorker {
             volumes,
             events,
         )
-        .map_err(|message| Failure::Start {
+        .map_err(|e| Failure::Start {
             reason: "CreateContainerConfigError".into(),
-            message,
+            message: e.to_string(),
         })?;
         config
             .labels

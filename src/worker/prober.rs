@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::jiff::Timestamp;
-use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, Action, ActionError, Purpose, Target};
 use crate::events::{Involved, Recorder};
+use crate::k8s::probe::ProbeReport;
 use crate::pod::probe::{Kind, Params, ProbeResult, Tracker};
 use crate::runtime::{ContainerInfo, ContainerRuntime};
 
@@ -49,17 +49,6 @@ impl Outcome {
             warning: None,
         }
     }
-}
-
-/// The last known state of one probe, as `describe` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ProbeReport {
-    pub container: String,
-    pub kind: String,
-    /// `Success`, `Failure` or `Unknown`.
-    pub result: String,
-    pub last_probe: Option<String>,
-    pub last_output: String,
 }
 
 /// Probe results by container id, shared with the worker.

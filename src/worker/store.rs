@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::prober::ProbeReport;
+use crate::k8s::probe::ProbeReport;
 
 /// One pod as served by the API: spec + status, and where it came from.
 #[derive(Debug, Clone)]

@@ -1,9 +1,10 @@
 //! A pod's volumes on the host: setup, refresh, teardown.
 //!
-//! Owns everything below `<root-dir>/pods/<uid>/`: one directory per volume
-//! (`volumes/kubernetes.io~<plugin>/<name>`), the pod's managed hosts file
-//! (`etc-hosts`) and one termination-message file per container instance
-//! (`containers/<name>/<restartCount>/termination-log`). It sets volumes up
+//! Creates, fills and removes what lives below `<root-dir>/pods/<uid>/`
+//! (the paths are [`crate::pod::layout`]'s): one directory per volume, the
+//! pod's managed hosts file and one termination-message file per container
+//! instance. What goes in them (plugin, medium, files, hosts content) is
+//! computed by [`crate::pod::volumes`]. It sets volumes up
 //! the kubelet's way — `emptyDir` (0777, on disk or on a tmpfs sized by
 //! `sizeLimit` or the pod's memory limit), `hostPath` with its type check,
 //! `configMap`/`secret`/`downwardAPI`/`projected` written by the
@@ -22,342 +23,134 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{
-    Container, HostPathVolumeSource, KeyToPath, Pod, Volume, VolumeProjection,
-};
+use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Pod, Volume};
 
-use super::atomic_writer::{self, FileEntry, Payload};
+use super::atomic_writer;
 use crate::events::{Involved, Recorder};
-use crate::k8s::quantity::Quantity;
-use crate::pod::convert::{self, namespace_of, PodContext};
-use crate::pod::downward::{self, NodeCapacity};
-use crate::pod::objects::{Kind, Objects};
+use crate::pod::convert::{self, PodSetup};
+use crate::pod::downward::NodeCapacity;
+use crate::pod::layout;
+use crate::pod::objects::Objects;
+use crate::pod::volumes::{self as spec, Medium, Plugin, VolumeError};
 use crate::runtime::ContainerConfig;
 
-/// Default file mode of API-data volume files (Kubernetes' 0644).
-const DEFAULT_FILE_MODE: i32 = 0o644;
-/// How often disk `emptyDir`s with a `sizeLimit` are measured.
-const SIZE_CHECK_PERIOD: Duration = Duration::from_secs(10);
-
-/// Host file mounted at a container instance's `terminationMessagePath`:
-/// `<pod_dir>/containers/<container>/<restart_count>/termination-log`.
-pub fn termination_log_path(pod_dir: &Path, container: &str, restart_count: u32) -> PathBuf {
-    pod_dir
-        .join("containers")
-        .join(container)
-        .join(restart_count.to_string())
-        .join("termination-log")
+/// A hostPath that fails its type check or cannot be created.
+#[derive(Debug, thiserror::Error)]
+pub enum HostPathError {
+    /// The path has a `..` component.
+    #[error("hostPath {path:?} must not contain '..'")]
+    DotDot { path: String },
+    /// An `…OrCreate` path cannot be created.
+    #[error("hostPath {path:?}: {source}")]
+    Io { path: String, source: io::Error },
+    /// The path exists but is not what its type says.
+    #[error("hostPath type check failed: {path} is not a {want}")]
+    WrongType { path: String, want: &'static str },
+    /// The path does not exist and its type does not create it.
+    #[error("hostPath type check failed: {path} does not exist (type {type_})")]
+    Missing { path: String, type_: String },
+    /// A type Kubernetes does not define.
+    #[error("hostPath type {type_:?} is not supported")]
+    UnsupportedType { type_: String },
 }
 
-/// The pod's managed hosts file.
-pub fn hosts_file_path(pod_dir: &Path) -> PathBuf {
-    pod_dir.join("etc-hosts")
+/// Why one volume cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Its content cannot be computed (a missing object or key, …).
+    #[error(transparent)]
+    Spec(#[from] VolumeError),
+    #[error(transparent)]
+    HostPath(#[from] HostPathError),
+    /// A tmpfs cannot be mounted.
+    #[error("cannot mount a tmpfs at {}: {source}", dir.display())]
+    Mount {
+        dir: PathBuf,
+        source: nix::errno::Errno,
+    },
+    /// Creating or writing its directory failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
-/// Directory of volume `name` handled by `plugin` (`empty-dir`, `configmap`…).
-pub fn volume_dir(pod_dir: &Path, plugin: &str, name: &str) -> PathBuf {
-    pod_dir
-        .join("volumes")
-        .join(format!("kubernetes.io~{plugin}"))
-        .join(name)
+/// A volume of a pod that cannot be set up, as the kubelet reports it.
+#[derive(Debug, thiserror::Error)]
+#[error("MountVolume.SetUp failed for volume \"{volume}\": {error}")]
+pub struct MountFailed {
+    pub volume: String,
+    #[source]
+    pub error: SetupError,
 }
 
-/// The pod's `/etc/hosts`, as the kubelet writes it: localhost entries, the
-/// pod's IP with its host name, then `hostAliases`.
-pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
-    let mut out = String::from(
-        "# Kubernetes-managed hosts file.\n\
-         127.0.0.1\tlocalhost\n\
-         ::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\n\
-         fe00::0\tip6-mcastprefix\n\
-         fe00::1\tip6-allnodes\n\
-         fe00::2\tip6-allrouters\n",
-    );
-    if !pod_ip.is_empty() {
-        out.push_str(&format!("{pod_ip}\t{}\n", convert::pod_hostname(pod)));
-    }
-    let aliases = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.host_aliases.iter().flatten());
-    let mut first = true;
-    for a in aliases {
-        if first {
-            out.push_str("\n# Entries added by HostAliases.\n");
-            first = false;
-        }
-        let names: Vec<&str> = a.hostnames.iter().flatten().map(String::as_str).collect();
-        out.push_str(&format!("{}\t{}\n", a.ip, names.join("\t")));
-    }
-    out
+/// A file rkubelet manages for the pod that cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub source: io::Error,
 }
 
-/// How a volume is stored on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Plugin {
-    EmptyDir,
-    HostPath,
-    /// configMap, secret, downwardAPI, projected.
-    ApiData {
-        name: &'static str,
-        tmpfs: bool,
+/// A `subPath` that cannot be resolved inside its volume.
+#[derive(Debug, thiserror::Error)]
+pub enum SubPathError {
+    #[error("{} is not inside {}", full.display(), base.display())]
+    NotInside { full: PathBuf, base: PathBuf },
+    /// A component that is not a plain name (`..`, `/`).
+    #[error("{} must stay inside its volume", rel.display())]
+    Escapes { rel: PathBuf },
+    #[error("{} is a symlink leading outside the volume; refused", rel.display())]
+    SymlinkOut { rel: PathBuf },
+    /// A path that cannot be resolved.
+    #[error("{}: {source}", path.display())]
+    Resolve { path: PathBuf, source: io::Error },
+    /// A missing directory that cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+}
+
+/// Why a container instance cannot be prepared (`CreateContainerConfigError`).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// Its termination-message file cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    TerminationLog { path: PathBuf, source: io::Error },
+    /// A `subPath` mount cannot be resolved.
+    #[error("subPath of volume {volume:?} in container {container:?}: {error}")]
+    SubPath {
+        volume: String,
+        container: String,
+        #[source]
+        error: SubPathError,
     },
 }
 
-fn plugin_of(v: &Volume) -> Result<Plugin, String> {
-    Ok(if v.empty_dir.is_some() {
-        Plugin::EmptyDir
-    } else if v.host_path.is_some() {
-        Plugin::HostPath
-    } else if v.config_map.is_some() {
-        Plugin::ApiData {
-            name: "configmap",
-            tmpfs: false,
-        }
-    } else if v.secret.is_some() {
-        Plugin::ApiData {
-            name: "secret",
-            tmpfs: true,
-        }
-    } else if v.downward_api.is_some() {
-        Plugin::ApiData {
-            name: "downward-api",
-            tmpfs: true,
-        }
-    } else if v.projected.is_some() {
-        Plugin::ApiData {
-            name: "projected",
-            tmpfs: true,
-        }
-    } else {
-        let kind = serde_json::to_value(v)
-            .ok()
-            .and_then(|j| {
-                j.as_object()
-                    .and_then(|m| m.keys().find(|k| *k != "name").cloned())
-            })
-            .unwrap_or_else(|| "unknown".to_string());
-        return Err(format!(
-            "volume type {kind:?} is not supported (rkubelet supports emptyDir, hostPath, configMap, secret, downwardAPI and projected)"
-        ));
-    })
-}
-
-fn mode_of(mode: Option<i32>, default: Option<i32>) -> u32 {
-    (mode.or(default).unwrap_or(DEFAULT_FILE_MODE) & 0o7777) as u32
-}
-
-/// A volume's reference to a ConfigMap or Secret.
-struct ObjectSource<'a> {
-    kind: Kind,
-    namespace: &'a str,
-    name: &'a str,
-    items: Option<&'a [KeyToPath]>,
-    optional: bool,
-}
-
-/// Adds a ConfigMap's or Secret's keys (all, or `items`) to `payload`.
-fn add_object_files(
-    payload: &mut Payload,
-    objects: &Objects,
-    source: ObjectSource<'_>,
-    default_mode: Option<i32>,
-) -> Result<(), String> {
-    let ObjectSource {
-        kind,
-        namespace,
-        name,
-        items,
-        optional,
-    } = source;
-    let Some(mut entries) = objects.entries(kind, namespace, name) else {
-        if optional {
-            return Ok(());
-        }
-        return Err(format!(
-            "{} \"{name}\" not found in namespace \"{namespace}\"",
-            kind.name()
-        ));
-    };
-    match items {
-        None => {
-            for (key, data) in entries {
-                let mode = mode_of(None, default_mode);
-                payload.insert(key, FileEntry { data, mode });
-            }
-        }
-        Some(items) => {
-            for item in items {
-                match entries.remove(&item.key) {
-                    Some(data) => {
-                        let mode = mode_of(item.mode, default_mode);
-                        payload.insert(item.path.clone(), FileEntry { data, mode });
-                    }
-                    None if optional => {}
-                    None => {
-                        return Err(format!(
-                            "couldn't find key \"{}\" in {} {namespace}/{name}",
-                            item.key,
-                            kind.name()
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn add_downward_files(
-    payload: &mut Payload,
-    pod: &Pod,
-    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
-    default_mode: Option<i32>,
-    node: &NodeCapacity,
-) -> Result<(), String> {
-    for item in items {
-        let value = match (&item.field_ref, &item.resource_field_ref) {
-            (Some(f), _) => downward::volume_field(pod, &f.field_path)?,
-            (None, Some(r)) => downward::resource_field(pod, None, r, node)?,
-            (None, None) => return Err(format!("item {:?} has no source", item.path)),
-        };
-        payload.insert(
-            item.path.clone(),
-            FileEntry {
-                data: value.into_bytes(),
-                mode: mode_of(item.mode, default_mode),
-            },
-        );
-    }
-    Ok(())
-}
-
-fn add_projection(
-    payload: &mut Payload,
-    pod: &Pod,
-    source: &VolumeProjection,
-    objects: &Objects,
-    default_mode: Option<i32>,
-    node: &NodeCapacity,
-) -> Result<(), String> {
-    let ns = namespace_of(pod);
-    if let Some(cm) = &source.config_map {
-        let items = cm.items.as_deref();
-        let optional = cm.optional == Some(true);
-        add_object_files(
-            payload,
-            objects,
-            ObjectSource {
-                kind: Kind::ConfigMap,
-                namespace: ns,
-                name: &cm.name,
-                items,
-                optional,
-            },
-            default_mode,
-        )
-    } else if let Some(s) = &source.secret {
-        let items = s.items.as_deref();
-        let optional = s.optional == Some(true);
-        add_object_files(
-            payload,
-            objects,
-            ObjectSource {
-                kind: Kind::Secret,
-                namespace: ns,
-                name: &s.name,
-                items,
-                optional,
-            },
-            default_mode,
-        )
-    } else if let Some(d) = &source.downward_api {
-        let items = d.items.as_deref().unwrap_or_default();
-        add_downward_files(payload, pod, items, default_mode, node)
-    } else if source.service_account_token.is_some() {
-        Err("serviceAccountToken projections need an API server and are not supported".into())
-    } else {
-        Err("only configMap, secret and downwardAPI projections are supported".into())
-    }
-}
-
-/// The files of a configMap, secret, downwardAPI or projected volume;
-/// `Ok(None)` for other volume types.
-///
-/// Fails, naming the object and key, when a required ConfigMap, Secret or
-/// key is missing, or a downward API field is not supported.
-pub fn payload(
-    pod: &Pod,
-    v: &Volume,
-    objects: &Objects,
-    node: &NodeCapacity,
-) -> Result<Option<Payload>, String> {
-    let ns = namespace_of(pod);
-    let mut p = Payload::new();
-    if let Some(cm) = &v.config_map {
-        let optional = cm.optional == Some(true);
-        let items = cm.items.as_deref();
-        add_object_files(
-            &mut p,
-            objects,
-            ObjectSource {
-                kind: Kind::ConfigMap,
-                namespace: ns,
-                name: &cm.name,
-                items,
-                optional,
-            },
-            cm.default_mode,
-        )?;
-    } else if let Some(s) = &v.secret {
-        let name = s.secret_name.as_deref().unwrap_or_default();
-        let optional = s.optional == Some(true);
-        let items = s.items.as_deref();
-        add_object_files(
-            &mut p,
-            objects,
-            ObjectSource {
-                kind: Kind::Secret,
-                namespace: ns,
-                name,
-                items,
-                optional,
-            },
-            s.default_mode,
-        )?;
-    } else if let Some(d) = &v.downward_api {
-        let items = d.items.as_deref().unwrap_or_default();
-        add_downward_files(&mut p, pod, items, d.default_mode, node)?;
-    } else if let Some(proj) = &v.projected {
-        for source in proj.sources.iter().flatten() {
-            add_projection(&mut p, pod, source, objects, proj.default_mode, node)?;
-        }
-    } else {
-        return Ok(None);
-    }
-    Ok(Some(p))
-}
+/// How often disk `emptyDir`s with a `sizeLimit` are measured.
+const SIZE_CHECK_PERIOD: Duration = Duration::from_secs(10);
 
 /// Checks (and for the `…OrCreate` types creates) a hostPath.
 ///
-/// Fails with a message naming the path and what it should be.
-pub fn check_host_path(hp: &HostPathVolumeSource) -> Result<(), String> {
+/// Fails naming the path and what it should be.
+pub fn check_host_path(hp: &HostPathVolumeSource) -> Result<(), HostPathError> {
     let path = Path::new(&hp.path);
     if hp.path.split('/').any(|c| c == "..") {
-        return Err(format!("hostPath {:?} must not contain '..'", hp.path));
+        return Err(HostPathError::DotDot {
+            path: hp.path.clone(),
+        });
     }
     let ty = hp.type_.as_deref().unwrap_or_default();
     let meta = std::fs::metadata(path);
-    let describe = |e: io::Error| format!("hostPath {:?}: {e}", hp.path);
-    let want = |what: &str, ok: bool| {
+    let describe = |source: io::Error| HostPathError::Io {
+        path: hp.path.clone(),
+        source,
+    };
+    let want = |want: &'static str, ok: bool| {
         if ok {
             Ok(())
         } else {
-            Err(format!(
-                "hostPath type check failed: {} is not a {what}",
-                hp.path
-            ))
+            Err(HostPathError::WrongType {
+                path: hp.path.clone(),
+                want,
+            })
         }
     };
     match ty {
@@ -384,10 +177,10 @@ pub fn check_host_path(hp: &HostPathVolumeSource) -> Result<(), String> {
         },
         _ => {
             let Ok(m) = meta else {
-                return Err(format!(
-                    "hostPath type check failed: {} does not exist (type {ty})",
-                    hp.path
-                ));
+                return Err(HostPathError::Missing {
+                    path: hp.path.clone(),
+                    type_: ty.to_string(),
+                });
             };
             let ft = m.file_type();
             match ty {
@@ -396,7 +189,9 @@ pub fn check_host_path(hp: &HostPathVolumeSource) -> Result<(), String> {
                 "Socket" => want("socket", ft.is_socket()),
                 "CharDevice" => want("character device", ft.is_char_device()),
                 "BlockDevice" => want("block device", ft.is_block_device()),
-                other => Err(format!("hostPath type {other:?} is not supported")),
+                other => Err(HostPathError::UnsupportedType {
+                    type_: other.to_string(),
+                }),
             }
         }
     }
@@ -443,7 +238,7 @@ fn is_mount_point(dir: &Path) -> bool {
     mounts_under(dir).iter().any(|p| p == dir)
 }
 
-fn mount_tmpfs(dir: &Path, size_bytes: Option<i64>, mode: u32) -> Result<(), String> {
+fn mount_tmpfs(dir: &Path, size_bytes: Option<i64>, mode: u32) -> Result<(), SetupError> {
     use nix::mount::{mount, MsFlags};
     if is_mount_point(dir) {
         return Ok(());
@@ -459,7 +254,10 @@ fn mount_tmpfs(dir: &Path, size_bytes: Option<i64>, mode: u32) -> Result<(), Str
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
-    .map_err(|e| format!("cannot mount a tmpfs at {}: {e}", dir.display()))
+    .map_err(|source| SetupError::Mount {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Unmounts every mount below `pod_dir` (tmpfs volumes, also leftovers of
@@ -477,17 +275,6 @@ pub fn teardown(pod_dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-/// Memory limit of the whole pod when every app container has one.
-fn pod_memory_limit(pod: &Pod) -> Option<i64> {
-    let spec = pod.spec.as_ref()?;
-    let mut total: i64 = 0;
-    for c in &spec.containers {
-        let q = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
-        total = total.saturating_add(Quantity::parse(&q.0).ok()?.value());
-    }
-    (total > 0).then_some(total)
 }
 
 /// Bytes used below `dir` (files counted once by size, not following links).
@@ -559,21 +346,9 @@ impl PodVolumes {
         pod: &Pod,
         objects: &Objects,
         node: &NodeCapacity,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<BTreeMap<String, String>, MountFailed> {
         let mut first_error = None;
-        let mut size_limited = Vec::new();
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-            let on_disk_limit = v
-                .empty_dir
-                .as_ref()
-                .filter(|e| e.medium.as_deref().unwrap_or_default().is_empty())
-                .and_then(|e| e.size_limit.as_ref());
-            if let Some(text) = on_disk_limit {
-                if let Ok(limit) = Quantity::parse(&text.0) {
-                    let dir = volume_dir(&self.pod_dir, "empty-dir", &v.name);
-                    size_limited.push((v.name.clone(), dir, limit.value(), text.0.clone()));
-                }
-            }
             if self.ready.contains_key(&v.name) {
                 continue;
             }
@@ -581,20 +356,24 @@ impl PodVolumes {
                 Ok(path) => {
                     self.ready.insert(v.name.clone(), path);
                 }
-                Err(e) => {
-                    let message =
-                        format!("MountVolume.SetUp failed for volume \"{}\": {e}", v.name);
+                Err(error) => {
+                    let failed = MountFailed {
+                        volume: v.name.clone(),
+                        error,
+                    };
                     self.recorder
-                        .warning(&self.involved, "FailedMount", message.clone());
-                    first_error.get_or_insert(message);
+                        .warning(&self.involved, "FailedMount", failed.to_string());
+                    first_error.get_or_insert(failed);
                 }
             }
         }
+        let size_limited = spec::disk_size_limits(pod);
         if self.size_watch.is_none() && !size_limited.is_empty() {
             let (recorder, involved) = (self.recorder.clone(), self.involved.clone());
             self.size_watch = Some(watch_size_limits(
                 recorder,
                 involved,
+                &self.pod_dir,
                 size_limited,
                 SIZE_CHECK_PERIOD,
             ));
@@ -611,43 +390,32 @@ impl PodVolumes {
         v: &Volume,
         objects: &Objects,
         node: &NodeCapacity,
-    ) -> Result<String, String> {
-        let io = |e: io::Error| e.to_string();
-        match plugin_of(v)? {
+    ) -> Result<String, SetupError> {
+        match spec::plugin_of(v)? {
             Plugin::HostPath => {
-                let hp = v.host_path.as_ref().ok_or("no hostPath")?;
-                check_host_path(hp)?;
-                Ok(hp.path.clone())
+                let hp = v.host_path.clone().unwrap_or_default();
+                check_host_path(&hp)?;
+                Ok(hp.path)
             }
             Plugin::EmptyDir => {
                 let ed = v.empty_dir.clone().unwrap_or_default();
-                let dir = volume_dir(&self.pod_dir, "empty-dir", &v.name);
-                std::fs::create_dir_all(&dir).map_err(io)?;
-                match ed.medium.as_deref().unwrap_or_default() {
-                    "" => {}
-                    "Memory" => {
-                        let size = match &ed.size_limit {
-                            Some(q) => Some(Quantity::parse(&q.0).map_err(|e| e.0)?.value()),
-                            None => pod_memory_limit(pod),
-                        };
-                        mount_tmpfs(&dir, size, 0o777)?;
-                    }
-                    other => return Err(format!("emptyDir medium {other:?} is not supported")),
+                let dir = layout::volume_dir(&self.pod_dir, spec::EMPTY_DIR, &v.name);
+                std::fs::create_dir_all(&dir)?;
+                if let Medium::Memory { size } = spec::empty_dir_medium(pod, &ed)? {
+                    mount_tmpfs(&dir, size, 0o777)?;
                 }
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                    .map_err(io)?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
                 Ok(dir.display().to_string())
             }
             Plugin::ApiData { name, tmpfs } => {
-                let files = payload(pod, v, objects, node)?.unwrap_or_default();
-                let dir = volume_dir(&self.pod_dir, name, &v.name);
-                std::fs::create_dir_all(&dir).map_err(io)?;
+                let files = spec::payload(pod, v, objects, node)?.unwrap_or_default();
+                let dir = layout::volume_dir(&self.pod_dir, name, &v.name);
+                std::fs::create_dir_all(&dir)?;
                 if tmpfs {
                     mount_tmpfs(&dir, None, 0o755)?;
                 }
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-                    .map_err(io)?;
-                atomic_writer::write(&dir, &files).map_err(io)?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+                atomic_writer::write(&dir, &files)?;
                 Ok(dir.display().to_string())
             }
         }
@@ -663,14 +431,14 @@ impl PodVolumes {
         }
         self.refreshed = Some(objects.version);
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-            let Ok(Plugin::ApiData { name, .. }) = plugin_of(v) else {
+            let Ok(Plugin::ApiData { name, .. }) = spec::plugin_of(v) else {
                 continue;
             };
-            let dir = volume_dir(&self.pod_dir, name, &v.name);
+            let dir = layout::volume_dir(&self.pod_dir, name, &v.name);
             if std::fs::symlink_metadata(dir.join("..data")).is_err() {
                 continue;
             }
-            match payload(pod, v, objects, node) {
+            match spec::payload(pod, v, objects, node) {
                 Ok(Some(files)) => match atomic_writer::write(&dir, &files) {
                     Ok(true) => tracing::info!(volume = %v.name, "volume content updated"),
                     Ok(false) => {}
@@ -694,16 +462,19 @@ impl PodVolumes {
     /// In place, so running containers see the change.
     ///
     /// Fails when the file cannot be written.
-    pub fn write_hosts_file(&self, pod: &Pod, pod_ip: &str) -> Result<String, String> {
-        let path = hosts_file_path(&self.pod_dir);
-        let content = hosts_file(pod, pod_ip);
+    pub fn write_hosts_file(&self, pod: &Pod, pod_ip: &str) -> Result<String, WriteError> {
+        let path = layout::hosts_file_path(&self.pod_dir);
+        let content = spec::hosts_file(pod, pod_ip);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
             std::fs::create_dir_all(&self.pod_dir)
                 .and_then(|()| std::fs::write(&path, &content))
                 .and_then(|()| {
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
                 })
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|source| WriteError {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         Ok(path.display().to_string())
     }
@@ -714,15 +485,31 @@ impl PodVolumes {
 fn watch_size_limits(
     recorder: Arc<Recorder>,
     involved: Involved,
-    volumes: Vec<(String, PathBuf, i64, String)>,
+    pod_dir: &Path,
+    volumes: Vec<spec::SizeLimit>,
     period: Duration,
 ) -> tokio::task::AbortHandle {
+    let volumes: Vec<(spec::SizeLimit, PathBuf)> = volumes
+        .into_iter()
+        .map(|v| {
+            let dir = layout::volume_dir(pod_dir, spec::EMPTY_DIR, &v.volume);
+            (v, dir)
+        })
+        .collect();
     let task = tokio::spawn(async move {
         let mut over: BTreeSet<String> = BTreeSet::new();
         let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            for (name, dir, limit, quantity) in &volumes {
+            for (
+                spec::SizeLimit {
+                    volume: name,
+                    bytes: limit,
+                    quantity,
+                },
+                dir,
+            ) in &volumes
+            {
                 let d = dir.clone();
                 let used = tokio::task::spawn_blocking(move || disk_usage(&d))
                     .await
@@ -758,19 +545,22 @@ pub fn prepare_container(
     c: &Container,
     restart_count: u32,
     config: &mut ContainerConfig,
-    ctx: &PodContext,
+    ctx: &PodSetup,
     events: (&Recorder, &Involved),
-) -> Result<(), String> {
+) -> Result<(), PrepareError> {
     if let Some(dir) = &ctx.pod_dir {
-        let log = termination_log_path(dir, &c.name, restart_count);
+        let log = layout::termination_log_path(dir, &c.name, restart_count);
         let made = log
             .parent()
             .map(std::fs::create_dir_all)
             .unwrap_or(Ok(()))
             .and_then(|()| std::fs::write(&log, b""))
             .and_then(|()| std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)));
-        made.map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        if let Ok(entries) = std::fs::read_dir(dir.join("containers").join(&c.name)) {
+        made.map_err(|source| PrepareError::TerminationLog {
+            path: log.clone(),
+            source,
+        })?;
+        if let Ok(entries) = std::fs::read_dir(layout::container_dir(dir, &c.name)) {
             for e in entries.flatten() {
                 let old = e.file_name().to_string_lossy().parse::<u32>().ok();
                 if old.is_some_and(|n| n + 1 < restart_count) {
@@ -792,11 +582,12 @@ pub fn prepare_container(
             continue;
         }
         let resolved =
-            resolve_sub_path(Path::new(base), Path::new(&mount.host_path)).map_err(|e| {
-                format!(
-                    "subPath of volume {:?} in container {:?}: {e}",
-                    m.name, c.name
-                )
+            resolve_sub_path(Path::new(base), Path::new(&mount.host_path)).map_err(|error| {
+                PrepareError::SubPath {
+                    volume: m.name.clone(),
+                    container: c.name.clone(),
+                    error,
+                }
             })?;
         mount.host_path = resolved.display().to_string();
     }
@@ -812,32 +603,42 @@ pub fn prepare_container(
 /// with the volume's mode.
 ///
 /// Fails when a component is a symlink leading outside `base`.
-pub fn resolve_sub_path(base: &Path, full: &Path) -> Result<PathBuf, String> {
+pub fn resolve_sub_path(base: &Path, full: &Path) -> Result<PathBuf, SubPathError> {
     let rel = full
         .strip_prefix(base)
-        .map_err(|_| format!("{} is not inside {}", full.display(), base.display()))?;
+        .map_err(|_| SubPathError::NotInside {
+            full: full.to_path_buf(),
+            base: base.to_path_buf(),
+        })?;
     let root = base
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", base.display()))?;
+        .map_err(|source| SubPathError::Resolve {
+            path: base.to_path_buf(),
+            source,
+        })?;
     let mode = std::fs::metadata(&root)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o755);
     let mut current = root.clone();
     for comp in rel.components() {
         let Component::Normal(part) = comp else {
-            return Err(format!("{} must stay inside its volume", rel.display()));
+            return Err(SubPathError::Escapes {
+                rel: rel.to_path_buf(),
+            });
         };
         let next = current.join(part);
         match std::fs::symlink_metadata(&next) {
             Ok(_) => {
                 let real = next
                     .canonicalize()
-                    .map_err(|e| format!("{}: {e}", next.display()))?;
+                    .map_err(|source| SubPathError::Resolve {
+                        path: next.clone(),
+                        source,
+                    })?;
                 if !real.starts_with(&root) {
-                    return Err(format!(
-                        "{} is a symlink leading outside the volume; refused",
-                        rel.display()
-                    ));
+                    return Err(SubPathError::SymlinkOut {
+                        rel: rel.to_path_buf(),
+                    });
                 }
                 current = real;
             }
@@ -846,7 +647,10 @@ pub fn resolve_sub_path(base: &Path, full: &Path) -> Result<PathBuf, String> {
                     .and_then(|()| {
                         std::fs::set_permissions(&next, std::fs::Permissions::from_mode(mode))
                     })
-                    .map_err(|e| format!("cannot create {}: {e}", next.display()))?;
+                    .map_err(|source| SubPathError::Create {
+                        path: next.clone(),
+                        source,
+                    })?;
                 current = next;
             }
         }
@@ -854,156 +658,15 @@ pub fn resolve_sub_path(base: &Path, full: &Path) -> Result<PathBuf, String> {
     Ok(current)
 }
 
-/// The node facts a [`PodContext`] needs, detected once.
-pub fn node_capacity() -> NodeCapacity {
-    NodeCapacity::detect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{load, LoadContext, Origin};
     use crate::pod::objects::ObjectStore;
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn pod(spec_extra: &str) -> Pod {
-        let origin = Origin::file("/etc/kubelet.d/v.yaml");
-        let ctx = LoadContext {
-            node_name: "node1",
-            origin: &origin,
-            now: k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-        };
-        let yaml = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {{app: web, tier: \"a b\"}}\nspec:\n  containers:\n  - name: app\n    image: busybox\n    resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}\n{spec_extra}"
-        );
-        load(yaml.as_bytes(), &ctx)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .pods[0]
-            .clone()
-    }
-
-    fn objects() -> Arc<Objects> {
-        let store = ObjectStore::default();
-        let cm = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some("app".into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            data: Some(
-                [
-                    ("a.conf".to_string(), "A".to_string()),
-                    ("b.conf".to_string(), "B".to_string()),
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        };
-        store.publish(
-            [("default/app".to_string(), Arc::new(cm))].into(),
-            Default::default(),
-        );
-        store.current()
-    }
-
-    fn files(p: &Payload) -> Vec<(&str, &[u8], u32)> {
-        p.iter()
-            .map(|(k, f)| (k.as_str(), f.data.as_slice(), f.mode))
-            .collect()
-    }
+    use crate::pod::volumes::tests::{objects, pod, NODE};
 
     fn test_volumes(dir: PathBuf) -> PodVolumes {
         let recorder = Arc::new(Recorder::new("node1"));
         PodVolumes::new(dir, recorder, Involved::pod("default", "web-node1", "u"))
-    }
-
-    const NODE: NodeCapacity = NodeCapacity {
-        cpu_milli: 2000,
-        memory_bytes: 1 << 30,
-        ephemeral_storage_bytes: 1 << 30,
-    };
-
-    #[test]
-    fn config_map_volumes_project_all_keys_or_the_listed_items_with_modes() {
-        let p = pod("  volumes:\n  - {name: all, configMap: {name: app}}\n  - {name: some, configMap: {name: app, defaultMode: 0600, items: [{key: b.conf, path: sub/b}, {key: a.conf, path: a, mode: 0400}]}}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
-        let o = objects();
-        let all = payload(&p, &vols[0], &o, &NODE).expect("ok").expect("api");
-        assert_eq!(
-            files(&all),
-            [("a.conf", &b"A"[..], 0o644), ("b.conf", &b"B"[..], 0o644)]
-        );
-        let some = payload(&p, &vols[1], &o, &NODE).expect("ok").expect("api");
-        assert_eq!(
-            files(&some),
-            [("a", &b"A"[..], 0o400), ("sub/b", &b"B"[..], 0o600)]
-        );
-    }
-
-    #[test]
-    fn missing_objects_and_keys_fail_unless_optional() {
-        let p = pod("  volumes:\n  - {name: a, configMap: {name: nope}}\n  - {name: b, configMap: {name: nope, optional: true}}\n  - {name: c, configMap: {name: app, items: [{key: x, path: x}]}}\n  - {name: d, secret: {secretName: s}}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
-        let o = objects();
-        assert_eq!(
-            payload(&p, &vols[0], &o, &NODE),
-            Err("configmap \"nope\" not found in namespace \"default\"".into())
-        );
-        assert_eq!(payload(&p, &vols[1], &o, &NODE), Ok(Some(Payload::new())));
-        assert_eq!(
-            payload(&p, &vols[2], &o, &NODE),
-            Err("couldn't find key \"x\" in configmap default/app".into())
-        );
-        assert_eq!(
-            payload(&p, &vols[3], &o, &NODE),
-            Err("secret \"s\" not found in namespace \"default\"".into())
-        );
-    }
-
-    #[test]
-    fn downward_and_projected_volumes_write_fields_labels_and_limits() {
-        let p = pod("  volumes:\n  - name: d\n    downwardAPI:\n      items:\n      - {path: labels, fieldRef: {fieldPath: metadata.labels}}\n      - {path: name, fieldRef: {fieldPath: metadata.name}}\n      - {path: mem, mode: 0600, resourceFieldRef: {containerName: app, resource: limits.memory, divisor: 1Mi}}\n  - name: p\n    projected:\n      defaultMode: 0440\n      sources:\n      - configMap: {name: app, items: [{key: a.conf, path: conf/a}]}\n      - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
-        let o = objects();
-        let d = payload(&p, &vols[0], &o, &NODE).expect("ok").expect("api");
-        assert_eq!(
-            files(&d),
-            [
-                ("labels", &b"app=\"web\"\ntier=\"a b\""[..], 0o644),
-                ("mem", &b"64"[..], 0o600),
-                ("name", &b"web-node1"[..], 0o644),
-            ]
-        );
-        let pr = payload(&p, &vols[1], &o, &NODE).expect("ok").expect("api");
-        assert_eq!(
-            files(&pr),
-            [("conf/a", &b"A"[..], 0o440), ("ns", &b"default"[..], 0o440)]
-        );
-    }
-
-    #[test]
-    fn the_hosts_file_has_localhost_the_pod_and_host_aliases() {
-        let p = pod("  hostAliases: [{ip: 10.0.0.1, hostnames: [db, db.local]}]\n");
-        let hosts = hosts_file(&p, "172.17.0.9");
-        assert!(hosts.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
-        assert!(hosts.contains("\n172.17.0.9\tweb-node1\n"), "{hosts}");
-        assert!(
-            hosts.ends_with("\n# Entries added by HostAliases.\n10.0.0.1\tdb\tdb.local\n"),
-            "{hosts}"
-        );
     }
 
     #[test]
@@ -1027,16 +690,16 @@ mod tests {
         check_host_path(&hp(&file, "File")).expect("is a file");
         check_host_path(&hp(&dir, "Directory")).expect("is a dir");
         let e = check_host_path(&hp(&tmp.path().join("nope"), "File")).expect_err("missing");
-        assert!(e.contains("does not exist"), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
         let e = check_host_path(&hp(&file, "Directory")).expect_err("wrong type");
-        assert!(e.contains("is not a directory"), "{e}");
+        assert!(e.to_string().contains("is not a directory"), "{e}");
         let e = check_host_path(&hp(&dir, "Socket")).expect_err("not a socket");
-        assert!(e.contains("is not a socket"), "{e}");
+        assert!(e.to_string().contains("is not a socket"), "{e}");
         check_host_path(&hp(Path::new("/dev/null"), "CharDevice")).expect("char device");
         let e = check_host_path(&hp(Path::new("/dev/null"), "BlockDevice")).expect_err("block");
-        assert!(e.contains("block device"), "{e}");
+        assert!(e.to_string().contains("block device"), "{e}");
         let e = check_host_path(&hp(Path::new("/tmp/../etc"), "")).expect_err("dots");
-        assert!(e.contains("'..'"), "{e}");
+        assert!(e.to_string().contains("'..'"), "{e}");
         check_host_path(&hp(&tmp.path().join("whatever"), "")).expect("no check");
         let no_parent = tmp.path().join("no/parent/file");
         assert!(check_host_path(&hp(&no_parent, "FileOrCreate")).is_err());
@@ -1051,7 +714,7 @@ mod tests {
         assert!(made.is_dir() && made.starts_with(base.canonicalize().expect("canon")));
         std::os::unix::fs::symlink("/etc", base.join("out")).expect("link");
         let e = resolve_sub_path(&base, &base.join("out/passwd")).expect_err("escape");
-        assert!(e.contains("outside the volume"), "{e}");
+        assert!(e.to_string().contains("outside the volume"), "{e}");
         std::os::unix::fs::symlink("a", base.join("in")).expect("link");
         let inside = resolve_sub_path(&base, &base.join("in/b")).expect("inside");
         assert_eq!(inside, made);
@@ -1107,8 +770,13 @@ mod tests {
         let p = pod("  volumes:\n  - {name: ok, emptyDir: {}}\n  - {name: gone, hostPath: {path: /nonexistent/rkubelet, type: File}}\n");
         let mut vols = test_volumes(tmp.path().join("pod"));
         let e = vols.setup(&p, &objects(), &NODE).expect_err("fails");
+        assert_eq!(e.volume, "gone");
+        assert!(matches!(
+            e.error,
+            SetupError::HostPath(HostPathError::Missing { .. })
+        ));
         assert!(
-            e.starts_with("MountVolume.SetUp failed for volume \"gone\": hostPath type check failed: /nonexistent/rkubelet does not exist"),
+            e.to_string().starts_with("MountVolume.SetUp failed for volume \"gone\": hostPath type check failed: /nonexistent/rkubelet does not exist"),
             "{e}"
         );
         assert!(vols.ready.contains_key("ok"));
@@ -1149,15 +817,21 @@ mod tests {
     #[tokio::test]
     async fn a_disk_empty_dir_over_its_size_limit_is_reported_once() {
         let tmp = tempfile::tempdir().expect("tmp");
-        std::fs::create_dir_all(tmp.path().join("sub")).expect("dir");
-        std::fs::write(tmp.path().join("sub/big"), vec![0u8; 4096]).expect("write");
-        assert_eq!(disk_usage(tmp.path()), 4096);
+        let dir = layout::volume_dir(tmp.path(), spec::EMPTY_DIR, "cache");
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(dir.join("sub/big"), vec![0u8; 4096]).expect("write");
+        assert_eq!(disk_usage(&dir), 4096);
         let recorder = Arc::new(Recorder::new("node1"));
         let involved = Involved::pod("default", "web-node1", "u1");
         let watch = watch_size_limits(
             recorder.clone(),
             involved,
-            vec![("cache".into(), tmp.path().to_path_buf(), 1024, "1Ki".into())],
+            tmp.path(),
+            vec![spec::SizeLimit {
+                volume: "cache".into(),
+                bytes: 1024,
+                quantity: "1Ki".into(),
+            }],
             Duration::from_millis(20),
         );
         let reported = || {
@@ -1183,14 +857,6 @@ mod tests {
         assert!(
             message.contains("EmptyDir volume \"cache\" exceeds the limit \"1Ki\""),
             "{message}"
-        );
-    }
-
-    #[test]
-    fn the_termination_log_path_is_per_container_instance() {
-        assert_eq!(
-            termination_log_path(Path::new("/var/lib/rkubelet/pods/u"), "app", 3),
-            Path::new("/var/lib/rkubelet/pods/u/containers/app/3/termination-log")
         );
     }
 
