@@ -3,5 +3,6 @@
 //! Docker.
 
 pub mod expand;
+pub mod lifecycle;
 pub mod print;
 pub mod quantity;

@@ -5,6 +5,7 @@ pub mod downward;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod objects;
+pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod status;
