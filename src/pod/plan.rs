@@ -151,11 +151,6 @@ pub struct Input<'a> {
     pub now: Timestamp,
 }
 
-/// Does `policy` restart a container that exited with `code`?
-pub fn should_restart(policy: RestartPolicy, code: Option<i64>) -> bool {
-    policy.restarts(code)
-}
-
 /// The message the kubelet uses for a crash-looping container.
 pub fn crash_loop_message(delay: Duration, container: &str, pod: &Pod) -> String {
     format!(

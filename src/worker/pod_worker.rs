@@ -21,6 +21,8 @@
 
 mod execute;
 mod terminate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
