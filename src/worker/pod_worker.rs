@@ -127,8 +127,13 @@ enum Lifecycle {
     DeadlineExceeded,
     /// Stopping and removing the pod since `since` (shown as
     /// `metadata.deletionTimestamp`). `interrupted`: a sync was cut off, so a
-    /// create may have been in flight.
-    Terminating { since: Timestamp, interrupted: bool },
+    /// create may have been in flight. `after_deadline`: it was past its
+    /// deadline (and stays `Failed` while it goes).
+    Terminating {
+        since: Timestamp,
+        interrupted: bool,
+        after_deadline: bool,
+    },
     /// Fully stopped and removed.
     Done,
 }
@@ -142,8 +147,16 @@ impl Lifecycle {
         }
     }
 
+    /// Past `activeDeadlineSeconds` (also while terminating afterwards).
     fn deadline_exceeded(self) -> bool {
-        self == Lifecycle::DeadlineExceeded
+        matches!(
+            self,
+            Lifecycle::DeadlineExceeded
+                | Lifecycle::Terminating {
+                    after_deadline: true,
+                    ..
+                }
+        )
     }
 
     /// Probes run only while the pod is kept running.
@@ -300,9 +313,12 @@ impl PodWorker {
                     self.lifecycle = Lifecycle::Terminating {
                         since: self.ctx.clock.now(),
                         interrupted,
+                        after_deadline: self.lifecycle.deadline_exceeded(),
                     };
                 }
-                Lifecycle::Terminating { since, interrupted } => {
+                Lifecycle::Terminating {
+                    since, interrupted, ..
+                } => {
                     if !self.terminate(&shutdown, since, interrupted).await {
                         return;
                     }

@@ -401,3 +401,40 @@ fn termination_messages_fill_the_terminated_states() {
         .expect("last");
     assert_eq!(last.message.as_deref(), Some("second"));
 }
+
+#[test]
+fn a_pod_past_its_deadline_is_failed_with_deadline_exceeded() {
+    let p = crate::pod::fixtures::load_pod(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  activeDeadlineSeconds: 30
+  containers:
+  - {name: a, image: 'img:1'}
+",
+    );
+    let observed = [sandbox(Exited), ctr("a", 0, Exited, Some(137))];
+    let waiting = BTreeMap::new();
+    let input = StatusInput {
+        pod: &p,
+        observed: &observed,
+        waiting: &waiting,
+        host_ip: "h",
+        start_time: Some(t(0)),
+        terminating: false,
+        deadline_exceeded: true,
+        probes: &BTreeMap::new(),
+        messages: &BTreeMap::new(),
+    };
+    let s = pod_status(input);
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(s.message.as_deref(), Some(DEADLINE_EXCEEDED_MESSAGE));
+    let within = pod_status(StatusInput {
+        deadline_exceeded: false,
+        ..input
+    });
+    assert_eq!(within.reason, None);
+}

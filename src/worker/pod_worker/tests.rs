@@ -294,3 +294,22 @@ async fn past_its_deadline_a_pod_fails_with_everything_stopped_for_good() {
         .all(|c| c.state == ContainerState::Exited));
     assert_eq!(h.status().phase.as_deref(), Some("Failed"));
 }
+
+#[test]
+fn the_lifecycle_answers_what_each_state_allows() {
+    use super::Lifecycle;
+    let terminating = |after_deadline| Lifecycle::Terminating {
+        since: t(5),
+        interrupted: false,
+        after_deadline,
+    };
+    assert!(Lifecycle::Running.syncs() && Lifecycle::Running.probes_run());
+    assert!(Lifecycle::DeadlineExceeded.syncs());
+    assert!(!Lifecycle::DeadlineExceeded.probes_run());
+    assert!(!terminating(false).syncs() && !Lifecycle::Done.syncs());
+    assert_eq!(terminating(false).terminating_since(), Some(t(5)));
+    assert_eq!(Lifecycle::Running.terminating_since(), None);
+    // A pod terminated past its deadline stays Failed while it goes.
+    assert!(terminating(true).deadline_exceeded());
+    assert!(!terminating(false).deadline_exceeded());
+}
