@@ -429,10 +429,9 @@ impl PodWorker {
         if plan.deadline_exceeded {
             self.exceed_deadline();
         }
-        if let Some(hold) = self.sandbox_hold.as_ref().filter(|h| h.until > now) {
-            if plan.is_empty() {
-                tracing::debug!(reason = %hold.error, "sandbox creation backing off");
-            }
+        let held = self.sandbox_hold.as_ref().filter(|h| h.until > now);
+        if let Some(hold) = held.filter(|_| plan.is_empty()) {
+            tracing::debug!(reason = %hold.error, "sandbox creation backing off");
         }
         self.report_waiting(&plan);
         self.publish(&observed, &plan);

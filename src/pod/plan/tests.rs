@@ -324,19 +324,28 @@ fn a_container_failing_its_liveness_probe_is_killed_with_the_probe_grace_then_re
     assert_eq!(starts(&plan), vec![("a".into(), 1)]);
 }
 
-fn at(p: &Pod, observed: &[ContainerInfo], now: Timestamp) -> Input<'static> {
-    // Leaked so the inputs outlive the helper; fine in tests.
-    let p: &'static Pod = Box::leak(Box::new(p.clone()));
-    let observed: &'static [ContainerInfo] = Box::leak(observed.to_vec().into_boxed_slice());
-    Input {
-        pod: p,
-        observed,
-        backoff: Box::leak(Box::default()),
-        failures: Box::leak(Box::default()),
-        unhealthy: Box::leak(Box::default()),
-        started_at: Some(t(0)),
-        sandbox_hold: None,
-        now,
+/// Planner memory with nothing in it: no backoff, failures or unhealthy
+/// containers.
+#[derive(Default)]
+struct Fresh {
+    backoff: Backoff,
+    failures: BTreeMap<String, StartFailure>,
+    unhealthy: BTreeMap<String, Unhealthy>,
+}
+
+impl Fresh {
+    /// The input for `p` with `observed` at `now`, started at `t(0)`.
+    fn input<'a>(&'a self, p: &'a Pod, observed: &'a [ContainerInfo], now: Timestamp) -> Input<'a> {
+        Input {
+            pod: p,
+            observed,
+            backoff: &self.backoff,
+            failures: &self.failures,
+            unhealthy: &self.unhealthy,
+            started_at: Some(t(0)),
+            sandbox_hold: None,
+            now,
+        }
     }
 }
 
@@ -361,11 +370,12 @@ spec:
 #[test]
 fn before_its_deadline_a_pod_runs_and_is_looked_at_again_when_it_runs_out() {
     let p = load_pod(WITH_DEADLINE);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Running),
         container("c", "a", 0, "s", Running, None),
     ];
-    let plan = plan(at(&p, &obs, t(45)));
+    let plan = plan(m.input(&p, &obs, t(45)));
     assert!(!plan.deadline_exceeded);
     assert!(plan.is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(15)));
@@ -374,11 +384,12 @@ fn before_its_deadline_a_pod_runs_and_is_looked_at_again_when_it_runs_out() {
 #[test]
 fn past_its_deadline_a_pod_is_stopped_for_good_sandbox_last() {
     let p = load_pod(WITH_DEADLINE);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Running),
         container("c", "a", 0, "s", Running, None),
     ];
-    let plan = plan(at(&p, &obs, t(60)));
+    let plan = plan(m.input(&p, &obs, t(60)));
     assert!(plan.deadline_exceeded);
     assert_eq!(
         plan.batches,
@@ -391,12 +402,13 @@ fn past_its_deadline_a_pod_is_stopped_for_good_sandbox_last() {
 #[test]
 fn past_its_deadline_a_stopped_pod_is_not_restarted_nor_cleaned_up() {
     let p = load_pod(WITH_DEADLINE);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Exited),
         container("c0", "a", 0, "s", Exited, Some(1)),
         container("c1", "a", 1, "s", Exited, Some(1)),
     ];
-    let plan = plan(at(&p, &obs, t(600)));
+    let plan = plan(m.input(&p, &obs, t(600)));
     assert!(plan.deadline_exceeded);
     assert!(plan.is_empty());
     assert_eq!(plan.requeue_after, None);
@@ -405,9 +417,10 @@ fn past_its_deadline_a_stopped_pod_is_not_restarted_nor_cleaned_up() {
 #[test]
 fn a_pod_without_a_start_time_has_no_deadline_yet() {
     let p = load_pod(WITH_DEADLINE);
+    let m = Fresh::default();
     let input = Input {
         started_at: None,
-        ..at(&p, &[], t(600))
+        ..m.input(&p, &[], t(600))
     };
     let plan = plan(input);
     assert!(!plan.deadline_exceeded);
@@ -417,13 +430,14 @@ fn a_pod_without_a_start_time_has_no_deadline_yet() {
 #[test]
 fn a_failed_sandbox_creation_holds_the_next_one_until_its_backoff_ran_out() {
     let p = pod("Always", &[], &["a"]);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Exited),
         container("c", "a", 0, "s", Running, None),
     ];
     let held = Input {
         sandbox_hold: Some(t(20)),
-        ..at(&p, &obs, t(5))
+        ..m.input(&p, &obs, t(5))
     };
     let plan = plan(held);
     assert!(plan.is_empty(), "{plan:?}");
@@ -442,10 +456,11 @@ fn a_failed_sandbox_creation_holds_the_next_one_until_its_backoff_ran_out() {
 #[test]
 fn the_sandbox_hold_does_not_touch_a_pod_with_a_running_sandbox() {
     let p = pod("Always", &[], &["a"]);
+    let m = Fresh::default();
     let obs = [sandbox("s", 0, Running)];
     let plan = plan(Input {
         sandbox_hold: Some(t(20)),
-        ..at(&p, &obs, t(5))
+        ..m.input(&p, &obs, t(5))
     });
     assert_eq!(starts(&plan), vec![("a".into(), 0)]);
 }
@@ -506,6 +521,7 @@ fn without_the_spec_every_container_is_regular_and_the_sandbox_still_goes_last()
 #[test]
 fn a_finished_pod_stops_its_sidecars_in_reverse_before_the_sandbox() {
     let p = load_pod(SIDECARS);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Running),
         container("x1", "s1", 0, "s", Running, None),
@@ -514,7 +530,7 @@ fn a_finished_pod_stops_its_sidecars_in_reverse_before_the_sandbox() {
         container("ca", "a", 0, "s", Exited, Some(0)),
         container("cb", "b", 0, "s", Exited, Some(1)),
     ];
-    let plan = plan(at(&p, &obs, t(30)));
+    let plan = plan(m.input(&p, &obs, t(30)));
     assert_eq!(
         plan.batches,
         vec![
@@ -542,7 +558,8 @@ spec:
 #[test]
 fn a_container_with_a_post_start_hook_ends_its_start_batch() {
     let p = load_pod(POST_START);
-    let plan = plan(at(&p, &[sandbox("s", 0, Running)], t(0)));
+    let m = Fresh::default();
+    let plan = plan(m.input(&p, &[sandbox("s", 0, Running)], t(0)));
     let names: Vec<Vec<&str>> = plan
         .batches
         .iter()
@@ -561,6 +578,7 @@ fn a_container_with_a_post_start_hook_ends_its_start_batch() {
 #[test]
 fn removals_run_as_one_batch_before_the_starts() {
     let p = pod("Always", &[], &["a", "b"]);
+    let m = Fresh::default();
     let obs = [
         sandbox("s", 0, Running),
         container("a0", "a", 0, "s", Exited, Some(1)),
@@ -568,7 +586,7 @@ fn removals_run_as_one_batch_before_the_starts() {
         container("a2", "a", 2, "s", Exited, Some(1)),
         container("b3", "b", 3, "s", ContainerState::Created, None),
     ];
-    let plan = plan(at(&p, &obs, t(600)));
+    let plan = plan(m.input(&p, &obs, t(600)));
     assert_eq!(
         plan.batches,
         vec![
