@@ -313,3 +313,36 @@ fn the_lifecycle_answers_what_each_state_allows() {
     assert!(terminating(true).deadline_exceeded());
     assert!(!terminating(false).deadline_exceeded());
 }
+
+const POST_START: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: a
+    image: 'img:1'
+    lifecycle: {postStart: {exec: {command: [touch, /ready]}}}
+  - {name: b, image: 'img:1'}
+";
+
+#[tokio::test(start_paused = true)]
+async fn the_next_container_starts_only_after_a_post_start_hook_finished() {
+    let h = Harness::start(POST_START);
+    eventually("both running", Duration::from_secs(1), || {
+        h.running("a").is_some() && h.running("b").is_some()
+    })
+    .await;
+    let a = h.running("a").expect("a").id;
+    let calls = h.fake.calls();
+    let at = |wanted: &dyn Fn(&String) -> bool| {
+        calls
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("missing call in {calls:?}"))
+    };
+    let hook = at(&|c| *c == format!("exec {a} touch /ready"));
+    let create_b = at(&|c| c.starts_with("create k8s_b_"));
+    assert!(at(&|c| *c == format!("start {a}")) < hook);
+    assert!(hook < create_b, "{calls:?}");
+}
