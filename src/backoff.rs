@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::clock::elapsed;
 
 /// The backoff curve: first delay and cap. Forgiveness is after `2 × max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +48,6 @@ pub struct Backoff {
     entries: HashMap<String, Entry>,
 }
 
-fn since(later: Timestamp, earlier: Timestamp) -> Duration {
-    let d: SignedDuration = later.duration_since(earlier);
-    Duration::try_from(d).unwrap_or(Duration::ZERO)
-}
-
 impl Backoff {
     pub fn new(policy: BackoffPolicy) -> Self {
         Backoff {
@@ -64,7 +61,7 @@ impl Backoff {
     }
 
     fn expired(&self, entry: &Entry, event: Timestamp) -> bool {
-        since(event, entry.last_update) > self.policy.max * 2
+        elapsed(entry.last_update, event) > self.policy.max * 2
     }
 
     /// How long a restart of `key`, whose last run ended at `finished`, must
@@ -72,7 +69,7 @@ impl Backoff {
     pub fn wait(&self, key: &str, finished: Timestamp, now: Timestamp) -> Duration {
         match self.entries.get(key) {
             Some(entry) if !self.expired(entry, finished) => {
-                entry.delay.saturating_sub(since(now, finished))
+                entry.delay.saturating_sub(elapsed(finished, now))
             }
             _ => Duration::ZERO,
         }

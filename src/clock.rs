@@ -5,11 +5,24 @@
 //! uses (Docker reports `startedAt`/`finishedAt` in it); [`TokioClock`]
 //! derives wall-clock [`Timestamp`]s from `tokio::time::Instant`, so a test
 //! with `#[tokio::test(start_paused = true)]` moves both together. The pure
-//! core never reads a clock: the time comes in as an argument.
+//! core never reads a clock: the time comes in as an argument, and
+//! [`later`] and [`elapsed`] do the arithmetic on it.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// `t` plus `d` (`t` itself if that is out of range).
+pub fn later(t: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::try_from(d).unwrap_or_default();
+    t.checked_add(d).unwrap_or(t)
+}
+
+/// How long from `earlier` to `then`; zero if `then` is not after it.
+pub fn elapsed(earlier: Timestamp, then: Timestamp) -> Duration {
+    Duration::try_from(then.duration_since(earlier)).unwrap_or_default()
+}
 
 /// A source of wall-clock time.
 pub trait Clock: Debug + Send + Sync {
@@ -47,15 +60,25 @@ impl TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
-        let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or_default();
-        self.base.checked_add(elapsed).unwrap_or(self.base)
+        later(self.base, self.start.elapsed())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn time_arithmetic_never_goes_negative() {
+        let t0 = Timestamp::from_second(1_700_000_000).expect("valid");
+        let t5 = later(t0, Duration::from_secs(5));
+        assert_eq!(elapsed(t0, t5), Duration::from_secs(5));
+        assert_eq!(elapsed(t5, t0), Duration::ZERO);
+        assert_eq!(
+            later(Timestamp::MAX, Duration::from_secs(1)),
+            Timestamp::MAX
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_tokio_clock_moves_with_paused_time() {

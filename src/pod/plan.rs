@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 
 use super::observed::{Observed, Seen};
 use crate::backoff::Backoff;
+use crate::clock::{elapsed, later};
 pub use crate::k8s::lifecycle::is_sidecar;
 use crate::k8s::lifecycle::{RestartPolicy, WaitingReason};
 use crate::runtime::{ContainerInfo, ContainerState};
@@ -163,19 +164,10 @@ pub fn crash_loop_message(delay: Duration, container: &str, pod: &Pod) -> String
     )
 }
 
-fn to_duration(from: Timestamp, to: Timestamp) -> Duration {
-    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(SignedDuration::try_from(d).unwrap_or_default())
-        .unwrap_or(t)
-}
-
 /// When the pod's `activeDeadlineSeconds` run out, if it has one.
 pub fn deadline(pod: &Pod, started_at: Option<Timestamp>) -> Option<Timestamp> {
     let secs = pod.spec.as_ref()?.active_deadline_seconds?;
-    Some(after(started_at?, Duration::from_secs(secs.max(0) as u64)))
+    Some(later(started_at?, Duration::from_secs(secs.max(0) as u64)))
 }
 
 /// The order to stop containers in, as the kubelet: regular containers
@@ -288,7 +280,7 @@ impl<'a> Planner<'a> {
         };
         let mut switch_in = None;
         if f.reason == WaitingReason::ErrImagePull {
-            let switch = after(f.failed_at, ERR_IMAGE_PULL_SHOWN_FOR);
+            let switch = later(f.failed_at, ERR_IMAGE_PULL_SHOWN_FOR);
             if now >= switch {
                 waiting = Waiting {
                     reason: WaitingReason::ImagePullBackOff,
@@ -300,10 +292,10 @@ impl<'a> Planner<'a> {
                     ),
                 };
             } else {
-                switch_in = Some(to_duration(now, switch));
+                switch_in = Some(elapsed(now, switch));
             }
         }
-        let retry_in = to_duration(now, f.retry_at);
+        let retry_in = elapsed(now, f.retry_at);
         self.plan.waiting.insert(name.to_string(), waiting);
         self.plan.requeue(retry_in);
         if let Some(d) = switch_in {
@@ -529,7 +521,7 @@ pub fn plan(input: Input<'_>) -> Plan {
     }
     let mut plan = plan_active(input);
     if let Some(d) = deadline {
-        plan.requeue(to_duration(input.now, d));
+        plan.requeue(elapsed(input.now, d));
     }
     plan
 }
@@ -565,7 +557,7 @@ fn plan_active(input: Input<'_>) -> Plan {
             if let Some(hold) = input.sandbox_hold.filter(|h| *h > input.now) {
                 // A sandbox creation failed: nothing happens until its
                 // backoff ran out.
-                p.plan.requeue(to_duration(input.now, hold));
+                p.plan.requeue(elapsed(input.now, hold));
                 return p.plan;
             }
             // (Re)create the sandbox; first stop whatever still runs in the old one.

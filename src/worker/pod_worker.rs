@@ -214,15 +214,6 @@ const SYNC_RETRY: Retry = Retry::new(Duration::from_secs(1), Duration::from_secs
 /// How long an idle worker sleeps without any event.
 const IDLE: Duration = Duration::from_secs(3600);
 
-fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.checked_add(k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default())
-        .unwrap_or(now)
-}
-
-fn since(earlier: Timestamp, now: Timestamp) -> Duration {
-    Duration::try_from(now.duration_since(earlier)).unwrap_or_default()
-}
-
 impl PodWorker {
     /// Spawns a worker for `pod`. It first waits for `previous` (the pod it
     /// replaces) to be fully stopped.

@@ -13,7 +13,8 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::{after, pod_dir, PodWorker, SandboxHold};
+use super::{pod_dir, PodWorker, SandboxHold};
+use crate::clock::later;
 use crate::events::Involved;
 use crate::k8s::lifecycle::{PullPolicy, WaitingReason};
 use crate::pod::convert::{self, PodContext};
@@ -315,7 +316,7 @@ impl PodWorker {
             StartFailure {
                 reason,
                 message,
-                retry_at: after(now, delay),
+                retry_at: later(now, delay),
                 failed_at: now,
             },
         );
@@ -391,7 +392,7 @@ impl PodWorker {
                     format!("Failed to create pod sandbox: {e}"),
                 );
                 self.sandbox_hold = Some(SandboxHold {
-                    until: after(now, delay),
+                    until: later(now, delay),
                     error: e.to_string(),
                 });
                 Ok(())

@@ -13,8 +13,9 @@ use futures_util::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use super::{pod_dir, since, PodWorker};
+use super::{pod_dir, PodWorker};
 use crate::backoff::Retry;
+use crate::clock::elapsed;
 use crate::pod::observed::Observed;
 use crate::pod::plan::{self, Plan, Step};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
@@ -126,7 +127,7 @@ impl PodWorker {
                 self.publish(&observed, &Plan::default());
                 let left = self
                     .grace()
-                    .saturating_sub(since(started, self.ctx.clock.now()));
+                    .saturating_sub(elapsed(started, self.ctx.clock.now()));
                 let batches = plan::stop_all(&self.pod, &observed);
                 self.stop(&batches, &observed, left).await?;
                 let runtime = self.ctx.runtime.as_ref();
