@@ -1,8 +1,8 @@
 //! The per-pod worker: one task per pod UID, executing plans.
 //!
-//! A worker observes its pod's containers, asks [`plan`](crate::pod::plan) what to
+//! A worker observes its pod's containers, asks the [planner](crate::pod::plan) what to
 //! do, executes the plan's batches in order through the [`ContainerRuntime`]
-//! ([`execute`]), records the events the plan calls for, publishes status to
+//! (`execute.rs`), records the events the plan calls for, publishes status to
 //! the [`PodStore`], and sleeps until a runtime event wakes it, a backoff
 //! expires, or it is told to terminate. It decides nothing itself: restarts,
 //! the sandbox hold, `activeDeadlineSeconds`, the stop order and postStart
@@ -10,11 +10,11 @@
 //! recent start failures, the sandbox hold, condition transition times);
 //! everything else is re-observed.
 //!
-//! Its life is one [`Lifecycle`]: waiting for the worker of the pod it
+//! Its life is one `Lifecycle`: waiting for the worker of the pod it
 //! replaces, running, stopped for good past its deadline
 //! (`Failed`/`DeadlineExceeded`), terminating (manifest removed or replaced:
 //! stop in the planner's order, remove everything, delete the pod's
-//! directory — see [`terminate`]), done. Daemon shutdown just stops the
+//! directory — see `terminate.rs`), done. Daemon shutdown just stops the
 //! worker and leaves pods running. The time comes from the context's
 //! [`Clock`], and durations are measured with `tokio::time::Instant`, so the
 //! worker runs under paused tokio time in tests.
