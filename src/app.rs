@@ -128,6 +128,7 @@ impl App {
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
+            clock: Arc::new(crate::clock::SystemClock),
         });
 
         // Subscribe to events before anything creates containers.

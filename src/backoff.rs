@@ -7,11 +7,17 @@
 //! [`Backoff::wait`] how long a restart must still wait and tell it with
 //! [`Backoff::record`] when a restart happened. Times are wall-clock
 //! [`Timestamp`]s because Docker reports `finishedAt` that way.
+//!
+//! [`Retry`] is the simpler curve for retrying a failed operation (a pod
+//! sync, a teardown, the events stream): `first`, doubling up to `cap`,
+//! back to `first` after a success.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::clock::elapsed;
 
 /// The backoff curve: first delay and cap. Forgiveness is after `2 × max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +48,6 @@ pub struct Backoff {
     entries: HashMap<String, Entry>,
 }
 
-fn since(later: Timestamp, earlier: Timestamp) -> Duration {
-    let d: SignedDuration = later.duration_since(earlier);
-    Duration::try_from(d).unwrap_or(Duration::ZERO)
-}
-
 impl Backoff {
     pub fn new(policy: BackoffPolicy) -> Self {
         Backoff {
@@ -60,7 +61,7 @@ impl Backoff {
     }
 
     fn expired(&self, entry: &Entry, event: Timestamp) -> bool {
-        since(event, entry.last_update) > self.policy.max * 2
+        elapsed(entry.last_update, event) > self.policy.max * 2
     }
 
     /// How long a restart of `key`, whose last run ended at `finished`, must
@@ -68,7 +69,7 @@ impl Backoff {
     pub fn wait(&self, key: &str, finished: Timestamp, now: Timestamp) -> Duration {
         match self.entries.get(key) {
             Some(entry) if !self.expired(entry, finished) => {
-                entry.delay.saturating_sub(since(now, finished))
+                entry.delay.saturating_sub(elapsed(finished, now))
             }
             _ => Duration::ZERO,
         }
@@ -100,9 +101,83 @@ impl Backoff {
     }
 }
 
+/// A retry curve for a failing operation: the first delay is `first`, each
+/// further one doubles, capped at `cap`; [`Retry::reset`] after a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    first: Duration,
+    cap: Duration,
+    failures: u32,
+}
+
+impl Retry {
+    pub const fn new(first: Duration, cap: Duration) -> Self {
+        Retry {
+            first,
+            cap,
+            failures: 0,
+        }
+    }
+
+    /// Records one more failure and returns how long to wait before trying
+    /// again.
+    pub fn next_delay(&mut self) -> Duration {
+        let doublings = self.failures.min(31);
+        self.failures = self.failures.saturating_add(1);
+        self.first
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.cap)
+            .min(self.cap)
+    }
+
+    /// How many failures in a row so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Forgets the failures: the operation succeeded.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delays(mut r: Retry, n: usize) -> Vec<u64> {
+        (0..n).map(|_| r.next_delay().as_millis() as u64).collect()
+    }
+
+    #[test]
+    fn retries_double_from_the_first_delay_up_to_the_cap() {
+        let r = Retry::new(Duration::from_secs(1), Duration::from_secs(32));
+        assert_eq!(
+            delays(r, 8),
+            vec![1000, 2000, 4000, 8000, 16000, 32000, 32000, 32000]
+        );
+    }
+
+    #[test]
+    fn a_cap_between_doublings_is_reached_exactly() {
+        let r = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
+        assert_eq!(
+            delays(r, 8),
+            vec![500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]
+        );
+    }
+
+    #[test]
+    fn a_reset_starts_over_and_many_failures_do_not_overflow() {
+        let mut r = Retry::new(Duration::from_secs(1), Duration::from_secs(32));
+        for _ in 0..100 {
+            r.next_delay();
+        }
+        assert_eq!(r.failures(), 100);
+        assert_eq!(r.next_delay(), Duration::from_secs(32));
+        r.reset();
+        assert_eq!(r.next_delay(), Duration::from_secs(1));
+    }
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).expect("valid")

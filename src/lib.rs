@@ -15,7 +15,8 @@
 //!   probers and hooks, volumes on the host, the status store.
 //! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
 //! * [`pleg`] — the runtime's events stream, waking pod workers.
-//! * [`backoff`] — restart backoff as data; [`events`] — the event record.
+//! * [`backoff`] — restart backoff and retry curves as data; [`clock`] — the
+//!   injected time source; [`events`] — the event record.
 //! * [`api`] — the read-only local HTTP API ([`api::kube`]: discovery and
 //!   Tables for kubectl).
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`).
@@ -31,6 +32,7 @@ pub mod api;
 pub mod app;
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod events;

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Retry;
 use crate::runtime::{ContainerRuntime, ContainerState};
 
 /// Pod UID → the waker of its worker.
@@ -56,6 +57,9 @@ fn interesting(action: &str) -> bool {
     matches!(action, "die" | "oom" | "destroy" | "kill" | "stop")
 }
 
+/// Reconnecting to the events stream: 0.5 s, doubling up to 30 s.
+const RECONNECT: Retry = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
+
 /// Follows the events stream until `shutdown`, reconnecting as needed.
 pub async fn watch_events(
     runtime: Arc<dyn ContainerRuntime>,
@@ -63,7 +67,7 @@ pub async fn watch_events(
     shutdown: CancellationToken,
 ) {
     let mut since: Option<i64> = None;
-    let mut failures = 0u32;
+    let mut retry = RECONNECT;
     loop {
         let mut stream = runtime.events(since);
         if since.is_some() {
@@ -77,7 +81,7 @@ pub async fn watch_events(
             };
             match next {
                 Some(Ok(ev)) => {
-                    failures = 0;
+                    retry.reset();
                     since = Some(ev.time_nanos);
                     if let Some(uid) = ev.pod_uid.as_deref().filter(|_| interesting(&ev.action)) {
                         tracing::debug!(pod_uid = uid, action = %ev.action, id = %ev.container_id,
@@ -95,12 +99,10 @@ pub async fn watch_events(
                 }
             }
         }
-        failures += 1;
         if since.is_none() {
             since = Some(k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64);
         }
-        let delay =
-            Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
+        let delay = retry.next_delay();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}

@@ -4,6 +4,7 @@
 //! reads, no Docker.
 
 pub mod expand;
+pub mod lifecycle;
 pub mod meta;
 pub mod names;
 pub mod print;

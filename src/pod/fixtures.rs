@@ -1,16 +1,36 @@
-//! Test fixtures shared by the planner and status tests: a pod and the
-//! containers a runtime would report for it.
+//! Test fixtures shared by the planner, status and worker tests: a pod —
+//! loaded from YAML the way the daemon does, or built for the table-driven
+//! tests — and the containers a runtime would report for it.
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::manifest::{self, LoadContext, Origin};
 use crate::runtime::labels::PodRef;
 use crate::runtime::{ContainerInfo, ContainerState};
 
 /// A fixed instant plus `secs`.
 pub fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+}
+
+/// The node [`load_pod`] loads for.
+pub const NODE: &str = "node";
+
+/// The pod in `yaml` (one Pod document), loaded the way the daemon loads
+/// a manifest file: parsed, validated, identified for [`NODE`] (its name
+/// gets the `-node` suffix, its UID is derived), defaulted.
+pub fn load_pod(yaml: &str) -> Pod {
+    let origin = Origin::file("/etc/kubernetes/manifests/pod.yaml");
+    let ctx = LoadContext {
+        node_name: NODE,
+        origin: &origin,
+        now: t(0),
+    };
+    let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("a valid manifest");
+    assert_eq!(loaded.pods.len(), 1, "one pod in the manifest");
+    loaded.pods[0].clone()
 }
 
 /// A pod with this restart policy and these init and app containers.

@@ -6,6 +6,7 @@ pub mod downward;
 pub(crate) mod fixtures;
 pub mod layout;
 pub mod objects;
+pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod status;

@@ -13,8 +13,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::plan::{is_sidecar, should_restart, Waiting};
+use super::observed::Observed;
+use super::plan::{Waiting, DEADLINE_EXCEEDED_MESSAGE};
 use super::probe::{Kind, ProbeResult};
+use crate::k8s::lifecycle::{is_sidecar, RestartPolicy, TerminatedReason, WaitingReason};
 use crate::runtime::{ContainerInfo, ContainerState};
 
 /// Everything status is computed from.
@@ -27,6 +29,9 @@ pub struct StatusInput<'a> {
     pub start_time: Option<Timestamp>,
     /// The pod is being terminated (file removed or replaced).
     pub terminating: bool,
+    /// `activeDeadlineSeconds` ran out (the planner says so): the pod is
+    /// `Failed` with reason `DeadlineExceeded`.
+    pub deadline_exceeded: bool,
     /// Probe results by container id.
     pub probes: &'a BTreeMap<(String, Kind), ProbeResult>,
     /// Termination messages of exited containers, by container id.
@@ -55,32 +60,20 @@ fn attach_messages(statuses: &mut [ContainerStatus], messages: &BTreeMap<String,
     }
 }
 
-fn instances<'a>(observed: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
-    let mut v: Vec<&ContainerInfo> = observed
-        .iter()
-        .filter(|c| {
-            c.meta()
-                .is_some_and(|m| !m.is_sandbox && m.container_name == name)
-        })
-        .collect();
-    v.sort_by_key(|c| std::cmp::Reverse((c.meta().map(|m| m.restart_count), c.created_at)));
-    v
-}
-
 fn terminated(c: &ContainerInfo) -> ContainerStateTerminated {
     let code = c.exit_code.unwrap_or(0);
     let reason = if c.oom_killed {
-        "OOMKilled"
+        TerminatedReason::OomKilled
     } else if c.error.as_deref().is_some_and(|e| !e.is_empty()) {
-        "ContainerCannotRun"
+        TerminatedReason::ContainerCannotRun
     } else if code == 0 {
-        "Completed"
+        TerminatedReason::Completed
     } else {
-        "Error"
+        TerminatedReason::Error
     };
     ContainerStateTerminated {
         exit_code: code as i32,
-        reason: Some(reason.into()),
+        reason: Some(reason.as_str().into()),
         message: c.error.clone().filter(|e| !e.is_empty()),
         started_at: c.started_at.map(Time),
         finished_at: c.finished_at.map(Time),
@@ -103,7 +96,7 @@ fn state_of(c: &ContainerInfo) -> K8sState {
         },
         ContainerState::Created | ContainerState::Unknown => K8sState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some("ContainerCreating".into()),
+                reason: Some(WaitingReason::ContainerCreating.as_str().into()),
                 message: None,
             }),
             ..Default::default()
@@ -114,18 +107,19 @@ fn state_of(c: &ContainerInfo) -> K8sState {
 fn container_status(
     spec: &Container,
     input: &StatusInput<'_>,
-    default_waiting: &str,
+    observed: &Observed<'_>,
+    default_waiting: WaitingReason,
 ) -> ContainerStatus {
-    let inst = instances(input.observed, &spec.name);
-    let newest = inst.first().copied();
-    let previous = inst.get(1).copied();
+    let inst = observed.instances(&spec.name);
+    let newest = inst.first().map(|s| s.info);
+    let previous = inst.get(1).map(|s| s.info);
     let mut st = ContainerStatus {
         name: spec.name.clone(),
         image: spec.image.clone().unwrap_or_default(),
         image_id: String::new(),
-        restart_count: newest
-            .and_then(|c| c.meta())
-            .map(|m| m.restart_count as i32)
+        restart_count: inst
+            .first()
+            .map(|s| s.meta.restart_count as i32)
             .unwrap_or(0),
         ..Default::default()
     };
@@ -137,7 +131,7 @@ fn container_status(
         }
         None => K8sState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(default_waiting.into()),
+                reason: Some(default_waiting.as_str().into()),
                 message: None,
             }),
             ..Default::default()
@@ -154,7 +148,7 @@ fn container_status(
         }
         state = K8sState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(w.reason.clone()),
+                reason: Some(w.reason.as_str().into()),
                 message: Some(w.message.clone()),
             }),
             ..Default::default()
@@ -201,19 +195,16 @@ pub use crate::k8s::qos::qos_class;
 pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let pod = input.pod;
     let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let policy = RestartPolicy::of(pod);
+    let observed = Observed::new(input.observed);
 
-    let sandbox = input
-        .observed
-        .iter()
-        .filter(|c| c.meta().is_some_and(|m| m.is_sandbox))
-        .max_by_key(|c| (c.meta().map(|m| m.restart_count), c.created_at));
+    let sandbox = observed.newest_sandbox().map(|s| s.info);
     let sandbox_ready = sandbox.is_some_and(|s| s.is_running());
 
     let init_specs: Vec<&Container> = spec.init_containers.iter().flatten().collect();
     let mut init_statuses: Vec<ContainerStatus> = init_specs
         .iter()
-        .map(|c| container_status(c, &input, "PodInitializing"))
+        .map(|c| container_status(c, &input, &observed, WaitingReason::PodInitializing))
         .collect();
     attach_messages(&mut init_statuses, input.messages);
     let init_done = |s: &ContainerStatus, c: &Container| {
@@ -236,22 +227,22 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let app_started = spec
         .containers
         .iter()
-        .any(|c| !instances(input.observed, &c.name).is_empty());
+        .any(|c| observed.newest(&c.name).is_some());
     let initialized = incomplete.is_empty() || app_started;
     let app_waiting = if initialized {
-        "ContainerCreating"
+        WaitingReason::ContainerCreating
     } else {
-        "PodInitializing"
+        WaitingReason::PodInitializing
     };
     let mut statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(c, &input, app_waiting))
+        .map(|c| container_status(c, &input, &observed, app_waiting))
         .collect();
     attach_messages(&mut statuses, input.messages);
 
     // Phase, as the kubelet's getPhase.
-    let init_failed = policy == "Never"
+    let init_failed = policy == RestartPolicy::Never
         && init_statuses.iter().any(|s| {
             s.state
                 .as_ref()
@@ -274,7 +265,7 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
                 .as_ref()
                 .and_then(|l| l.terminated.as_ref())
                 .is_some()
-                && w.reason.as_deref() != Some("ContainerCreating")
+                && w.reason.as_deref() != Some(WaitingReason::ContainerCreating.as_str())
             {
                 stopped += 1;
             } else {
@@ -291,11 +282,11 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         "Running"
     } else if stopped == total && total > 0 {
         match policy {
-            "Always" => "Running",
-            "OnFailure" if succeeded == total => "Succeeded",
-            "OnFailure" => "Running",
-            _ if succeeded == total => "Succeeded",
-            _ => "Failed",
+            RestartPolicy::Always => "Running",
+            RestartPolicy::OnFailure if succeeded == total => "Succeeded",
+            RestartPolicy::OnFailure => "Running",
+            RestartPolicy::Never if succeeded == total => "Succeeded",
+            RestartPolicy::Never => "Failed",
         }
     } else {
         "Pending"
@@ -306,7 +297,7 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
             s.state
                 .as_ref()
                 .and_then(|x| x.terminated.as_ref())
-                .is_some_and(|t| should_restart(policy, Some(t.exit_code as i64)))
+                .is_some_and(|t| policy.restarts(Some(t.exit_code as i64)))
         }) {
         "Running"
     } else {
@@ -358,8 +349,16 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
             .and_then(|s| s.ip.clone())
             .filter(|ip| !ip.is_empty())
     };
+    let (phase, reason, message) = if input.deadline_exceeded {
+        let message = Some(DEADLINE_EXCEEDED_MESSAGE.to_string());
+        ("Failed", Some("DeadlineExceeded".to_string()), message)
+    } else {
+        (phase, None, None)
+    };
     PodStatus {
         phase: Some(phase.into()),
+        reason,
+        message,
         conditions: Some(conditions),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),

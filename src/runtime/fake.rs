@@ -5,14 +5,15 @@
 //! it. Every mutating call is recorded ([`FakeRuntime::calls`]) so tests can
 //! assert what a worker did and in which order. Events are broadcast like
 //! Docker's. [`FakeRuntime::set_unavailable`] simulates a daemon that went away.
+//! Times (`createdAt`, `finishedAt`, event times) come from a [`Clock`]: the
+//! system's by default, tokio's paused time with [`FakeRuntime::with_clock`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
 use super::labels;
@@ -20,6 +21,7 @@ use super::{
     ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecResult, ImageInfo,
     LogOptions, Result, RuntimeError, RuntimeEvent, SandboxConfig,
 };
+use crate::clock::{Clock, SystemClock};
 
 #[derive(Debug, Default)]
 struct State {
@@ -27,6 +29,7 @@ struct State {
     images: BTreeSet<String>,
     next_id: u64,
     calls: Vec<String>,
+    stops: Vec<(ContainerInfo, Duration)>,
     unavailable: bool,
     stop_delay: Duration,
     start_delay: Duration,
@@ -39,6 +42,7 @@ struct State {
 pub struct FakeRuntime {
     state: Mutex<State>,
     events: Mutex<broadcast::Sender<RuntimeEvent>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for FakeRuntime {
@@ -49,9 +53,15 @@ impl Default for FakeRuntime {
 
 impl FakeRuntime {
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A fake whose times come from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         FakeRuntime {
             state: Mutex::new(State::default()),
             events: Mutex::new(broadcast::channel(1024).0),
+            clock,
         }
     }
 
@@ -90,7 +100,7 @@ impl FakeRuntime {
             pod_uid: c.labels.get(labels::POD_UID).cloned(),
             action: action.into(),
             exit_code: c.exit_code,
-            time_nanos: Timestamp::now().as_nanosecond() as i64,
+            time_nanos: self.clock.now().as_nanosecond() as i64,
         });
     }
 
@@ -104,6 +114,12 @@ impl FakeRuntime {
         self.with(|s| s.calls.clone())
     }
 
+    /// Every stop of a running container so far: the container as it was
+    /// and the grace period it was given.
+    pub fn stops(&self) -> Vec<(ContainerInfo, Duration)> {
+        self.with(|s| s.stops.clone())
+    }
+
     /// All containers.
     pub fn containers(&self) -> Vec<ContainerInfo> {
         self.with(|s| s.containers.values().cloned().collect())
@@ -111,11 +127,12 @@ impl FakeRuntime {
 
     /// Simulates the process of container `id` exiting with `code`.
     pub fn exit(&self, id: &str, code: i64) {
+        let now = self.clock.now();
         let c = self.with(|s| {
             let c = s.containers.get_mut(id)?;
             c.state = ContainerState::Exited;
             c.exit_code = Some(code);
-            c.finished_at = Some(Timestamp::now());
+            c.finished_at = Some(now);
             Some(c.clone())
         });
         if let Some(c) = c {
@@ -151,6 +168,7 @@ impl FakeRuntime {
         labels: BTreeMap<String, String>,
         ip: Option<String>,
     ) -> String {
+        let now = self.clock.now();
         let info = self.with(|s| {
             s.next_id += 1;
             let id = format!("{:064x}", s.next_id);
@@ -165,7 +183,7 @@ impl FakeRuntime {
                 exit_code: None,
                 oom_killed: false,
                 error: None,
-                created_at: Some(Timestamp::now()),
+                created_at: Some(now),
                 started_at: None,
                 finished_at: None,
                 ip,
@@ -254,11 +272,12 @@ impl ContainerRuntime for FakeRuntime {
             tokio::time::sleep(delay).await;
         }
         self.with(|s| s.starts_in_flight -= 1);
+        let now = self.clock.now();
         let c = self.with(|s| {
             s.calls.push(format!("start {id}"));
             let c = s.containers.get_mut(id)?;
             c.state = ContainerState::Running;
-            c.started_at = Some(Timestamp::now());
+            c.started_at = Some(now);
             Some(c.clone())
         });
         match c {
@@ -270,14 +289,15 @@ impl ContainerRuntime for FakeRuntime {
         }
     }
 
-    async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         self.check()?;
         let (running, delay) = self.with(|s| {
             s.calls.push(format!("stop {id}"));
-            (
-                s.containers.get(id).is_some_and(|c| c.is_running()),
-                s.stop_delay,
-            )
+            let running = s.containers.get(id).filter(|c| c.is_running()).cloned();
+            if let Some(c) = &running {
+                s.stops.push((c.clone(), grace));
+            }
+            (running.is_some(), s.stop_delay)
         });
         if running {
             tokio::time::sleep(delay).await;

@@ -497,6 +497,7 @@ mod tests {
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            clock: Arc::new(crate::clock::SystemClock),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();

@@ -1,47 +1,58 @@
 //! The per-pod worker: one task per pod UID, executing plans.
 //!
-//! A worker observes its pod's containers, asks [`plan`](crate::pod::plan) what to
-//! do, executes the steps through the [`ContainerRuntime`], records events,
-//! publishes status to the [`PodStore`], and sleeps until a runtime event
-//! wakes it, a backoff expires, or it is told to terminate. It keeps only soft
-//! state in memory (backoff, recent start failures, condition transition
-//! times); everything else is re-observed.
+//! A worker observes its pod's containers, asks the [planner](crate::pod::plan) what to
+//! do, executes the plan's batches in order through the [`ContainerRuntime`]
+//! (`execute.rs`), records the events the plan calls for, publishes status to
+//! the [`PodStore`], and sleeps until a runtime event wakes it, a backoff
+//! expires, or it is told to terminate. It decides nothing itself: restarts,
+//! the sandbox hold, `activeDeadlineSeconds`, the stop order and postStart
+//! batching are the planner's. It keeps only soft state in memory (backoff,
+//! recent start failures, the sandbox hold, condition transition times);
+//! everything else is re-observed.
 //!
-//! Containers start in parallel except where a `postStart` hook must finish
-//! first (the kubelet starts the next container only after the previous
-//! one's hook). Stopping a container runs its `preStop` hook within the grace
-//! period first. Termination (manifest removed or replaced) stops the regular
-//! containers in parallel, then sidecars in reverse order, then the sandbox,
-//! removes them all and deletes the pod's directory. `activeDeadlineSeconds`
-//! stops the pod for good as `Failed`/`DeadlineExceeded`. Daemon shutdown just
-//! stops the worker and leaves pods running.
+//! Its life is one `Lifecycle`: waiting for the worker of the pod it
+//! replaces, running, stopped for good past its deadline
+//! (`Failed`/`DeadlineExceeded`), terminating (manifest removed or replaced:
+//! stop in the planner's order, remove everything, delete the pod's
+//! directory — see `terminate.rs`), done. Daemon shutdown just stops the
+//! worker and leaves pods running. The time comes from the context's
+//! [`Clock`], and durations are measured with `tokio::time::Instant`, so the
+//! worker runs under paused tokio time in tests.
+
+mod execute;
+mod terminate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::future::join_all;
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::actions::{self, Target};
 use super::prober::{ProbeContext, Prober, Results};
 use super::store::{PodRecord, PodStore};
-use super::volumes::{self, PodVolumes};
-use crate::backoff::{Backoff, BackoffPolicy};
+use super::volumes::PodVolumes;
+use crate::backoff::{Backoff, BackoffPolicy, Retry};
+use crate::clock::Clock;
 use crate::events::{Involved, Recorder};
-use crate::pod::convert::{self, PodSetup};
+use crate::k8s::lifecycle::WaitingReason;
+use crate::pod::convert;
 use crate::pod::objects::{ObjectStore, Objects};
-use crate::pod::plan::{self, Plan, StartFailure, Step, Unhealthy};
+use crate::pod::observed::Observed;
+use crate::pod::plan::{self, Plan, StartFailure, Unhealthy, DEADLINE_EXCEEDED_MESSAGE};
 use crate::pod::probe::{Kind, Params, ProbeResult};
 use crate::pod::status::{self, StatusInput};
-use crate::runtime::labels::{self, PodRef};
+use crate::runtime::labels::PodRef;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
+
+pub use terminate::{kill_pod, kill_pod_until_done};
 
 /// What every worker shares.
 pub struct WorkerContext {
@@ -63,6 +74,8 @@ pub struct WorkerContext {
     /// Bounds sandbox stops and pod removals in flight (as many as start
     /// slots, but separate, so a mass removal never holds starts back).
     pub teardown_slots: Arc<Semaphore>,
+    /// Where the time comes from (the system clock outside tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl WorkerContext {
@@ -89,84 +102,6 @@ pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
     crate::pod::layout::pod_dir(root, uid)
 }
 
-/// Stops and removes every container of pod `uid` — app containers in
-/// parallel, then the sandbox — and deletes the pod's directory. `grace`
-/// defaults to each container's grace-period label. Repeats until nothing is
-/// left; fails only if the runtime keeps failing (the caller retries).
-pub async fn kill_pod(
-    runtime: &dyn ContainerRuntime,
-    root_dir: &Path,
-    uid: &str,
-    grace: Option<Duration>,
-) -> Result<(), RuntimeError> {
-    // The brief list is enough here: ids, labels and whether to stop (a
-    // container that just died may read running; stopping it is a no-op).
-    let containers = runtime.list_brief(Some(uid)).await?;
-    let grace_of = |c: &ContainerInfo| {
-        grace.unwrap_or_else(|| {
-            let secs = c.meta().map(|m| m.pod.grace_period_seconds).unwrap_or(30);
-            Duration::from_secs(secs.max(0) as u64)
-        })
-    };
-    let (sandboxes, apps): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = containers
-        .iter()
-        .partition(|c| c.meta().is_some_and(|m| m.is_sandbox));
-    for group in [apps, sandboxes] {
-        let stops = group
-            .into_iter()
-            .filter(|c| c.is_running())
-            .map(|c| runtime.stop_container(&c.id, grace_of(c)));
-        for r in join_all(stops).await {
-            r?;
-        }
-    }
-    remove_pod(runtime, root_dir, uid, &containers).await
-}
-
-/// Removes the given (stopped) containers of pod `uid` in parallel and
-/// deletes the pod's directory.
-async fn remove_pod(
-    runtime: &dyn ContainerRuntime,
-    root_dir: &Path,
-    uid: &str,
-    containers: &[ContainerInfo],
-) -> Result<(), RuntimeError> {
-    for r in join_all(containers.iter().map(|c| runtime.remove_container(&c.id))).await {
-        r?;
-    }
-    let dir = pod_dir(root_dir, uid);
-    if let Err(e) = volumes::teardown(&dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
-    }
-    Ok(())
-}
-
-/// [`kill_pod`], retried with backoff until it succeeds. Returns false if
-/// `shutdown` came first (the pod is then left for the next start to clean up).
-pub async fn kill_pod_until_done(
-    runtime: &dyn ContainerRuntime,
-    root_dir: &Path,
-    uid: &str,
-    grace: Option<Duration>,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut attempt = 0u32;
-    loop {
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            r = kill_pod(runtime, root_dir, uid, grace) => r,
-        };
-        let Err(e) = result else { return true };
-        attempt += 1;
-        let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-        tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
-}
-
 /// Signals to and from a running worker.
 #[derive(Debug, Clone)]
 pub struct WorkerHandle {
@@ -180,6 +115,68 @@ pub struct WorkerHandle {
     pub done: CancellationToken,
 }
 
+/// Where a worker is in its pod's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Waiting for the worker of the pod this one replaces to finish.
+    WaitingForPrevious,
+    /// Keeping the pod's containers as its spec says.
+    Running,
+    /// `activeDeadlineSeconds` ran out: everything is stopped for good and the
+    /// pod is `Failed` with `DeadlineExceeded`.
+    DeadlineExceeded,
+    /// Stopping and removing the pod since `since` (shown as
+    /// `metadata.deletionTimestamp`). `interrupted`: a sync was cut off, so a
+    /// create may have been in flight. `after_deadline`: it was past its
+    /// deadline (and stays `Failed` while it goes).
+    Terminating {
+        since: Timestamp,
+        interrupted: bool,
+        after_deadline: bool,
+    },
+    /// Fully stopped and removed.
+    Done,
+}
+
+impl Lifecycle {
+    /// When termination began, while terminating.
+    fn terminating_since(self) -> Option<Timestamp> {
+        match self {
+            Lifecycle::Terminating { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
+    /// Past `activeDeadlineSeconds` (also while terminating afterwards).
+    fn deadline_exceeded(self) -> bool {
+        matches!(
+            self,
+            Lifecycle::DeadlineExceeded
+                | Lifecycle::Terminating {
+                    after_deadline: true,
+                    ..
+                }
+        )
+    }
+
+    /// Probes run only while the pod is kept running.
+    fn probes_run(self) -> bool {
+        self == Lifecycle::Running
+    }
+
+    /// The pod is still synced (running, or held stopped past its deadline).
+    fn syncs(self) -> bool {
+        matches!(self, Lifecycle::Running | Lifecycle::DeadlineExceeded)
+    }
+}
+
+/// A failed sandbox creation: no new sandbox before `until`.
+#[derive(Debug, Clone)]
+struct SandboxHold {
+    until: Timestamp,
+    error: String,
+}
+
 /// A worker for one pod UID.
 pub struct PodWorker {
     ctx: Arc<WorkerContext>,
@@ -188,17 +185,15 @@ pub struct PodWorker {
     uid: String,
     pod_ref: PodRef,
     involved: Involved,
+    lifecycle: Lifecycle,
+    // What the planner remembers between syncs:
     backoff: Backoff,
     failures: BTreeMap<String, StartFailure>,
-    /// A sandbox creation failure holds everything until then.
-    sandbox_hold: Option<(Timestamp, String)>,
+    sandbox_hold: Option<SandboxHold>,
+    /// When the pod became active on this node (`status.startTime`).
+    start_time: Option<Timestamp>,
     volumes: PodVolumes,
     objects: watch::Receiver<Arc<Objects>>,
-    start_time: Option<Timestamp>,
-    /// `activeDeadlineSeconds` ran out: the pod is stopped for good.
-    deadline_exceeded: bool,
-    /// When termination began (shown as `metadata.deletionTimestamp`).
-    terminating_since: Option<Timestamp>,
     /// Conditions last published, for `lastTransitionTime`.
     conditions: Vec<PodCondition>,
     prober: Prober,
@@ -214,27 +209,10 @@ const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 const FALLBACK_LOG_LINES: usize = 80;
 const FALLBACK_LOG_BYTES: usize = 2048;
 
-const SANDBOX_KEY: &str = "POD";
-/// The kubelet's minimum grace left for SIGTERM after a preStop hook.
-const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
-/// Upper bound for a postStart hook (the kubelet has none; a hung hook would
-/// hold the pod forever).
-const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.checked_add(k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default())
-        .unwrap_or(now)
-}
-
-fn since(earlier: Timestamp, now: Timestamp) -> Duration {
-    Duration::try_from(now.duration_since(earlier)).unwrap_or_default()
-}
-
-/// A container to stop, with its spec when known.
-struct ToStop {
-    info: ContainerInfo,
-    spec: Option<(Container, bool)>,
-}
+/// Retrying a failed sync: 1 s, doubling up to 32 s.
+const SYNC_RETRY: Retry = Retry::new(Duration::from_secs(1), Duration::from_secs(32));
+/// How long an idle worker sleeps without any event.
+const IDLE: Duration = Duration::from_secs(3600);
 
 impl PodWorker {
     /// Spawns a worker for `pod`. It first waits for `previous` (the pod it
@@ -280,11 +258,10 @@ impl PodWorker {
             pod,
             source,
             uid: uid.clone(),
+            lifecycle: Lifecycle::WaitingForPrevious,
             failures: BTreeMap::new(),
             sandbox_hold: None,
             start_time: None,
-            deadline_exceeded: false,
-            terminating_since: None,
             conditions: Vec::new(),
             wake: handle.wake.clone(),
         };
@@ -293,43 +270,78 @@ impl PodWorker {
         tokio::spawn(
             async move {
                 let _done = h.done.clone().drop_guard();
-                if let Some(prev) = previous {
-                    tokio::select! {
-                        _ = prev.cancelled() => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-                worker.run(h.terminate, shutdown).await;
+                worker.run(previous, h.terminate, shutdown).await;
             }
             .instrument(span),
         );
         handle
     }
 
-    async fn run(mut self, terminate: CancellationToken, shutdown: CancellationToken) {
-        tracing::info!(source = %self.source, "pod worker started");
-        let mut errors = 0u32;
-        // A sync cut off by termination may have had a create in flight.
-        let mut interrupted = false;
+    /// Walks the lifecycle until done or daemon shutdown.
+    async fn run(
+        mut self,
+        previous: Option<CancellationToken>,
+        terminate: CancellationToken,
+        shutdown: CancellationToken,
+    ) {
         loop {
+            match self.lifecycle {
+                Lifecycle::WaitingForPrevious => {
+                    if let Some(prev) = &previous {
+                        tokio::select! {
+                            _ = prev.cancelled() => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                    tracing::info!(source = %self.source, "pod worker started");
+                    self.lifecycle = Lifecycle::Running;
+                }
+                Lifecycle::Running | Lifecycle::DeadlineExceeded => {
+                    let Some(interrupted) = self.keep(&terminate, &shutdown).await else {
+                        return;
+                    };
+                    tracing::info!("terminating pod");
+                    self.lifecycle = Lifecycle::Terminating {
+                        since: self.ctx.clock.now(),
+                        interrupted,
+                        after_deadline: self.lifecycle.deadline_exceeded(),
+                    };
+                }
+                Lifecycle::Terminating {
+                    since, interrupted, ..
+                } => {
+                    if !self.terminate(&shutdown, since, interrupted).await {
+                        return;
+                    }
+                    self.lifecycle = Lifecycle::Done;
+                }
+                Lifecycle::Done => return,
+            }
+        }
+    }
+
+    /// Syncs the pod until `terminate` (returns whether a sync was cut off)
+    /// or `shutdown` (returns `None`).
+    async fn keep(
+        &mut self,
+        terminate: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Option<bool> {
+        let mut retry = SYNC_RETRY;
+        while self.lifecycle.syncs() {
             if terminate.is_cancelled() {
-                self.terminate(&shutdown, interrupted).await;
-                return;
+                return Some(false);
             }
             let requeue = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = terminate.cancelled() => {
-                    interrupted = true;
-                    continue;
-                }
+                _ = shutdown.cancelled() => return None,
+                _ = terminate.cancelled() => return Some(true),
                 r = self.sync() => match r {
                     Ok(requeue) => {
-                        errors = 0;
+                        retry.reset();
                         requeue
                     }
                     Err(e) => {
-                        errors += 1;
-                        let delay = Duration::from_millis(500 * 2u64.pow(errors.min(6)));
+                        let delay = retry.next_delay();
                         tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
                         Some(delay)
                     }
@@ -338,38 +350,33 @@ impl PodWorker {
             if requeue == Some(Duration::ZERO) {
                 continue;
             }
-            let sleep = tokio::time::sleep(requeue.unwrap_or(Duration::from_secs(3600)));
+            let sleep = tokio::time::sleep(requeue.unwrap_or(IDLE));
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return None,
                 _ = terminate.cancelled() => {}
                 _ = self.wake.notified() => {}
                 _ = self.objects.changed() => {}
                 _ = sleep => {}
             }
         }
+        Some(false)
     }
 
-    fn spec(&self) -> k8s_openapi::api::core::v1::PodSpec {
+    fn spec(&self) -> PodSpec {
         self.pod.spec.clone().unwrap_or_default()
     }
 
-    /// Checks `activeDeadlineSeconds`; returns the time left when it runs.
-    fn check_deadline(&mut self, now: Timestamp) -> Option<Duration> {
-        let secs = self.spec().active_deadline_seconds?;
-        let start = self.start_time?;
-        let deadline = after(start, Duration::from_secs(secs.max(0) as u64));
-        if now < deadline {
-            return Some(since(now, deadline));
-        }
-        if !self.deadline_exceeded {
-            self.deadline_exceeded = true;
+    /// The planner says the deadline ran out: stop probing, and say so once.
+    fn exceed_deadline(&mut self) {
+        self.prober.stop_all();
+        if self.lifecycle == Lifecycle::Running {
+            self.lifecycle = Lifecycle::DeadlineExceeded;
             self.ctx.recorder.warning(
                 &self.involved,
                 "DeadlineExceeded",
-                "Pod was active on the node longer than the specified deadline",
+                DEADLINE_EXCEEDED_MESSAGE,
             );
         }
-        None
     }
 
     /// Observes, plans, executes; returns when to look again.
@@ -381,11 +388,11 @@ impl PodWorker {
         {
             // A ConfigMap or Secret may have appeared: retry at once.
             self.failures
-                .retain(|_, f| f.reason != "CreateContainerConfigError");
+                .retain(|_, f| f.reason != WaitingReason::CreateContainerConfigError);
         }
         let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
         self.read_termination_messages(&observed).await;
-        let now = Timestamp::now();
+        let now = self.ctx.clock.now();
         if self.start_time.is_none() {
             self.start_time = Some(
                 observed
@@ -395,50 +402,32 @@ impl PodWorker {
                     .unwrap_or(now),
             );
         }
-        let deadline_in = self.check_deadline(now);
-        if self.deadline_exceeded {
-            self.prober.stop_all();
-            let running = self.running_to_stop(&observed);
-            self.publish(&observed, &Plan::default());
-            if running.is_empty() {
-                return Ok(None);
-            }
-            let grace = self.grace();
-            self.stop_ordered(running, grace).await?;
-            return Ok(Some(Duration::ZERO));
+        if self.lifecycle.probes_run() {
+            let pod_ip = self.pod_ip(&observed);
+            self.prober.sync(&self.all_specs(), &observed, &pod_ip);
         }
-        let pod_ip = self.pod_ip(&observed);
-        self.prober.sync(&self.all_specs(), &observed, &pod_ip);
         let unhealthy = self.unhealthy(&observed);
-        let mut plan = plan::plan(plan::Input {
+        let plan = plan::plan(plan::Input {
             pod: &self.pod,
             observed: &observed,
             backoff: &self.backoff,
             failures: &self.failures,
             unhealthy: &unhealthy,
+            started_at: self.start_time,
+            sandbox_hold: self.sandbox_hold.as_ref().map(|h| h.until),
             now,
         });
-        if let Some((until, why)) = &self.sandbox_hold {
-            if *until > now
-                && plan
-                    .steps
-                    .iter()
-                    .any(|s| matches!(s, Step::CreateSandbox { .. }))
-            {
-                let wait = since(now, *until);
-                tracing::debug!(reason = %why, ?wait, "sandbox creation backing off");
-                plan.steps.clear();
-                plan.requeue_after = Some(wait);
-            }
+        if plan.deadline_exceeded {
+            self.exceed_deadline();
+        }
+        let held = self.sandbox_hold.as_ref().filter(|h| h.until > now);
+        if let Some(hold) = held.filter(|_| plan.is_empty()) {
+            tracing::debug!(reason = %hold.error, "sandbox creation backing off");
         }
         self.report_waiting(&plan);
         self.publish(&observed, &plan);
-        let requeue = match (plan.requeue_after, deadline_in) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if plan.steps.is_empty() {
-            return Ok(requeue);
+        if plan.is_empty() {
+            return Ok(plan.requeue_after);
         }
         self.execute(&plan, &observed).await?;
         // Look again right away: the steps changed what there is to observe.
@@ -537,8 +526,8 @@ impl PodWorker {
                 continue;
             };
             let involved = self.involved.container(name, init);
-            match w.reason.as_str() {
-                "CrashLoopBackOff" => self.ctx.recorder.warning(
+            match w.reason {
+                WaitingReason::CrashLoopBackOff => self.ctx.recorder.warning(
                     &involved,
                     "BackOff",
                     format!(
@@ -546,7 +535,7 @@ impl PodWorker {
                         self.pod_ref.name
                     ),
                 ),
-                "ImagePullBackOff" => self.ctx.recorder.normal(
+                WaitingReason::ImagePullBackOff => self.ctx.recorder.normal(
                     &involved,
                     "BackOff",
                     format!(
@@ -561,7 +550,7 @@ impl PodWorker {
 
     fn publish(&mut self, observed: &[ContainerInfo], plan: &Plan) {
         let mut pod = (*self.pod).clone();
-        let terminating = self.terminating_since.is_some();
+        let terminating_since = self.lifecycle.terminating_since();
         let results = self.prober.results();
         let mut probes = BTreeMap::new();
         for c in observed {
@@ -577,18 +566,13 @@ impl PodWorker {
             waiting: &plan.waiting,
             host_ip: &self.ctx.host_ip,
             start_time: self.start_time,
-            terminating,
+            terminating: terminating_since.is_some(),
+            deadline_exceeded: self.lifecycle.deadline_exceeded(),
             probes: &probes,
             messages: &self.term_messages,
         });
-        if self.deadline_exceeded {
-            st.phase = Some("Failed".into());
-            st.reason = Some("DeadlineExceeded".into());
-            st.message =
-                Some("Pod was active on the node longer than the specified deadline".into());
-        }
         // lastTransitionTime: when a condition's status last changed.
-        let now = Time(Timestamp::now());
+        let now = Time(self.ctx.clock.now());
         for c in st.conditions.iter_mut().flatten() {
             let before = self.conditions.iter().find(|p| p.type_ == c.type_);
             c.last_transition_time = match before {
@@ -601,7 +585,7 @@ impl PodWorker {
         if pod.metadata.creation_timestamp.is_none() {
             pod.metadata.creation_timestamp = self.start_time.map(Time);
         }
-        if let Some(since) = self.terminating_since {
+        if let Some(since) = terminating_since {
             pod.metadata.deletion_timestamp = Some(Time(since));
             pod.metadata.deletion_grace_period_seconds = Some(self.pod_ref.grace_period_seconds);
         }
@@ -631,18 +615,6 @@ impl PodWorker {
             .map(|c| (c.clone(), false))
     }
 
-    /// The running containers of `observed`, with their specs, to stop.
-    fn running_to_stop(&self, observed: &[ContainerInfo]) -> Vec<ToStop> {
-        observed
-            .iter()
-            .filter(|c| c.is_running())
-            .map(|c| ToStop {
-                info: c.clone(),
-                spec: self.spec_of(c),
-            })
-            .collect()
-    }
-
     fn spec_of(&self, c: &ContainerInfo) -> Option<(Container, bool)> {
         let meta = c.meta()?;
         if meta.is_sandbox {
@@ -655,597 +627,15 @@ impl PodWorker {
         Duration::from_secs(self.pod_ref.grace_period_seconds.max(0) as u64)
     }
 
-    /// The address hooks and probes target: the sandbox's IP, or loopback
-    /// for host-network pods.
+    /// The address hooks and probes target: the running sandbox's IP, or
+    /// loopback for host-network pods.
     fn pod_ip(&self, observed: &[ContainerInfo]) -> String {
         if self.spec().host_network.unwrap_or(false) {
             return "127.0.0.1".into();
         }
-        observed
-            .iter()
-            .filter(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
-            .find_map(|c| c.ip.clone())
+        Observed::new(observed)
+            .running_sandbox()
+            .and_then(|s| s.info.ip.clone())
             .unwrap_or_else(|| "127.0.0.1".into())
     }
-
-    /// Stops one container: `Killing` event, its preStop hook within the
-    /// grace period, then SIGTERM (or STOPSIGNAL) and SIGKILL after what is
-    /// left of the grace (at least 2 s after a hook, as the kubelet does).
-    async fn kill_container(
-        &self,
-        c: &ToStop,
-        grace: Duration,
-        pod_ip: &str,
-    ) -> Result<(), RuntimeError> {
-        let runtime = self.ctx.runtime.as_ref();
-        let mut remaining = grace;
-        if let Some((spec, init)) = &c.spec {
-            let involved = self.involved.container(&spec.name, *init);
-            self.ctx.recorder.normal(
-                &involved,
-                "Killing",
-                format!("Stopping container {}", spec.name),
-            );
-            if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-                let started = Instant::now();
-                let target = Target {
-                    container_id: &c.info.id,
-                    container: spec,
-                    pod_ip,
-                };
-                if let Err(msg) = actions::run_hook(runtime, hook, target, grace).await {
-                    self.ctx
-                        .recorder
-                        .warning(&involved, "FailedPreStopHook", msg.to_string());
-                }
-                remaining = grace
-                    .saturating_sub(started.elapsed())
-                    .max(MIN_GRACE_AFTER_HOOK);
-            }
-        }
-        runtime.stop_container(&c.info.id, remaining).await
-    }
-
-    /// Stops containers the kubelet's way: regular ones in parallel, then
-    /// sidecars in reverse order, then sandboxes; sidecars get what is left of
-    /// the grace period.
-    async fn stop_ordered(&self, list: Vec<ToStop>, grace: Duration) -> Result<(), RuntimeError> {
-        let started = Instant::now();
-        let pod_ip = self.pod_ip(&list.iter().map(|c| c.info.clone()).collect::<Vec<_>>());
-        let sidecar_order: Vec<String> = self
-            .spec()
-            .init_containers
-            .iter()
-            .flatten()
-            .filter(|c| plan::is_sidecar(c))
-            .map(|c| c.name.clone())
-            .collect();
-        let is_sandbox = |c: &ToStop| c.info.meta().is_some_and(|m| m.is_sandbox);
-        let is_sidecar = |c: &ToStop| {
-            c.spec
-                .as_ref()
-                .is_some_and(|(s, init)| *init && plan::is_sidecar(s))
-        };
-        let (sandboxes, rest): (Vec<ToStop>, Vec<ToStop>) = list.into_iter().partition(is_sandbox);
-        let (mut sidecars, regular): (Vec<ToStop>, Vec<ToStop>) =
-            rest.into_iter().partition(is_sidecar);
-        for r in join_all(
-            regular
-                .iter()
-                .map(|c| self.kill_container(c, grace, &pod_ip)),
-        )
-        .await
-        {
-            r?;
-        }
-        sidecars.sort_by_key(|c| {
-            let name = c
-                .spec
-                .as_ref()
-                .map(|(s, _)| s.name.clone())
-                .unwrap_or_default();
-            std::cmp::Reverse(sidecar_order.iter().position(|n| *n == name))
-        });
-        for c in &sidecars {
-            let left = grace
-                .saturating_sub(started.elapsed())
-                .max(MIN_GRACE_AFTER_HOOK);
-            self.kill_container(c, left, &pod_ip).await?;
-        }
-        for c in &sandboxes {
-            // Tearing down a network namespace is CPU work inside Docker:
-            // bounded, so a mass removal queues here instead.
-            let _slot = self.ctx.teardown_slot().await?;
-            self.ctx.runtime.stop_container(&c.info.id, grace).await?;
-        }
-        Ok(())
-    }
-
-    async fn execute(
-        &mut self,
-        plan: &Plan,
-        observed: &[ContainerInfo],
-    ) -> Result<(), RuntimeError> {
-        let runtime = self.ctx.runtime.clone();
-        let stops: Vec<ToStop> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::StopContainer { id, .. } => observed.iter().find(|c| &c.id == id),
-                _ => None,
-            })
-            .map(|c| ToStop {
-                info: c.clone(),
-                spec: self.spec_of(c),
-            })
-            .collect();
-        if !stops.is_empty() {
-            self.stop_ordered(stops, self.grace()).await?;
-        }
-        let pod_ip = self.pod_ip(observed);
-        let mut kills = Vec::new();
-        for step in &plan.steps {
-            let Step::KillUnhealthy {
-                id,
-                name,
-                probe,
-                grace,
-            } = step
-            else {
-                continue;
-            };
-            let (Some(info), Some((spec, init))) = (
-                observed.iter().find(|c| &c.id == id),
-                self.container_spec(name),
-            ) else {
-                continue;
-            };
-            let involved = self.involved.container(name, init);
-            self.ctx.recorder.normal(
-                &involved,
-                "Killing",
-                format!(
-                    "Container {name} failed {} probe, will be restarted",
-                    probe.name().to_lowercase()
-                ),
-            );
-            let grace = grace.unwrap_or_else(|| self.grace());
-            kills.push((
-                ToStop {
-                    info: info.clone(),
-                    spec: Some((spec, init)),
-                },
-                grace,
-            ));
-        }
-        let this = &*self;
-        let results = join_all(
-            kills
-                .iter()
-                .map(|(stop, grace)| this.kill_container(stop, *grace, &pod_ip)),
-        )
-        .await;
-        for r in results {
-            r?;
-        }
-        let removes = plan.steps.iter().filter_map(|s| match s {
-            Step::RemoveContainer { id } => Some(runtime.remove_container(id)),
-            _ => None,
-        });
-        join_all(removes)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()?;
-
-        for step in &plan.steps {
-            if let Step::CreateSandbox { attempt } = step {
-                self.create_sandbox(*attempt).await?;
-            }
-        }
-        let starts: Vec<(String, u32, Option<Timestamp>)> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::StartContainer {
-                    name,
-                    restart_count,
-                    restart_of,
-                    ..
-                } => Some((name.clone(), *restart_count, *restart_of)),
-                _ => None,
-            })
-            .collect();
-        if starts.is_empty() {
-            return Ok(());
-        }
-        let Some(sandbox) = observed
-            .iter()
-            .find(|c| c.is_running() && c.meta().is_some_and(|m| m.is_sandbox))
-        else {
-            return Ok(());
-        };
-        let sandbox_id = sandbox.id.clone();
-        let volumes = match self.volumes(sandbox.ip.as_deref()) {
-            Ok(volumes) => volumes,
-            Err(message) => {
-                // A volume cannot be set up: no container can start.
-                let now = Timestamp::now();
-                for (name, _, _) in starts {
-                    let reason = "CreateContainerConfigError".to_string();
-                    self.record_start_failure(name, reason, message.clone(), now);
-                }
-                return Ok(());
-            }
-        };
-        // Batches: a container with a postStart hook ends a batch; the next
-        // batch starts only after that hook finished.
-        let mut batches: Vec<Vec<(String, u32, Option<Timestamp>)>> = vec![Vec::new()];
-        for s in starts {
-            let has_hook = self
-                .container_spec(&s.0)
-                .and_then(|(c, _)| c.lifecycle.and_then(|l| l.post_start))
-                .is_some();
-            if let Some(last) = batches.last_mut() {
-                last.push(s);
-            }
-            if has_hook {
-                batches.push(Vec::new());
-            }
-        }
-        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
-            let results =
-                join_all(batch.iter().map(|(name, count, _)| {
-                    self.start_container(name, *count, &sandbox_id, &volumes)
-                }))
-                .await;
-            let now = Timestamp::now();
-            let mut hooks = Vec::new();
-            for ((name, _, restart_of), result) in batch.into_iter().zip(results) {
-                match result {
-                    Ok(id) => {
-                        self.failures.remove(&name);
-                        if let Some(finished) = restart_of {
-                            self.backoff.record(&name, finished);
-                        }
-                        hooks.push((name, id));
-                    }
-                    Err(Failure::Runtime(e)) => return Err(e),
-                    Err(Failure::Start { reason, message }) => {
-                        self.record_start_failure(name, reason, message, now)
-                    }
-                }
-            }
-            for (name, id) in hooks {
-                self.post_start(&name, &id, &pod_ip).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn record_start_failure(
-        &mut self,
-        name: String,
-        reason: String,
-        message: String,
-        now: Timestamp,
-    ) {
-        let key = format!("{reason}/{name}");
-        self.backoff.record(&key, now);
-        let delay = self.backoff.current_delay(&key).unwrap_or_default();
-        if let Some((_, init)) = self.container_spec(&name) {
-            let involved = self.involved.container(&name, init);
-            self.ctx
-                .recorder
-                .warning(&involved, "Failed", format!("Error: {reason}"));
-        }
-        tracing::warn!(container = %name, %reason, %message, retry_in = ?delay, "cannot start container");
-        self.failures.insert(
-            name,
-            StartFailure {
-                reason,
-                message,
-                retry_at: after(now, delay),
-                failed_at: now,
-            },
-        );
-    }
-
-    /// Runs a started container's postStart hook; a failure kills the
-    /// container (the restart policy and backoff decide what follows).
-    async fn post_start(&self, name: &str, id: &str, pod_ip: &str) -> Result<(), RuntimeError> {
-        let Some((spec, init)) = self.container_spec(name) else {
-            return Ok(());
-        };
-        let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
-            return Ok(());
-        };
-        let target = Target {
-            container_id: id,
-            container: &spec,
-            pod_ip,
-        };
-        let runtime = self.ctx.runtime.as_ref();
-        if let Err(msg) = actions::run_hook(runtime, hook, target, POST_START_TIMEOUT).await {
-            let involved = self.involved.container(name, init);
-            self.ctx.recorder.warning(
-                &involved,
-                "FailedPostStartHook",
-                format!("PostStartHookError: {msg}"),
-            );
-            self.ctx.recorder.normal(
-                &involved,
-                "Killing",
-                format!("FailedPostStartHook: stopping container {name}"),
-            );
-            runtime.stop_container(id, self.grace()).await?;
-        }
-        Ok(())
-    }
-
-    async fn create_sandbox(&mut self, attempt: u32) -> Result<(), RuntimeError> {
-        let dir = pod_dir(&self.ctx.root_dir, &self.uid);
-        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot create pod directory");
-        }
-        if attempt > 0 {
-            self.ctx.recorder.normal(
-                &self.involved,
-                "SandboxChanged",
-                "Pod sandbox changed, it will be killed and re-created.",
-            );
-        }
-        let mut config =
-            convert::sandbox_config(&self.pod, &self.pod_ref, &self.ctx.infra_image, attempt);
-        config
-            .labels
-            .insert(labels::NODE.into(), self.ctx.node_name.clone());
-        tracing::info!(name = %config.name, "creating pod sandbox");
-        let slot = self.ctx.start_slot().await?;
-        let created = self.ctx.runtime.run_sandbox(&config).await;
-        drop(slot);
-        match created {
-            Ok(_) => {
-                self.sandbox_hold = None;
-                self.backoff.forget(SANDBOX_KEY);
-                Ok(())
-            }
-            Err(RuntimeError::Unavailable(m)) => Err(RuntimeError::Unavailable(m)),
-            Err(e) => {
-                let now = Timestamp::now();
-                self.backoff.record(SANDBOX_KEY, now);
-                let delay = self.backoff.current_delay(SANDBOX_KEY).unwrap_or_default();
-                self.ctx.recorder.warning(
-                    &self.involved,
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {e}"),
-                );
-                self.sandbox_hold = Some((after(now, delay), e.to_string()));
-                Ok(())
-            }
-        }
-    }
-
-    /// Sets up the pod's volumes and hosts file for the sandbox at
-    /// `sandbox_ip`; what a container config needs besides the spec.
-    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodSetup, String> {
-        let objects = self.objects.borrow().clone();
-        let node = crate::node::capacity();
-        let paths = self
-            .volumes
-            .setup(&self.pod, &objects, &node)
-            .map_err(|e| e.to_string())?;
-        let pod_ip = sandbox_ip
-            .filter(|ip| !ip.is_empty())
-            .unwrap_or(&self.ctx.host_ip)
-            .to_string();
-        let hosts_file = Some(
-            self.volumes
-                .write_hosts_file(&self.pod, &pod_ip)
-                .map_err(|e| e.to_string())?,
-        );
-        Ok(PodSetup {
-            volumes: paths,
-            objects,
-            pod_ip,
-            host_ip: self.ctx.host_ip.clone(),
-            node,
-            pod_dir: Some(pod_dir(&self.ctx.root_dir, &self.uid)),
-            hosts_file,
-        })
-    }
-
-    async fn ensure_image(&self, c: &Container, involved: &Involved) -> Result<(), Failure> {
-        let image = c.image.clone().unwrap_or_default();
-        let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
-        let runtime = &self.ctx.runtime;
-        let recorder = &self.ctx.recorder;
-        let present = match policy {
-            "Always" => None,
-            _ => runtime
-                .inspect_image(&image)
-                .await
-                .map_err(Failure::Runtime)?,
-        };
-        if present.is_some() {
-            recorder.normal(
-                involved,
-                "Pulled",
-                format!("Container image {image:?} already present on machine"),
-            );
-            return Ok(());
-        }
-        if policy == "Never" {
-            let message =
-                format!("Container image {image:?} is not present with pull policy of Never");
-            recorder.warning(involved, "ErrImageNeverPull", message.clone());
-            return Err(Failure::Start {
-                reason: "ErrImageNeverPull".into(),
-                message,
-            });
-        }
-        recorder.normal(involved, "Pulling", format!("Pulling image {image:?}"));
-        let started = Instant::now();
-        match runtime.pull_image(&image).await {
-            Ok(_) => {
-                recorder.normal(
-                    involved,
-                    "Pulled",
-                    format!(
-                        "Successfully pulled image {image:?} in {}",
-                        humantime::format_duration(Duration::from_millis(
-                            started.elapsed().as_millis() as u64
-                        ))
-                    ),
-                );
-                Ok(())
-            }
-            Err(RuntimeError::Unavailable(m)) => {
-                Err(Failure::Runtime(RuntimeError::Unavailable(m)))
-            }
-            Err(e) => {
-                recorder.warning(
-                    involved,
-                    "Failed",
-                    format!("Failed to pull image {image:?}: {e}"),
-                );
-                Err(Failure::Start {
-                    reason: "ErrImagePull".into(),
-                    message: e.to_string(),
-                })
-            }
-        }
-    }
-
-    /// Pulls (per policy), creates and starts one container; its id.
-    async fn start_container(
-        &self,
-        name: &str,
-        restart_count: u32,
-        sandbox_id: &str,
-        volumes: &PodSetup,
-    ) -> Result<String, Failure> {
-        let Some((spec, init)) = self.container_spec(name) else {
-            return Err(Failure::Start {
-                reason: "CreateContainerError".into(),
-                message: format!("no container {name:?} in the pod spec"),
-            });
-        };
-        let involved = self.involved.container(name, init);
-        self.ensure_image(&spec, &involved).await?;
-        let mut config = convert::container_config(
-            &self.pod,
-            &self.pod_ref,
-            &spec,
-            sandbox_id,
-            restart_count,
-            volumes,
-        )
-        .map_err(|e| Failure::Start {
-            reason: "CreateContainerConfigError".into(),
-            message: e.0,
-        })?;
-        let events = (self.ctx.recorder.as_ref(), &involved);
-        volumes::prepare_container(
-            &self.pod,
-            &spec,
-            restart_count,
-            &mut config,
-            volumes,
-            events,
-        )
-        .map_err(|e| Failure::Start {
-            reason: "CreateContainerConfigError".into(),
-            message: e.to_string(),
-        })?;
-        config
-            .labels
-            .insert(labels::NODE.into(), self.ctx.node_name.clone());
-        let runtime = &self.ctx.runtime;
-        let _slot = self.ctx.start_slot().await.map_err(Failure::Runtime)?;
-        let id = runtime
-            .create_container(&config)
-            .await
-            .map_err(|e| match e {
-                RuntimeError::Unavailable(_) => Failure::Runtime(e),
-                e => Failure::Start {
-                    reason: "CreateContainerError".into(),
-                    message: e.to_string(),
-                },
-            })?;
-        self.ctx
-            .recorder
-            .normal(&involved, "Created", format!("Created container {name}"));
-        tracing::info!(container = %name, restart_count, id = %id, "starting container");
-        runtime.start_container(&id).await.map_err(|e| match e {
-            RuntimeError::Unavailable(_) => Failure::Runtime(e),
-            e => Failure::Start {
-                reason: "RunContainerError".into(),
-                message: e.to_string(),
-            },
-        })?;
-        self.ctx
-            .recorder
-            .normal(&involved, "Started", format!("Started container {name}"));
-        Ok(id)
-    }
-
-    /// Stops and removes the pod — regular containers in parallel with their
-    /// preStop hooks, sidecars in reverse order, the sandbox last — retrying
-    /// until done or daemon shutdown. When a sync was `interrupted` (or on a
-    /// retry) the containers are listed again before removing them, in case
-    /// a create was still in flight; otherwise what was observed is all
-    /// there is (only this worker creates this pod's containers).
-    async fn terminate(&mut self, shutdown: &CancellationToken, interrupted: bool) {
-        tracing::info!("terminating pod");
-        self.prober.stop_all();
-        let started = Timestamp::now();
-        self.terminating_since = Some(started);
-        let mut attempt = 0u32;
-        loop {
-            let step = async {
-                let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
-                self.publish(&observed, &Plan::default());
-                let running = self.running_to_stop(&observed);
-                let left = self
-                    .grace()
-                    .saturating_sub(since(started, Timestamp::now()));
-                self.stop_ordered(running, left).await?;
-                let runtime = self.ctx.runtime.as_ref();
-                // Removing containers is CPU work inside Docker too: a slot
-                // per pod keeps a mass removal from thrashing the daemon.
-                let _slot = self.ctx.teardown_slot().await?;
-                if interrupted || attempt > 0 {
-                    kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
-                } else {
-                    remove_pod(runtime, &self.ctx.root_dir, &self.uid, &observed).await
-                }
-            };
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = step => r,
-            };
-            match result {
-                Ok(()) => break,
-                Err(e) => {
-                    attempt += 1;
-                    let delay = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
-        self.ctx.store.remove(&self.uid);
-        tracing::info!("pod terminated");
-    }
-}
-
-/// Why a container could not be started.
-enum Failure {
-    /// A failure to report on the container and retry with backoff.
-    Start { reason: String, message: String },
-    /// The runtime itself failed (retry the whole sync).
-    Runtime(RuntimeError),
 }

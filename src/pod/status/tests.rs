@@ -11,14 +11,14 @@ fn ctr(name: &str, count: u32, state: ContainerState, code: Option<i64>) -> Cont
     fixtures::container(&format!("{name}{count}"), name, count, "sb", state, code)
 }
 
-fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> PodStatus {
+fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, WaitingReason)]) -> PodStatus {
     let waiting: BTreeMap<String, Waiting> = waiting
         .iter()
         .map(|(n, r)| {
             (
                 n.to_string(),
                 Waiting {
-                    reason: r.to_string(),
+                    reason: *r,
                     message: format!("{r} message"),
                 },
             )
@@ -31,6 +31,7 @@ fn status_of(p: &Pod, observed: &[ContainerInfo], waiting: &[(&str, &str)]) -> P
         host_ip: "192.0.2.1",
         start_time: Some(t(0)),
         terminating: false,
+        deadline_exceeded: false,
         probes: &BTreeMap::new(),
         messages: &BTreeMap::new(),
     })
@@ -137,7 +138,7 @@ fn a_crash_looping_container_is_waiting_with_the_dead_instance_as_last_state() {
     let s = status_of(
         &p,
         &[sandbox(Running), ctr("a", 2, Exited, Some(1))],
-        &[("a", "CrashLoopBackOff")],
+        &[("a", WaitingReason::CrashLoopBackOff)],
     );
     assert_eq!(
         s.phase.as_deref(),
@@ -247,7 +248,7 @@ fn oom_kills_and_start_failures_have_their_reasons() {
     let s = status_of(
         &pod("Always", &[], &["a"]),
         &[sandbox(Running)],
-        &[("a", "ErrImagePull")],
+        &[("a", WaitingReason::ErrImagePull)],
     );
     let st = &s.container_statuses.as_ref().expect("statuses")[0];
     let w = st
@@ -274,6 +275,7 @@ fn a_terminating_pod_is_not_ready() {
         host_ip: "h",
         start_time: None,
         terminating: true,
+        deadline_exceeded: false,
         probes: &BTreeMap::new(),
         messages: &BTreeMap::new(),
     });
@@ -333,6 +335,7 @@ fn readiness_and_startup_probes_decide_ready_and_started() {
             host_ip: "h",
             start_time: None,
             terminating: false,
+            deadline_exceeded: false,
             probes: &probes,
             messages: &BTreeMap::new(),
         });
@@ -375,7 +378,7 @@ fn termination_messages_fill_the_terminated_states() {
     let waiting = BTreeMap::from([(
         "a".to_string(),
         Waiting {
-            reason: "CrashLoopBackOff".into(),
+            reason: WaitingReason::CrashLoopBackOff,
             message: "m".into(),
         },
     )]);
@@ -386,6 +389,7 @@ fn termination_messages_fill_the_terminated_states() {
         host_ip: "h",
         start_time: None,
         terminating: false,
+        deadline_exceeded: false,
         probes: &BTreeMap::new(),
         messages: &messages,
     });
@@ -396,4 +400,41 @@ fn termination_messages_fill_the_terminated_states() {
         .and_then(|l| l.terminated.as_ref())
         .expect("last");
     assert_eq!(last.message.as_deref(), Some("second"));
+}
+
+#[test]
+fn a_pod_past_its_deadline_is_failed_with_deadline_exceeded() {
+    let p = crate::pod::fixtures::load_pod(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  activeDeadlineSeconds: 30
+  containers:
+  - {name: a, image: 'img:1'}
+",
+    );
+    let observed = [sandbox(Exited), ctr("a", 0, Exited, Some(137))];
+    let waiting = BTreeMap::new();
+    let input = StatusInput {
+        pod: &p,
+        observed: &observed,
+        waiting: &waiting,
+        host_ip: "h",
+        start_time: Some(t(0)),
+        terminating: false,
+        deadline_exceeded: true,
+        probes: &BTreeMap::new(),
+        messages: &BTreeMap::new(),
+    };
+    let s = pod_status(input);
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(s.message.as_deref(), Some(DEADLINE_EXCEEDED_MESSAGE));
+    let within = pod_status(StatusInput {
+        deadline_exceeded: false,
+        ..input
+    });
+    assert_eq!(within.reason, None);
 }

@@ -1,0 +1,163 @@
+//! Taking a pod down: stopping in the planner's order, removing every
+//! container, deleting the pod's directory.
+//!
+//! [`PodWorker::terminate`] is a worker's last act (manifest removed or
+//! replaced); [`kill_pod`] and [`kill_pod_until_done`] do the same for a pod
+//! nobody runs any more (an orphan found at start-up), with only the labels
+//! to go by.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use k8s_openapi::jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use super::{pod_dir, PodWorker};
+use crate::backoff::Retry;
+use crate::clock::elapsed;
+use crate::pod::observed::Observed;
+use crate::pod::plan::{self, Plan, Step};
+use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
+use crate::worker::volumes;
+
+/// Retrying a failed teardown: 1 s, doubling up to 32 s.
+const TEARDOWN_RETRY: Retry = Retry::new(Duration::from_secs(1), Duration::from_secs(32));
+
+/// Stops and removes every container of pod `uid` — in the planner's stop
+/// order, which without the spec is the app containers in parallel, then
+/// the sandbox — and deletes the pod's directory. `grace` defaults to each
+/// container's grace-period label. Fails only if the runtime fails (the
+/// caller retries).
+pub async fn kill_pod(
+    runtime: &dyn ContainerRuntime,
+    root_dir: &Path,
+    uid: &str,
+    grace: Option<Duration>,
+) -> Result<(), RuntimeError> {
+    // The brief list is enough here: ids, labels and whether to stop (a
+    // container that just died may read running; stopping it is a no-op).
+    let containers = runtime.list_brief(Some(uid)).await?;
+    let grace_of = |c: &ContainerInfo| {
+        grace.unwrap_or_else(|| {
+            let secs = c.meta().map(|m| m.pod.grace_period_seconds).unwrap_or(30);
+            Duration::from_secs(secs.max(0) as u64)
+        })
+    };
+    let observed = Observed::new(&containers);
+    let running = observed.iter().filter(|s| s.is_running());
+    for batch in plan::stop_batches(None, running) {
+        let stops = batch
+            .iter()
+            .filter_map(|s| match s {
+                Step::StopContainer { id, .. } => containers.iter().find(|c| c.id == *id),
+                _ => None,
+            })
+            .map(|c| runtime.stop_container(&c.id, grace_of(c)));
+        for r in join_all(stops).await {
+            r?;
+        }
+    }
+    remove_pod(runtime, root_dir, uid, &containers).await
+}
+
+/// Removes the given (stopped) containers of pod `uid` in parallel and
+/// deletes the pod's directory.
+async fn remove_pod(
+    runtime: &dyn ContainerRuntime,
+    root_dir: &Path,
+    uid: &str,
+    containers: &[ContainerInfo],
+) -> Result<(), RuntimeError> {
+    for r in join_all(containers.iter().map(|c| runtime.remove_container(&c.id))).await {
+        r?;
+    }
+    let dir = pod_dir(root_dir, uid);
+    if let Err(e) = volumes::teardown(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
+    }
+    Ok(())
+}
+
+/// [`kill_pod`], retried with backoff until it succeeds. Returns false if
+/// `shutdown` came first (the pod is then left for the next start to clean up).
+pub async fn kill_pod_until_done(
+    runtime: &dyn ContainerRuntime,
+    root_dir: &Path,
+    uid: &str,
+    grace: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut retry = TEARDOWN_RETRY;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            r = kill_pod(runtime, root_dir, uid, grace) => r,
+        };
+        let Err(e) = result else { return true };
+        let delay = retry.next_delay();
+        tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+impl PodWorker {
+    /// Stops and removes the pod — in the planner's stop order, within what
+    /// is left of the grace period since `started` — retrying until done
+    /// (returns true) or daemon shutdown (false). When a sync was
+    /// `interrupted` (or on a retry) the containers are listed again before
+    /// removing them, in case a create was still in flight; otherwise what
+    /// was observed is all there is (only this worker creates this pod's
+    /// containers).
+    pub(super) async fn terminate(
+        &mut self,
+        shutdown: &CancellationToken,
+        started: Timestamp,
+        interrupted: bool,
+    ) -> bool {
+        self.prober.stop_all();
+        let mut retry = TEARDOWN_RETRY;
+        loop {
+            let relist = interrupted || retry.failures() > 0;
+            let step = async {
+                let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+                self.publish(&observed, &Plan::default());
+                let left = self
+                    .grace()
+                    .saturating_sub(elapsed(started, self.ctx.clock.now()));
+                let batches = plan::stop_all(&self.pod, &observed);
+                self.stop(&batches, &observed, left).await?;
+                let runtime = self.ctx.runtime.as_ref();
+                // Removing containers is CPU work inside Docker too: a slot
+                // per pod keeps a mass removal from thrashing the daemon.
+                let _slot = self.ctx.teardown_slot().await?;
+                if relist {
+                    kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
+                } else {
+                    remove_pod(runtime, &self.ctx.root_dir, &self.uid, &observed).await
+                }
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                r = step => r,
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = retry.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        self.ctx.store.remove(&self.uid);
+        tracing::info!("pod terminated");
+        true
+    }
+}
