@@ -1,26 +1,66 @@
-//! rkubelet: a standalone static-pod kubelet on Docker.
+//! rkubelet: a standalone kubelet on Docker — Kubernetes Pods from a manifest
+//! directory and a URL, no API server.
 //!
-//! Layout (data flows top to bottom):
+//! # Layout
 //!
-//! * [`cli`] — flags and sub-commands; [`config`] — the validated settings;
-//!   [`app`] — wiring it all together; `main.rs` is a thin shell around it.
-//! * [`node`] — this node: name, labels, architecture, capacity, host IP.
-//! * [`k8s`] — pure Kubernetes vocabulary used by every layer.
+//! The crate is a pure core wrapped in an imperative shell. Data flows top to
+//! bottom; a module imports only from modules below it (and from [`k8s`]).
+//!
+//! * `main.rs`, [`app`] — flags to wiring: build everything, spawn it, drain.
+//!   [`cli`] parses flags, [`config`] validates them, [`node`] is this node
+//!   (name, labels, architecture, capacity, host IP).
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`);
+//!   they speak to the API over HTTP and share only [`k8s`] vocabulary with the
+//!   daemon (`validate` reuses the daemon's file listing and merger).
+//! * [`api`] — the read-only HTTP API: routes, and [`api::kube`] for
+//!   Kubernetes discovery and server-side Tables.
+//! * [`source`] — the manifest directory ([`source::file`]) and URL
+//!   ([`source::url`]) producing complete snapshots; [`source::merge`] is the
+//!   pure merger turning snapshots into the desired set.
 //! * [`manifest`] — bytes to validated, identified, defaulted objects (pure).
-//! * [`source`] — the manifest directory and URL producing complete
-//!   snapshots; [`source::merge`] — the pure merger into desired pods.
 //! * [`admission`] — the kubelet's admission predicates (pure).
-//! * [`pod`] — the pure pod core: plan, status, spec-to-config conversion.
-//! * [`worker`] — the shell: one task per pod executing plans, the manager,
-//!   probers and hooks, volumes on the host, the status store.
-//! * [`runtime`] — the container runtime trait, Docker (bollard) and a fake.
-//! * [`pleg`] — the runtime's events stream, waking pod workers.
-//! * [`backoff`] — restart backoff and retry curves as data; [`clock`] — the
-//!   injected time source; [`events`] — the event record.
-//! * [`api`] — the read-only local HTTP API ([`api::kube`]: discovery and
-//!   Tables for kubectl).
-//! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`).
-//! * [`http_client`] — the shared HTTP client setup (rustls).
+//! * [`worker`] — THE SHELL: the [`worker::manager`] owning one task per pod
+//!   ([`worker::pod_worker`]: one lifecycle enum, executing the planner's
+//!   ordered batches), probers and hooks through one action runner
+//!   ([`worker::actions`]), volumes on the host, the atomic writer, and the
+//!   status store ([`worker::store`]).
+//! * [`pod`] — THE PURE CORE: the planner ([`pod::plan`]), status
+//!   ([`pod::status`]), spec to container config ([`pod::convert`]), the
+//!   downward API, probe tracking, the ConfigMap/Secret set, volume payloads and
+//!   the layout of `--root-dir/pods`. No tasks, no file system, no Docker, no
+//!   clock reads: time comes in as an argument.
+//! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
+//!   unit tests, container labels, the pause image.
+//! * [`pleg`] — the runtime's events stream, waking pod workers;
+//!   [`events`] — the bounded event record; [`backoff`] — backoff and retry
+//!   curves as data; [`clock`] — the injected time source (the system clock,
+//!   or tokio's for paused-time tests); [`http_client`] — the shared HTTP
+//!   client setup and URL/header checks.
+//! * [`k8s`] — pure Kubernetes vocabulary used by everyone: names, quantities,
+//!   `$(VAR)` expansion, namespace helpers, QoS, probe settings, lifecycle
+//!   enums (restart policy, waiting and terminated reasons), kubectl-style
+//!   printing.
+//!
+//! # Where the next pieces go
+//!
+//! * **Workload controllers** (Deployment, ReplicaSet, DaemonSet, Job,
+//!   CronJob): pure functions in a new `controller/` module beside [`pod`] —
+//!   (workload spec, observed pods with status, now) → pods to create, pods to
+//!   delete, workload status. They sit between [`source::merge`] and
+//!   [`worker::manager`]: the merger's desired workloads go in, desired pods
+//!   come out, and the manager runs them like static pods. A thin executor in
+//!   `worker/` feeds them pod status from the store.
+//! * **A watchable store for the API**: [`worker::store`] grows a monotonic
+//!   `resourceVersion` and a bounded change log with broadcast to watchers;
+//!   `api/` serves lists and watches from it (selectors in [`k8s`]).
+//! * **exec / attach / port-forward**: an authenticated server in `api/`
+//!   (its own module beside the read-only routes), using
+//!   [`runtime::ContainerRuntime`] for exec and attach.
+//!
+//! The purity of the core is checked by `scripts/check-pure` (run by
+//! `scripts/test`): no `tokio::spawn`, `std::fs`, `bollard` or clock reads in
+//! `pod/`, `k8s/`, `manifest/`, `admission.rs` and `source/merge.rs` outside
+//! tests.
 
 #![cfg_attr(
     not(test),

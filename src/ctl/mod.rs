@@ -108,7 +108,9 @@ fn check_resource(resource: &str) -> Result<()> {
 }
 
 fn namespace(args: &ClientArgs) -> &str {
-    args.namespace.as_deref().unwrap_or("default")
+    args.namespace
+        .as_deref()
+        .unwrap_or(crate::k8s::meta::DEFAULT_NAMESPACE)
 }
 
 /// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A]`.

@@ -22,6 +22,9 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
+    /// The values the API accepts, in its order.
+    pub const NAMES: [&'static str; 3] = ["Always", "OnFailure", "Never"];
+
     /// Parses the spec's string; unset or unknown is `Always`, as Kubernetes
     /// defaults it (validation rejects unknown values before they get here).
     pub fn parse(s: Option<&str>) -> Self {
@@ -81,12 +84,23 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
+    /// The values the API accepts, in its order.
+    pub const NAMES: [&'static str; 3] = ["Always", "IfNotPresent", "Never"];
+
     /// The container's pull policy; unset or unknown is `IfNotPresent`.
     pub fn of(c: &Container) -> Self {
         match c.image_pull_policy.as_deref() {
             Some("Always") => PullPolicy::Always,
             Some("Never") => PullPolicy::Never,
             _ => PullPolicy::IfNotPresent,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
         }
     }
 }

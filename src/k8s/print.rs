@@ -12,6 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::jiff::Timestamp;
 
+use super::lifecycle::is_sidecar;
 use super::meta::namespace_of;
 
 /// One `kubectl get pods` row.
@@ -116,10 +117,7 @@ pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let init_specs = spec.init_containers.clone().unwrap_or_default();
-    let sidecars = init_specs
-        .iter()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-        .count();
+    let sidecars = init_specs.iter().filter(|c| is_sidecar(c)).count();
     let total = spec.containers.len() + sidecars;
     let mut ready = 0;
     let mut restarts: i32 = 0;
@@ -142,9 +140,7 @@ pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
     for (i, s) in init_statuses.iter().enumerate() {
         bump(s, &mut restarts);
         let st = s.state.clone().unwrap_or_default();
-        let sidecar = init_specs
-            .get(i)
-            .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"));
+        let sidecar = init_specs.get(i).is_some_and(is_sidecar);
         if st.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
             continue;
         }

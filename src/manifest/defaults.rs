@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
     Container, HTTPGetAction, Pod, PodSecurityContext, PodSpec, Probe, Volume,
 };
 
+use crate::k8s::lifecycle::{PullPolicy, RestartPolicy};
+
 /// Mode of projected ConfigMap/Secret files: 0644.
 pub const DEFAULT_FILE_MODE: i32 = 0o644;
 
@@ -19,7 +21,7 @@ pub const DEFAULT_FILE_MODE: i32 = 0o644;
 pub fn apply(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
-    set_if_empty(&mut spec.restart_policy, "Always");
+    set_if_empty(&mut spec.restart_policy, RestartPolicy::Always.as_str());
     spec.security_context
         .get_or_insert_with(PodSecurityContext::default);
     spec.termination_grace_period_seconds.get_or_insert(30);
@@ -54,8 +56,8 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     let last = name.rsplit('/').next().unwrap_or(name);
     let tag = last.split_once(':').map(|(_, tag)| tag);
     match (tag, digest) {
-        (Some("latest"), _) | (None, None) => "Always",
-        _ => "IfNotPresent",
+        (Some("latest"), _) | (None, None) => PullPolicy::Always.as_str(),
+        _ => PullPolicy::IfNotPresent.as_str(),
     }
 }
 

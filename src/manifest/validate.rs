@@ -26,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ManifestError;
+use crate::k8s::lifecycle::{PullPolicy, RestartPolicy};
 use crate::k8s::names::{self, local_path_problem};
 use crate::k8s::quantity::Quantity;
 
@@ -230,7 +231,7 @@ fn validate_spec(spec: &PodSpec, errs: &mut Errors) {
     errs.one_of(
         "spec.restartPolicy",
         spec.restart_policy.as_deref(),
-        &["Always", "OnFailure", "Never"],
+        &RestartPolicy::NAMES,
     );
     errs.one_of(
         "spec.dnsPolicy",
@@ -628,7 +629,7 @@ fn validate_container(
     errs.one_of(
         format!("{path}.imagePullPolicy"),
         c.image_pull_policy.as_deref(),
-        &["Always", "IfNotPresent", "Never"],
+        &PullPolicy::NAMES,
     );
     errs.one_of(
         format!("{path}.terminationMessagePolicy"),
@@ -638,8 +639,9 @@ fn validate_container(
     let sidecar = match (kind, c.restart_policy.as_deref()) {
         (_, None) => false,
         (ContainerKind::Init, Some(p)) => {
-            errs.one_of(format!("{path}.restartPolicy"), Some(p), &["Always"]);
-            p == "Always"
+            let always = RestartPolicy::Always.as_str();
+            errs.one_of(format!("{path}.restartPolicy"), Some(p), &[always]);
+            p == always
         }
         (ContainerKind::App, Some(_)) => {
             errs.forbidden(

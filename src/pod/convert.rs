@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::downward::{self, Addresses, NodeCapacity};
 use super::layout;
-use super::objects::{ObjectKind, Objects};
+use super::objects::{DataKind, Objects};
 use crate::k8s::expand::expand;
 use crate::k8s::meta::namespace_of;
 use crate::k8s::names::{is_env_var_name, local_path_problem};
@@ -256,7 +256,7 @@ pub fn container_config(
 }
 
 /// The `envFrom` sources of a container: kind, name, prefix, optional.
-fn env_from_sources(c: &Container) -> Vec<(ObjectKind, &str, &str, bool)> {
+fn env_from_sources(c: &Container) -> Vec<(DataKind, &str, &str, bool)> {
     c.env_from
         .iter()
         .flatten()
@@ -264,7 +264,7 @@ fn env_from_sources(c: &Container) -> Vec<(ObjectKind, &str, &str, bool)> {
             let prefix = e.prefix.as_deref().unwrap_or_default();
             if let Some(r) = &e.config_map_ref {
                 Some((
-                    ObjectKind::ConfigMap,
+                    DataKind::ConfigMap,
                     r.name.as_str(),
                     prefix,
                     r.optional == Some(true),
@@ -272,7 +272,7 @@ fn env_from_sources(c: &Container) -> Vec<(ObjectKind, &str, &str, bool)> {
             } else {
                 e.secret_ref.as_ref().map(|r| {
                     (
-                        ObjectKind::Secret,
+                        DataKind::Secret,
                         r.name.as_str(),
                         prefix,
                         r.optional == Some(true),
@@ -300,8 +300,8 @@ pub fn invalid_env_from_keys(pod: &Pod, c: &Container, objects: &Objects) -> Vec
             .collect();
         if !bad.is_empty() {
             let what = match kind {
-                ObjectKind::ConfigMap => "configMap",
-                ObjectKind::Secret => "secret",
+                DataKind::ConfigMap => "configMap",
+                DataKind::Secret => "secret",
             };
             out.push(format!(
                 "Keys [{}] from the EnvFrom {what} {ns}/{name} were skipped since they are considered invalid environment variable names.",
@@ -396,7 +396,7 @@ fn resolve_source(
         return ctx
             .objects
             .env_value(
-                ObjectKind::ConfigMap,
+                DataKind::ConfigMap,
                 ns,
                 &k.name,
                 &k.key,
@@ -408,7 +408,7 @@ fn resolve_source(
         return ctx
             .objects
             .env_value(
-                ObjectKind::Secret,
+                DataKind::Secret,
                 ns,
                 &k.name,
                 &k.key,
@@ -618,23 +618,14 @@ fn build_security(spec: &PodSpec, c: &Container) -> Result<Security, ConfigError
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::jiff::Timestamp;
 
     use super::*;
-    use crate::manifest::{load, LoadContext, Origin};
 
     const SOURCE: &str = "file:/etc/kubelet.d/web.yaml";
 
     /// Loads a manifest (identity, validation, defaults) like the daemon does.
     fn pod(yaml: &str) -> Pod {
-        let origin = Origin::file("/etc/kubelet.d/web.yaml");
-        let ctx = LoadContext {
-            node_name: "node1",
-            origin: &origin,
-            now: Timestamp::UNIX_EPOCH,
-        };
-        let loaded = load(yaml.as_bytes(), &ctx).unwrap_or_else(|e| panic!("{e}"));
-        loaded.pods[0].clone()
+        crate::pod::fixtures::load_pod_at(yaml, "node1", "/etc/kubelet.d/web.yaml")
     }
 
     fn web(container_extra: &str, spec_extra: &str) -> Pod {

@@ -18,19 +18,28 @@ pub fn t(secs: i64) -> Timestamp {
 /// The node [`load_pod`] loads for.
 pub const NODE: &str = "node";
 
-/// The pod in `yaml` (one Pod document), loaded the way the daemon loads
-/// a manifest file: parsed, validated, identified for [`NODE`] (its name
-/// gets the `-node` suffix, its UID is derived), defaulted.
-pub fn load_pod(yaml: &str) -> Pod {
-    let origin = Origin::file("/etc/kubernetes/manifests/pod.yaml");
+/// Everything in the manifest `yaml`, loaded the way the daemon loads a
+/// manifest from `origin` on node `node`: parsed, validated, identified
+/// (names get the `-<node>` suffix, UIDs are derived), defaulted.
+pub fn load(yaml: &str, node: &str, origin: &Origin) -> manifest::Loaded {
     let ctx = LoadContext {
-        node_name: NODE,
-        origin: &origin,
+        node_name: node,
+        origin,
         now: t(0),
     };
-    let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("a valid manifest");
+    manifest::load(yaml.as_bytes(), &ctx).unwrap_or_else(|e| panic!("a valid manifest: {e}"))
+}
+
+/// The pod in `yaml` (one Pod document) for `node`, from the file `path`.
+pub fn load_pod_at(yaml: &str, node: &str, path: &str) -> Pod {
+    let loaded = load(yaml, node, &Origin::file(path));
     assert_eq!(loaded.pods.len(), 1, "one pod in the manifest");
     loaded.pods[0].clone()
+}
+
+/// The pod in `yaml` (one Pod document) for [`NODE`], from a manifest file.
+pub fn load_pod(yaml: &str) -> Pod {
+    load_pod_at(yaml, NODE, "/etc/kubernetes/manifests/pod.yaml")
 }
 
 /// A pod with this restart policy and these init and app containers.

@@ -1,4 +1,23 @@
-//! The pure pod core.
+//! The pure pod core: what should happen to a pod, and what its status is.
+//!
+//! No tasks, no file system, no Docker, no clock reads — time and
+//! observations come in as arguments, so every rule is unit-tested without
+//! Docker or sleeping. The shell that executes it is [`crate::worker`].
+//!
+//! * [`plan`] — the planner: (pod, observed containers, backoff, failures,
+//!   probe verdicts, start time, sandbox hold, now) → ordered batches of
+//!   steps and when to look again; also the stop order and the postStart
+//!   start batches.
+//! * [`status`] — the Kubernetes `PodStatus` from spec + observations.
+//! * [`observed`] — one index over observed containers (newest sandbox,
+//!   newest instance of each container).
+//! * [`convert`] — pod spec to runtime container configs, with the
+//!   [`downward`] API values.
+//! * [`probe`] — probe result tracking (thresholds, initial results).
+//! * [`objects`] — the ConfigMaps and Secrets pods refer to, versioned.
+//! * [`volumes`] — volume payloads (configMap, secret, downwardAPI,
+//!   projected), the hosts file, volume plugin selection.
+//! * [`layout`] — every path under `--root-dir/pods`.
 
 pub mod convert;
 pub mod downward;

@@ -27,19 +27,20 @@ pub struct Objects {
     pub secrets: BTreeMap<String, Arc<Secret>>,
 }
 
-/// Which kind of object a reference names.
+/// Which kind of data object (ConfigMap or Secret) a pod's reference names;
+/// the merger's [`ObjectKind`](crate::source::ObjectKind) also counts pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectKind {
+pub enum DataKind {
     ConfigMap,
     Secret,
 }
 
-impl ObjectKind {
+impl DataKind {
     /// Lower-case name used in messages (`configmap`, `secret`).
     pub fn name(self) -> &'static str {
         match self {
-            ObjectKind::ConfigMap => "configmap",
-            ObjectKind::Secret => "secret",
+            DataKind::ConfigMap => "configmap",
+            DataKind::Secret => "secret",
         }
     }
 }
@@ -50,7 +51,7 @@ pub enum Missing {
     /// The ConfigMap or Secret does not exist (`key` is the one wanted).
     #[error("{} \"{name}\" not found in namespace \"{namespace}\" (key \"{key}\")", kind.name())]
     Object {
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: String,
         name: String,
         key: String,
@@ -58,7 +59,7 @@ pub enum Missing {
     /// The object exists without `key`.
     #[error("couldn't find key \"{key}\" in {} {namespace}/{name}", kind.name())]
     Key {
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: String,
         name: String,
         key: String,
@@ -70,13 +71,13 @@ impl Objects {
     /// `binaryData`, a Secret's `data`); `None` when the object does not exist.
     pub fn entries(
         &self,
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, Vec<u8>>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            ObjectKind::ConfigMap => self.configmaps.get(&key).map(|cm| {
+            DataKind::ConfigMap => self.configmaps.get(&key).map(|cm| {
                 let text = cm
                     .data
                     .iter()
@@ -89,7 +90,7 @@ impl Objects {
                     .map(|(k, v)| (k.clone(), v.0.clone()));
                 text.chain(binary).collect()
             }),
-            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
+            DataKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -103,17 +104,17 @@ impl Objects {
     /// `binaryData`, as in Kubernetes) or a Secret's `data` as text.
     pub fn env_entries(
         &self,
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, String>> {
         let key = format!("{namespace}/{name}");
         match kind {
-            ObjectKind::ConfigMap => self
+            DataKind::ConfigMap => self
                 .configmaps
                 .get(&key)
                 .map(|cm| cm.data.clone().unwrap_or_default()),
-            ObjectKind::Secret => self.secrets.get(&key).map(|s| {
+            DataKind::Secret => self.secrets.get(&key).map(|s| {
                 s.data
                     .iter()
                     .flatten()
@@ -129,7 +130,7 @@ impl Objects {
     /// Fails, naming the object and the key, when a required one is missing.
     pub fn env_value(
         &self,
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: &str,
         name: &str,
         key: &str,
@@ -317,7 +318,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
+            .env_value(DataKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v1".into())));
         store.publish(BTreeMap::new(), BTreeMap::new());
         store.publish(
@@ -326,7 +327,7 @@ mod tests {
         );
         let value = store
             .current()
-            .env_value(ObjectKind::ConfigMap, "default", "app", "k", false);
+            .env_value(DataKind::ConfigMap, "default", "app", "k", false);
         assert_eq!(value, Ok(Some("v2".into())));
     }
 
@@ -334,7 +335,7 @@ mod tests {
     fn lookups_name_the_missing_object_or_key_unless_optional() {
         let objects = store_with("v1", false).current();
         let get = |name: &str, key: &str, optional| {
-            objects.env_value(ObjectKind::ConfigMap, "default", name, key, optional)
+            objects.env_value(DataKind::ConfigMap, "default", name, key, optional)
         };
         assert_eq!(get("app", "k", false), Ok(Some("v1".into())));
         let message =
@@ -346,7 +347,7 @@ mod tests {
         assert_eq!(
             get("app", "x", false),
             Err(Missing::Key {
-                kind: ObjectKind::ConfigMap,
+                kind: DataKind::ConfigMap,
                 namespace: "default".into(),
                 name: "app".into(),
                 key: "x".into(),
@@ -360,12 +361,12 @@ mod tests {
         assert_eq!(get("app", "x", true), Ok(None));
         assert_eq!(get("app", "b", true), Ok(None), "binaryData is not for env");
         let files = objects
-            .entries(ObjectKind::ConfigMap, "default", "app")
+            .entries(DataKind::ConfigMap, "default", "app")
             .expect("exists");
         assert_eq!(files["b"], [0, 1]);
         assert_eq!(files["k"], b"v1");
         assert!(objects
-            .entries(ObjectKind::Secret, "default", "app")
+            .entries(DataKind::Secret, "default", "app")
             .is_none());
     }
 }

@@ -79,7 +79,7 @@ pub enum Step {
     KillUnhealthy {
         id: String,
         name: String,
-        probe: super::probe::Kind,
+        probe: super::probe::ProbeKind,
         grace: Option<Duration>,
     },
 }
@@ -87,7 +87,7 @@ pub enum Step {
 /// A running container whose liveness or startup probe failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unhealthy {
-    pub probe: super::probe::Kind,
+    pub probe: super::probe::ProbeKind,
     pub grace: Option<Duration>,
 }
 
@@ -159,7 +159,7 @@ pub fn crash_loop_message(delay: Duration, container: &str, pod: &Pod) -> String
         humantime::format_duration(delay),
         container,
         pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        crate::k8s::meta::namespace_of(pod),
         pod.metadata.uid.as_deref().unwrap_or_default(),
     )
 }

@@ -6,8 +6,6 @@
 //! failures in a row, and starts as failure (readiness), success (liveness) or
 //! unknown (startup).
 
-/// The old name of [`ProbeKind`], kept while callers move over.
-pub use crate::k8s::probe::ProbeKind as Kind;
 pub use crate::k8s::probe::{Params, ProbeKind};
 
 /// A probe's result.
@@ -30,9 +28,9 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(kind: ProbeKind, params: Params) -> Tracker {
         let result = match kind {
-            Kind::Readiness => ProbeResult::Failure,
-            Kind::Liveness => ProbeResult::Success,
-            Kind::Startup => ProbeResult::Unknown,
+            ProbeKind::Readiness => ProbeResult::Failure,
+            ProbeKind::Liveness => ProbeResult::Success,
+            ProbeKind::Startup => ProbeResult::Unknown,
         };
         Tracker {
             params,

@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::observed::Observed;
 use super::plan::{Waiting, DEADLINE_EXCEEDED_MESSAGE};
-use super::probe::{Kind, ProbeResult};
+use super::probe::{ProbeKind, ProbeResult};
 use crate::k8s::lifecycle::{is_sidecar, RestartPolicy, TerminatedReason, WaitingReason};
 use crate::runtime::{ContainerInfo, ContainerState};
 
@@ -33,7 +33,7 @@ pub struct StatusInput<'a> {
     /// `Failed` with reason `DeadlineExceeded`.
     pub deadline_exceeded: bool,
     /// Probe results by container id.
-    pub probes: &'a BTreeMap<(String, Kind), ProbeResult>,
+    pub probes: &'a BTreeMap<(String, ProbeKind), ProbeResult>,
     /// Termination messages of exited containers, by container id.
     pub messages: &'a BTreeMap<String, String>,
 }
@@ -163,13 +163,14 @@ fn container_status(
     st.state = Some(state);
     // Started: running and past its startup probe. Ready: started and its
     // readiness probe (if any) succeeds; never while the pod terminates.
-    let result = |kind: Kind| newest.and_then(|c| input.probes.get(&(c.id.clone(), kind)).copied());
-    let passes = |kind: Kind, c: &Container| {
+    let result =
+        |kind: ProbeKind| newest.and_then(|c| input.probes.get(&(c.id.clone(), kind)).copied());
+    let passes = |kind: ProbeKind, c: &Container| {
         kind.of(c).is_none() || result(kind) == Some(ProbeResult::Success)
     };
-    let started = running && passes(Kind::Startup, spec);
+    let started = running && passes(ProbeKind::Startup, spec);
     st.started = Some(started);
-    st.ready = started && passes(Kind::Readiness, spec) && !input.terminating;
+    st.ready = started && passes(ProbeKind::Readiness, spec) && !input.terminating;
     st
 }
 

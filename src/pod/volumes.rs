@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, KeyToPath, Pod, Volume, V
 
 use super::convert::pod_hostname;
 use super::downward::{self, DownwardError, NodeCapacity};
-use super::objects::{ObjectKind, Objects};
+use super::objects::{DataKind, Objects};
 use crate::k8s::meta::namespace_of;
 use crate::k8s::quantity::{Quantity, QuantityError};
 
@@ -45,14 +45,14 @@ pub enum VolumeError {
     /// A required ConfigMap or Secret does not exist.
     #[error("{} \"{name}\" not found in namespace \"{namespace}\"", kind.name())]
     ObjectNotFound {
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: String,
         name: String,
     },
     /// A listed key of a required ConfigMap or Secret does not exist.
     #[error("couldn't find key \"{key}\" in {} {namespace}/{name}", kind.name())]
     KeyNotFound {
-        kind: ObjectKind,
+        kind: DataKind,
         namespace: String,
         name: String,
         key: String,
@@ -232,7 +232,7 @@ fn mode_of(mode: Option<i32>, default: Option<i32>) -> u32 {
 
 /// A volume's reference to a ConfigMap or Secret.
 struct ObjectSource<'a> {
-    kind: ObjectKind,
+    kind: DataKind,
     namespace: &'a str,
     name: &'a str,
     items: Option<&'a [KeyToPath]>,
@@ -337,7 +337,7 @@ fn add_projection(
             payload,
             objects,
             ObjectSource {
-                kind: ObjectKind::ConfigMap,
+                kind: DataKind::ConfigMap,
                 namespace: ns,
                 name: &cm.name,
                 items,
@@ -352,7 +352,7 @@ fn add_projection(
             payload,
             objects,
             ObjectSource {
-                kind: ObjectKind::Secret,
+                kind: DataKind::Secret,
                 namespace: ns,
                 name: &s.name,
                 items,
@@ -390,7 +390,7 @@ pub fn payload(
             &mut p,
             objects,
             ObjectSource {
-                kind: ObjectKind::ConfigMap,
+                kind: DataKind::ConfigMap,
                 namespace: ns,
                 name: &cm.name,
                 items,
@@ -406,7 +406,7 @@ pub fn payload(
             &mut p,
             objects,
             ObjectSource {
-                kind: ObjectKind::Secret,
+                kind: DataKind::Secret,
                 namespace: ns,
                 name,
                 items,
@@ -443,7 +443,6 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::manifest::{load, LoadContext, Origin};
     use crate::pod::objects::ObjectStore;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -451,19 +450,10 @@ pub(crate) mod tests {
     /// A pod loaded the way the daemon loads it, with one container `app`
     /// (64Mi/500m limits) and `spec_extra` appended to its spec.
     pub(crate) fn pod(spec_extra: &str) -> Pod {
-        let origin = Origin::file("/etc/kubelet.d/v.yaml");
-        let ctx = LoadContext {
-            node_name: "node1",
-            origin: &origin,
-            now: k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-        };
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {{app: web, tier: \"a b\"}}\nspec:\n  containers:\n  - name: app\n    image: busybox\n    resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}\n{spec_extra}"
         );
-        load(yaml.as_bytes(), &ctx)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .pods[0]
-            .clone()
+        crate::pod::fixtures::load_pod_at(&yaml, "node1", "/etc/kubelet.d/v.yaml")
     }
 
     /// The ConfigMap `default/app` with keys `a.conf` and `b.conf`.
@@ -543,7 +533,7 @@ pub(crate) mod tests {
         assert_eq!(
             payload(&p, &vols[2], &o, &NODE),
             Err(VolumeError::KeyNotFound {
-                kind: ObjectKind::ConfigMap,
+                kind: DataKind::ConfigMap,
                 namespace: "default".into(),
                 name: "app".into(),
                 key: "x".into(),

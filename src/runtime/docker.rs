@@ -1,4 +1,4 @@
-//! The Docker implementation of [`ContainerRuntime`](super::ContainerRuntime), through bollard.
+//! The Docker implementation of [`ContainerRuntime`], through bollard.
 //!
 //! [`DockerRuntime`] turns the runtime-neutral configs of [`super`] into Docker
 //! API calls: a pod is one pause (sandbox) container that owns the network and

@@ -425,13 +425,12 @@ mod tests {
 
     use super::*;
     use crate::backoff::BackoffPolicy;
-    use crate::manifest::{self, LoadContext, Origin};
+    use crate::manifest::Origin;
     use crate::runtime::fake::FakeRuntime;
     use crate::runtime::labels;
     use crate::runtime::ContainerRuntime;
     use crate::source::{Defined, SourcePod};
     use crate::worker::store::PodStore;
-    use k8s_openapi::jiff::Timestamp;
 
     const NODE: &str = "node1";
 
@@ -444,12 +443,7 @@ mod tests {
 
     /// The first pod of a manifest, loaded as the daemon's sources do.
     fn pod_from(yaml: &str, origin: Origin) -> SourcePod {
-        let ctx = LoadContext {
-            node_name: NODE,
-            origin: &origin,
-            now: Timestamp::now(),
-        };
-        let loaded = manifest::load(yaml.as_bytes(), &ctx).expect("valid manifest");
+        let loaded = crate::pod::fixtures::load(yaml, NODE, &origin);
         Defined::new(loaded, &origin).pods.remove(0)
     }
 

@@ -1,6 +1,15 @@
-//! The imperative shell around the pure pod core: one task per pod, the
-//! manager owning them, probers, the action runner hooks and probes share,
-//! volumes on the host.
+//! The imperative shell around the pure pod core ([`crate::pod`]).
+//!
+//! * [`manager`] — owns one worker per pod UID: starts, replaces and
+//!   terminates them as the desired set changes, sweeps orphans, routes
+//!   runtime events.
+//! * [`pod_worker`] — one task per pod: a lifecycle enum, observe → plan →
+//!   execute the plan's ordered batches; termination.
+//! * [`prober`] — one task per container probe; [`actions`] — the one runner
+//!   of exec / httpGet / tcpSocket / grpc / sleep actions for hooks and probes.
+//! * [`volumes`] — volumes on the host (mounts, writes, teardown, size
+//!   limits), with the [`atomic_writer`] for API-data volumes.
+//! * [`store`] — the status store the API reads.
 
 pub mod actions;
 pub mod atomic_writer;

@@ -25,7 +25,7 @@ mod terminate;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,10 +44,11 @@ use crate::clock::Clock;
 use crate::events::{Involved, Recorder};
 use crate::k8s::lifecycle::WaitingReason;
 use crate::pod::convert;
+use crate::pod::layout::pod_dir;
 use crate::pod::objects::{ObjectStore, Objects};
 use crate::pod::observed::Observed;
 use crate::pod::plan::{self, Plan, StartFailure, Unhealthy, DEADLINE_EXCEEDED_MESSAGE};
-use crate::pod::probe::{Kind, Params, ProbeResult};
+use crate::pod::probe::{Params, ProbeKind, ProbeResult};
 use crate::pod::status::{self, StatusInput};
 use crate::runtime::labels::PodRef;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
@@ -95,11 +96,6 @@ impl WorkerContext {
             .await
             .map_err(|_| RuntimeError::Other("the start slots were closed".into()))
     }
-}
-
-/// Directory of a pod's volumes and state under the root dir.
-pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
-    crate::pod::layout::pod_dir(root, uid)
 }
 
 /// Signals to and from a running worker.
@@ -508,7 +504,7 @@ impl PodWorker {
             let Some((spec, _)) = self.spec_of(c) else {
                 continue;
             };
-            for kind in [Kind::Startup, Kind::Liveness] {
+            for kind in [ProbeKind::Startup, ProbeKind::Liveness] {
                 if results.get(&c.id, kind) == Some(ProbeResult::Failure) {
                     let grace = kind.of(&spec).and_then(|p| Params::of(p).termination_grace);
                     out.insert(c.id.clone(), Unhealthy { probe: kind, grace });
@@ -554,7 +550,11 @@ impl PodWorker {
         let results = self.prober.results();
         let mut probes = BTreeMap::new();
         for c in observed {
-            for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+            for kind in [
+                ProbeKind::Startup,
+                ProbeKind::Liveness,
+                ProbeKind::Readiness,
+            ] {
                 if let Some(r) = results.get(&c.id, kind) {
                     probes.insert((c.id.clone(), kind), r);
                 }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::actions::{self, Action, ActionError, Purpose, Target};
 use crate::events::{Involved, Recorder};
 use crate::k8s::probe::ProbeReport;
-use crate::pod::probe::{Kind, Params, ProbeResult, Tracker};
+use crate::pod::probe::{Params, ProbeKind, ProbeResult, Tracker};
 use crate::runtime::{ContainerInfo, ContainerRuntime};
 
 /// What one probe run found.
@@ -54,11 +54,11 @@ impl Outcome {
 /// Probe results by container id, shared with the worker.
 #[derive(Debug, Default)]
 pub struct Results {
-    map: Mutex<HashMap<(String, Kind), (ProbeResult, ProbeReport)>>,
+    map: Mutex<HashMap<(String, ProbeKind), (ProbeResult, ProbeReport)>>,
 }
 
 impl Results {
-    fn set(&self, id: &str, kind: Kind, result: ProbeResult, report: ProbeReport) {
+    fn set(&self, id: &str, kind: ProbeKind, result: ProbeResult, report: ProbeReport) {
         if let Ok(mut m) = self.map.lock() {
             m.insert((id.to_string(), kind), (result, report));
         }
@@ -69,7 +69,7 @@ impl Results {
         }
     }
     /// The current result of a container's probe, if it has one.
-    pub fn get(&self, id: &str, kind: Kind) -> Option<ProbeResult> {
+    pub fn get(&self, id: &str, kind: ProbeKind) -> Option<ProbeResult> {
         self.map
             .lock()
             .ok()?
@@ -192,10 +192,14 @@ impl Prober {
             else {
                 continue;
             };
-            let probed = [Kind::Startup, Kind::Liveness, Kind::Readiness]
-                .into_iter()
-                .filter(|k| k.of(spec).is_some())
-                .collect::<Vec<_>>();
+            let probed = [
+                ProbeKind::Startup,
+                ProbeKind::Liveness,
+                ProbeKind::Readiness,
+            ]
+            .into_iter()
+            .filter(|k| k.of(spec).is_some())
+            .collect::<Vec<_>>();
             if probed.is_empty() || (*init && !crate::pod::plan::is_sidecar(spec)) {
                 continue;
             }
@@ -244,7 +248,7 @@ impl Drop for Prober {
 
 struct ProbeTask {
     ctx: ProbeContext,
-    kind: Kind,
+    kind: ProbeKind,
     container: Container,
     init: bool,
     container_id: String,
@@ -264,7 +268,7 @@ impl ProbeTask {
         let mut tracker = Tracker::new(self.kind, params);
         self.report(tracker.result(), None);
         // Liveness and readiness wait for the startup probe.
-        if self.kind != Kind::Startup && self.started_rx.wait_for(|s| *s).await.is_err() {
+        if self.kind != ProbeKind::Startup && self.started_rx.wait_for(|s| *s).await.is_err() {
             return;
         }
         // initialDelaySeconds counts from the container's start.
@@ -306,8 +310,8 @@ impl ProbeTask {
                 self.ctx.wake.notify_one();
                 match (self.kind, result) {
                     // The worker kills the container; nothing more to probe.
-                    (Kind::Liveness | Kind::Startup, ProbeResult::Failure) => return,
-                    (Kind::Startup, ProbeResult::Success) => {
+                    (ProbeKind::Liveness | ProbeKind::Startup, ProbeResult::Failure) => return,
+                    (ProbeKind::Startup, ProbeResult::Success) => {
                         self.started_tx.send_replace(true);
                         return;
                     }

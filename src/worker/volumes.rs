@@ -8,7 +8,7 @@
 //! the kubelet's way — `emptyDir` (0777, on disk or on a tmpfs sized by
 //! `sizeLimit` or the pod's memory limit), `hostPath` with its type check,
 //! `configMap`/`secret`/`downwardAPI`/`projected` written by the
-//! [`atomic_writer`](super::atomic_writer) (secrets, downward API and
+//! [`atomic_writer`] (secrets, downward API and
 //! projections on a tmpfs, never on disk) — refreshes the API-data volumes
 //! in place when ConfigMaps or Secrets change, watches `sizeLimit` of disk
 //! `emptyDir`s, checks `subPath`s against symlink escapes, and tears it all

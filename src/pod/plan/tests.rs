@@ -277,7 +277,7 @@ fn a_start_failure_waits_until_its_retry_time() {
 
 #[test]
 fn a_container_failing_its_liveness_probe_is_killed_with_the_probe_grace_then_restarted() {
-    use crate::pod::probe::Kind;
+    use crate::pod::probe::ProbeKind;
     let p = pod("Always", &[], &["a"]);
     let obs = [
         sandbox("s", 0, Running),
@@ -286,7 +286,7 @@ fn a_container_failing_its_liveness_probe_is_killed_with_the_probe_grace_then_re
     let unhealthy = BTreeMap::from([(
         "c".to_string(),
         Unhealthy {
-            probe: Kind::Liveness,
+            probe: ProbeKind::Liveness,
             grace: Some(Duration::from_secs(2)),
         },
     )]);
@@ -308,7 +308,7 @@ fn a_container_failing_its_liveness_probe_is_killed_with_the_probe_grace_then_re
         vec![Step::KillUnhealthy {
             id: "c".into(),
             name: "a".into(),
-            probe: Kind::Liveness,
+            probe: ProbeKind::Liveness,
             grace: Some(Duration::from_secs(2))
         }]
     );

@@ -323,8 +323,8 @@ fn readiness_and_startup_probes_decide_ready_and_started() {
     }
     let observed = [sandbox(Running), ctr("a", 0, Running, None)];
     let waiting = BTreeMap::new();
-    let with = |probes: &[(Kind, ProbeResult)]| {
-        let probes: BTreeMap<(String, Kind), ProbeResult> = probes
+    let with = |probes: &[(ProbeKind, ProbeResult)]| {
+        let probes: BTreeMap<(String, ProbeKind), ProbeResult> = probes
             .iter()
             .map(|(k, r)| (("a0".to_string(), *k), *r))
             .collect();
@@ -344,20 +344,20 @@ fn readiness_and_startup_probes_decide_ready_and_started() {
     };
     assert_eq!(with(&[]), (Some(false), false, "False".to_string()));
     assert_eq!(
-        with(&[(Kind::Startup, ProbeResult::Success)]),
+        with(&[(ProbeKind::Startup, ProbeResult::Success)]),
         (Some(true), false, "False".to_string())
     );
     assert_eq!(
         with(&[
-            (Kind::Startup, ProbeResult::Success),
-            (Kind::Readiness, ProbeResult::Success)
+            (ProbeKind::Startup, ProbeResult::Success),
+            (ProbeKind::Readiness, ProbeResult::Success)
         ]),
         (Some(true), true, "True".to_string())
     );
     assert_eq!(
         with(&[
-            (Kind::Startup, ProbeResult::Success),
-            (Kind::Readiness, ProbeResult::Failure)
+            (ProbeKind::Startup, ProbeResult::Success),
+            (ProbeKind::Readiness, ProbeResult::Failure)
         ]),
         (Some(true), false, "False".to_string())
     );

@@ -13,11 +13,12 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::{pod_dir, PodWorker, SandboxHold};
+use super::{PodWorker, SandboxHold};
 use crate::clock::later;
 use crate::events::Involved;
 use crate::k8s::lifecycle::{PullPolicy, WaitingReason};
 use crate::pod::convert::{self, PodSetup};
+use crate::pod::layout::pod_dir;
 use crate::pod::observed::Observed;
 use crate::pod::plan::{Plan, StartFailure, Step};
 use crate::runtime::labels;

@@ -13,9 +13,10 @@ use futures_util::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use super::{pod_dir, PodWorker};
+use super::PodWorker;
 use crate::backoff::Retry;
 use crate::clock::elapsed;
+use crate::pod::layout::pod_dir;
 use crate::pod::observed::Observed;
 use crate::pod::plan::{self, Plan, Step};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
