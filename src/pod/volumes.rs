@@ -487,6 +487,13 @@ pub(crate) mod tests {
             .collect()
     }
 
+    fn volumes_of(p: &Pod) -> Vec<Volume> {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .expect("volumes")
+    }
+
     /// The node capacity the tests assume.
     pub(crate) const NODE: NodeCapacity = NodeCapacity {
         cpu_milli: 2000,
@@ -497,11 +504,7 @@ pub(crate) mod tests {
     #[test]
     fn config_map_volumes_project_all_keys_or_the_listed_items_with_modes() {
         let p = pod("  volumes:\n  - {name: all, configMap: {name: app}}\n  - {name: some, configMap: {name: app, defaultMode: 0600, items: [{key: b.conf, path: sub/b}, {key: a.conf, path: a, mode: 0400}]}}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
+        let vols = volumes_of(&p);
         let o = objects();
         let all = payload(&p, &vols[0], &o, &NODE).expect("ok").expect("api");
         assert_eq!(
@@ -518,11 +521,7 @@ pub(crate) mod tests {
     #[test]
     fn missing_objects_and_keys_fail_unless_optional() {
         let p = pod("  volumes:\n  - {name: a, configMap: {name: nope}}\n  - {name: b, configMap: {name: nope, optional: true}}\n  - {name: c, configMap: {name: app, items: [{key: x, path: x}]}}\n  - {name: d, secret: {secretName: s}}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
+        let vols = volumes_of(&p);
         let o = objects();
         let message = |v: &Volume| payload(&p, v, &o, &NODE).expect_err("missing").to_string();
         assert_eq!(
@@ -552,11 +551,7 @@ pub(crate) mod tests {
     #[test]
     fn downward_and_projected_volumes_write_fields_labels_and_limits() {
         let p = pod("  volumes:\n  - name: d\n    downwardAPI:\n      items:\n      - {path: labels, fieldRef: {fieldPath: metadata.labels}}\n      - {path: name, fieldRef: {fieldPath: metadata.name}}\n      - {path: mem, mode: 0600, resourceFieldRef: {containerName: app, resource: limits.memory, divisor: 1Mi}}\n  - name: p\n    projected:\n      defaultMode: 0440\n      sources:\n      - configMap: {name: app, items: [{key: a.conf, path: conf/a}]}\n      - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
+        let vols = volumes_of(&p);
         let o = objects();
         let d = payload(&p, &vols[0], &o, &NODE).expect("ok").expect("api");
         assert_eq!(
@@ -589,11 +584,7 @@ pub(crate) mod tests {
     #[test]
     fn plugins_and_media_follow_the_volume_source() {
         let p = pod("  volumes:\n  - {name: d, emptyDir: {}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 10Mi}}\n  - {name: pm, emptyDir: {medium: Memory}}\n  - {name: big, emptyDir: {sizeLimit: 1Gi}}\n  - {name: s, secret: {secretName: s}}\n");
-        let vols = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .expect("volumes");
+        let vols = volumes_of(&p);
         assert_eq!(plugin_of(&vols[0]), Ok(Plugin::EmptyDir));
         assert_eq!(
             plugin_of(&vols[4]),
