@@ -90,6 +90,16 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
+/// Why a pod's volumes and managed files cannot be made ready for its
+/// containers; the worker reports it as `CreateContainerConfigError`.
+#[derive(Debug, thiserror::Error)]
+pub enum PodSetupError {
+    #[error(transparent)]
+    Mount(#[from] MountFailed),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
 /// A `subPath` that cannot be resolved inside its volume.
 #[derive(Debug, thiserror::Error)]
 pub enum SubPathError {

@@ -24,7 +24,7 @@ use crate::pod::plan::{Plan, StartFailure, Step};
 use crate::runtime::labels;
 use crate::runtime::{ContainerInfo, RuntimeError};
 use crate::worker::actions::{self, Target};
-use crate::worker::volumes;
+use crate::worker::volumes::{self, PodSetupError};
 
 const SANDBOX_KEY: &str = "POD";
 /// The kubelet's minimum grace left for SIGTERM after a preStop hook.
@@ -255,8 +255,9 @@ impl PodWorker {
         let sandbox_id = sandbox.info.id.clone();
         let volumes = match self.volumes(sandbox.info.ip.as_deref()) {
             Ok(volumes) => volumes,
-            Err(message) => {
+            Err(e) => {
                 // A volume cannot be set up: no container can start.
+                let message = e.to_string();
                 let now = self.ctx.clock.now();
                 for s in batches.into_iter().flatten() {
                     let reason = WaitingReason::CreateContainerConfigError;
@@ -403,22 +404,15 @@ impl PodWorker {
 
     /// Sets up the pod's volumes and hosts file for the sandbox at
     /// `sandbox_ip`; what a container config needs besides the spec.
-    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodSetup, String> {
+    fn volumes(&mut self, sandbox_ip: Option<&str>) -> Result<PodSetup, PodSetupError> {
         let objects = self.objects.borrow().clone();
         let node = crate::node::capacity();
-        let paths = self
-            .volumes
-            .setup(&self.pod, &objects, &node)
-            .map_err(|e| e.to_string())?;
+        let paths = self.volumes.setup(&self.pod, &objects, &node)?;
         let pod_ip = sandbox_ip
             .filter(|ip| !ip.is_empty())
             .unwrap_or(&self.ctx.host_ip)
             .to_string();
-        let hosts_file = Some(
-            self.volumes
-                .write_hosts_file(&self.pod, &pod_ip)
-                .map_err(|e| e.to_string())?,
-        );
+        let hosts_file = Some(self.volumes.write_hosts_file(&self.pod, &pod_ip)?);
         Ok(PodSetup {
             volumes: paths,
             objects,
