@@ -305,7 +305,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Decides about one container given its newest instance.
-    fn reconcile(&mut self, c: &Container, init: bool, sandbox_id: &str) -> Settled {
+    fn decide_container(&mut self, c: &Container, init: bool, sandbox_id: &str) -> Settled {
         let name = c.name.as_str();
         let newest = self.observed.newest(name).map(|s| Newest {
             id: s.info.id.clone(),
@@ -573,7 +573,7 @@ fn plan_active(input: Input<'_>) -> Plan {
     // Init containers, one at a time, in order; sidecars stay running.
     let mut initialized = true;
     for c in spec.init_containers.iter().flatten() {
-        match p.reconcile(c, true, &sandbox_id) {
+        match p.decide_container(c, true, &sandbox_id) {
             Settled::Succeeded => continue,
             Settled::Running if is_sidecar(c) => continue,
             // Failed is only reached under restartPolicy Never: the pod has failed.
@@ -587,7 +587,7 @@ fn plan_active(input: Input<'_>) -> Plan {
     let mut all_done = initialized;
     if initialized {
         for c in &spec.containers {
-            match p.reconcile(c, false, &sandbox_id) {
+            match p.decide_container(c, false, &sandbox_id) {
                 Settled::Succeeded | Settled::Failed => {}
                 _ => all_done = false,
             }
