@@ -21,6 +21,20 @@
 
 mod execute;
 mod terminate;
+/// The last `limit` bytes of the file at `path` (all of a shorter file), as
+/// the kubelet's `tail.ReadAtMost` reads termination messages: a message
+/// written last is the one kept. Fails when the file cannot be opened or read.
+async fn read_tail(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let start = len.saturating_sub(limit as u64);
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut bytes = Vec::with_capacity(limit.min(len as usize));
+    file.take(limit as u64).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -431,7 +445,7 @@ impl PodWorker {
     }
 
     /// Reads the termination messages of exited containers not read yet:
-    /// the container's termination-log file (at most 4096 bytes), or with
+    /// the container's termination-log file (its last 4096 bytes), or with
     /// `FallbackToLogsOnError` and a failed, silent exit the end of its log.
     async fn read_termination_messages(&mut self, observed: &[ContainerInfo]) {
         self.term_messages
@@ -455,8 +469,9 @@ impl PodWorker {
                 &meta.container_name,
                 meta.restart_count,
             );
-            let mut bytes = tokio::fs::read(&path).await.unwrap_or_default();
-            bytes.truncate(TERMINATION_MESSAGE_LIMIT);
+            let bytes = read_tail(&path, TERMINATION_MESSAGE_LIMIT)
+                .await
+                .unwrap_or_default();
             let mut message = String::from_utf8_lossy(&bytes).into_owned();
             let fallback =
                 spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
@@ -468,6 +483,7 @@ impl PodWorker {
     }
 
     /// The last 80 lines of a container's log, at most 2048 bytes.
+    /// (`read_tail` below keeps the end of a file the same way.)
     async fn log_tail(&self, id: &str) -> String {
         use futures_util::StreamExt;
         let options = crate::runtime::LogOptions {

@@ -93,8 +93,8 @@ fn a_crash_looping_container_waits_with_crash_loop_backoff() {
         container("c", "a", 1, "s", Exited, Some(1)),
     ];
     let mut backoff = Backoff::new(BackoffPolicy::default());
-    backoff.record("a", t(20)); // the first (immediate) restart happened
-                                // The instance finished at t(21); 10s backoff runs until t(31).
+    backoff.record("a", t(20), t(20)); // the first (immediate) restart happened
+                                       // The instance finished at t(21); 10s backoff runs until t(31).
     let plan = run(&p, &obs, &backoff, t(25));
     assert!(starts(&plan).is_empty());
     assert_eq!(plan.waiting["a"].reason, WaitingReason::CrashLoopBackOff);
