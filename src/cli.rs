@@ -225,7 +225,8 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Wait before the first restart after a crash; doubles each time.
+    /// Crash-loop backoff: the first restart after a crash is immediate, the
+    /// second waits this long, each later one twice the one before.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub crash_loop_backoff_base: Duration,
 
