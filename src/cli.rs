@@ -230,7 +230,8 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub crash_loop_backoff_base: Duration,
 
-    /// Cap of the crash-loop backoff; a container is forgiven after twice this.
+    /// Cap of the crash-loop backoff; a container that then runs longer than
+    /// twice this is forgiven (its next restart is immediate again).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub crash_loop_backoff_max: Duration,
 
