@@ -1,12 +1,15 @@
 //! Restart backoff as data.
 //!
 //! The kubelet's crash-loop rule: the first restart is immediate; each later
-//! one waits `base`, `2×base`, `4×base`, … capped at `max`; a container that
-//! ran (more precisely: whose previous restart was) longer than `2×max` ago is
-//! forgiven and starts over. [`Backoff`] is asked, never slept on: callers ask
-//! [`Backoff::wait`] how long a restart must still wait and tell it with
-//! [`Backoff::record`] when a restart happened. Times are wall-clock
-//! [`Timestamp`]s because Docker reports `finishedAt` that way.
+//! one waits `base`, `2×base`, `4×base`, … capped at `max`. Like client-go's
+//! `flowcontrol.Backoff`, an entry remembers when the last restart was
+//! *granted*; a run that ends more than `2×max` after that moment is forgiven
+//! and the curve starts over (so at the cap only a run longer than `2×max`
+//! itself is forgiven, the wait before it does not count). [`Backoff`] is
+//! asked, never slept on: callers ask [`Backoff::wait`] how long a restart
+//! must still wait and tell it with [`Backoff::record`] when a restart was
+//! granted. Times are wall-clock [`Timestamp`]s because Docker reports
+//! `finishedAt` that way.
 //!
 //! [`Retry`] is the simpler curve for retrying a failed operation (a pod
 //! sync, a teardown, the events stream): `first`, doubling up to `cap`,
@@ -80,8 +83,10 @@ impl Backoff {
         self.entries.get(key).map(|e| e.delay)
     }
 
-    /// Records that `key` is restarted after the run that ended at `finished`.
-    pub fn record(&mut self, key: &str, finished: Timestamp) {
+    /// Records that a restart of `key`, after the run that ended at
+    /// `finished`, was granted at `now`: the run decides whether the old
+    /// entry is forgiven, `now` is what the next run is measured from.
+    pub fn record(&mut self, key: &str, finished: Timestamp, now: Timestamp) {
         let next = match self.entries.get(key) {
             Some(entry) if !self.expired(entry, finished) => (entry.delay * 2).min(self.policy.max),
             _ => self.policy.base.min(self.policy.max),
@@ -90,7 +95,7 @@ impl Backoff {
             key.to_string(),
             Entry {
                 delay: next,
-                last_update: finished,
+                last_update: now,
             },
         );
     }
@@ -199,7 +204,7 @@ mod tests {
             // crashed immediately at `now`
             let wait = b.wait("c", t(now), t(now)).as_secs() as i64;
             now += wait;
-            b.record("c", t(now - wait));
+            b.record("c", t(now - wait), t(now));
             out.push(now);
         }
         out
@@ -222,8 +227,8 @@ mod tests {
     #[test]
     fn waiting_shrinks_as_time_passes() {
         let mut b = policy(10, 300);
-        b.record("c", t(0));
-        b.record("c", t(1)); // now at 20s
+        b.record("c", t(0), t(0));
+        b.record("c", t(1), t(1)); // now at 20s
         assert_eq!(b.wait("c", t(5), t(5)), Duration::from_secs(20));
         assert_eq!(b.wait("c", t(5), t(15)), Duration::from_secs(10));
         assert_eq!(b.wait("c", t(5), t(40)), Duration::ZERO);
@@ -233,16 +238,39 @@ mod tests {
     fn a_container_that_ran_longer_than_twice_the_cap_is_forgiven() {
         let mut b = policy(1, 8);
         crash_loop(&mut b, 6);
-        // last restart recorded at t=7 (finished), ran until t=7+17 > 2×8
-        assert_eq!(b.wait("c", t(7 + 17), t(7 + 17)), Duration::ZERO);
-        b.record("c", t(7 + 17));
+        // last restart granted at t=15, ran until t=15+17 > 2×8
+        assert_eq!(b.wait("c", t(15 + 17), t(15 + 17)), Duration::ZERO);
+        b.record("c", t(15 + 17), t(15 + 17));
         assert_eq!(b.current_delay("c"), Some(Duration::from_secs(1)));
+    }
+
+    /// client-go `flowcontrol.Backoff.Next` sets `lastUpdate` to the clock's
+    /// now (the moment the restart is granted), and `hasExpired` compares the
+    /// next event against it: at the cap, only a *run* longer than `2×max` is
+    /// forgiven; the wait before the restart does not count.
+    #[test]
+    fn at_the_cap_only_a_run_longer_than_twice_the_cap_is_forgiven() {
+        let mut b = policy(10, 300);
+        // Crash-looping at the cap: the previous run ended at 0, the restart
+        // was granted after the 300 s wait.
+        b.record("c", t(-10), t(-10));
+        for _ in 0..6 {
+            b.record("c", t(0), t(0));
+        }
+        assert_eq!(b.current_delay("c"), Some(Duration::from_secs(300)));
+        b.record("c", t(0), t(300));
+        // The new instance ran 301 s (ended at 601): not forgiven.
+        assert_eq!(b.wait("c", t(601), t(601)), Duration::from_secs(300));
+        // It ran 601 s (ended at 901): forgiven, restarts immediately.
+        assert_eq!(b.wait("c", t(901), t(901)), Duration::ZERO);
+        b.record("c", t(901), t(901));
+        assert_eq!(b.current_delay("c"), Some(Duration::from_secs(10)));
     }
 
     #[test]
     fn keys_are_independent_and_forgettable() {
         let mut b = policy(10, 300);
-        b.record("a", t(0));
+        b.record("a", t(0), t(0));
         assert_eq!(b.wait("b", t(0), t(0)), Duration::ZERO);
         assert_eq!(b.wait("a", t(0), t(0)), Duration::from_secs(10));
         b.forget("a");

@@ -225,11 +225,13 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Wait before the first restart after a crash; doubles each time.
+    /// Crash-loop backoff: the first restart after a crash is immediate, the
+    /// second waits this long, each later one twice the one before.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub crash_loop_backoff_base: Duration,
 
-    /// Cap of the crash-loop backoff; a container is forgiven after twice this.
+    /// Cap of the crash-loop backoff; a container that then runs longer than
+    /// twice this is forgiven (its next restart is immediate again).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub crash_loop_backoff_max: Duration,
 

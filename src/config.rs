@@ -246,7 +246,7 @@ mod tests {
         let e = config(&["--hostname-override", "bad_name"]).expect_err("invalid");
         assert!(matches!(
             e,
-            UsageError::NodeName(NodeNameError::Invalid { .. })
+            UsageError::NodeName(NodeNameError::InvalidOverride { .. })
         ));
         assert!(e.to_string().contains("--hostname-override"), "{e}");
     }

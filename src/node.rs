@@ -32,9 +32,18 @@ pub enum NodeNameError {
     /// The host name is not UTF-8.
     #[error("the host name is not UTF-8; pass --hostname-override")]
     NotUtf8,
-    /// The (lower-cased) name is not a DNS-1123 subdomain.
-    #[error("node name {name:?} is not a valid DNS-1123 subdomain; pass --hostname-override")]
+    /// The (lower-cased) host name is not a DNS-1123 subdomain.
+    #[error(
+        "host name {name:?} (lower-cased) is not a valid DNS-1123 subdomain; \
+         pass --hostname-override"
+    )]
     Invalid { name: String },
+    /// The (lower-cased) `--hostname-override` is not a DNS-1123 subdomain.
+    #[error(
+        "--hostname-override {given:?}: {name:?} (lower-cased) is not a valid DNS-1123 \
+         subdomain (lower-case letters, digits, '-' and '.')"
+    )]
+    InvalidOverride { given: String, name: String },
 }
 
 /// The machine's host name.
@@ -53,14 +62,19 @@ pub fn host_name() -> Result<String, NodeNameError> {
 ///
 /// Fails when it is not a DNS-1123 subdomain or the host name is unreadable.
 pub fn resolve_name(hostname_override: Option<&str>) -> Result<String, NodeNameError> {
-    let node_name = match hostname_override {
-        Some(n) => n.trim().to_lowercase(),
-        None => host_name()?.trim().to_lowercase(),
-    };
-    if !names::is_dns1123_subdomain(&node_name) {
-        return Err(NodeNameError::Invalid { name: node_name });
+    if let Some(given) = hostname_override {
+        let name = given.trim().to_lowercase();
+        if !names::is_dns1123_subdomain(&name) {
+            let given = given.to_string();
+            return Err(NodeNameError::InvalidOverride { given, name });
+        }
+        return Ok(name);
     }
-    Ok(node_name)
+    let name = host_name()?.trim().to_lowercase();
+    if !names::is_dns1123_subdomain(&name) {
+        return Err(NodeNameError::Invalid { name });
+    }
+    Ok(name)
 }
 
 /// Go's name (`GOARCH`) for a Rust target architecture
@@ -301,14 +315,29 @@ mod tests {
     #[test]
     fn node_names_are_lower_cased_dns_subdomains() {
         assert_eq!(resolve_name(Some(" Node1 ")), Ok("node1".into()));
-        let e = resolve_name(Some("bad_name")).expect_err("invalid");
+        let e = resolve_name(Some("UX_Node")).expect_err("invalid");
         assert_eq!(
             e,
-            NodeNameError::Invalid {
-                name: "bad_name".into()
+            NodeNameError::InvalidOverride {
+                given: "UX_Node".into(),
+                name: "ux_node".into()
             }
         );
-        assert!(e.to_string().contains("--hostname-override"), "{e}");
+    }
+
+    /// A bad `--hostname-override` is named as given and lower-cased; the
+    /// message does not ask for the flag that was passed.
+    #[test]
+    fn a_bad_override_says_its_lower_cased_value_is_not_a_subdomain() {
+        let e = resolve_name(Some("UX_Node")).expect_err("invalid");
+        let message = e.to_string();
+        assert!(!message.contains("pass --hostname-override"), "{message}");
+        assert!(message.contains("\"ux_node\" (lower-cased)"), "{message}");
+        assert!(message.contains("DNS-1123 subdomain"), "{message}");
+        let bad_host = NodeNameError::Invalid {
+            name: "my_host".into(),
+        };
+        assert!(bad_host.to_string().contains("pass --hostname-override"));
     }
 
     #[test]

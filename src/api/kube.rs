@@ -57,7 +57,7 @@ pub fn version() -> Value {
         "buildDate": "",
         "goVersion": "",
         "compiler": "rustc",
-        "platform": format!("linux/{}", std::env::consts::ARCH),
+        "platform": format!("linux/{}", crate::node::host_arch()),
     })
 }
 
@@ -252,6 +252,18 @@ mod tests {
             json!(["web-n", "1/1", "Running", "0", "5m", "10.0.0.2", "n", "<none>", "<none>"])
         );
         assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "web-n");
+    }
+
+    /// Go's `runtime.GOOS + "/" + runtime.GOARCH`, as every kubelet's
+    /// `/version` reports it (`linux/amd64`, not Rust's `linux/x86_64`).
+    #[test]
+    fn version_names_the_platform_as_go_does() {
+        let platform = version()["platform"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(platform, format!("linux/{}", crate::node::host_arch()));
+        assert!(!platform.contains("x86_64") && !platform.contains("aarch64"));
     }
 
     #[test]

@@ -5,14 +5,15 @@
 //! filled in when empty, and the UID is a hash of the manifest content as
 //! written (not defaulted: a new default in a new rkubelet must not change
 //! UIDs), the node name and the source. A user-given `metadata.uid` is
-//! ignored and overwritten, as the kubelet does for static pods.
+//! ignored and overwritten, as the kubelet does for static pods. Pods from
+//! files tolerate every `NoExecute` taint, as the kubelet's file pods do.
 //! It does not validate anything (an empty name stays empty so validation
 //! can report it).
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Toleration};
 use sha2::{Digest, Sha256};
 
-use super::{LoadContext, Origin};
+use super::{LoadContext, Origin, SourceKind};
 
 /// Annotation keys the kubelet sets on static pods.
 pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
@@ -37,8 +38,9 @@ pub fn uid(raw: &serde_json::Value, node_name: &str, origin: &Origin) -> String 
     hex::encode(&digest[..16])
 }
 
-/// Applies name suffix, default namespace, `spec.nodeName`, UID and the
-/// `kubernetes.io/config.*` annotations.
+/// Applies name suffix, default namespace, `spec.nodeName`, UID, the
+/// `kubernetes.io/config.*` annotations and, for a file pod, the toleration
+/// of every `NoExecute` taint (added once, not again if written).
 ///
 /// A `spec.nodeName` naming another node is kept as written. An empty
 /// `metadata.name` is left empty (validation reports it).
@@ -62,6 +64,17 @@ pub fn apply(pod: &mut Pod, raw: &serde_json::Value, ctx: &LoadContext<'_>) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     if spec.node_name.as_deref().is_none_or(str::is_empty) {
         spec.node_name = Some(ctx.node_name.to_string());
+    }
+    if ctx.origin.kind == SourceKind::File {
+        let exists = Toleration {
+            operator: Some("Exists".to_string()),
+            effect: Some("NoExecute".to_string()),
+            ..Default::default()
+        };
+        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+        if !tolerations.contains(&exists) {
+            tolerations.push(exists);
+        }
     }
 }
 
@@ -229,6 +242,28 @@ mod tests {
             Some("mine"),
             "a given uid is overwritten"
         );
+    }
+
+    /// The kubelet's `applyDefaults` (pkg/kubelet/config/common.go) adds
+    /// `{operator: Exists, effect: NoExecute}` to file pods with
+    /// `AddOrUpdateTolerationInPod`, which does not duplicate it.
+    #[test]
+    fn file_pods_tolerate_every_no_execute_taint_once() {
+        let exists = Toleration {
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            ..Default::default()
+        };
+        let pod = applied(A, "node1");
+        let tolerations = pod.spec.and_then(|s| s.tolerations).unwrap_or_default();
+        assert_eq!(tolerations, vec![exists.clone()]);
+        let written = A.replace(
+            "spec:\n",
+            "spec:\n  tolerations: [{operator: Exists, effect: NoExecute}]\n",
+        );
+        let pod = applied(&written, "node1");
+        let tolerations = pod.spec.and_then(|s| s.tolerations).unwrap_or_default();
+        assert_eq!(tolerations, vec![exists]);
     }
 
     #[test]

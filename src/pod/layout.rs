@@ -4,6 +4,7 @@
 //! <root-dir>/pods/<uid>/                                     pod_dir
 //!   volumes/kubernetes.io~<plugin>/<volume>/                 volume_dir
 //!   etc-hosts                                                hosts_file_path
+//!   probe-results.json                                       probe_results_path
 //!   containers/<container>/<restartCount>/termination-log    termination_log_path
 //! ```
 //!
@@ -33,6 +34,12 @@ pub fn volume_dir(pod_dir: &Path, plugin: &str, name: &str) -> PathBuf {
 /// The pod's managed hosts file.
 pub fn hosts_file_path(pod_dir: &Path) -> PathBuf {
     pod_dir.join("etc-hosts")
+}
+
+/// The startup and readiness results of the pod's running containers, kept
+/// so an rkubelet restart does not reset them.
+pub fn probe_results_path(pod_dir: &Path) -> PathBuf {
+    pod_dir.join("probe-results.json")
 }
 
 /// The directory of one container's instances (one subdirectory per

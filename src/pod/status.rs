@@ -121,6 +121,8 @@ fn container_status(
             .first()
             .map(|s| s.meta.restart_count as i32)
             .unwrap_or(0),
+        // The kubelet always serializes `lastState`, `{}` when empty.
+        last_state: Some(K8sState::default()),
         ..Default::default()
     };
     let mut state = match newest {
@@ -205,7 +207,18 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let init_specs: Vec<&Container> = spec.init_containers.iter().flatten().collect();
     let mut init_statuses: Vec<ContainerStatus> = init_specs
         .iter()
-        .map(|c| container_status(c, &input, &observed, WaitingReason::PodInitializing))
+        .map(|c| {
+            let mut st = container_status(c, &input, &observed, WaitingReason::PodInitializing);
+            // As the kubelet's prober manager: an init container is ready once
+            // it exited 0; a sidecar also while running and ready.
+            let completed = st
+                .state
+                .as_ref()
+                .and_then(|x| x.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0);
+            st.ready = completed || (is_sidecar(c) && st.ready);
+            st
+        })
         .collect();
     attach_messages(&mut init_statuses, input.messages);
     let init_done = |s: &ContainerStatus, c: &Container| {

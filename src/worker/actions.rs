@@ -374,29 +374,25 @@ async fn http_get(
                 .headers()
                 .get("location")
                 .and_then(|l| l.to_str().ok())
-                .and_then(|l| resp.url().join(l).ok());
-            let Some(next) = next else {
-                return Ok(Success::default());
-            };
-            if next.host_str() != resp.url().host_str() {
-                return Ok(Success {
-                    warning: Some(format!(
-                        "Probe terminated redirects, Response body: (redirect to {next})"
-                    )),
-                });
+                .and_then(|l| resp.url().join(l).ok())
+                .filter(|next| next.host_str() == resp.url().host_str());
+            if let Some(next) = next {
+                url = next.to_string();
+                continue;
             }
-            url = next.to_string();
-            continue;
+            // As the kubelet's HTTP prober: a redirect it does not follow
+            // (off-host or without a location) ends the probe with a warning
+            // carrying the body.
+            let body = read_body(&mut resp).await;
+            return Ok(Success {
+                warning: Some(format!(
+                    "Probe terminated redirects, Response body: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+            });
         }
         if probe {
-            // Read at most 10 KiB of body.
-            let mut read = 0;
-            while read < HTTP_BODY_LIMIT {
-                match resp.chunk().await {
-                    Ok(Some(c)) => read += c.len(),
-                    _ => break,
-                }
-            }
+            read_body(&mut resp).await;
         }
         let code = status.as_u16();
         return if (200..400).contains(&code) {
@@ -410,6 +406,20 @@ async fn http_get(
         };
     }
     Err(ActionError::TooManyRedirects { url })
+}
+
+/// At most [`HTTP_BODY_LIMIT`] bytes of a response's body; a body that
+/// cannot be read further ends early.
+async fn read_body(resp: &mut reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < HTTP_BODY_LIMIT {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    body.truncate(HTTP_BODY_LIMIT);
+    body
 }
 
 /// A `tcpSocket` action: a connection to `addr` opens in time.
@@ -712,6 +722,49 @@ mod tests {
             Action::of_probe(&probe),
             Some(Action::TcpSocket(_))
         ));
+    }
+
+    /// The kubelet's `DoHTTPProbe` (pkg/probe/http/http.go) returns
+    /// `probe.Warning` with "Probe terminated redirects, Response body: …"
+    /// for a redirect it does not follow; the prober (pkg/kubelet/prober)
+    /// records it as a `ProbeWarning` event.
+    #[tokio::test]
+    async fn a_redirect_off_host_is_a_warning_carrying_the_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let body = "<a href=\"http://0.0.0.0/\">Found</a>.\n\n";
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://0.0.0.0/\r\n\
+                 Content-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes()).await;
+        });
+        let url = format!("http://{addr}/redirect");
+        let outcome = http_get(
+            &url,
+            &[],
+            &container(),
+            Duration::from_secs(10),
+            Purpose::Probe,
+        )
+        .await
+        .expect("a redirect is no failure");
+        let warning = outcome.warning.expect("a warning");
+        assert!(
+            warning.starts_with(
+                "Probe terminated redirects, Response body: <a href=\"http://0.0.0.0/\">Found</a>."
+            ),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! desired set starts a worker per new UID, tells workers of vanished UIDs to
 //! terminate, and makes a replacement wait until the pod it replaces (same
 //! namespace/name, older UID) is fully stopped — two pods with one name never
-//! overlap. On its first complete desired set it adopts what already runs
+//! overlap. A pod put back while its worker still terminates gets a new
+//! worker that starts once the old one is done (the kubelet's restart of a
+//! pod re-added while terminating). On its first complete desired set it adopts what already runs
 //! (workers re-observe by UID, so matching containers are left alone) and
 //! terminates orphans: containers of UIDs no source defines any more —
 //! except those of origins a source asks to keep (a manifest URL that has not
@@ -343,7 +345,8 @@ impl Manager {
     }
 
     /// Makes the workers match the desired pods: vanished UIDs are told to
-    /// terminate, new UIDs get a worker (after the pod they replace stopped).
+    /// terminate, new UIDs get a worker (after the pod they replace stopped),
+    /// and so does a UID whose worker is terminating (after it stopped).
     fn apply_desired(&mut self, desired: &Desired, shutdown: &CancellationToken) {
         for (uid, w) in &self.workers {
             if !desired.pods.contains_key(uid) && !w.terminate.is_cancelled() {
@@ -353,18 +356,29 @@ impl Manager {
             }
         }
         for (uid, sp) in &desired.pods {
-            if self.workers.contains_key(uid) {
-                continue;
-            }
+            // A pod re-added while its worker still terminates (manifest
+            // removed and put back) starts again once that worker is done.
+            let restart = match self.workers.get(uid) {
+                Some(w) if w.terminate.is_cancelled() => Some(w.done.clone()),
+                Some(_) => continue,
+                None => None,
+            };
             let full_name = sp.full_name();
-            let previous = self
-                .by_name
-                .get(&full_name)
-                .filter(|h| &h.uid != uid && !h.done.is_cancelled())
-                .map(|h| h.done.clone());
-            if previous.is_some() {
-                tracing::info!(pod = %full_name, %uid, "pod changed; the new one starts after the old one stopped");
-            }
+            let previous = if restart.is_some() {
+                tracing::info!(pod = %full_name, %uid,
+                    "pod re-added while terminating; it starts again once stopped");
+                restart
+            } else {
+                let previous = self
+                    .by_name
+                    .get(&full_name)
+                    .filter(|h| &h.uid != uid && !h.done.is_cancelled())
+                    .map(|h| h.done.clone());
+                if previous.is_some() {
+                    tracing::info!(pod = %full_name, %uid, "pod changed; the new one starts after the old one stopped");
+                }
+                previous
+            };
             let handle = PodWorker::spawn(
                 self.ctx.clone(),
                 sp.pod.clone(),
@@ -683,6 +697,42 @@ mod tests {
             .position(|c| c.starts_with("create"))
             .expect("created");
         assert!(last_old_removal < first_new_create, "{calls:?}");
+        h.stop().await;
+    }
+
+    /// The kubelet's `podWorkers.UpdatePod` (pkg/kubelet/pod_workers.go)
+    /// records `restartRequested` for a pod re-added while it terminates and
+    /// starts it again once termination finished.
+    #[tokio::test]
+    async fn a_pod_re_added_while_terminating_runs_again_after_it_stopped() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let h = start(fake.clone());
+        let p = pod("web", "1");
+        let uid = p.uid().to_string();
+        h.send(vec![p.clone()]).await;
+        eventually("pod running", || running(&fake, &uid) == 2).await;
+        let old_ids: Vec<String> = fake.containers().iter().map(|c| c.id.clone()).collect();
+        fake.set_stop_delay(Duration::from_millis(300));
+        h.send(vec![]).await;
+        eventually("termination under way", || {
+            fake.calls().iter().any(|c| c.starts_with("stop"))
+        })
+        .await;
+        h.send(vec![p.clone()]).await;
+        eventually("pod running again", || {
+            fake.containers()
+                .iter()
+                .filter(|c| c.is_running() && !old_ids.contains(&c.id))
+                .filter(|c| c.labels.get(labels::POD_UID) == Some(&uid))
+                .count()
+                == 2
+        })
+        .await;
+        assert!(
+            fake.containers().iter().all(|c| !old_ids.contains(&c.id)),
+            "the old containers were removed first"
+        );
         h.stop().await;
     }
 

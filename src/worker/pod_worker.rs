@@ -21,6 +21,20 @@
 
 mod execute;
 mod terminate;
+/// The last `limit` bytes of the file at `path` (all of a shorter file), as
+/// the kubelet's `tail.ReadAtMost` reads termination messages: a message
+/// written last is the one kept. Fails when the file cannot be opened or read.
+async fn read_tail(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let start = len.saturating_sub(limit as u64);
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut bytes = Vec::with_capacity(limit.min(len as usize));
+    file.take(limit as u64).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -44,11 +58,11 @@ use crate::clock::Clock;
 use crate::events::{Involved, Recorder};
 use crate::k8s::lifecycle::WaitingReason;
 use crate::pod::convert;
-use crate::pod::layout::pod_dir;
+use crate::pod::layout::{pod_dir, probe_results_path};
 use crate::pod::objects::{ObjectStore, Objects};
 use crate::pod::observed::Observed;
 use crate::pod::plan::{self, Plan, StartFailure, Unhealthy, DEADLINE_EXCEEDED_MESSAGE};
-use crate::pod::probe::{Params, ProbeKind, ProbeResult};
+use crate::pod::probe::{Params, ProbeKind, ProbeResult, SavedResults};
 use crate::pod::status::{self, StatusInput};
 use crate::runtime::labels::PodRef;
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
@@ -196,6 +210,9 @@ pub struct PodWorker {
     /// Termination messages of exited containers, by container id (read once:
     /// a dead container does not change).
     term_messages: BTreeMap<String, String>,
+    /// Probe results as last saved to the pod's directory (for the next
+    /// rkubelet); `None` until read back at the first sync.
+    saved_probes: Option<SavedResults>,
     wake: Arc<Notify>,
 }
 
@@ -259,6 +276,7 @@ impl PodWorker {
             sandbox_hold: None,
             start_time: None,
             conditions: Vec::new(),
+            saved_probes: None,
             wake: handle.wake.clone(),
         };
         let h = handle.clone();
@@ -399,6 +417,11 @@ impl PodWorker {
             );
         }
         if self.lifecycle.probes_run() {
+            if self.saved_probes.is_none() {
+                let saved = self.read_saved_probes().await;
+                self.prober.restore(saved.clone());
+                self.saved_probes = Some(saved);
+            }
             let pod_ip = self.pod_ip(&observed);
             self.prober.sync(&self.all_specs(), &observed, &pod_ip);
         }
@@ -431,7 +454,7 @@ impl PodWorker {
     }
 
     /// Reads the termination messages of exited containers not read yet:
-    /// the container's termination-log file (at most 4096 bytes), or with
+    /// the container's termination-log file (its last 4096 bytes), or with
     /// `FallbackToLogsOnError` and a failed, silent exit the end of its log.
     async fn read_termination_messages(&mut self, observed: &[ContainerInfo]) {
         self.term_messages
@@ -455,8 +478,9 @@ impl PodWorker {
                 &meta.container_name,
                 meta.restart_count,
             );
-            let mut bytes = tokio::fs::read(&path).await.unwrap_or_default();
-            bytes.truncate(TERMINATION_MESSAGE_LIMIT);
+            let bytes = read_tail(&path, TERMINATION_MESSAGE_LIMIT)
+                .await
+                .unwrap_or_default();
             let mut message = String::from_utf8_lossy(&bytes).into_owned();
             let fallback =
                 spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
@@ -468,6 +492,7 @@ impl PodWorker {
     }
 
     /// The last 80 lines of a container's log, at most 2048 bytes.
+    /// (`read_tail` below keeps the end of a file the same way.)
     async fn log_tail(&self, id: &str) -> String {
         use futures_util::StreamExt;
         let options = crate::runtime::LogOptions {
@@ -547,7 +572,7 @@ impl PodWorker {
     fn publish(&mut self, observed: &[ContainerInfo], plan: &Plan) {
         let mut pod = (*self.pod).clone();
         let terminating_since = self.lifecycle.terminating_since();
-        let results = self.prober.results();
+        let results = self.prober.results().clone();
         let mut probes = BTreeMap::new();
         for c in observed {
             for kind in [
@@ -559,6 +584,9 @@ impl PodWorker {
                     probes.insert((c.id.clone(), kind), r);
                 }
             }
+        }
+        if self.lifecycle.probes_run() {
+            self.save_probes(&probes);
         }
         let mut st = status::pod_status(StatusInput {
             pod: &self.pod,
@@ -597,6 +625,42 @@ impl PodWorker {
                 probes: results.reports(),
             },
         );
+    }
+
+    /// The probe results an earlier rkubelet saved for this pod; nothing
+    /// when there is no (readable) file.
+    async fn read_saved_probes(&self) -> SavedResults {
+        let dir = pod_dir(&self.ctx.root_dir, &self.uid);
+        match tokio::fs::read_to_string(probe_results_path(&dir)).await {
+            Ok(text) => SavedResults::decode(&text),
+            Err(_) => SavedResults::default(),
+        }
+    }
+
+    /// Saves the known startup and readiness results when they changed:
+    /// written to a temporary file and renamed over the old one, so a
+    /// restart reads either the old or the new results. Only into an
+    /// existing pod directory (never re-creates a removed one).
+    fn save_probes(&mut self, probes: &BTreeMap<(String, ProbeKind), ProbeResult>) {
+        let saved = SavedResults::of(probes);
+        // Not before the earlier results were read back, nor unchanged.
+        if self.saved_probes.as_ref().is_none_or(|s| *s == saved) {
+            return;
+        }
+        let dir = pod_dir(&self.ctx.root_dir, &self.uid);
+        if !dir.is_dir() {
+            return;
+        }
+        let path = probe_results_path(&dir);
+        let tmp = path.with_extension("json.tmp");
+        let written =
+            std::fs::write(&tmp, saved.encode()).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => self.saved_probes = Some(saved),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot save probe results")
+            }
+        }
     }
 
     fn container_spec(&self, name: &str) -> Option<(Container, bool)> {

@@ -11,7 +11,9 @@
 //! Semantics as the kubelet's: liveness and readiness wait for the startup
 //! probe; once startup succeeds readiness is checked at once; `initialDelay`
 //! counts from the container's start; after an rkubelet restart the first run
-//! is jittered within one period. A changed result is stored in [`Results`]
+//! is jittered within one period, and a container that was started or ready
+//! before stays so (its saved result, [`Prober::restore`]) until its probes
+//! say otherwise. A changed result is stored in [`Results`]
 //! and wakes the pod worker, which kills on liveness/startup failure and
 //! reports readiness. Every failure records an `Unhealthy` event.
 
@@ -28,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::actions::{self, Action, ActionError, Purpose, Target};
 use crate::events::{Involved, Recorder};
 use crate::k8s::probe::ProbeReport;
-use crate::pod::probe::{Params, ProbeKind, ProbeResult, Tracker};
+use crate::pod::probe::{Params, ProbeKind, ProbeResult, SavedResults, Tracker};
 use crate::runtime::{ContainerInfo, ContainerRuntime};
 
 /// What one probe run found.
@@ -147,6 +149,9 @@ pub struct Prober {
     /// Probes of containers that were already running when the prober began
     /// (after an rkubelet restart) start with jitter.
     first_sync: bool,
+    /// Results from before an rkubelet restart, for the containers running
+    /// at the first sync; their probes resume from them.
+    restored: SavedResults,
 }
 
 impl Prober {
@@ -155,7 +160,16 @@ impl Prober {
             ctx,
             tasks: BTreeMap::new(),
             first_sync: true,
+            restored: SavedResults::default(),
         }
+    }
+
+    /// Gives the results saved before an rkubelet restart; the probes of
+    /// containers still running at the first sync resume from them (the
+    /// rest start from the kubelet's initial values). Call before the first
+    /// [`Prober::sync`].
+    pub fn restore(&mut self, saved: SavedResults) {
+        self.restored = saved;
     }
 
     pub fn results(&self) -> &Arc<Results> {
@@ -204,7 +218,10 @@ impl Prober {
                 continue;
             }
             let cancel = CancellationToken::new();
-            let (started_tx, started_rx) = watch::channel(spec.startup_probe.is_none());
+            let resumed = |kind: ProbeKind| adopted.then(|| self.restored.get(id, kind)).flatten();
+            let started = spec.startup_probe.is_none()
+                || resumed(ProbeKind::Startup) == Some(ProbeResult::Success);
+            let (started_tx, started_rx) = watch::channel(started);
             let started_tx = Arc::new(started_tx);
             for kind in probed {
                 let task = ProbeTask {
@@ -216,9 +233,14 @@ impl Prober {
                     pod_ip: pod_ip.to_string(),
                     started_at: info.started_at,
                     adopted,
+                    resumed: resumed(kind),
                     started_tx: started_tx.clone(),
                     started_rx: started_rx.clone(),
                 };
+                if let Some(result) = task.resumed {
+                    // Known at once, so the status published next keeps it.
+                    task.report(result, None);
+                }
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
                     tokio::select! {
@@ -229,6 +251,7 @@ impl Prober {
             }
             self.tasks.insert(id.to_string(), cancel);
         }
+        self.restored = SavedResults::default();
     }
 
     /// Stops every probe (pod termination).
@@ -255,6 +278,8 @@ struct ProbeTask {
     pod_ip: String,
     started_at: Option<Timestamp>,
     adopted: bool,
+    /// The result before an rkubelet restart, if known.
+    resumed: Option<ProbeResult>,
     started_tx: Arc<watch::Sender<bool>>,
     started_rx: watch::Receiver<bool>,
 }
@@ -265,8 +290,15 @@ impl ProbeTask {
             return;
         };
         let params = Params::of(&probe);
-        let mut tracker = Tracker::new(self.kind, params);
+        let mut tracker = match self.resumed {
+            Some(result) => Tracker::resume(params, result),
+            None => Tracker::new(self.kind, params),
+        };
         self.report(tracker.result(), None);
+        if self.kind == ProbeKind::Startup && tracker.result() == ProbeResult::Success {
+            // Started before the restart: startup probes are done.
+            return;
+        }
         // Liveness and readiness wait for the startup probe.
         if self.kind != ProbeKind::Startup && self.started_rx.wait_for(|s| *s).await.is_err() {
             return;
@@ -341,6 +373,60 @@ impl ProbeTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After an rkubelet restart a container that was started and ready
+    /// stays so: its saved results are known before any probe runs (the
+    /// kubelet keeps them in the API server; NodeConformance "should not
+    /// change container status on kubelet restart"). A container that was
+    /// not running at the first sync starts from the initial values.
+    #[tokio::test]
+    async fn saved_results_are_known_at_once_for_containers_still_running() {
+        use crate::pod::fixtures::container;
+        use crate::runtime::ContainerState::Running;
+        let ctx = ProbeContext {
+            runtime: Arc::new(crate::runtime::fake::FakeRuntime::new()),
+            recorder: Arc::new(Recorder::new("n")),
+            involved: Involved::pod("default", "p", "u"),
+            wake: Arc::new(Notify::new()),
+            results: Arc::new(Results::default()),
+        };
+        let probe = Probe {
+            period_seconds: Some(3600),
+            ..Default::default()
+        };
+        let spec = Container {
+            name: "a".into(),
+            readiness_probe: Some(probe.clone()),
+            startup_probe: Some(probe),
+            ..Default::default()
+        };
+        let mut saved = SavedResults::default();
+        for id in ["a0", "a1"] {
+            for kind in [ProbeKind::Startup, ProbeKind::Readiness] {
+                saved.0.insert((id.to_string(), kind), ProbeResult::Success);
+            }
+        }
+        let mut prober = Prober::new(ctx);
+        prober.restore(saved);
+        let specs = [(spec, false)];
+        prober.sync(&specs, &[container("a0", "a", 0, "sb", Running, None)], "");
+        let results = prober.results().clone();
+        assert_eq!(
+            results.get("a0", ProbeKind::Startup),
+            Some(ProbeResult::Success)
+        );
+        assert_eq!(
+            results.get("a0", ProbeKind::Readiness),
+            Some(ProbeResult::Success)
+        );
+        // A later container (after a restart of it) is probed from scratch.
+        prober.sync(&specs, &[container("a1", "a", 1, "sb", Running, None)], "");
+        assert_ne!(
+            results.get("a1", ProbeKind::Readiness),
+            Some(ProbeResult::Success)
+        );
+        prober.stop_all();
+    }
 
     #[test]
     fn jitter_stays_below_the_period() {

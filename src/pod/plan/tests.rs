@@ -93,8 +93,8 @@ fn a_crash_looping_container_waits_with_crash_loop_backoff() {
         container("c", "a", 1, "s", Exited, Some(1)),
     ];
     let mut backoff = Backoff::new(BackoffPolicy::default());
-    backoff.record("a", t(20)); // the first (immediate) restart happened
-                                // The instance finished at t(21); 10s backoff runs until t(31).
+    backoff.record("a", t(20), t(20)); // the first (immediate) restart happened
+                                       // The instance finished at t(21); 10s backoff runs until t(31).
     let plan = run(&p, &obs, &backoff, t(25));
     assert!(starts(&plan).is_empty());
     assert_eq!(plan.waiting["a"].reason, WaitingReason::CrashLoopBackOff);
@@ -103,6 +103,36 @@ fn a_crash_looping_container_waits_with_crash_loop_backoff() {
         .starts_with("back-off 10s restarting failed container=a"));
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(6)));
     let plan = run(&p, &obs, &backoff, t(31));
+    assert_eq!(starts(&plan), vec![("a".into(), 2)]);
+}
+
+/// client-go's `flowcontrol.Backoff.Next` (used by the kubelet's
+/// `doBackOff` in pkg/kubelet/kuberuntime) stamps an entry with the moment
+/// the restart is granted; `hasExpired` forgives only when the next crash
+/// comes more than twice the cap after it — the run, not the wait before it.
+#[test]
+fn at_the_cap_only_a_run_longer_than_twice_the_cap_restarts_at_once() {
+    let p = pod("Always", &[], &["a"]);
+    // Instance 1 ran from its restart until t(21).
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c", "a", 1, "s", Exited, Some(1)),
+    ];
+    let at_the_cap = |crashed: i64, granted: i64| {
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        for _ in 0..7 {
+            backoff.record("a", t(crashed - 20), t(crashed - 20));
+        }
+        backoff.record("a", t(crashed), t(granted));
+        assert_eq!(backoff.current_delay("a"), Some(Duration::from_secs(300)));
+        backoff
+    };
+    // Crashed at -580, restarted after the 300 s wait, ran 301 s: waits.
+    let plan = run(&p, &obs, &at_the_cap(-580, -280), t(25));
+    assert!(starts(&plan).is_empty());
+    assert_eq!(plan.waiting["a"].reason, WaitingReason::CrashLoopBackOff);
+    // Crashed at -880, restarted at -580, ran 601 s: forgiven, restarts now.
+    let plan = run(&p, &obs, &at_the_cap(-880, -580), t(25));
     assert_eq!(starts(&plan), vec![("a".into(), 2)]);
 }
 

@@ -438,3 +438,41 @@ spec:
     });
     assert_eq!(within.reason, None);
 }
+
+/// The kubelet's prober manager (`UpdatePodStatus` in
+/// pkg/kubelet/prober/prober_manager.go) marks an init container ready when
+/// it terminated with exit code 0; a running or failed one is not ready.
+#[test]
+fn init_containers_that_exited_zero_are_ready_and_running_ones_are_not() {
+    let p = pod("Always", &["i1", "i2"], &["a"]);
+    let observed = [
+        sandbox(Running),
+        ctr("i1", 0, Exited, Some(0)),
+        ctr("i2", 0, Running, None),
+    ];
+    let s = status_of(&p, &observed, &[]);
+    let init = s.init_container_statuses.expect("init statuses");
+    assert!(init[0].ready, "a completed init container is ready");
+    assert!(!init[1].ready, "a running init container is not ready");
+    let p = pod("Never", &["i1"], &["a"]);
+    let s = status_of(&p, &[sandbox(Exited), ctr("i1", 0, Exited, Some(1))], &[]);
+    assert!(!s.init_container_statuses.expect("init statuses")[0].ready);
+}
+
+/// The kubelet's `convertToAPIContainerStatuses`
+/// (pkg/kubelet/kubelet_pods.go) always sets `LastTerminationState`, so the
+/// API serializes `"lastState": {}` for a container that never restarted.
+#[test]
+fn last_state_is_an_empty_object_when_there_was_no_previous_instance() {
+    let p = pod("Always", &["i1"], &["a"]);
+    let observed = [
+        sandbox(Running),
+        ctr("i1", 0, Exited, Some(0)),
+        ctr("a", 0, Running, None),
+    ];
+    let s = status_of(&p, &observed, &[]);
+    let json = serde_json::to_value(&s).expect("serializes");
+    for list in ["containerStatuses", "initContainerStatuses"] {
+        assert_eq!(json[list][0]["lastState"], serde_json::json!({}), "{list}");
+    }
+}

@@ -279,7 +279,7 @@ impl PodWorker {
                     Ok(id) => {
                         self.failures.remove(&s.name);
                         if let Some(finished) = s.restart_of {
-                            self.backoff.record(&s.name, finished);
+                            self.backoff.record(&s.name, finished, now);
                         }
                         hooks.push((s.name, id));
                     }
@@ -304,7 +304,7 @@ impl PodWorker {
         now: Timestamp,
     ) {
         let key = format!("{reason}/{name}");
-        self.backoff.record(&key, now);
+        self.backoff.record(&key, now, now);
         let delay = self.backoff.current_delay(&key).unwrap_or_default();
         if let Some((_, init)) = self.container_spec(&name) {
             let involved = self.involved.container(&name, init);
@@ -386,7 +386,7 @@ impl PodWorker {
             Err(RuntimeError::Unavailable(m)) => Err(RuntimeError::Unavailable(m)),
             Err(e) => {
                 let now = self.ctx.clock.now();
-                self.backoff.record(SANDBOX_KEY, now);
+                self.backoff.record(SANDBOX_KEY, now, now);
                 let delay = self.backoff.current_delay(SANDBOX_KEY).unwrap_or_default();
                 self.ctx.recorder.warning(
                     &self.involved,

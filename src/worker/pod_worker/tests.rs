@@ -346,3 +346,20 @@ async fn the_next_container_starts_only_after_a_post_start_hook_finished() {
     assert!(at(&|c| *c == format!("start {a}")) < hook);
     assert!(hook < create_b, "{calls:?}");
 }
+
+/// The kubelet reads termination messages with `tail.ReadAtMost(path,
+/// MaxContainerTerminationMessageLength)` (pkg/kubelet/kuberuntime
+/// `getTerminationMessage`): the last 4096 bytes are kept, not the first.
+#[tokio::test]
+async fn a_long_termination_message_keeps_its_last_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log");
+    let mut text = "x".repeat(5000).into_bytes();
+    text.extend_from_slice(b"the end");
+    std::fs::write(&path, &text).expect("write");
+    let tail = super::read_tail(&path, 4096).await.expect("read");
+    assert_eq!(tail.len(), 4096);
+    assert!(tail.ends_with(b"the end"));
+    std::fs::write(&path, b"short").expect("write");
+    assert_eq!(super::read_tail(&path, 4096).await.expect("read"), b"short");
+}
