@@ -12,3 +12,4 @@ pub mod print;
 pub mod probe;
 pub mod qos;
 pub mod quantity;
+pub mod selector;
