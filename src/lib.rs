@@ -84,4 +84,5 @@ pub mod pleg;
 pub mod pod;
 pub mod runtime;
 pub mod source;
+pub mod watch;
 pub mod worker;
