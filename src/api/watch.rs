@@ -42,13 +42,16 @@ pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 /// 30–60 minutes); clients watch again.
 pub const WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// A kind's Table printer: the objects and the time ages are counted to.
+pub type TablePrinter<T> = fn(&[T], Timestamp) -> Value;
+
 /// What the API needs to serve one kind.
 pub struct Kind<T> {
     /// The resource's plural name, for messages (`pods`).
     pub resource: &'static str,
     /// The kind's `Table` of some objects (rows' `object` holding each
     /// object's `PartialObjectMetadata`).
-    pub table: fn(&[T], Timestamp) -> Value,
+    pub table: TablePrinter<T>,
 }
 
 fn bad_request(message: String) -> ApiError {
@@ -79,7 +82,7 @@ impl Filter {
 /// How objects are rendered: themselves, or one-row Tables.
 #[derive(Clone, Copy)]
 struct Render<T: 'static> {
-    table: Option<(fn(&[T], Timestamp) -> Value, IncludeObject)>,
+    table: Option<(TablePrinter<T>, IncludeObject)>,
 }
 
 impl<T: Object> Render<T> {
