@@ -327,3 +327,151 @@ fn events<T: Object>(
         Some((Ok(b), s))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use std::sync::Arc;
+
+    use crate::k8s::selector::Selectable;
+    use crate::watch::{Store, Versions};
+
+    fn pod(name: &str, app: &str, phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+            "spec": {"containers": [{"name": "a"}]},
+            "status": {"phase": phase}
+        }))
+        .expect("pod")
+    }
+
+    fn filter(labels: &str) -> Filter {
+        Filter {
+            namespace: Some("default".into()),
+            labels: LabelSelector::parse(labels).expect("labels"),
+            fields: FieldSelector::parse("", Pod::FIELDS).expect("fields"),
+        }
+    }
+
+    fn plain() -> Render<Pod> {
+        Render { table: None }
+    }
+
+    fn how(timeout: Duration, bookmarks: bool) -> Watching {
+        Watching {
+            timeout,
+            bookmarks,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    fn parse(b: &Bytes) -> Value {
+        assert!(b.ends_with(b"\n"), "one event per line");
+        serde_json::from_slice(b).expect("a WatchEvent")
+    }
+
+    #[tokio::test]
+    async fn objects_moving_out_of_and_into_the_selector_are_deleted_and_added() {
+        let s: Store<Pod> = Store::new(Arc::new(Versions::default()));
+        let w = s.watch(Some(0)).expect("watch");
+        s.put("u", pod("p", "web", "Pending"));
+        s.put("u", pod("p", "web", "Running"));
+        s.put("u", pod("p", "db", "Running"));
+        s.put("u", pod("p", "web", "Running"));
+        s.put("other", pod("q", "db", "Running"));
+        s.remove("u");
+        let stream = events(
+            w,
+            filter("app=web"),
+            plain(),
+            how(Duration::from_secs(60), false),
+        );
+        let got: Vec<Value> = stream
+            .take(5)
+            .map(|b| parse(&b.expect("bytes")))
+            .collect()
+            .await;
+        let types: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+        assert_eq!(types, ["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"]);
+        assert_eq!(got[1]["object"]["kind"], "Pod");
+        assert_eq!(got[1]["object"]["status"]["phase"], "Running");
+        let versions: Vec<u64> = got
+            .iter()
+            .filter_map(|e| e["object"]["metadata"]["resourceVersion"].as_str())
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    }
+
+    #[tokio::test]
+    async fn table_watches_send_one_row_tables_with_the_object_asked_for() {
+        let s: Store<Pod> = Store::new(Arc::new(Versions::default()));
+        s.put("u", pod("p", "web", "Running"));
+        for (include, has_object, kind) in [
+            (IncludeObject::Metadata, true, "PartialObjectMetadata"),
+            (IncludeObject::Object, true, "Pod"),
+            (IncludeObject::None, false, ""),
+        ] {
+            let render = Render {
+                table: Some((super::super::kube::pod_table as TablePrinter<Pod>, include)),
+            };
+            let w = s.watch(None).expect("watch");
+            let mut stream = Box::pin(events(
+                w,
+                filter(""),
+                render,
+                how(Duration::from_secs(60), false),
+            ));
+            let e = parse(&stream.next().await.expect("an event").expect("bytes"));
+            assert_eq!(e["type"], "ADDED");
+            assert_eq!(e["object"]["kind"], "Table");
+            let rows = e["object"]["rows"].as_array().expect("rows");
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0]["cells"][0], "p");
+            assert_eq!(rows[0].get("object").is_some(), has_object);
+            if has_object {
+                assert_eq!(rows[0]["object"]["kind"], kind);
+            }
+            assert!(e["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .is_some());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bookmarks_come_while_idle_and_the_watch_ends_at_its_timeout() {
+        let s: Store<Pod> = Store::new(Arc::new(Versions::default()));
+        let v = s.put("u", pod("p", "web", "Running")).expect("v");
+        let w = s.watch(Some(v)).expect("watch");
+        let started = Instant::now();
+        let stream = events(
+            w,
+            filter(""),
+            plain(),
+            how(BOOKMARK_EVERY * 2 + Duration::from_secs(1), true),
+        );
+        let got: Vec<Value> = stream.map(|b| parse(&b.expect("bytes"))).collect().await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|e| e["type"] == "BOOKMARK"));
+        assert_eq!(
+            got[0]["object"]["metadata"]["resourceVersion"],
+            v.to_string()
+        );
+        assert_eq!(got[0]["object"]["kind"], "Pod");
+        assert!(started.elapsed() >= BOOKMARK_EVERY * 2);
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_open_watches() {
+        let s: Store<Pod> = Store::new(Arc::new(Versions::default()));
+        let w = s.watch(None).expect("watch");
+        let h = how(Duration::from_secs(600), false);
+        let stop = h.shutdown.clone();
+        let mut stream = Box::pin(events(w, filter(""), plain(), h));
+        stop.cancel();
+        let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        assert!(matches!(end, Ok(None)));
+    }
+}
