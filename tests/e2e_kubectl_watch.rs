@@ -270,6 +270,29 @@ fn bad_input_gets_clear_refusals_and_a_thousand_dropped_watches_leave_the_daemon
     d.write("calm.yaml", &sleeper("calm", "calm"));
     d.wait_running("calm", &["a"], Duration::from_secs(60));
 
+    // Workers republish status all the time; an unchanged pod is no change.
+    let version = |d: &Daemon| {
+        d.get_json("/api/v1/pods")["metadata"]["resourceVersion"]
+            .as_str()
+            .map(String::from)
+    };
+    let calm = format!("calm-{}", d.node);
+    let steady = wait_until("calm Ready", Duration::from_secs(30), || {
+        let list = d.get_json("/api/v1/pods");
+        let ready = list["items"][0]["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        (ready && list["items"][0]["metadata"]["name"] == calm.as_str()).then(|| version(&d))
+    });
+    // Absence of changes needs a window: a few relist and status cycles.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        version(&d),
+        steady,
+        "a steady pod must not change its resourceVersion"
+    );
+
     // A 100 KiB query string (beyond what HTTP client libraries send, so
     // written by hand): refused with a 4xx, and the daemon keeps serving.
     let huge = "a".repeat(100 * 1024);
@@ -416,6 +439,7 @@ fn kubectl_wait_waits_on_the_named_pod_ready_soon_after_and_times_out_on_a_crash
         wait.seen
     );
     let lag = exited.saturating_duration_since(seen);
+    eprintln!("kubectl wait returned {lag:?} after the Ready status was visible in the API");
     assert!(
         lag <= Duration::from_millis(1500),
         "kubectl wait returned {lag:?} after the status change was visible"
