@@ -240,7 +240,14 @@ async fn one_pod(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    watch::get_one(s.store.pods(), &PODS, &ns, &name, q.as_deref(), &headers)
+    watch::get_one(
+        s.store.pods(),
+        &PODS,
+        Some(&ns),
+        &name,
+        q.as_deref(),
+        &headers,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -398,7 +405,7 @@ async fn one_event(
     watch::get_one(
         s.recorder.objects(),
         &EVENTS,
-        &ns,
+        Some(&ns),
         &name,
         q.as_deref(),
         &headers,

@@ -191,11 +191,12 @@ pub fn list_or_watch<T: Object>(
         .into_response()
 }
 
-/// `GET` one object of a namespace by name (a one-row Table when asked).
+/// `GET` one object by name, of a namespace (`None` for cluster-scoped
+/// kinds), as a one-row Table when asked.
 pub fn get_one<T: Object>(
     store: &watch::Store<T>,
     kind: &Kind<T>,
-    namespace: &str,
+    namespace: Option<&str>,
     name: &str,
     raw_query: Option<&str>,
     headers: &HeaderMap,
@@ -215,7 +216,7 @@ pub fn get_one<T: Object>(
     }
     let (items, _) = store.list();
     let found = items.into_iter().find(|o| {
-        o.meta().namespace.as_deref() == Some(namespace) && o.meta().name.as_deref() == Some(name)
+        o.meta().namespace.as_deref() == namespace && o.meta().name.as_deref() == Some(name)
     });
     let Some(o) = found else {
         return status_error(
