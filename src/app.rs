@@ -112,10 +112,11 @@ impl App {
     /// returned set to drain.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
-        let store = Arc::new(PodStore::default());
+        let versions = Arc::new(crate::watch::Versions::default());
+        let store = Arc::new(PodStore::new(versions.clone()));
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
         let routes = Arc::new(Routes::default());
-        let recorder = Arc::new(Recorder::new(&self.config.node_name));
+        let recorder = Arc::new(Recorder::with_versions(&self.config.node_name, versions));
         let ctx = Arc::new(WorkerContext {
             runtime: self.runtime.clone(),
             node_name: self.config.node_name.clone(),
@@ -176,6 +177,7 @@ impl App {
                 diagnostics,
                 recorder,
                 runtime: self.runtime.clone(),
+                shutdown: shutdown.clone(),
             });
             let stop = shutdown.clone();
             tasks.spawn(async move {

@@ -118,6 +118,15 @@ pub struct GetArgs {
     /// Pods of every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// A label selector, as kubectl's (`app=web`, `env in (a,b)`, `!canary`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// A field selector, as kubectl's (`status.phase=Running`).
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// After listing, print each change as it happens (until interrupted).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

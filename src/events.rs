@@ -7,13 +7,20 @@
 //! and logged. Bounded in total and per object so a crash loop cannot grow
 //! memory without limit. Nothing is persisted: events are about the recent
 //! past, as in Kubernetes.
+//!
+//! Every recorded, counted or evicted event is also a change in a versioned
+//! [`watch::Store`] (keyed by `namespace/name`), which the API lists and
+//! watches: a repeat is `MODIFIED`, an eviction `DELETED`. An event keeps
+//! its name (`<object>.<16 hex digits>`) across repeats.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
+
+use crate::watch::{self, Versions};
 
 /// At most this many events in total; the oldest go first.
 pub const MAX_EVENTS: usize = 2000;
@@ -81,6 +88,8 @@ impl EventType {
 #[derive(Debug, Clone)]
 struct Entry {
     seq: u64,
+    /// The event's name suffix, fixed when first recorded.
+    id: u64,
     involved: Involved,
     type_: EventType,
     reason: String,
@@ -101,14 +110,35 @@ struct Store {
 pub struct Recorder {
     node: String,
     store: Mutex<Store>,
+    objects: watch::Store<Event>,
 }
 
 impl Recorder {
     pub fn new(node: &str) -> Self {
+        Recorder::with_versions(node, Arc::new(Versions::default()))
+    }
+
+    /// A recorder drawing resourceVersions from the node's counter.
+    pub fn with_versions(node: &str, versions: Arc<Versions>) -> Self {
         Recorder {
             node: node.into(),
             store: Mutex::new(Store::default()),
+            objects: watch::Store::new(versions),
         }
+    }
+
+    /// The versioned events, for the API's lists and watches.
+    pub fn objects(&self) -> &watch::Store<Event> {
+        &self.objects
+    }
+
+    fn publish(&self, e: &Entry) {
+        let event = self.to_event(e);
+        self.objects.put(&event_key(&event), event);
+    }
+
+    fn unpublish(&self, e: &Entry) {
+        self.objects.remove(&event_key(&self.to_event(e)));
     }
 
     pub fn normal(&self, involved: &Involved, reason: &str, message: impl Into<String>) {
@@ -144,6 +174,7 @@ impl Recorder {
                 e.count += 1;
                 e.last = now;
                 e.seq = seq;
+                self.publish(&e);
                 store.entries.push_back(e);
             }
             return;
@@ -159,14 +190,19 @@ impl Recorder {
                 .iter()
                 .position(|e| e.involved.uid == involved.uid)
             {
-                store.entries.remove(i);
+                if let Some(old) = store.entries.remove(i) {
+                    self.unpublish(&old);
+                }
             }
         }
         if store.entries.len() >= MAX_EVENTS {
-            store.entries.pop_front();
+            if let Some(old) = store.entries.pop_front() {
+                self.unpublish(&old);
+            }
         }
-        store.entries.push_back(Entry {
+        let entry = Entry {
             seq,
+            id: seq,
             involved: involved.clone(),
             type_,
             reason: reason.into(),
@@ -174,14 +210,16 @@ impl Recorder {
             count: 1,
             first: now,
             last: now,
-        });
+        };
+        self.publish(&entry);
+        store.entries.push_back(entry);
     }
 
     fn to_event(&self, e: &Entry) -> Event {
         let inv = &e.involved;
         Event {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:016x}", inv.name, e.seq)),
+                name: Some(format!("{}.{:016x}", inv.name, e.id)),
                 namespace: Some(if inv.namespace.is_empty() {
                     "default".into()
                 } else {
@@ -242,6 +280,11 @@ impl Recorder {
     }
 }
 
+/// `namespace/name` of an event, its key in the versioned store.
+fn event_key(e: &Event) -> String {
+    crate::k8s::meta::object_key(&e.metadata)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +342,24 @@ mod tests {
         r.normal(&Involved::pod("kube-system", "x", "u2"), "Scheduled", "b");
         assert_eq!(r.list(Some("kube-system")).len(), 1);
         assert_eq!(r.list(None).len(), 2);
+    }
+
+    #[test]
+    fn recording_counting_and_evicting_are_versioned_changes() {
+        let r = Recorder::new("n");
+        r.normal(&pod(), "Pulled", "a");
+        let (items, v1) = r.objects().list();
+        assert_eq!(items.len(), 1);
+        let name = items[0].metadata.name.clone();
+        r.normal(&pod(), "Pulled", "a");
+        let (items, v2) = r.objects().list();
+        assert!(v2 > v1);
+        assert_eq!(items[0].metadata.name, name, "a repeat keeps its name");
+        assert_eq!(items[0].count, Some(2));
+        for i in 0..MAX_PER_OBJECT {
+            r.normal(&pod(), "Pulled", format!("m{i}"));
+        }
+        assert_eq!(r.objects().list().0.len(), MAX_PER_OBJECT);
+        assert!(r.objects().list().0.iter().all(|e| e.metadata.name != name));
     }
 }

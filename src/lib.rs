@@ -12,8 +12,9 @@
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`);
 //!   they speak to the API over HTTP and share only [`k8s`] vocabulary with the
 //!   daemon (`validate` reuses the daemon's file listing and merger).
-//! * [`api`] — the read-only HTTP API: routes, and [`api::kube`] for
-//!   Kubernetes discovery and server-side Tables.
+//! * [`api`] — the read-only HTTP API: routes, [`api::kube`] for
+//!   Kubernetes discovery and server-side Tables, [`api::query`] for list
+//!   options and [`api::watch`] for generic lists and watches.
 //! * [`source`] — the manifest directory ([`source::file`]) and URL
 //!   ([`source::url`]) producing complete snapshots; [`source::merge`] is the
 //!   pure merger turning snapshots into the desired set.
@@ -32,14 +33,16 @@
 //! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
 //!   unit tests, container labels, the pause image.
 //! * [`pleg`] — the runtime's events stream, waking pod workers;
-//!   [`events`] — the bounded event record; [`backoff`] — backoff and retry
+//!   [`events`] — the bounded event record; [`watch`] — the versioned,
+//!   watchable object store (one resourceVersion counter per node, a
+//!   bounded history, broadcast to watchers); [`backoff`] — backoff and retry
 //!   curves as data; [`clock`] — the injected time source (the system clock,
 //!   or tokio's for paused-time tests); [`http_client`] — the shared HTTP
 //!   client setup and URL/header checks.
 //! * [`k8s`] — pure Kubernetes vocabulary used by everyone: names, quantities,
 //!   `$(VAR)` expansion, namespace helpers, QoS, probe settings, lifecycle
-//!   enums (restart policy, waiting and terminated reasons), kubectl-style
-//!   printing.
+//!   enums (restart policy, waiting and terminated reasons), label and
+//!   field selectors, kubectl-style printing.
 //!
 //! # Where the next pieces go
 //!
@@ -50,9 +53,11 @@
 //!   [`worker::manager`]: the merger's desired workloads go in, desired pods
 //!   come out, and the manager runs them like static pods. A thin executor in
 //!   `worker/` feeds them pod status from the store.
-//! * **A watchable store for the API**: [`worker::store`] grows a monotonic
-//!   `resourceVersion` and a bounded change log with broadcast to watchers;
-//!   `api/` serves lists and watches from it (selectors in [`k8s`]).
+//! * **More kinds in the API**: hold them in a [`watch::Store`] (drawing
+//!   from the node's [`watch::Versions`]), implement [`watch::Object`] and
+//!   [`k8s::selector::Selectable`], and route the collection and object to
+//!   [`api::watch::list_or_watch`] and [`api::watch::get_one`] with an
+//!   [`api::watch::Kind`] (resource name and Table printer).
 //! * **exec / attach / port-forward**: an authenticated server in `api/`
 //!   (its own module beside the read-only routes), using
 //!   [`runtime::ContainerRuntime`] for exec and attach.
@@ -84,4 +89,5 @@ pub mod pleg;
 pub mod pod;
 pub mod runtime;
 pub mod source;
+pub mod watch;
 pub mod worker;

@@ -3,12 +3,13 @@
 //!
 //! * Discovery: `/api` (`APIVersions`), `/apis` (an empty `APIGroupList`),
 //!   `/api/v1` (an `APIResourceList` naming pods, pods/log and events, all
-//!   read-only) and `/version`.
+//!   read-only: get, list, watch) and `/version`.
 //! * Server-side printing: kubectl asks for `application/json;as=Table;…`
 //!   and prints the `meta.k8s.io/v1` `Table` it gets; pod rows come from
 //!   [`crate::k8s::print::pod_row`], the same rules `rkubelet get pods` uses.
-//! * `fieldSelector` on events (`involvedObject.name=…,…`), which `kubectl
-//!   describe` relies on.
+//!
+//! Selectors live in [`crate::k8s::selector`]; lists and watches in
+//! [`super::watch`].
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -32,7 +33,7 @@ pub fn api_group_list() -> Value {
 
 /// `GET /api/v1`: the read-only resources rkubelet serves.
 pub fn api_resource_list() -> Value {
-    let read = json!(["get", "list"]);
+    let read = json!(["get", "list", "watch"]);
     json!({
         "kind": "APIResourceList",
         "groupVersion": "v1",
@@ -133,81 +134,9 @@ pub fn event_table(events: &[Event], now: Timestamp) -> Value {
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
 }
 
-/// Does `event` match a `fieldSelector` like
-/// `involvedObject.name=x,involvedObject.namespace=y,type!=Normal`?
-/// Unknown fields match nothing, as the API server rejects them.
-pub fn event_matches(event: &Event, selector: &str) -> bool {
-    selector
-        .split(',')
-        .filter(|t| !t.trim().is_empty())
-        .all(|term| {
-            let (field, want, negate) = match term.split_once("!=") {
-                Some((f, v)) => (f, v, true),
-                None => match term.split_once("==").or_else(|| term.split_once('=')) {
-                    Some((f, v)) => (f, v, false),
-                    None => return false,
-                },
-            };
-            let o = &event.involved_object;
-            let actual = match field.trim() {
-                "involvedObject.name" => o.name.clone(),
-                "involvedObject.namespace" => o.namespace.clone(),
-                "involvedObject.uid" => o.uid.clone(),
-                "involvedObject.kind" => o.kind.clone(),
-                "involvedObject.fieldPath" => o.field_path.clone(),
-                "reason" => event.reason.clone(),
-                "type" => event.type_.clone(),
-                "metadata.namespace" => event.metadata.namespace.clone(),
-                "metadata.name" => event.metadata.name.clone(),
-                _ => return false,
-            };
-            (actual.as_deref().unwrap_or("") == want.trim()) != negate
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::ObjectReference;
-
-    fn event(name: &str, kind: &str, reason: &str) -> Event {
-        Event {
-            involved_object: ObjectReference {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                kind: Some(kind.into()),
-                uid: Some(format!("uid-{name}")),
-                ..Default::default()
-            },
-            reason: Some(reason.into()),
-            type_: Some("Normal".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn field_selectors_filter_events_like_the_api_server() {
-        let e = event("web-n", "Pod", "Started");
-        assert!(event_matches(
-            &e,
-            "involvedObject.name=web-n,involvedObject.namespace=default"
-        ));
-        assert!(event_matches(
-            &e,
-            "involvedObject.uid=uid-web-n,involvedObject.kind==Pod"
-        ));
-        assert!(!event_matches(&e, "involvedObject.name=other"));
-        assert!(event_matches(&e, "type!=Warning"));
-        assert!(!event_matches(&e, "reason!=Started"));
-        assert!(
-            !event_matches(&e, "spec.bogus=1"),
-            "unknown fields match nothing"
-        );
-        assert!(
-            event_matches(&e, ""),
-            "an empty selector matches everything"
-        );
-    }
 
     #[test]
     fn kubectl_asks_for_tables_in_its_accept_header() {
@@ -275,7 +204,7 @@ mod tests {
             .iter()
             .find(|x| x["name"] == "pods")
             .expect("pods");
-        assert_eq!(pods["verbs"], json!(["get", "list"]));
+        assert_eq!(pods["verbs"], json!(["get", "list", "watch"]));
         assert_eq!(api_versions("127.0.0.1:1")["versions"], json!(["v1"]));
     }
 }

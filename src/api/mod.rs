@@ -10,31 +10,38 @@
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
 //!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
 //!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
-//!   `/api/v1/namespaces/{ns}/events`. Logs take `container`, `follow`,
-//!   `previous`, `tailLines` and `timestamps` like the API server's.
+//!   `/api/v1/namespaces/{ns}/events`. Lists and watches of pods and events
+//!   are [`watch`]'s (selectors, `watch`, `resourceVersion`, Tables; options
+//!   it does not implement are refused by [`query`]). Logs take
+//!   `container`, `follow`, `previous`, `tailLines` and `timestamps` like
+//!   the API server's.
+//! * Anything else is a `404` (unknown path) or `405` (a verb other than
+//!   `GET`) with a v1 `Status` body.
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
 pub mod kube;
+pub mod query;
+pub mod watch;
 
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::Uri;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::List;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
 use crate::runtime::{ContainerRuntime, LogOptions};
 use crate::source::Diagnostics;
 use crate::worker::store::PodStore;
-use k8s_openapi::jiff::Timestamp;
 
 /// What the API reads.
 #[derive(Clone)]
@@ -43,7 +50,18 @@ pub struct ApiState {
     pub diagnostics: Arc<RwLock<Diagnostics>>,
     pub recorder: Arc<Recorder>,
     pub runtime: Arc<dyn ContainerRuntime>,
+    /// Ends open watches at shutdown.
+    pub shutdown: CancellationToken,
 }
+
+const PODS: watch::Kind<Pod> = watch::Kind {
+    resource: "pods",
+    table: kube::pod_table,
+};
+const EVENTS: watch::Kind<Event> = watch::Kind {
+    resource: "events",
+    table: kube::event_table,
+};
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
@@ -65,6 +83,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
+        .route("/api/v1/namespaces/{ns}/events/{name}", get(one_event))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
         .with_state(state)
 }
 
@@ -139,6 +160,32 @@ async fn manifests(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// An unknown path: a `404` `Status`, never an empty body.
+async fn not_found(uri: Uri) -> Response {
+    status_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!(
+            "the server could not find the requested resource {}: rkubelet serves a read-only subset of the API (see /api/v1)",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
+/// A verb other than `GET` on a known path.
+async fn not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    status_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!(
+            "{method} is not supported on {}: rkubelet's API is read-only",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
 fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
     s.store
         .list()
@@ -148,28 +195,30 @@ fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
         .collect()
 }
 
-/// A pod list, or kubectl's `Table` when the `Accept` header asks for one.
-fn pod_list(pods: Vec<Pod>, headers: &HeaderMap) -> Response {
-    if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
-        return Json(kube::pod_table(&pods, Timestamp::now())).into_response();
-    }
-    Json(List {
-        items: pods,
-        metadata: Default::default(),
-    })
-    .into_response()
-}
-
-async fn all_pods(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    pod_list(pods_in(&s, None), &headers)
+async fn all_pods(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let stop = s.shutdown.clone();
+    watch::list_or_watch(s.store.pods(), &PODS, None, q.as_deref(), &headers, stop)
 }
 
 async fn namespace_pods(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    pod_list(pods_in(&s, Some(&ns)), &headers)
+    let stop = s.shutdown.clone();
+    watch::list_or_watch(
+        s.store.pods(),
+        &PODS,
+        Some(&ns),
+        q.as_deref(),
+        &headers,
+        stop,
+    )
 }
 
 fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
@@ -188,15 +237,17 @@ fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
 async fn one_pod(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match find_pod(&s, &ns, &name) {
-        Ok(p) if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) => {
-            Json(kube::pod_table(&[p], Timestamp::now())).into_response()
-        }
-        Ok(p) => Json(p).into_response(),
-        Err(e) => e.into_response(),
-    }
+    watch::get_one(
+        s.store.pods(),
+        &PODS,
+        Some(&ns),
+        &name,
+        q.as_deref(),
+        &headers,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,44 +363,51 @@ async fn pod_probes(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListQuery {
-    field_selector: Option<String>,
-}
-
-/// Events filtered by `fieldSelector`, as a list or kubectl's `Table`.
-fn event_list(events: Vec<Event>, q: &ListQuery, headers: &HeaderMap) -> Response {
-    let events: Vec<Event> = match q.field_selector.as_deref() {
-        Some(sel) => events
-            .into_iter()
-            .filter(|e| kube::event_matches(e, sel))
-            .collect(),
-        None => events,
-    };
-    if kube::wants_table(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
-        return Json(kube::event_table(&events, Timestamp::now())).into_response();
-    }
-    Json(List {
-        items: events,
-        metadata: Default::default(),
-    })
-    .into_response()
-}
-
 async fn all_events(
     State(s): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    event_list(s.recorder.list(None), &q, &headers)
+    let stop = s.shutdown.clone();
+    watch::list_or_watch(
+        s.recorder.objects(),
+        &EVENTS,
+        None,
+        q.as_deref(),
+        &headers,
+        stop,
+    )
 }
 
 async fn namespace_events(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
-    Query(q): Query<ListQuery>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    event_list(s.recorder.list(Some(&ns)), &q, &headers)
+    let stop = s.shutdown.clone();
+    watch::list_or_watch(
+        s.recorder.objects(),
+        &EVENTS,
+        Some(&ns),
+        q.as_deref(),
+        &headers,
+        stop,
+    )
+}
+
+async fn one_event(
+    State(s): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    watch::get_one(
+        s.recorder.objects(),
+        &EVENTS,
+        Some(&ns),
+        &name,
+        q.as_deref(),
+        &headers,
+    )
 }

@@ -3,7 +3,9 @@
 //! They talk to a running daemon's read-only API (`--server`, default
 //! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
 //! kubectl. A pod may be named with or without the node suffix (`web` finds
-//! `web-node1`). Failures print one line and exit non-zero.
+//! `web-node1`). `get` passes `-l` and `--field-selector` to the server and,
+//! with `-w`, follows the server's watch from the list's resourceVersion.
+//! Failures print one line and exit non-zero.
 
 pub mod describe;
 pub mod validate;
@@ -113,20 +115,58 @@ fn namespace(args: &ClientArgs) -> &str {
         .unwrap_or(crate::k8s::meta::DEFAULT_NAMESPACE)
 }
 
-/// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A]`.
+/// The selectors of `get`, as a query string (with a leading `&` if any).
+fn selector_query(args: &GetArgs, name: Option<&str>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(l) = &args.selector {
+        q.append_pair("labelSelector", l);
+    }
+    let mut fields: Vec<String> = args.field_selector.iter().cloned().collect();
+    if let Some(n) = name {
+        fields.push(format!("metadata.name={n}"));
+    }
+    if !fields.is_empty() {
+        q.append_pair("fieldSelector", &fields.join(","));
+    }
+    q.finish()
+}
+
+fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| CtlError(format!("cannot write output: {e}")))
+}
+
+fn encode(value: &serde_json::Value, output: Option<Output>) -> Result<String> {
+    if output == Some(Output::Json) {
+        serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| CtlError(format!("cannot encode: {e}")))
+    } else {
+        serde_yaml::to_string(value).map_err(|e| CtlError(format!("cannot encode: {e}")))
+    }
+}
+
+/// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A] [-l SEL]
+/// [--field-selector SEL] [-w]`.
 pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
     check_resource(&args.resource)?;
     let client = Client::new(&args.client)?;
-    let pods = match &args.name {
-        Some(name) => vec![client.find(namespace(&args.client), name).await?],
-        None => {
-            let ns = (!args.all_namespaces).then(|| namespace(&args.client));
-            client.pods(ns).await?
+    let ns = (!args.all_namespaces || args.name.is_some()).then(|| namespace(&args.client));
+    let (pods, version) = match &args.name {
+        Some(name) => {
+            let pod = client.find(namespace(&args.client), name).await?;
+            let v = pod.metadata.resource_version.clone().unwrap_or_default();
+            (vec![pod], v)
         }
-    };
-    let write = |out: &mut dyn Write, s: String| {
-        out.write_all(s.as_bytes())
-            .map_err(|e| CtlError(format!("cannot write output: {e}")))
+        None => {
+            let query = selector_query(args, None);
+            let list: List<Pod> = client.json(&pods_path(ns, &query)).await?;
+            (
+                list.items,
+                list.metadata.resource_version.unwrap_or_default(),
+            )
+        }
     };
     match args.output {
         Some(Output::Json) | Some(Output::Yaml) => {
@@ -134,27 +174,19 @@ pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
                 serde_json::to_value(&pods[0])
             } else {
                 serde_json::to_value(List {
-                    items: pods,
+                    items: pods.clone(),
                     metadata: Default::default(),
                 })
             }
             .map_err(|e| CtlError(format!("cannot encode: {e}")))?;
-            let text = if args.output == Some(Output::Json) {
-                serde_json::to_string_pretty(&value)
-                    .map(|s| s + "\n")
-                    .map_err(|e| e.to_string())
-            } else {
-                serde_yaml::to_string(&value).map_err(|e| e.to_string())
-            }
-            .map_err(|e| CtlError(format!("cannot encode: {e}")))?;
-            write(out, text)
+            write_out(out, &encode(&value, args.output)?)?;
         }
         Some(Output::Name) => {
             let names: String = pods
                 .iter()
                 .map(|p| format!("pod/{}\n", p.metadata.name.as_deref().unwrap_or_default()))
                 .collect();
-            write(out, names)
+            write_out(out, &names)?;
         }
         _ => {
             if pods.is_empty() {
@@ -164,21 +196,98 @@ pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
                     format!(" in {} namespace", namespace(&args.client))
                 };
                 eprintln!("No resources found{where_}.");
-                return Ok(());
+            } else {
+                write_out(out, &pod_rows(args, &pods, true))?;
             }
-            let now = Timestamp::now();
-            let rows: Vec<crate::k8s::print::PodRow> = pods
-                .iter()
-                .map(|p| crate::k8s::print::pod_row(p, now))
-                .collect();
-            write(
-                out,
-                crate::k8s::print::table(
-                    &rows,
-                    args.output == Some(Output::Wide),
-                    args.all_namespaces,
-                ),
-            )
+        }
+    }
+    if args.watch {
+        let name = pods
+            .first()
+            .filter(|_| args.name.is_some())
+            .and_then(|p| p.metadata.name.clone());
+        return watch(&client, args, ns, name.as_deref(), &version, out).await;
+    }
+    Ok(())
+}
+
+fn pods_path(ns: Option<&str>, query: &str) -> String {
+    let base = match ns {
+        Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
+        None => "/api/v1/pods".to_string(),
+    };
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+/// Pods as kubectl's table, with or without its header line.
+fn pod_rows(args: &GetArgs, pods: &[Pod], header: bool) -> String {
+    let now = Timestamp::now();
+    let rows: Vec<crate::k8s::print::PodRow> = pods
+        .iter()
+        .map(|p| crate::k8s::print::pod_row(p, now))
+        .collect();
+    let text = crate::k8s::print::table(
+        &rows,
+        args.output == Some(Output::Wide),
+        args.all_namespaces,
+    );
+    if header {
+        text
+    } else {
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `get -w`: prints every change after `version` until the server ends the
+/// watch (then watches again from the last change seen).
+async fn watch(
+    client: &Client,
+    args: &GetArgs,
+    ns: Option<&str>,
+    name: Option<&str>,
+    version: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut version = version.to_string();
+    loop {
+        let query = format!(
+            "watch=1&resourceVersion={version}&{}",
+            selector_query(args, name)
+        );
+        let mut stream = client.get(&pods_path(ns, &query)).await?.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CtlError(format!("watch stream broke: {e}")))?;
+            buf.extend_from_slice(&chunk);
+            while let Some(at) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=at).collect();
+                let event: serde_json::Value = serde_json::from_slice(&line)
+                    .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
+                if let Some(v) = event["object"]["metadata"]["resourceVersion"].as_str() {
+                    version = v.to_string();
+                }
+                if event["type"] == "BOOKMARK" {
+                    continue;
+                }
+                let pod: Pod = serde_json::from_value(event["object"].clone())
+                    .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
+                let text = match args.output {
+                    Some(Output::Json) | Some(Output::Yaml) => {
+                        encode(&event["object"], args.output)?
+                    }
+                    Some(Output::Name) => {
+                        format!("pod/{}\n", pod.metadata.name.as_deref().unwrap_or_default())
+                    }
+                    _ => pod_rows(args, &[pod], false),
+                };
+                write_out(out, &text)?;
+            }
         }
     }
 }
