@@ -116,6 +116,7 @@ impl App {
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
         let routes = Arc::new(Routes::default());
         let recorder = Arc::new(Recorder::new(&self.config.node_name));
+        let objects = crate::pod::objects::ObjectStore::default();
         let ctx = Arc::new(WorkerContext {
             runtime: self.runtime.clone(),
             node_name: self.config.node_name.clone(),
@@ -124,7 +125,7 @@ impl App {
             backoff: self.config.backoff,
             host_ip: self.host_ip.clone(),
             store: store.clone(),
-            objects: Default::default(),
+            objects: objects.clone(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
@@ -176,6 +177,12 @@ impl App {
                 diagnostics,
                 recorder,
                 runtime: self.runtime.clone(),
+                objects,
+                node: Arc::new(api::objects::NodeView {
+                    info: self.config.node(),
+                    host_ip: self.host_ip.clone(),
+                    started: k8s_openapi::jiff::Timestamp::now(),
+                }),
             });
             let stop = shutdown.clone();
             tasks.spawn(async move {

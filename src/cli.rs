@@ -151,6 +151,15 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(long)]
     pub timestamps: bool,
+    /// Only lines newer than this duration (5s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "since_time")]
+    pub since: Option<std::time::Duration>,
+    /// Only lines written at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since_time: Option<String>,
+    /// At most this many bytes of log.
+    #[arg(long, value_name = "BYTES")]
+    pub limit_bytes: Option<i64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

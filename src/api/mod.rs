@@ -10,12 +10,16 @@
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
 //!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
 //!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
-//!   `/api/v1/namespaces/{ns}/events`. Logs take `container`, `follow`,
-//!   `previous`, `tailLines` and `timestamps` like the API server's.
+//!   `/api/v1/namespaces/{ns}/events`, and `nodes`, `namespaces`,
+//!   `configmaps` and `secrets` ([`objects`]; a Secret's values are never
+//!   served). Logs take the API server's options (see [`logs`]).
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
 pub mod kube;
+pub mod logs;
+pub mod objects;
+pub mod resources;
 
 use std::sync::{Arc, RwLock};
 
@@ -31,7 +35,8 @@ use k8s_openapi::List;
 use serde::Deserialize;
 
 use crate::events::Recorder;
-use crate::runtime::{ContainerRuntime, LogOptions};
+use crate::pod::objects::ObjectStore;
+use crate::runtime::ContainerRuntime;
 use crate::source::Diagnostics;
 use crate::worker::store::PodStore;
 use k8s_openapi::jiff::Timestamp;
@@ -43,6 +48,10 @@ pub struct ApiState {
     pub diagnostics: Arc<RwLock<Diagnostics>>,
     pub recorder: Arc<Recorder>,
     pub runtime: Arc<dyn ContainerRuntime>,
+    /// The ConfigMaps and Secrets the manifests define.
+    pub objects: ObjectStore,
+    /// This node, for `/api/v1/nodes`.
+    pub node: Arc<objects::NodeView>,
 }
 
 /// The API's routes.
@@ -65,6 +74,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
+        .merge(objects::routes())
         .with_state(state)
 }
 
@@ -199,19 +209,6 @@ async fn one_pod(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogQuery {
-    container: Option<String>,
-    #[serde(default)]
-    follow: bool,
-    #[serde(default)]
-    previous: bool,
-    tail_lines: Option<usize>,
-    #[serde(default)]
-    timestamps: bool,
-}
-
 /// The Docker id of the container instance `previous` asks for, from status.
 fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, ApiError> {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -266,24 +263,21 @@ fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<St
 async fn pod_log(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-    Query(q): Query<LogQuery>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
+    let req = match logs::log_request(&params, Timestamp::now()) {
+        Ok(r) => r,
+        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e.0).into_response(),
+    };
     let pod = match find_pod(&s, &ns, &name) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let id = match container_id(&pod, q.container.as_deref(), q.previous) {
+    let id = match container_id(&pod, req.container.as_deref(), req.previous) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let options = LogOptions {
-        follow: q.follow,
-        tail: q.tail_lines,
-        timestamps: q.timestamps,
-    };
-    let stream = s
-        .runtime
-        .logs(&id, options)
+    let stream = logs::limit_bytes(s.runtime.logs(&id, req.options), req.limit_bytes)
         .map(|r| r.map_err(std::io::Error::other));
     (
         [(header::CONTENT_TYPE, "text/plain")],

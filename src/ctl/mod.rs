@@ -208,7 +208,20 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
         .map_err(|e| CtlError(format!("cannot write output: {e}")))
 }
 
-/// `rkubelet logs POD [-c CONTAINER] [-f] [--previous] [--tail N]`.
+/// Percent-encodes a query value (RFC 3339 times carry `+` and `:`).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `rkubelet logs POD [-c CONTAINER] [-f] [-p] [--tail N] [--timestamps]
+/// [--since D | --since-time T] [--limit-bytes N]`.
 pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     let client = Client::new(&args.client)?;
     let pod = client.find(namespace(&args.client), &args.pod).await?;
@@ -224,6 +237,17 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(t) = args.tail.filter(|t| *t >= 0) {
         query.push(format!("tailLines={t}"));
+    }
+    if let Some(d) = args.since {
+        // kubectl rounds up to whole seconds, at least one.
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        query.push(format!("sinceSeconds={}", secs.max(1)));
+    }
+    if let Some(t) = &args.since_time {
+        query.push(format!("sinceTime={}", urlencode(t)));
+    }
+    if let Some(n) = args.limit_bytes {
+        query.push(format!("limitBytes={n}"));
     }
     let path = format!(
         "/api/v1/namespaces/{ns}/pods/{name}/log?{}",

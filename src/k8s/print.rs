@@ -87,6 +87,16 @@ pub fn event_age(e: &k8s_openapi::api::core::v1::Event, now: Timestamp) -> Strin
     age_since(e.last_timestamp.as_ref().map(|t| t.0), now).unwrap_or_default()
 }
 
+/// How old an object is at `now`, in kubectl's style (`<unknown>` without
+/// a `creationTimestamp`).
+pub fn object_age(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    now: Timestamp,
+) -> String {
+    age_since(meta.creation_timestamp.as_ref().map(|t| t.0), now)
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
 fn age_since(t: Option<Timestamp>, now: Timestamp) -> Option<String> {
     let t = t?;
     let d = Duration::try_from(now.duration_since(t)).unwrap_or_default();
