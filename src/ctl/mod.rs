@@ -1,4 +1,5 @@
-//! The client commands: `rkubelet get pods`, `describe pod`, `logs`.
+//! The client commands: `rkubelet get` (pods, events, nodes, namespaces,
+//! configmaps, secrets), `describe pod`, `logs`.
 //!
 //! They talk to a running daemon's read-only API (`--server`, default
 //! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
@@ -42,8 +43,15 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        self.get_as(path, "application/json").await
+    }
+
+    /// GET with an `Accept` header (a `Table` is asked for with
+    /// [`TABLE_ACCEPT`]).
+    async fn get_as(&self, path: &str, accept: &str) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.server);
-        let resp = self.http.get(&url).send().await.map_err(|e| {
+        let request = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
+        let resp = request.send().await.map_err(|e| {
             CtlError(format!(
                 "cannot reach rkubelet at {}: {e}; is it running? (set --server or RKUBELET_SERVER)",
                 self.server
@@ -98,11 +106,88 @@ impl Client {
     }
 }
 
-fn check_resource(resource: &str) -> Result<()> {
-    match resource {
-        "pods" | "pod" | "po" => Ok(()),
-        other => Err(CtlError(format!(
-            "error: the server doesn't have a resource type {other:?} (rkubelet serves pods)"
+/// What `Accept` kubectl sends to get a server-side `Table`.
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// A resource type `rkubelet get` knows, under any of kubectl's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resource {
+    /// The API's plural (`configmaps`).
+    plural: &'static str,
+    /// The singular, as `-o name` prints it (`configmap`).
+    singular: &'static str,
+    namespaced: bool,
+}
+
+const RESOURCES: [(Resource, &[&str]); 6] = [
+    (
+        Resource {
+            plural: "pods",
+            singular: "pod",
+            namespaced: true,
+        },
+        &["po"],
+    ),
+    (
+        Resource {
+            plural: "events",
+            singular: "event",
+            namespaced: true,
+        },
+        &["ev"],
+    ),
+    (
+        Resource {
+            plural: "nodes",
+            singular: "node",
+            namespaced: false,
+        },
+        &["no"],
+    ),
+    (
+        Resource {
+            plural: "namespaces",
+            singular: "namespace",
+            namespaced: false,
+        },
+        &["ns"],
+    ),
+    (
+        Resource {
+            plural: "configmaps",
+            singular: "configmap",
+            namespaced: true,
+        },
+        &["cm"],
+    ),
+    (
+        Resource {
+            plural: "secrets",
+            singular: "secret",
+            namespaced: true,
+        },
+        &[],
+    ),
+];
+
+fn resource(name: &str) -> Result<Resource> {
+    let name = name.to_lowercase();
+    RESOURCES
+        .iter()
+        .find(|(r, short)| r.plural == name || r.singular == name || short.contains(&name.as_str()))
+        .map(|(r, _)| *r)
+        .ok_or_else(|| {
+            CtlError(format!(
+                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets)"
+            ))
+        })
+}
+
+fn check_resource(name: &str) -> Result<()> {
+    match resource(name)? {
+        r if r.plural == "pods" => Ok(()),
+        _ => Err(CtlError(format!(
+            "error: rkubelet describes pods only, not {name:?} (use kubectl describe)"
         ))),
     }
 }
@@ -113,9 +198,108 @@ fn namespace(args: &ClientArgs) -> &str {
         .unwrap_or(crate::k8s::meta::DEFAULT_NAMESPACE)
 }
 
-/// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A]`.
+fn write_out(out: &mut dyn Write, s: &str) -> Result<()> {
+    out.write_all(s.as_bytes())
+        .map_err(|e| CtlError(format!("cannot write output: {e}")))
+}
+
+fn encode(value: &serde_json::Value, output: Option<Output>) -> Result<String> {
+    if output == Some(Output::Json) {
+        serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string())
+    } else {
+        serde_yaml::to_string(value).map_err(|e| e.to_string())
+    }
+    .map_err(|e| CtlError(format!("cannot encode: {e}")))
+}
+
+/// `rkubelet get events|nodes|namespaces|configmaps|secrets [NAME]`: the
+/// server's objects or its `Table`, printed like kubectl.
+async fn get_other(args: &GetArgs, r: Resource, out: &mut dyn Write) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let ns = namespace(&args.client);
+    let mut path = if r.namespaced && !args.all_namespaces {
+        format!("/api/v1/namespaces/{ns}/{}", r.plural)
+    } else {
+        format!("/api/v1/{}", r.plural)
+    };
+    if let Some(name) = &args.name {
+        path = format!(
+            "/api/v1/{}{}/{name}",
+            if r.namespaced {
+                format!("namespaces/{ns}/")
+            } else {
+                String::new()
+            },
+            r.plural
+        );
+    }
+    match args.output {
+        Some(Output::Json) | Some(Output::Yaml) => {
+            let value: serde_json::Value = client.json(&path).await?;
+            write_out(out, &encode(&value, args.output)?)
+        }
+        Some(Output::Name) => {
+            let value: serde_json::Value = client.json(&path).await?;
+            let items = match value["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![value.clone()],
+            };
+            let names: String = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}/{}\n",
+                        r.singular,
+                        i["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            write_out(out, &names)
+        }
+        _ => {
+            let table: serde_json::Value = client
+                .get_as(&path, TABLE_ACCEPT)
+                .await?
+                .json()
+                .await
+                .map_err(|e| {
+                CtlError(format!(
+                    "unexpected answer from {}{path}: {e}",
+                    client.server
+                ))
+            })?;
+            let empty = table["rows"].as_array().is_none_or(|r| r.is_empty());
+            if empty {
+                let where_ = if r.namespaced && !args.all_namespaces {
+                    format!(" in {ns} namespace")
+                } else {
+                    String::new()
+                };
+                eprintln!("No resources found{where_}.");
+                return Ok(());
+            }
+            let with_namespace = r.namespaced && args.all_namespaces;
+            write_out(
+                out,
+                &crate::k8s::print::server_table(
+                    &table,
+                    args.output == Some(Output::Wide),
+                    with_namespace,
+                ),
+            )
+        }
+    }
+}
+
+/// `rkubelet get pods|events|nodes|namespaces|configmaps|secrets [NAME]
+/// [-o wide|json|yaml|name] [-n NS | -A]`.
 pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
-    check_resource(&args.resource)?;
+    let r = resource(&args.resource)?;
+    if r.plural != "pods" {
+        return get_other(args, r, out).await;
+    }
     let client = Client::new(&args.client)?;
     let pods = match &args.name {
         Some(name) => vec![client.find(namespace(&args.client), name).await?],
