@@ -30,6 +30,15 @@ impl PodStore {
             m.insert(uid.to_string(), record);
         }
     }
+    /// Replaces the probe reports of a pod already in the store (the pod
+    /// itself is unchanged); a pod not in the store is left out.
+    pub fn set_probes(&self, uid: &str, probes: Vec<ProbeReport>) {
+        if let Ok(mut m) = self.pods.write() {
+            if let Some(r) = m.get_mut(uid) {
+                r.probes = probes;
+            }
+        }
+    }
     pub fn remove(&self, uid: &str) {
         if let Ok(mut m) = self.pods.write() {
             m.remove(uid);
