@@ -108,9 +108,10 @@ pub enum Output {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GetArgs {
-    /// The resource type: `pods` (also `pod`, `po`).
+    /// The resource type: `pods` (`po`), `events` (`ev`), `nodes` (`no`),
+    /// `namespaces` (`ns`), `configmaps` (`cm`) or `secrets`.
     pub resource: String,
-    /// One pod, with or without the node suffix.
+    /// One object (a pod with or without the node suffix).
     pub name: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum)]
