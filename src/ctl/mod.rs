@@ -447,3 +447,39 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_types_are_known_by_kubectls_names_and_short_names() {
+        for (name, plural) in [
+            ("po", "pods"),
+            ("Pod", "pods"),
+            ("ev", "events"),
+            ("event", "events"),
+            ("no", "nodes"),
+            ("ns", "namespaces"),
+            ("namespace", "namespaces"),
+            ("cm", "configmaps"),
+            ("configmap", "configmaps"),
+            ("secret", "secrets"),
+        ] {
+            assert_eq!(resource(name).expect(name).plural, plural, "{name}");
+        }
+        let e = resource("deployments").expect_err("unknown");
+        assert!(e.0.contains("doesn't have a resource type"), "{e}");
+        assert!(check_resource("po").is_ok());
+        assert!(check_resource("nodes").is_err());
+        assert!(!resource("nodes").expect("nodes").namespaced);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            urlencode("2026-01-01T00:00:00.5+01:00"),
+            "2026-01-01T00%3A00%3A00.5%2B01%3A00"
+        );
+    }
+}
