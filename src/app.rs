@@ -117,6 +117,7 @@ impl App {
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
         let routes = Arc::new(Routes::default());
         let recorder = Arc::new(Recorder::with_versions(&self.config.node_name, versions));
+        let objects = crate::pod::objects::ObjectStore::default();
         let ctx = Arc::new(WorkerContext {
             runtime: self.runtime.clone(),
             node_name: self.config.node_name.clone(),
@@ -125,7 +126,7 @@ impl App {
             backoff: self.config.backoff,
             host_ip: self.host_ip.clone(),
             store: store.clone(),
-            objects: Default::default(),
+            objects: objects.clone(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
@@ -178,6 +179,12 @@ impl App {
                 recorder,
                 runtime: self.runtime.clone(),
                 shutdown: shutdown.clone(),
+                objects,
+                node: Arc::new(api::objects::NodeView {
+                    info: self.config.node(),
+                    host_ip: self.host_ip.clone(),
+                    started: k8s_openapi::jiff::Timestamp::now(),
+                }),
             });
             let stop = shutdown.clone();
             tasks.spawn(async move {

@@ -108,9 +108,10 @@ pub enum Output {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GetArgs {
-    /// The resource type: `pods` (also `pod`, `po`).
+    /// The resource type: `pods` (`po`), `events` (`ev`), `nodes` (`no`),
+    /// `namespaces` (`ns`), `configmaps` (`cm`) or `secrets`.
     pub resource: String,
-    /// One pod, with or without the node suffix.
+    /// One object (a pod with or without the node suffix).
     pub name: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum)]
@@ -160,6 +161,15 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(long)]
     pub timestamps: bool,
+    /// Only lines newer than this duration (5s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "since_time")]
+    pub since: Option<std::time::Duration>,
+    /// Only lines written at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since_time: Option<String>,
+    /// At most this many bytes of log.
+    #[arg(long, value_name = "BYTES")]
+    pub limit_bytes: Option<i64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -8,13 +8,16 @@
 //!
 //! * `main.rs`, [`app`] — flags to wiring: build everything, spawn it, drain.
 //!   [`cli`] parses flags, [`config`] validates them, [`node`] is this node
-//!   (name, labels, architecture, capacity, host IP).
+//!   (name, labels, architecture, capacity, host IP, kernel and OS image).
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`);
 //!   they speak to the API over HTTP and share only [`k8s`] vocabulary with the
 //!   daemon (`validate` reuses the daemon's file listing and merger).
 //! * [`api`] — the read-only HTTP API: routes, [`api::kube`] for
 //!   Kubernetes discovery and server-side Tables, [`api::query`] for list
-//!   options and [`api::watch`] for generic lists and watches.
+//!   options, [`api::watch`] for generic lists and watches, [`api::logs`]
+//!   for the log options, [`api::resources`] (pure builders and Tables of
+//!   the node, namespaces, ConfigMaps and value-less Secrets) served by
+//!   [`api::objects`].
 //! * [`source`] — the manifest directory ([`source::file`]) and URL
 //!   ([`source::url`]) producing complete snapshots; [`source::merge`] is the
 //!   pure merger turning snapshots into the desired set.

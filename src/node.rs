@@ -5,7 +5,8 @@
 //! a DNS-1123 subdomain), the built-in labels (`kubernetes.io/hostname`,
 //! `kubernetes.io/os`, `kubernetes.io/arch` in Go's naming) plus
 //! `--node-labels`, the capacity the downward API falls back to (CPUs,
-//! `MemTotal`, the root filesystem's size) and the primary IPv4 address.
+//! `MemTotal`, the root filesystem's size), the primary IPv4 address, the
+//! kernel version and the OS image (`nodeInfo` of the node object).
 //! The readers here do the IO; [`NodeInfo`] and [`NodeCapacity`] are the
 //! data the pure core receives. Admission predicates live in
 //! [`crate::admission`].
@@ -253,9 +254,43 @@ pub fn host_ip() -> String {
     "127.0.0.1".to_string()
 }
 
+/// The running kernel's release (`uname -r`), empty when unreadable.
+pub fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The operating system's `PRETTY_NAME` (`/etc/os-release`), else `Linux`.
+pub fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| pretty_name(&t))
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// `PRETTY_NAME` of an os-release text, unquoted.
+fn pretty_name(os_release: &str) -> Option<String> {
+    os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_string())
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_os_image_is_the_unquoted_pretty_name() {
+        let text = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+        assert_eq!(
+            pretty_name(text).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        assert_eq!(pretty_name("NAME=x\n"), None);
+    }
 
     #[test]
     fn built_in_labels_are_hostname_os_and_go_arch() {

@@ -2,8 +2,9 @@
 //! objects (pure helpers for the API).
 //!
 //! * Discovery: `/api` (`APIVersions`), `/apis` (an empty `APIGroupList`),
-//!   `/api/v1` (an `APIResourceList` naming pods, pods/log and events, all
-//!   read-only: get, list, watch) and `/version`.
+//!   `/api/v1` (an `APIResourceList` naming pods, pods/log, events,
+//!   namespaces, nodes, configmaps and secrets, all read-only; pods and
+//!   events can be watched) and `/version`.
 //! * Server-side printing: kubectl asks for `application/json;as=Table;…`
 //!   and prints the `meta.k8s.io/v1` `Table` it gets; pod rows come from
 //!   [`crate::k8s::print::pod_row`], the same rules `rkubelet get pods` uses.
@@ -42,17 +43,28 @@ pub fn api_resource_list() -> Value {
              "verbs": read, "shortNames": ["po"], "categories": ["all"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
             {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
-             "verbs": read, "shortNames": ["ev"]}
+             "verbs": read, "shortNames": ["ev"]},
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+             "verbs": read, "shortNames": ["ns"]},
+            {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
+             "verbs": read, "shortNames": ["no"]},
+            {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap",
+             "verbs": read, "shortNames": ["cm"]},
+            {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret",
+             "verbs": read}
         ]
     })
 }
+
+/// The version rkubelet reports (`/version`, the node's `kubeletVersion`).
+pub const GIT_VERSION: &str = concat!("v1.35.0-rkubelet.", env!("CARGO_PKG_VERSION"));
 
 /// `GET /version`.
 pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": "35",
-        "gitVersion": concat!("v1.35.0-rkubelet.", env!("CARGO_PKG_VERSION")),
+        "gitVersion": GIT_VERSION,
         "gitCommit": "",
         "gitTreeState": "",
         "buildDate": "",
@@ -67,11 +79,13 @@ pub fn wants_table(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.split(',').any(|part| part.contains("as=Table")))
 }
 
-fn column(name: &str, format: &str, priority: i32, description: &str) -> Value {
+pub(crate) fn column(name: &str, format: &str, priority: i32, description: &str) -> Value {
     json!({"name": name, "type": "string", "format": format, "priority": priority, "description": description})
 }
 
-fn partial_metadata(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
+pub(crate) fn partial_metadata(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
 }
 
@@ -205,6 +219,15 @@ mod tests {
             .find(|x| x["name"] == "pods")
             .expect("pods");
         assert_eq!(pods["verbs"], json!(["get", "list", "watch"]));
+        let names: Vec<&str> = r["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(|x| x["name"].as_str())
+            .collect();
+        for want in ["namespaces", "nodes", "configmaps", "secrets"] {
+            assert!(names.contains(&want), "{want}: {names:?}");
+        }
         assert_eq!(api_versions("127.0.0.1:1")["versions"], json!(["v1"]));
     }
 }

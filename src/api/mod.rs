@@ -10,18 +10,22 @@
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
 //!   `/api/v1/namespaces/{ns}/pods[/{name}[/log]]`, `/api/v1/events`,
 //!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
-//!   `/api/v1/namespaces/{ns}/events`. Lists and watches of pods and events
-//!   are [`watch`]'s (selectors, `watch`, `resourceVersion`, Tables; options
-//!   it does not implement are refused by [`query`]). Logs take
-//!   `container`, `follow`, `previous`, `tailLines` and `timestamps` like
-//!   the API server's.
+//!   `/api/v1/namespaces/{ns}/events`, and `nodes`, `namespaces`,
+//!   `configmaps` and `secrets` ([`objects`]; a Secret's values are never
+//!   served). Lists and watches of pods and events are [`watch`]'s
+//!   (selectors, `watch`, `resourceVersion`, Tables; options it does not
+//!   implement are refused by [`query`]). Logs take the API server's options
+//!   (see [`logs`]).
 //! * Anything else is a `404` (unknown path) or `405` (a verb other than
 //!   `GET`) with a v1 `Status` body.
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
 pub mod kube;
+pub mod logs;
+pub mod objects;
 pub mod query;
+pub mod resources;
 pub mod watch;
 
 use std::sync::{Arc, RwLock};
@@ -35,11 +39,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use serde::Deserialize;
+use k8s_openapi::jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
-use crate::runtime::{ContainerRuntime, LogOptions};
+use crate::pod::objects::ObjectStore;
+use crate::runtime::ContainerRuntime;
 use crate::source::Diagnostics;
 use crate::worker::store::PodStore;
 
@@ -52,6 +57,10 @@ pub struct ApiState {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// Ends open watches at shutdown.
     pub shutdown: CancellationToken,
+    /// The ConfigMaps and Secrets the manifests define.
+    pub objects: ObjectStore,
+    /// This node, for `/api/v1/nodes`.
+    pub node: Arc<objects::NodeView>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {
@@ -84,6 +93,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", get(all_events))
         .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
         .route("/api/v1/namespaces/{ns}/events/{name}", get(one_event))
+        .merge(objects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .with_state(state)
@@ -250,19 +260,6 @@ async fn one_pod(
     )
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogQuery {
-    container: Option<String>,
-    #[serde(default)]
-    follow: bool,
-    #[serde(default)]
-    previous: bool,
-    tail_lines: Option<usize>,
-    #[serde(default)]
-    timestamps: bool,
-}
-
 /// The Docker id of the container instance `previous` asks for, from status.
 fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, ApiError> {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -317,24 +314,21 @@ fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<St
 async fn pod_log(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-    Query(q): Query<LogQuery>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
+    let req = match logs::log_request(&params, Timestamp::now()) {
+        Ok(r) => r,
+        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e.0).into_response(),
+    };
     let pod = match find_pod(&s, &ns, &name) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let id = match container_id(&pod, q.container.as_deref(), q.previous) {
+    let id = match container_id(&pod, req.container.as_deref(), req.previous) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let options = LogOptions {
-        follow: q.follow,
-        tail: q.tail_lines,
-        timestamps: q.timestamps,
-    };
-    let stream = s
-        .runtime
-        .logs(&id, options)
+    let stream = logs::limit_bytes(s.runtime.logs(&id, req.options), req.limit_bytes)
         .map(|r| r.map_err(std::io::Error::other));
     (
         [(header::CONTENT_TYPE, "text/plain")],

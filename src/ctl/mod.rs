@@ -1,4 +1,5 @@
-//! The client commands: `rkubelet get pods`, `describe pod`, `logs`.
+//! The client commands: `rkubelet get` (pods, events, nodes, namespaces,
+//! configmaps, secrets), `describe pod`, `logs`.
 //!
 //! They talk to a running daemon's read-only API (`--server`, default
 //! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
@@ -44,8 +45,15 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        self.get_as(path, "application/json").await
+    }
+
+    /// GET with an `Accept` header (a `Table` is asked for with
+    /// [`TABLE_ACCEPT`]).
+    async fn get_as(&self, path: &str, accept: &str) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.server);
-        let resp = self.http.get(&url).send().await.map_err(|e| {
+        let request = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
+        let resp = request.send().await.map_err(|e| {
             CtlError(format!(
                 "cannot reach rkubelet at {}: {e}; is it running? (set --server or RKUBELET_SERVER)",
                 self.server
@@ -100,11 +108,88 @@ impl Client {
     }
 }
 
-fn check_resource(resource: &str) -> Result<()> {
-    match resource {
-        "pods" | "pod" | "po" => Ok(()),
-        other => Err(CtlError(format!(
-            "error: the server doesn't have a resource type {other:?} (rkubelet serves pods)"
+/// What `Accept` kubectl sends to get a server-side `Table`.
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// A resource type `rkubelet get` knows, under any of kubectl's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resource {
+    /// The API's plural (`configmaps`).
+    plural: &'static str,
+    /// The singular, as `-o name` prints it (`configmap`).
+    singular: &'static str,
+    namespaced: bool,
+}
+
+const RESOURCES: [(Resource, &[&str]); 6] = [
+    (
+        Resource {
+            plural: "pods",
+            singular: "pod",
+            namespaced: true,
+        },
+        &["po"],
+    ),
+    (
+        Resource {
+            plural: "events",
+            singular: "event",
+            namespaced: true,
+        },
+        &["ev"],
+    ),
+    (
+        Resource {
+            plural: "nodes",
+            singular: "node",
+            namespaced: false,
+        },
+        &["no"],
+    ),
+    (
+        Resource {
+            plural: "namespaces",
+            singular: "namespace",
+            namespaced: false,
+        },
+        &["ns"],
+    ),
+    (
+        Resource {
+            plural: "configmaps",
+            singular: "configmap",
+            namespaced: true,
+        },
+        &["cm"],
+    ),
+    (
+        Resource {
+            plural: "secrets",
+            singular: "secret",
+            namespaced: true,
+        },
+        &[],
+    ),
+];
+
+fn resource(name: &str) -> Result<Resource> {
+    let name = name.to_lowercase();
+    RESOURCES
+        .iter()
+        .find(|(r, short)| r.plural == name || r.singular == name || short.contains(&name.as_str()))
+        .map(|(r, _)| *r)
+        .ok_or_else(|| {
+            CtlError(format!(
+                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets)"
+            ))
+        })
+}
+
+fn check_resource(name: &str) -> Result<()> {
+    match resource(name)? {
+        r if r.plural == "pods" => Ok(()),
+        _ => Err(CtlError(format!(
+            "error: rkubelet describes pods only, not {name:?} (use kubectl describe)"
         ))),
     }
 }
@@ -141,16 +226,100 @@ fn encode(value: &serde_json::Value, output: Option<Output>) -> Result<String> {
     if output == Some(Output::Json) {
         serde_json::to_string_pretty(value)
             .map(|s| s + "\n")
-            .map_err(|e| CtlError(format!("cannot encode: {e}")))
+            .map_err(|e| e.to_string())
     } else {
-        serde_yaml::to_string(value).map_err(|e| CtlError(format!("cannot encode: {e}")))
+        serde_yaml::to_string(value).map_err(|e| e.to_string())
+    }
+    .map_err(|e| CtlError(format!("cannot encode: {e}")))
+}
+
+/// `rkubelet get events|nodes|namespaces|configmaps|secrets [NAME]`: the
+/// server's objects or its `Table`, printed like kubectl.
+async fn get_other(args: &GetArgs, r: Resource, out: &mut dyn Write) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let ns = namespace(&args.client);
+    let mut path = if r.namespaced && !args.all_namespaces {
+        format!("/api/v1/namespaces/{ns}/{}", r.plural)
+    } else {
+        format!("/api/v1/{}", r.plural)
+    };
+    if let Some(name) = &args.name {
+        path = format!(
+            "/api/v1/{}{}/{name}",
+            if r.namespaced {
+                format!("namespaces/{ns}/")
+            } else {
+                String::new()
+            },
+            r.plural
+        );
+    }
+    match args.output {
+        Some(Output::Json) | Some(Output::Yaml) => {
+            let value: serde_json::Value = client.json(&path).await?;
+            write_out(out, &encode(&value, args.output)?)
+        }
+        Some(Output::Name) => {
+            let value: serde_json::Value = client.json(&path).await?;
+            let items = match value["items"].as_array() {
+                Some(items) => items.clone(),
+                None => vec![value.clone()],
+            };
+            let names: String = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}/{}\n",
+                        r.singular,
+                        i["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            write_out(out, &names)
+        }
+        _ => {
+            let table: serde_json::Value = client
+                .get_as(&path, TABLE_ACCEPT)
+                .await?
+                .json()
+                .await
+                .map_err(|e| {
+                CtlError(format!(
+                    "unexpected answer from {}{path}: {e}",
+                    client.server
+                ))
+            })?;
+            let empty = table["rows"].as_array().is_none_or(|r| r.is_empty());
+            if empty {
+                let where_ = if r.namespaced && !args.all_namespaces {
+                    format!(" in {ns} namespace")
+                } else {
+                    String::new()
+                };
+                eprintln!("No resources found{where_}.");
+                return Ok(());
+            }
+            let with_namespace = r.namespaced && args.all_namespaces;
+            write_out(
+                out,
+                &crate::k8s::print::server_table(
+                    &table,
+                    args.output == Some(Output::Wide),
+                    with_namespace,
+                ),
+            )
+        }
     }
 }
 
-/// `rkubelet get pods [NAME] [-o wide|json|yaml|name] [-n NS | -A] [-l SEL]
-/// [--field-selector SEL] [-w]`.
+/// `rkubelet get pods|events|nodes|namespaces|configmaps|secrets [NAME]
+/// [-o wide|json|yaml|name] [-n NS | -A] [-l SEL] [--field-selector SEL]
+/// [-w]` (`-w` for pods).
 pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
-    check_resource(&args.resource)?;
+    let r = resource(&args.resource)?;
+    if r.plural != "pods" {
+        return get_other(args, r, out).await;
+    }
     let client = Client::new(&args.client)?;
     let ns = (!args.all_namespaces || args.name.is_some()).then(|| namespace(&args.client));
     let (pods, version) = match &args.name {
@@ -317,7 +486,20 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
         .map_err(|e| CtlError(format!("cannot write output: {e}")))
 }
 
-/// `rkubelet logs POD [-c CONTAINER] [-f] [--previous] [--tail N]`.
+/// Percent-encodes a query value (RFC 3339 times carry `+` and `:`).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `rkubelet logs POD [-c CONTAINER] [-f] [-p] [--tail N] [--timestamps]
+/// [--since D | --since-time T] [--limit-bytes N]`.
 pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     let client = Client::new(&args.client)?;
     let pod = client.find(namespace(&args.client), &args.pod).await?;
@@ -334,6 +516,17 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(t) = args.tail.filter(|t| *t >= 0) {
         query.push(format!("tailLines={t}"));
     }
+    if let Some(d) = args.since {
+        // kubectl rounds up to whole seconds, at least one.
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        query.push(format!("sinceSeconds={}", secs.max(1)));
+    }
+    if let Some(t) = &args.since_time {
+        query.push(format!("sinceTime={}", urlencode(t)));
+    }
+    if let Some(n) = args.limit_bytes {
+        query.push(format!("limitBytes={n}"));
+    }
     let path = format!(
         "/api/v1/namespaces/{ns}/pods/{name}/log?{}",
         query.join("&")
@@ -347,4 +540,40 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
             .map_err(|e| CtlError(format!("cannot write output: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_types_are_known_by_kubectls_names_and_short_names() {
+        for (name, plural) in [
+            ("po", "pods"),
+            ("Pod", "pods"),
+            ("ev", "events"),
+            ("event", "events"),
+            ("no", "nodes"),
+            ("ns", "namespaces"),
+            ("namespace", "namespaces"),
+            ("cm", "configmaps"),
+            ("configmap", "configmaps"),
+            ("secret", "secrets"),
+        ] {
+            assert_eq!(resource(name).expect(name).plural, plural, "{name}");
+        }
+        let e = resource("deployments").expect_err("unknown");
+        assert!(e.0.contains("doesn't have a resource type"), "{e}");
+        assert!(check_resource("po").is_ok());
+        assert!(check_resource("nodes").is_err());
+        assert!(!resource("nodes").expect("nodes").namespaced);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            urlencode("2026-01-01T00:00:00.5+01:00"),
+            "2026-01-01T00%3A00%3A00.5%2B01%3A00"
+        );
+    }
 }

@@ -87,6 +87,16 @@ pub fn event_age(e: &k8s_openapi::api::core::v1::Event, now: Timestamp) -> Strin
     age_since(e.last_timestamp.as_ref().map(|t| t.0), now).unwrap_or_default()
 }
 
+/// How old an object is at `now`, in kubectl's style (`<unknown>` without
+/// a `creationTimestamp`).
+pub fn object_age(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    now: Timestamp,
+) -> String {
+    age_since(meta.creation_timestamp.as_ref().map(|t| t.0), now)
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
 fn age_since(t: Option<Timestamp>, now: Timestamp) -> Option<String> {
     let t = t?;
     let d = Duration::try_from(now.duration_since(t)).unwrap_or_default();
@@ -291,6 +301,64 @@ pub fn table(rows: &[PodRow], wide: bool, with_namespace: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Lines of cells aligned in columns like kubectl's `get` (three spaces
+/// between columns, the last one unpadded), through a tab writer.
+pub fn aligned(lines: &[Vec<String>]) -> String {
+    use std::io::Write as _;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    for l in lines {
+        // Cells never hold tabs or newlines of their own.
+        let cells: Vec<String> = l.iter().map(|c| c.replace(['\t', '\n'], " ")).collect();
+        let _ = writeln!(tw, "{}", cells.join("\t"));
+    }
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "<none>".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A server-side `meta.k8s.io/v1` `Table` printed as kubectl prints it:
+/// upper-case headers, priority-0 columns unless `wide`, a NAMESPACE
+/// column from each row's object when `with_namespace`.
+pub fn server_table(table: &serde_json::Value, wide: bool, with_namespace: bool) -> String {
+    let empty = Vec::new();
+    let columns = table["columnDefinitions"].as_array().unwrap_or(&empty);
+    let shown: Vec<usize> = (0..columns.len())
+        .filter(|i| wide || columns[*i]["priority"].as_i64().unwrap_or(0) == 0)
+        .collect();
+    let mut header: Vec<String> = Vec::new();
+    if with_namespace {
+        header.push("NAMESPACE".into());
+    }
+    header.extend(
+        shown
+            .iter()
+            .map(|i| columns[*i]["name"].as_str().unwrap_or("").to_uppercase()),
+    );
+    let mut lines = vec![header];
+    for row in table["rows"].as_array().unwrap_or(&empty) {
+        let cells = row["cells"].as_array().unwrap_or(&empty);
+        let mut line = Vec::new();
+        if with_namespace {
+            let ns = &row["object"]["metadata"]["namespace"];
+            line.push(ns.as_str().unwrap_or("").to_string());
+        }
+        line.extend(
+            shown
+                .iter()
+                .map(|i| cells.get(*i).map(cell_text).unwrap_or_default()),
+        );
+        lines.push(line);
+    }
+    aligned(&lines)
 }
 
 #[cfg(test)]

@@ -419,19 +419,43 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
+        // Docker's `since` is whole seconds: ask from the second before and
+        // drop the earlier lines by their timestamps (asked for even when the
+        // caller does not want them, then cut off again).
         let mut builder = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .follow(options.follow)
-            .timestamps(options.timestamps);
+            .timestamps(options.timestamps || options.since.is_some());
+        if let Some(since) = options.since {
+            let secs = i32::try_from(since.as_second()).unwrap_or(i32::MAX).max(0);
+            builder = builder.since(secs);
+        }
         if let Some(tail) = options.tail {
             builder = builder.tail(&tail.to_string());
         }
         let what = format!("container {id}");
-        self.docker
+        let stream = self
+            .docker
             .logs(id, Some(builder.build()))
-            .map(move |r| r.map(|o| o.into_bytes()).map_err(|e| map_err(e, &what)))
-            .boxed()
+            .map(move |r| r.map(|o| o.into_bytes()).map_err(|e| map_err(e, &what)));
+        match options.since {
+            None => stream.boxed(),
+            Some(since) => {
+                let keep = options.timestamps;
+                stream
+                    .filter_map(move |r| async move {
+                        match r {
+                            Ok(chunk) => {
+                                let kept = lines_since(&chunk, since, keep);
+                                (!kept.is_empty()).then_some(Ok(kept))
+                            }
+                            Err(e) => Some(Err(e)),
+                        }
+                    })
+                    .boxed()
+            }
+        }
     }
 
     fn events(&self, since_nanos: Option<i64>) -> BoxStream<'static, Result<RuntimeEvent>> {
@@ -457,6 +481,25 @@ impl ContainerRuntime for DockerRuntime {
             })
             .boxed()
     }
+}
+
+/// The lines of a timestamped log chunk written at or after `since`, with
+/// their timestamps when `keep_timestamps` (Docker prefixes each line with
+/// an RFC 3339 time and a space). A line whose time cannot be read is kept.
+fn lines_since(chunk: &[u8], since: Timestamp, keep_timestamps: bool) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(chunk.len());
+    for line in chunk.split_inclusive(|b| *b == b'\n') {
+        let space = line.iter().position(|b| *b == b' ');
+        let stamp = space
+            .and_then(|i| std::str::from_utf8(&line[..i]).ok())
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        match (stamp, space) {
+            (Some(t), _) if t < since => {}
+            (Some(_), Some(i)) if !keep_timestamps => out.extend_from_slice(&line[i + 1..]),
+            _ => out.extend_from_slice(line),
+        }
+    }
+    bytes::Bytes::from(out)
 }
 
 /// The socket path of a `unix://` endpoint or a bare absolute path.
@@ -891,6 +934,18 @@ mod tests {
         ContainerConfig as DockerContainerConfig, ContainerState as DockerState, EndpointSettings,
         EventActor, NetworkSettings,
     };
+
+    #[test]
+    fn log_lines_before_since_are_dropped_and_timestamps_cut_unless_wanted() {
+        let chunk = b"2026-01-01T00:00:01.100000000Z early\n2026-01-01T00:00:01.900000000Z late\n";
+        let since: Timestamp = "2026-01-01T00:00:01.5Z".parse().expect("time");
+        assert_eq!(&lines_since(chunk, since, false)[..], b"late\n");
+        assert_eq!(
+            &lines_since(chunk, since, true)[..],
+            b"2026-01-01T00:00:01.900000000Z late\n"
+        );
+        assert_eq!(&lines_since(b"no stamp\n", since, false)[..], b"no stamp\n");
+    }
 
     fn inspect(status: ContainerStateStatusEnum) -> ContainerInspectResponse {
         ContainerInspectResponse {

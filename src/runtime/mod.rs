@@ -218,6 +218,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Prefix each line with its RFC 3339 timestamp.
     pub timestamps: bool,
+    /// Only lines written at or after this time (`sinceSeconds`/`sinceTime`).
+    pub since: Option<Timestamp>,
 }
 
 /// One event from the runtime's events stream about a managed container.

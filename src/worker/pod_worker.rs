@@ -253,7 +253,7 @@ impl PodWorker {
             recorder: ctx.recorder.clone(),
             involved: involved.clone(),
             wake: handle.wake.clone(),
-            results: Arc::new(Results::default()),
+            results: Arc::new(Results::published_to(ctx.store.clone(), &uid)),
         });
         let worker = PodWorker {
             prober,

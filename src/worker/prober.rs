@@ -15,7 +15,9 @@
 //! before stays so (its saved result, [`Prober::restore`]) until its probes
 //! say otherwise. A changed result is stored in [`Results`]
 //! and wakes the pod worker, which kills on liveness/startup failure and
-//! reports readiness. Every failure records an `Unhealthy` event.
+//! reports readiness; every run's report (result, time, output) is
+//! published to the status store at once. Every failure records an
+//! `Unhealthy` event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -28,6 +30,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, Action, ActionError, Purpose, Target};
+use super::store::PodStore;
 use crate::events::{Involved, Recorder};
 use crate::k8s::probe::ProbeReport;
 use crate::pod::probe::{Params, ProbeKind, ProbeResult, SavedResults, Tracker};
@@ -54,21 +57,45 @@ impl Outcome {
 }
 
 /// Probe results by container id, shared with the worker.
+///
+/// With [`Results::published_to`], every new report also goes straight to
+/// the status store's probe reports of the pod (not its status: a probe
+/// run that changes no result does not wake the worker), so `describe`
+/// shows the current result even while a failing probe has not reached its
+/// threshold yet.
 #[derive(Debug, Default)]
 pub struct Results {
     map: Mutex<HashMap<(String, ProbeKind), (ProbeResult, ProbeReport)>>,
+    /// The store and pod UID the reports are published to.
+    publish: Option<(Arc<PodStore>, String)>,
 }
 
 impl Results {
+    /// Results whose reports are published to `store` under `uid`.
+    pub fn published_to(store: Arc<PodStore>, uid: &str) -> Self {
+        Results {
+            map: Mutex::default(),
+            publish: Some((store, uid.to_string())),
+        }
+    }
+
+    fn publish(&self) {
+        if let Some((store, uid)) = &self.publish {
+            store.set_probes(uid, self.reports());
+        }
+    }
+
     fn set(&self, id: &str, kind: ProbeKind, result: ProbeResult, report: ProbeReport) {
         if let Ok(mut m) = self.map.lock() {
             m.insert((id.to_string(), kind), (result, report));
         }
+        self.publish();
     }
     fn forget(&self, id: &str) {
         if let Ok(mut m) = self.map.lock() {
             m.retain(|(cid, _), _| cid != id);
         }
+        self.publish();
     }
     /// The current result of a container's probe, if it has one.
     pub fn get(&self, id: &str, kind: ProbeKind) -> Option<ProbeResult> {
@@ -426,6 +453,60 @@ mod tests {
             Some(ProbeResult::Success)
         );
         prober.stop_all();
+    }
+
+    fn record() -> crate::worker::store::PodRecord {
+        let mut pod = k8s_openapi::api::core::v1::Pod::default();
+        pod.metadata.uid = Some("u1".into());
+        crate::worker::store::PodRecord {
+            pod,
+            source: "file".into(),
+            probes: Vec::new(),
+        }
+    }
+
+    fn report(result: &str, output: &str) -> ProbeReport {
+        ProbeReport {
+            container: "web".into(),
+            kind: "Readiness".into(),
+            result: result.into(),
+            last_probe: Some("2026-01-01T00:00:00Z".into()),
+            last_output: output.into(),
+        }
+    }
+
+    #[test]
+    fn every_report_reaches_the_store_without_a_status_change() {
+        let store = Arc::new(PodStore::default());
+        store.put("u1", record());
+        let results = Results::published_to(store.clone(), "u1");
+        let probes = || store.list()[0].probes.clone();
+        // Failing below the threshold: the result is unchanged, the report is new.
+        results.set(
+            "c1",
+            ProbeKind::Readiness,
+            ProbeResult::Failure,
+            report("Failure", "not yet"),
+        );
+        assert_eq!(probes(), [report("Failure", "not yet")]);
+        results.set(
+            "c1",
+            ProbeKind::Readiness,
+            ProbeResult::Success,
+            report("Success", ""),
+        );
+        assert_eq!(probes(), [report("Success", "")]);
+        results.forget("c1");
+        assert!(probes().is_empty());
+        // A pod already gone from the store is not brought back.
+        store.remove("u1");
+        results.set(
+            "c1",
+            ProbeKind::Readiness,
+            ProbeResult::Success,
+            report("Success", ""),
+        );
+        assert!(store.list().is_empty());
     }
 
     #[test]

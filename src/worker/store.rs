@@ -69,6 +69,17 @@ impl PodStore {
         }
         self.pods.put(uid, record.pod);
     }
+
+    /// Replaces the probe reports of a pod already in the store (the pod
+    /// itself is unchanged, so no new resourceVersion); a pod not in the
+    /// store is left out.
+    pub fn set_probes(&self, uid: &str, probes: Vec<ProbeReport>) {
+        if let Ok(mut m) = self.extra.write() {
+            if let Some(e) = m.get_mut(uid) {
+                e.probes = probes;
+            }
+        }
+    }
     pub fn remove(&self, uid: &str) {
         self.pods.remove(uid);
         if let Ok(mut m) = self.extra.write() {

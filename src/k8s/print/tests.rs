@@ -184,3 +184,23 @@ fn tables_align_columns_like_kubectl() {
     let wide = table(&[pod_row(&p, now())], true, true);
     assert!(wide.starts_with("NAMESPACE   NAME     READY   STATUS    RESTARTS   AGE   IP           NODE   NOMINATED NODE   READINESS GATES\n"), "{wide}");
 }
+
+#[test]
+fn server_tables_print_like_kubectl_with_wide_and_namespace_columns() {
+    let table = serde_json::json!({
+        "columnDefinitions": [
+            {"name": "Name", "priority": 0}, {"name": "Data", "priority": 0},
+            {"name": "Internal-IP", "priority": 1}],
+        "rows": [
+            {"cells": ["app-config", 2, "10.0.0.1"], "object": {"metadata": {"namespace": "prod"}}},
+            {"cells": ["b", 10, null], "object": {"metadata": {"namespace": "default"}}}]
+    });
+    assert_eq!(
+        server_table(&table, false, false),
+        "NAME         DATA\napp-config   2\nb            10\n"
+    );
+    assert_eq!(
+        server_table(&table, true, true),
+        "NAMESPACE   NAME         DATA   INTERNAL-IP\nprod        app-config   2      10.0.0.1\ndefault     b            10     <none>\n"
+    );
+}
