@@ -46,6 +46,8 @@ pub struct App {
     host_ip: String,
     /// The manifest URL's fetcher, when `--manifest-url` is set.
     fetcher: Option<Fetcher>,
+    /// The runtime's version at start, for the node object.
+    runtime_version: String,
 }
 
 impl App {
@@ -100,6 +102,7 @@ impl App {
             listener,
             host_ip: crate::node::host_ip(),
             fetcher,
+            runtime_version: version,
         })
     }
 
@@ -116,7 +119,10 @@ impl App {
         let store = Arc::new(PodStore::new(versions.clone()));
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
         let routes = Arc::new(Routes::default());
-        let recorder = Arc::new(Recorder::with_versions(&self.config.node_name, versions));
+        let recorder = Arc::new(Recorder::with_versions(
+            &self.config.node_name,
+            versions.clone(),
+        ));
         let objects = crate::pod::objects::ObjectStore::default();
         let ctx = Arc::new(WorkerContext {
             runtime: self.runtime.clone(),
@@ -173,7 +179,7 @@ impl App {
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {
-            let app = api::router(ApiState {
+            let state = ApiState {
                 store,
                 diagnostics,
                 recorder,
@@ -185,7 +191,11 @@ impl App {
                     host_ip: self.host_ip.clone(),
                     started: k8s_openapi::jiff::Timestamp::now(),
                 }),
-            });
+                served: Arc::new(api::objects::Stores::new(versions)),
+            };
+            api::objects::sync(&state, self.runtime_version);
+            tasks.spawn(api::objects::feed(state.clone()));
+            let app = api::router(state);
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 let serve = axum::serve(listener, app)

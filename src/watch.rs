@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::broadcast;
 
@@ -94,6 +94,25 @@ impl Object for Event {
         version_of(a).cmp(&version_of(b))
     }
 }
+
+/// The kinds whose objects are named by their metadata alone, served in
+/// namespace-and-name order.
+macro_rules! plain_object {
+    ($($t:ty => $kind:literal),* $(,)?) => {$(
+        impl Object for $t {
+            const KIND: &'static str = $kind;
+            const API_VERSION: &'static str = "v1";
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    )*};
+}
+
+plain_object!(Node => "Node", Namespace => "Namespace", ConfigMap => "ConfigMap", Secret => "Secret");
 
 /// An object's `metadata.resourceVersion` as a number (0 when unset).
 pub fn version_of<T: Object>(o: &T) -> u64 {
@@ -542,5 +561,40 @@ mod tests {
         let v3 = s.put("a", pod("a", "S")).expect("v");
         next(&mut w).await;
         assert_eq!(w.seen(), Some(v3));
+    }
+
+    fn named<T: Object + Default>(ns: Option<&str>, name: &str) -> T {
+        let mut o = T::default();
+        o.meta_mut().name = Some(name.into());
+        o.meta_mut().namespace = ns.map(String::from);
+        o
+    }
+
+    #[test]
+    fn every_kind_draws_from_the_node_counter_and_lists_by_namespace_and_name() {
+        let versions = Arc::new(Versions::default());
+        let pods = Store::<Pod>::new(versions.clone());
+        let configmaps = Store::<ConfigMap>::new(versions.clone());
+        let secrets = Store::<Secret>::new(versions.clone());
+        let nodes = Store::<Node>::new(versions.clone());
+        let namespaces = Store::<Namespace>::new(versions.clone());
+        assert_eq!(pods.put("p", pod("p", "Running")), Some(1));
+        assert_eq!(configmaps.put("b/x", named(Some("b"), "x")), Some(2));
+        assert_eq!(configmaps.put("a/y", named(Some("a"), "y")), Some(3));
+        assert_eq!(secrets.put("a/s", named(Some("a"), "s")), Some(4));
+        assert_eq!(nodes.put("n", named(None, "n")), Some(5));
+        assert_eq!(namespaces.put("a", named(None, "a")), Some(6));
+        assert_eq!(configmaps.put("a/y", named(Some("a"), "y")), None);
+        let (items, version) = configmaps.list();
+        let names: Vec<_> = items.iter().map(|c| c.metadata.name.clone()).collect();
+        assert_eq!(names, [Some("y".to_string()), Some("x".to_string())]);
+        assert_eq!(version, 6);
+        assert_eq!(items[0].metadata.resource_version.as_deref(), Some("3"));
+        assert_eq!(
+            (ConfigMap::KIND, Secret::KIND, Node::KIND, Namespace::KIND),
+            ("ConfigMap", "Secret", "Node", "Namespace")
+        );
+        assert_eq!(namespaces.remove("a"), Some(7));
+        assert!(namespaces.list().0.is_empty());
     }
 }

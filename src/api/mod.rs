@@ -61,6 +61,9 @@ pub struct ApiState {
     pub objects: ObjectStore,
     /// This node, for `/api/v1/nodes`.
     pub node: Arc<objects::NodeView>,
+    /// The versioned nodes, namespaces, ConfigMaps and Secrets
+    /// ([`objects::feed`] keeps them current).
+    pub served: Arc<objects::Stores>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {

@@ -5,8 +5,9 @@
 //! * [`node_object`]: this node — labels (built-in plus `--node-labels`),
 //!   addresses, capacity (= allocatable; rkubelet reserves nothing and
 //!   reports the kubelet's default of 110 pods), `nodeInfo` and the four
-//!   conditions (Ready with a heartbeat of "now": the node object is built
-//!   per request by the running daemon).
+//!   conditions (Ready with a heartbeat of the given "now": the running
+//!   daemon rebuilds the node object every
+//!   [`NODE_HEARTBEAT`](super::objects::NODE_HEARTBEAT)).
 //! * [`namespaces`]: every namespace that holds an object, plus `default`.
 //! * [`object_meta_with_age`]: ConfigMaps and Secrets as their manifests
 //!   define them; one without a `creationTimestamp` gets the daemon's start.
@@ -16,7 +17,7 @@
 //!   annotation (which may hold the values) is removed, and the annotation
 //!   [`REDACTED_ANNOTATION`] says so.
 //!
-//! It does not serve anything: the handlers are [`super::objects`].
+//! It does not serve or store anything: that is [`super::objects`].
 
 use std::collections::{BTreeMap, BTreeSet};
 

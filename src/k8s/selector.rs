@@ -11,7 +11,8 @@
 //!   any other field is refused with the API server's
 //!   `field label not supported: X`.
 //! * [`Selectable`]: a kind's labels, its supported fields and their values;
-//!   implemented here for `Pod` and `Event` with the API server's field sets.
+//!   implemented here for `Pod`, `Event`, `Node`, `Namespace`, `ConfigMap`
+//!   and `Secret` with the API server's field sets.
 //!
 //! It does not decide which objects a request sees beyond matching; the API
 //! (`api/`) parses the query and applies these.
@@ -19,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Secret};
 
 use super::names::{check_label_key, check_label_value};
 
@@ -543,6 +544,67 @@ impl Selectable for Event {
     }
 }
 
+impl Selectable for ConfigMap {
+    const FIELDS: &'static [&'static str] = META_FIELDS;
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        meta_field(&self.metadata, field)
+    }
+}
+
+impl Selectable for Secret {
+    const FIELDS: &'static [&'static str] = &["metadata.name", "metadata.namespace", "type"];
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            // The API server defaults an unset type to `Opaque` on create.
+            "type" => Some(self.type_.clone().unwrap_or_else(|| "Opaque".into())),
+            other => meta_field(&self.metadata, other),
+        }
+    }
+}
+
+impl Selectable for Node {
+    const FIELDS: &'static [&'static str] =
+        &["metadata.name", "metadata.namespace", "spec.unschedulable"];
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "spec.unschedulable" => Some(
+                (self.spec.as_ref())
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false)
+                    .to_string(),
+            ),
+            other => meta_field(&self.metadata, other),
+        }
+    }
+}
+
+impl Selectable for Namespace {
+    const FIELDS: &'static [&'static str] =
+        &["metadata.name", "metadata.namespace", "status.phase"];
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_ref()
+    }
+    fn field(&self, field: &str) -> Option<String> {
+        match field {
+            "status.phase" => Some(
+                (self.status.as_ref())
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+            ),
+            other => meta_field(&self.metadata, other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,5 +848,86 @@ mod tests {
         let p = pod();
         assert!(sel("app=web").matches(p.labels()));
         assert!(!sel("app=doesnotexist").matches(p.labels()));
+    }
+
+    fn fields<T: Selectable>(s: &str, o: &T) -> bool {
+        FieldSelector::parse(s, T::FIELDS)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .matches(o)
+    }
+
+    fn meta(
+        ns: Option<&str>,
+        name: &str,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: ns.map(String::from),
+            labels: Some(labels(&[("x", "y")])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn configmaps_select_on_name_namespace_and_labels_only() {
+        let cm = ConfigMap {
+            metadata: meta(Some("prod"), "settings"),
+            ..Default::default()
+        };
+        assert!(fields(
+            "metadata.name=settings,metadata.namespace=prod",
+            &cm
+        ));
+        assert!(!fields("metadata.name!=settings", &cm));
+        assert!(sel("x=y").matches(cm.labels()));
+        assert!(!sel("x=z").matches(cm.labels()));
+        let e = FieldSelector::parse("type=Opaque", ConfigMap::FIELDS).expect_err("no type");
+        assert_eq!(e.to_string(), "field label not supported: type");
+    }
+
+    #[test]
+    fn secrets_select_on_their_type_which_defaults_to_opaque() {
+        let mut s = Secret {
+            metadata: meta(Some("default"), "token"),
+            ..Default::default()
+        };
+        assert!(fields("type=Opaque,metadata.name=token", &s));
+        s.type_ = Some("kubernetes.io/tls".into());
+        assert!(fields("type=kubernetes.io/tls", &s));
+        assert!(!fields("type=Opaque", &s));
+        assert!(sel("x").matches(s.labels()));
+        assert!(FieldSelector::parse("data.k=v", Secret::FIELDS).is_err());
+    }
+
+    #[test]
+    fn nodes_select_on_unschedulable_which_defaults_to_false() {
+        let mut n = Node {
+            metadata: meta(None, "edge-1"),
+            ..Default::default()
+        };
+        assert!(fields("spec.unschedulable=false,metadata.name=edge-1", &n));
+        assert!(fields("metadata.namespace=", &n));
+        n.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            unschedulable: Some(true),
+            ..Default::default()
+        });
+        assert!(fields("spec.unschedulable=true", &n));
+        assert!(FieldSelector::parse("status.phase=Ready", Node::FIELDS).is_err());
+    }
+
+    #[test]
+    fn namespaces_select_on_their_phase() {
+        let n = Namespace {
+            metadata: meta(None, "prod"),
+            status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                phase: Some("Active".into()),
+                conditions: None,
+            }),
+            ..Default::default()
+        };
+        assert!(fields("status.phase=Active,metadata.name=prod", &n));
+        assert!(!fields("status.phase=Terminating", &n));
+        assert!(sel("x in (y)").matches(n.labels()));
+        assert!(FieldSelector::parse("spec.unschedulable=false", Namespace::FIELDS).is_err());
     }
 }
