@@ -12,7 +12,7 @@
 //!   `.../pods/{name}/probes` (rkubelet's: the last result of each probe),
 //!   `/api/v1/namespaces/{ns}/events`, and `nodes`, `namespaces`,
 //!   `configmaps` and `secrets` ([`objects`]; a Secret's values are never
-//!   served). Lists and watches of pods and events are [`watch`]'s
+//!   served). Lists and watches of every kind are [`watch`]'s
 //!   (selectors, `watch`, `resourceVersion`, Tables; options it does not
 //!   implement are refused by [`query`]). Logs take the API server's options
 //!   (see [`logs`]).

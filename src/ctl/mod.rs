@@ -51,25 +51,33 @@ impl Client {
     /// GET with an `Accept` header (a `Table` is asked for with
     /// [`TABLE_ACCEPT`]).
     async fn get_as(&self, path: &str, accept: &str) -> Result<reqwest::Response> {
+        let resp = self.send(path, accept).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(failure(resp).await)
+    }
+
+    /// A watch stream, or `None` when the server answers `410 Gone`: the
+    /// resourceVersion left its history (list again).
+    async fn open_watch(&self, path: &str, accept: &str) -> Result<Option<reqwest::Response>> {
+        let resp = self.send(path, accept).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(Some(resp)),
+            reqwest::StatusCode::GONE => Ok(None),
+            _ => Err(failure(resp).await),
+        }
+    }
+
+    async fn send(&self, path: &str, accept: &str) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.server);
         let request = self.http.get(&url).header(reqwest::header::ACCEPT, accept);
-        let resp = request.send().await.map_err(|e| {
+        request.send().await.map_err(|e| {
             CtlError(format!(
                 "cannot reach rkubelet at {}: {e}; is it running? (set --server or RKUBELET_SERVER)",
                 self.server
             ))
-        })?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let message = body["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| status.to_string());
-        let reason = body["reason"].as_str().unwrap_or("Error").to_string();
-        Err(CtlError(format!("Error from server ({reason}): {message}")))
+        })
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -106,6 +114,18 @@ impl Client {
             ))
         })
     }
+}
+
+/// The server's `Status` answer as one line.
+async fn failure(resp: reqwest::Response) -> CtlError {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let message = body["message"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| status.to_string());
+    let reason = body["reason"].as_str().unwrap_or("Error").to_string();
+    CtlError(format!("Error from server ({reason}): {message}"))
 }
 
 /// What `Accept` kubectl sends to get a server-side `Table`.
@@ -233,88 +253,172 @@ fn encode(value: &serde_json::Value, output: Option<Output>) -> Result<String> {
     .map_err(|e| CtlError(format!("cannot encode: {e}")))
 }
 
-/// `rkubelet get events|nodes|namespaces|configmaps|secrets [NAME]`: the
-/// server's objects or its `Table`, printed like kubectl.
-async fn get_other(args: &GetArgs, r: Resource, out: &mut dyn Write) -> Result<()> {
-    let client = Client::new(&args.client)?;
-    let ns = namespace(&args.client);
-    let mut path = if r.namespaced && !args.all_namespaces {
-        format!("/api/v1/namespaces/{ns}/{}", r.plural)
+/// The collection path of `r` for `get` (`-n`/`-A`), with `query`.
+fn collection_path(args: &GetArgs, r: Resource, query: &str) -> String {
+    let base = if r.namespaced && !args.all_namespaces {
+        format!(
+            "/api/v1/namespaces/{}/{}",
+            namespace(&args.client),
+            r.plural
+        )
     } else {
         format!("/api/v1/{}", r.plural)
     };
-    if let Some(name) = &args.name {
-        path = format!(
-            "/api/v1/{}{}/{name}",
-            if r.namespaced {
-                format!("namespaces/{ns}/")
-            } else {
-                String::new()
-            },
-            r.plural
-        );
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{query}")
     }
-    match args.output {
-        Some(Output::Json) | Some(Output::Yaml) => {
-            let value: serde_json::Value = client.json(&path).await?;
-            write_out(out, &encode(&value, args.output)?)
+}
+
+/// `rkubelet get events|nodes|namespaces|configmaps|secrets [NAME]`: the
+/// server's objects or its `Table`, printed like kubectl; with `-w`, every
+/// later change.
+async fn get_other(args: &GetArgs, r: Resource, out: &mut dyn Write) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let ns = namespace(&args.client);
+    let path = match &args.name {
+        Some(name) if r.namespaced => format!("/api/v1/namespaces/{ns}/{}/{name}", r.plural),
+        Some(name) => format!("/api/v1/{}/{name}", r.plural),
+        None => collection_path(args, r, &selector_query(args, None)),
+    };
+    let wide = args.output == Some(Output::Wide);
+    let with_namespace = r.namespaced && args.all_namespaces;
+    let as_table = !matches!(
+        args.output,
+        Some(Output::Json) | Some(Output::Yaml) | Some(Output::Name)
+    );
+    let value: serde_json::Value = if as_table {
+        let path = path.as_str();
+        (client.get_as(path, TABLE_ACCEPT).await?.json().await).map_err(|e| {
+            CtlError(format!(
+                "unexpected answer from {}{path}: {e}",
+                client.server
+            ))
+        })?
+    } else {
+        client.json(&path).await?
+    };
+    let version = value["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let print_one = |object: &serde_json::Value| -> Result<String> {
+        match args.output {
+            Some(Output::Json) | Some(Output::Yaml) => encode(object, args.output),
+            Some(Output::Name) => Ok(format!(
+                "{}/{}\n",
+                r.singular,
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            )),
+            _ => Ok(crate::k8s::print::server_table(
+                object,
+                wide,
+                with_namespace,
+            )),
         }
+    };
+    match args.output {
+        Some(Output::Json) | Some(Output::Yaml) => write_out(out, &print_one(&value)?)?,
         Some(Output::Name) => {
-            let value: serde_json::Value = client.json(&path).await?;
             let items = match value["items"].as_array() {
                 Some(items) => items.clone(),
                 None => vec![value.clone()],
             };
-            let names: String = items
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{}/{}\n",
-                        r.singular,
-                        i["metadata"]["name"].as_str().unwrap_or_default()
-                    )
-                })
-                .collect();
-            write_out(out, &names)
+            for i in &items {
+                write_out(out, &print_one(i)?)?;
+            }
         }
         _ => {
-            let table: serde_json::Value = client
-                .get_as(&path, TABLE_ACCEPT)
-                .await?
-                .json()
-                .await
-                .map_err(|e| {
-                CtlError(format!(
-                    "unexpected answer from {}{path}: {e}",
-                    client.server
-                ))
-            })?;
-            let empty = table["rows"].as_array().is_none_or(|r| r.is_empty());
-            if empty {
+            if value["rows"].as_array().is_none_or(|r| r.is_empty()) {
                 let where_ = if r.namespaced && !args.all_namespaces {
                     format!(" in {ns} namespace")
                 } else {
                     String::new()
                 };
                 eprintln!("No resources found{where_}.");
-                return Ok(());
+            } else {
+                write_out(out, &print_one(&value)?)?;
             }
-            let with_namespace = r.namespaced && args.all_namespaces;
-            write_out(
-                out,
-                &crate::k8s::print::server_table(
-                    &table,
-                    args.output == Some(Output::Wide),
-                    with_namespace,
-                ),
-            )
+        }
+    }
+    if !args.watch {
+        return Ok(());
+    }
+    let path = collection_path(args, r, &selector_query(args, args.name.as_deref()));
+    let accept = if as_table {
+        TABLE_ACCEPT
+    } else {
+        "application/json"
+    };
+    follow(&client, &path, accept, version, |event| {
+        let text = print_one(&event["object"])?;
+        let text = if as_table {
+            without_header(&text)
+        } else {
+            text
+        };
+        write_out(out, &text)
+    })
+    .await
+}
+
+/// A printed table without its header line.
+fn without_header(text: &str) -> String {
+    text.split_once('\n')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_default()
+}
+
+/// Follows the watch of the collection at `path` from `version`, calling
+/// `print` with each event but bookmarks. When the server ends a watch it
+/// watches again from the last change seen; after `410 Gone` (that change
+/// left the server's history) it starts over without a resourceVersion, so
+/// the server sends every current object (`ADDED`) and then the changes, as
+/// a relist would. Ends only on an error.
+async fn follow(
+    client: &Client,
+    path: &str,
+    accept: &str,
+    version: String,
+    mut print: impl FnMut(&serde_json::Value) -> Result<()>,
+) -> Result<()> {
+    let mut version = version;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    loop {
+        let from = if version.is_empty() {
+            String::new()
+        } else {
+            format!("&resourceVersion={version}")
+        };
+        let url = format!("{path}{sep}watch=1{from}");
+        let Some(resp) = client.open_watch(&url, accept).await? else {
+            version.clear();
+            continue;
+        };
+        let mut stream = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CtlError(format!("watch stream broke: {e}")))?;
+            buf.extend_from_slice(&chunk);
+            while let Some(at) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=at).collect();
+                let event: serde_json::Value = serde_json::from_slice(&line)
+                    .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
+                if let Some(v) = event["object"]["metadata"]["resourceVersion"].as_str() {
+                    version = v.to_string();
+                }
+                if event["type"] != "BOOKMARK" {
+                    print(&event)?;
+                }
+            }
         }
     }
 }
 
 /// `rkubelet get pods|events|nodes|namespaces|configmaps|secrets [NAME]
 /// [-o wide|json|yaml|name] [-n NS | -A] [-l SEL] [--field-selector SEL]
-/// [-w]` (`-w` for pods).
+/// [-w]`.
 pub async fn get(args: &GetArgs, out: &mut dyn Write) -> Result<()> {
     let r = resource(&args.resource)?;
     if r.plural != "pods" {
@@ -413,8 +517,7 @@ fn pod_rows(args: &GetArgs, pods: &[Pod], header: bool) -> String {
     }
 }
 
-/// `get -w`: prints every change after `version` until the server ends the
-/// watch (then watches again from the last change seen).
+/// `get pods -w`: prints every change after `version` (see [`follow`]).
 async fn watch(
     client: &Client,
     args: &GetArgs,
@@ -423,42 +526,26 @@ async fn watch(
     version: &str,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut version = version.to_string();
-    loop {
-        let query = format!(
-            "watch=1&resourceVersion={version}&{}",
-            selector_query(args, name)
-        );
-        let mut stream = client.get(&pods_path(ns, &query)).await?.bytes_stream();
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| CtlError(format!("watch stream broke: {e}")))?;
-            buf.extend_from_slice(&chunk);
-            while let Some(at) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=at).collect();
-                let event: serde_json::Value = serde_json::from_slice(&line)
-                    .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
-                if let Some(v) = event["object"]["metadata"]["resourceVersion"].as_str() {
-                    version = v.to_string();
+    let path = pods_path(ns, &selector_query(args, name));
+    follow(
+        client,
+        &path,
+        "application/json",
+        version.to_string(),
+        |event| {
+            let pod: Pod = serde_json::from_value(event["object"].clone())
+                .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
+            let text = match args.output {
+                Some(Output::Json) | Some(Output::Yaml) => encode(&event["object"], args.output)?,
+                Some(Output::Name) => {
+                    format!("pod/{}\n", pod.metadata.name.as_deref().unwrap_or_default())
                 }
-                if event["type"] == "BOOKMARK" {
-                    continue;
-                }
-                let pod: Pod = serde_json::from_value(event["object"].clone())
-                    .map_err(|e| CtlError(format!("unexpected watch event: {e}")))?;
-                let text = match args.output {
-                    Some(Output::Json) | Some(Output::Yaml) => {
-                        encode(&event["object"], args.output)?
-                    }
-                    Some(Output::Name) => {
-                        format!("pod/{}\n", pod.metadata.name.as_deref().unwrap_or_default())
-                    }
-                    _ => pod_rows(args, &[pod], false),
-                };
-                write_out(out, &text)?;
-            }
-        }
-    }
+                _ => pod_rows(args, &[pod], false),
+            };
+            write_out(out, &text)
+        },
+    )
+    .await
 }
 
 /// `rkubelet describe pod NAME`.
