@@ -462,3 +462,271 @@ fn rkubelet_describe_shows_mounts_volumes_env_sources_and_current_probe_results(
         probe_time(&describe(), "Success").filter(|t| *t != passed)
     });
 }
+
+/// A running command whose stdout and stderr are collected as they come.
+struct Streaming {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Streaming {
+    fn start(cmd: &mut Command) -> Streaming {
+        use std::io::Read;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipes: Vec<Box<dyn Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for mut pipe in pipes {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    out.lock().expect("lock").push_str(&text);
+                }
+            });
+        }
+        Streaming { child, out }
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().expect("lock").clone()
+    }
+
+    /// Waits for `pred` on the output so far, naming `what` on timeout.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        wait_until(what, SECS30, || {
+            let t = self.text();
+            pred(&t).then_some(t)
+        })
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kubectl_cmd(d: &Daemon, args: &[&str]) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--server")
+        .arg(format!("http://127.0.0.1:{}", d.port))
+        .args(args);
+    cmd
+}
+
+fn first_words(text: &str) -> Vec<String> {
+    (text.lines().skip(1))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+#[test]
+fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
+    let d = Daemon::start_with(Opts {
+        extra_args: vec!["--file-check-frequency".into(), "1s".into()],
+    });
+    d.write(
+        "objects.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: labelled, labels: {{x: y}}}}\ndata: {{a: b}}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: plain}}\ndata: {{a: b}}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{password: {PLANTED}}}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{name: cert}}\ntype: kubernetes.io/tls\nstringData: {{tls.crt: {PLANTED}, tls.key: k}}\n"
+        ),
+    );
+    wait_until("the ConfigMaps and Secrets", SECS30, || {
+        let (_, cms, _) = kubectl(&d, &["get", "cm"]);
+        let (_, secrets, _) = kubectl(&d, &["get", "secrets"]);
+        (cms.contains("plain") && secrets.contains("cert")).then_some(())
+    });
+    let mut answers = Vec::new();
+    let mut get = |args: &[&str]| {
+        let (ok, out, err) = kubectl(&d, args);
+        assert!(ok, "kubectl {args:?}: {err}");
+        answers.push(format!("kubectl {args:?}:\n{out}{err}"));
+        first_words(&out)
+    };
+
+    // Selectors are honoured for every kind.
+    assert_eq!(get(&["get", "configmaps", "-l", "x=y"]), ["labelled"]);
+    assert_eq!(get(&["get", "configmaps", "-l", "x!=y"]), ["plain"]);
+    assert_eq!(
+        get(&["get", "cm", "--field-selector", "metadata.name=plain"]),
+        ["plain"]
+    );
+    assert_eq!(
+        get(&["get", "secrets", "--field-selector", "type=Opaque"]),
+        ["creds"]
+    );
+    assert_eq!(
+        get(&["get", "secrets", "--field-selector", "type!=Opaque"]),
+        ["cert"]
+    );
+    let node = d.node.clone();
+    assert_eq!(
+        get(&[
+            "get",
+            "nodes",
+            "--field-selector",
+            "spec.unschedulable=false"
+        ]),
+        [node.clone()]
+    );
+    assert_eq!(
+        get(&[
+            "get",
+            "nodes",
+            "-l",
+            &format!("kubernetes.io/hostname={node}")
+        ]),
+        [node.clone()]
+    );
+    assert!(get(&["get", "nodes", "-l", "kubernetes.io/hostname=elsewhere"]).is_empty());
+    assert_eq!(
+        get(&["get", "ns", "--field-selector", "status.phase=Active"]),
+        ["default"]
+    );
+    assert!(get(&["get", "ns", "--field-selector", "status.phase=Terminating"]).is_empty());
+    for (args, needles) in [
+        (vec!["get", "cm", "-l", "x=y"], vec!["labelled"]),
+        (
+            vec!["get", "secrets", "--field-selector", "type=Opaque"],
+            vec!["creds"],
+        ),
+        (
+            vec![
+                "get",
+                "nodes",
+                "--field-selector",
+                "spec.unschedulable=false",
+            ],
+            vec![node.as_str()],
+        ),
+    ] {
+        let (ok, out, err) = d.ctl(&args);
+        assert!(ok, "rkubelet {args:?}: {err}");
+        assert_eq!(first_words(&out), needles, "rkubelet {args:?}:\n{out}");
+        answers.push(format!("rkubelet {args:?}:\n{out}{err}"));
+    }
+
+    // What the API server refuses is refused with its message.
+    let (ok, _, err) = kubectl(&d, &["get", "cm", "--field-selector", "spec.bogus=1"]);
+    assert!(
+        !ok && err.contains("field label not supported: spec.bogus"),
+        "{err}"
+    );
+    let (ok, _, err) = kubectl(&d, &["get", "nodes", "--field-selector", "type=Opaque"]);
+    assert!(
+        !ok && err.contains("field label not supported: type"),
+        "{err}"
+    );
+    let err = d
+        .get("/api/v1/secrets?labelSelector=x%20in%20(")
+        .expect_err("a malformed selector is refused");
+    assert!(err.starts_with("400"), "{err}");
+
+    // Lists and objects carry resourceVersions.
+    let list = d.get_json("/api/v1/configmaps");
+    let version: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a list resourceVersion");
+    for item in list["items"].as_array().expect("items") {
+        let v: u64 = item["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("an object resourceVersion");
+        assert!(v <= version, "{item}");
+    }
+
+    // Watches print what a manifest adds and removes.
+    let ns_watch = Streaming::start(&mut kubectl_cmd(
+        &d,
+        &["get", "ns", "-w", "--output-watch-events"],
+    ));
+    let cm_watch = Streaming::start(&mut kubectl_cmd(&d, &["get", "configmaps", "-A", "-w"]));
+    let secret_watch = Streaming::start(&mut kubectl_cmd(
+        &d,
+        &["get", "secrets", "-A", "-w", "-o", "json"],
+    ));
+    let mut ctl_watch = Command::new(env!("CARGO_BIN_EXE_rkubelet"));
+    ctl_watch
+        .args(["get", "cm", "-A", "-w", "-l", "fresh=yes"])
+        .env("RKUBELET_SERVER", format!("http://127.0.0.1:{}", d.port));
+    let ctl_watch = Streaming::start(&mut ctl_watch);
+    ns_watch.wait_for("kubectl get ns -w to list default", |t| {
+        t.contains("default")
+    });
+    cm_watch.wait_for("kubectl get cm -w to list plain", |t| t.contains("plain"));
+    secret_watch.wait_for("kubectl get secrets -w to list cert", |t| {
+        t.contains("\"cert\"")
+    });
+    d.write(
+        "fresh.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: added, namespace: fresh, labels: {{fresh: 'yes'}}}}\ndata: {{k: v}}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{name: late, namespace: fresh}}\nstringData: {{password: {PLANTED}}}\n"
+        ),
+    );
+    let ns_seen = ns_watch.wait_for("kubectl get ns -w to print the new namespace", |t| {
+        t.lines()
+            .any(|l| l.starts_with("ADDED") && l.contains("fresh"))
+    });
+    let cm_seen = cm_watch.wait_for("kubectl get cm -w to print the new ConfigMap", |t| {
+        t.lines()
+            .any(|l| l.starts_with("fresh") && l.contains("added"))
+    });
+    secret_watch.wait_for("kubectl get secrets -w to print the new Secret", |t| {
+        t.contains("\"late\"")
+    });
+    let ctl_seen = ctl_watch.wait_for("rkubelet get cm -w to print the new ConfigMap", |t| {
+        t.contains("added")
+    });
+    assert!(!ctl_seen.contains("plain"), "{ctl_seen}");
+    assert!(!cm_seen.contains("PLANTED"), "{cm_seen}");
+    // A watch resumed from the earlier list sees the addition.
+    let resumed = d
+        .get(&format!(
+            "/api/v1/configmaps?watch=1&resourceVersion={version}&timeoutSeconds=1"
+        ))
+        .expect("a resumed watch");
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.contains("\"ADDED\"") && l.contains("\"added\"")),
+        "{resumed}"
+    );
+    assert!(!resumed.contains("\"plain\""), "{resumed}");
+
+    d.remove("fresh.yaml");
+    ns_watch.wait_for("kubectl get ns -w to print the namespace's deletion", |t| {
+        t.lines()
+            .any(|l| l.starts_with("DELETED") && l.contains("fresh"))
+    });
+    answers.push(format!("ns watch:\n{ns_seen}"));
+    answers.push(format!("secret watch:\n{}", secret_watch.text()));
+    answers.push(format!("cm watch:\n{}", cm_watch.text()));
+    answers.push(format!(
+        "raw secret watch:\n{}",
+        d.get("/api/v1/secrets?watch=1&timeoutSeconds=1")
+            .unwrap_or_else(|e| e)
+    ));
+    for a in &answers {
+        assert!(
+            !a.contains(PLANTED) && !a.contains(PLANTED_B64),
+            "a Secret value leaked:\n{a}"
+        );
+    }
+}
