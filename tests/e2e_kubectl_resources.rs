@@ -582,7 +582,7 @@ fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
             "--field-selector",
             "spec.unschedulable=false"
         ]),
-        [node.clone()]
+        [node.as_str()]
     );
     assert_eq!(
         get(&[
@@ -591,7 +591,7 @@ fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
             "-l",
             &format!("kubernetes.io/hostname={node}")
         ]),
-        [node.clone()]
+        [node.as_str()]
     );
     assert!(get(&["get", "nodes", "-l", "kubernetes.io/hostname=elsewhere"]).is_empty());
     assert_eq!(
