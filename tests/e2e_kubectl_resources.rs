@@ -2,8 +2,10 @@
 //! real binary for log options (`--since`, `--since-time`, `--limit-bytes`,
 //! `--timestamps`, `--tail`, `-p`, `-f` ending with the container), the node,
 //! namespaces, ConfigMaps and Secrets (a planted Secret value appears in no
-//! answer), `rkubelet get events`, and `rkubelet describe pod` (mounts,
-//! volumes, env sources, current probe results).
+//! answer), label and field selectors and watches of those kinds (kubectl's
+//! and `rkubelet get -w`, a watch resumed from a list's resourceVersion),
+//! `rkubelet get events`, and `rkubelet describe pod` (mounts, volumes, env
+//! sources, current probe results).
 
 mod common;
 
