@@ -3,7 +3,8 @@
 //! [`App::build`] does everything that can fail for a reason the user must fix
 //! (Docker unreachable, infra image unusable, API port taken) and reports it
 //! as an [`AppError`] naming what to do. [`App::spawn`] starts the tasks —
-//! file source, pod manager, event watcher, relist, API — and cannot fail.
+//! file source, pod manager, event watcher, relist, API and the feed of its
+//! object stores — and cannot fail.
 //! Cancelling the shutdown token stops rkubelet and leaves pods running.
 
 use std::net::SocketAddr;
