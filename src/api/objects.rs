@@ -369,3 +369,51 @@ async fn one_secret(
     let store = &s.served.secrets;
     api_watch::get_one(store, &SECRETS, Some(&ns), &name, q.as_deref(), &headers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn cm(ns: &str, name: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            data: Some([("k".to_string(), value.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn objects_are_keyed_by_namespace_and_name_or_name_alone() {
+        assert_eq!(key(&cm("prod", "a", "1").metadata), "prod/a");
+        let ns = resources::namespaces(["x".to_string()], Timestamp::UNIX_EPOCH);
+        assert_eq!(key(&ns[1].metadata), "x");
+    }
+
+    #[test]
+    fn replacing_all_adds_changes_and_removes_only_what_differs() {
+        let store = watch::Store::<ConfigMap>::new(Arc::new(Versions::default()));
+        replace_all(&store, vec![cm("a", "one", "1"), cm("a", "two", "2")]);
+        let mut w = store.watch(Some(2)).expect("watch");
+        replace_all(&store, vec![cm("a", "one", "1"), cm("b", "three", "3")]);
+        replace_all(&store, vec![cm("a", "one", "9"), cm("b", "three", "3")]);
+        let names: Vec<_> = store.list().0.iter().map(|c| key(&c.metadata)).collect();
+        assert_eq!(names, ["a/one", "b/three"]);
+        let mut seen = Vec::new();
+        while let Some(Ok(c)) = w.next().now_or_never() {
+            seen.push((c.type_, key(&c.object.metadata)));
+        }
+        assert_eq!(
+            seen,
+            [
+                (ChangeType::Added, "b/three".to_string()),
+                (ChangeType::Deleted, "a/two".to_string()),
+                (ChangeType::Modified, "a/one".to_string()),
+            ]
+        );
+    }
+}
