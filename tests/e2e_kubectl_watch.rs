@@ -377,7 +377,10 @@ fn kubectl_wait_waits_on_the_named_pod_ready_soon_after_and_times_out_on_a_crash
     d.write("later.yaml", &ready_on_demand("later"));
     d.write(
         "crash.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: crash}}\nspec:\n  containers:\n  - {{name: a, image: {IMAGE}, command: [sh, -c, 'exit 1']}}\n"),
+        // A readiness probe that never passes: without one, a container is
+        // Ready while it runs, and a crash loop is Ready for an instant now
+        // and then, which a wait could rightly catch.
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: crash}}\nspec:\n  containers:\n  - {{name: a, image: {IMAGE}, command: [sh, -c, 'sleep 0.3; exit 1'], readinessProbe: {{exec: {{command: ['false']}}, periodSeconds: 1}}}}\n"),
     );
     d.write("fine.yaml", &sleeper("fine", "fine"));
     let ctrs = d.wait_running("later", &["a"], Duration::from_secs(60));
