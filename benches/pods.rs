@@ -16,13 +16,23 @@
 //!    itself on the `die` event;
 //! 5. footprint: rkubelet's RSS and CPU over 60 s with 100 idle pods, and
 //!    with 100 httpGet readiness probes every second; the binary size;
-//! 6. manifest reaction: file renamed into place → first Docker `create`.
+//! 6. manifest reaction: file renamed into place → first Docker `create`;
+//! 7. watches: 100 idle pods (pause + 1 app) with 20 open watches on
+//!    `/api/v1/pods?watch=true` read by the benchmark — rkubelet's RSS and
+//!    CPU over 30 s, then 20 pod status changes (an app's process exits,
+//!    `kill -USR1 1` through an exec) and, for each watcher, the time from
+//!    Docker's `die` event to the arrival of the first `MODIFIED` whose
+//!    object shows the exit.
 //!
 //! Everything is observed on Docker's events stream (`timeNano`), never
-//! through rkubelet's API. The table goes to stdout, the results to
+//! through rkubelet's API — except the watch latencies, which are what a
+//! watcher of the API receives. The table goes to stdout, the results to
 //! `target/bench/pods.json`. `-- --smoke` (also what `cargo test
 //! --all-targets` runs, with the debug binary) is a one-minute check that
-//! the benchmark still works: few repetitions, tiny bursts, no footprint.
+//! the benchmark still works: few repetitions, tiny bursts, no footprint
+//! (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window).
+//! `-- --only=watch,bursts` runs only the named scenarios (`start`, `crash`,
+//! `bursts`, `probes`, `watch`) and writes `pods-only-<names>.json`.
 //!
 //! Every container it creates carries either its rkubelet's node label or
 //! `io.rkubelet.bench=<run>`, and only those are removed — on success, on a
@@ -76,7 +86,17 @@ struct Settings {
     bursts: Vec<usize>,
     footprint: Option<Duration>,
     probe_pods: usize,
+    /// Watch scenario: idle pods, open watches, status changes, footprint window.
+    watch_pods: usize,
+    watchers: usize,
+    watch_changes: usize,
+    watch_window: Duration,
+    /// The scenarios to run (`--only=`); all when `None`.
+    only: Option<BTreeSet<String>>,
 }
+
+/// The scenarios, in the order they run (`--only=` names).
+const SCENARIOS: [&str; 5] = ["start", "crash", "bursts", "probes", "watch"];
 
 impl Settings {
     fn full() -> Self {
@@ -89,6 +109,11 @@ impl Settings {
             bursts: vec![50, 100],
             footprint: Some(Duration::from_secs(60)),
             probe_pods: 100,
+            watch_pods: 100,
+            watchers: 20,
+            watch_changes: 20,
+            watch_window: Duration::from_secs(30),
+            only: None,
         }
     }
     fn smoke() -> Self {
@@ -101,7 +126,17 @@ impl Settings {
             bursts: vec![4],
             footprint: None,
             probe_pods: 0,
+            watch_pods: 2,
+            watchers: 2,
+            watch_changes: 2,
+            watch_window: Duration::from_secs(2),
+            only: None,
         }
+    }
+
+    /// Whether scenario `name` runs.
+    fn runs(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(name))
     }
 }
 
@@ -368,6 +403,8 @@ struct Daemon {
     pid: u32,
     manifests: PathBuf,
     node: String,
+    /// The read-only API's port.
+    port: u16,
 }
 
 impl Daemon {
@@ -417,6 +454,7 @@ impl Daemon {
             pid,
             manifests,
             node: node.to_string(),
+            port,
         }
     }
 
@@ -809,6 +847,121 @@ impl Report {
             ));
         }
         s
+    }
+}
+
+// ------------------------------------------------------------------ watchers
+
+/// One `WatchEvent` a watcher received.
+#[derive(Debug, Clone)]
+struct Seen {
+    watcher: usize,
+    /// When its line arrived (wall clock, ns, comparable with `timeNano`).
+    t: i64,
+    /// `ADDED`, `MODIFIED`, `DELETED`, …
+    kind: String,
+    pod: String,
+    /// The object shows app container `a` exited (terminated now or last,
+    /// or restarted).
+    exited: bool,
+}
+
+/// Whether a pod object shows its container `a` exited at least once.
+fn shows_exit(pod: &Value) -> bool {
+    let statuses = pod["status"]["containerStatuses"].as_array();
+    statuses.into_iter().flatten().any(|c| {
+        c["name"] == "a"
+            && (c["state"]["terminated"].is_object()
+                || c["lastState"]["terminated"].is_object()
+                || c["restartCount"].as_u64().unwrap_or(0) > 0)
+    })
+}
+
+/// Open watches on `/api/v1/pods?watch=true`, read continuously; what
+/// every one of them received.
+struct Watchers {
+    log: Mutex<Vec<Seen>>,
+    notify: Notify,
+}
+
+impl Watchers {
+    /// Opens `n` watches (one connection each) on rkubelet's read-only API.
+    async fn open(port: u16, n: usize) -> (Arc<Watchers>, Vec<tokio::task::JoinHandle<()>>) {
+        let w = Arc::new(Watchers {
+            log: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+        });
+        let url = format!("http://127.0.0.1:{port}/api/v1/pods?watch=true");
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let client = rkubelet::http_client::client_builder()
+                .build()
+                .expect("http client");
+            let resp = client
+                .get(&url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("watch {url}: {e}"));
+            assert!(resp.status().is_success(), "watch {url}: {}", resp.status());
+            let w2 = w.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut stream = resp.bytes_stream();
+                let mut buf: Vec<u8> = Vec::new();
+                while let Some(Ok(chunk)) = stream.next().await {
+                    let t = now_nanos();
+                    buf.extend_from_slice(&chunk);
+                    let mut got = Vec::new();
+                    while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=nl).collect();
+                        let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                            continue;
+                        };
+                        got.push(Seen {
+                            watcher: i,
+                            t,
+                            kind: ev["type"].as_str().unwrap_or_default().to_string(),
+                            pod: ev["object"]["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                            exited: shows_exit(&ev["object"]),
+                        });
+                    }
+                    if !got.is_empty() {
+                        if let Ok(mut log) = w2.log.lock() {
+                            log.extend(got);
+                        }
+                        w2.notify.notify_waiters();
+                    }
+                }
+            }));
+        }
+        (w, tasks)
+    }
+
+    /// Waits until `f` finds what it looks for in everything received;
+    /// panics after `timeout` naming `what`.
+    async fn wait<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&[Seen]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let log = self.log.lock().expect("watch log");
+                if let Some(v) = f(&log) {
+                    return v;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+        }
     }
 }
 
@@ -1274,6 +1427,139 @@ impl Ctx {
             .insert("peak_rss_mib_after_probes".into(), json!(hwm));
         self.rk_teardown(&names, &ids).await;
     }
+
+    /// Idle pods with open watches: footprint, then status change → the
+    /// `MODIFIED` event at every watcher.
+    async fn watches(&mut self) {
+        let s = self.settings.clone();
+        let (n, w, changes) = (s.watch_pods, s.watchers, s.watch_changes.min(s.watch_pods));
+        println!("== {n} idle pods with {w} open watches; {changes} status changes");
+        let (names, _, _, _) = self.rk_burst(n, SLEEPER, false).await;
+        let pods: Vec<String> = names.iter().map(|x| self.daemon.pod_name(x)).collect();
+        let (watchers, tasks) = Watchers::open(self.daemon.port, w).await;
+        // Every watcher has every pod, Running, before anything is measured.
+        let want: BTreeSet<&str> = pods.iter().map(String::as_str).collect();
+        watchers
+            .wait(
+                Duration::from_secs(120),
+                "every pod at every watcher",
+                |seen| {
+                    let mut per: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); w];
+                    for e in seen.iter().filter(|e| want.contains(e.pod.as_str())) {
+                        per[e.watcher].insert(&e.pod);
+                    }
+                    per.iter().all(|p| p.len() == want.len()).then_some(())
+                },
+            )
+            .await;
+        tokio::time::sleep(Duration::from_secs(if s.smoke { 1 } else { 5 })).await;
+        let (cpu, rss, hwm) = self.footprint(s.watch_window).await;
+        let idle_events = watchers.log.lock().map(|l| l.len()).unwrap_or(0);
+
+        // The app containers, by pod.
+        let apps: BTreeMap<String, String> = {
+            let log = self.events.log.lock().expect("log");
+            log.iter()
+                .filter(|e| e.action == "start" && e.ctr == "a" && want.contains(e.pod.as_str()))
+                .map(|e| (e.pod.clone(), e.id.clone()))
+                .collect()
+        };
+        let (mut lat, mut from_exit, mut first, mut last) = (vec![], vec![], vec![], vec![]);
+        for pod in pods.iter().take(changes) {
+            let id = apps
+                .get(pod)
+                .unwrap_or_else(|| panic!("app container of {pod}"));
+            let from = self.events.cursor();
+            self.raw.crash(id).await;
+            let died = self
+                .events
+                .wait_ids(
+                    from,
+                    std::slice::from_ref(id),
+                    "die",
+                    Duration::from_secs(30),
+                )
+                .await;
+            let what = format!("MODIFIED {pod} showing the exit at {w} watchers");
+            let arrived: Vec<i64> = watchers
+                .wait(Duration::from_secs(30), &what, |seen| {
+                    let mut at: Vec<Option<i64>> = vec![None; w];
+                    for e in seen
+                        .iter()
+                        .filter(|e| e.kind == "MODIFIED" && e.exited && &e.pod == pod)
+                    {
+                        at[e.watcher].get_or_insert(e.t);
+                    }
+                    at.into_iter().collect::<Option<Vec<i64>>>()
+                })
+                .await;
+            let exited = self.raw.finished_at(id).await;
+            for &t in &arrived {
+                lat.push(ms(t - died));
+                if let Some(x) = exited {
+                    from_exit.push(ms(t - x));
+                }
+            }
+            first.push(ms(arrived.iter().copied().min().unwrap_or(died) - died));
+            last.push(ms(arrived.iter().copied().max().unwrap_or(died) - died));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for t in tasks {
+            t.abort();
+        }
+        let rep = &mut self.report;
+        rep.row(
+            format!("RSS with {n} idle pods, {w} open watches"),
+            Some(rss),
+            None,
+            "MiB",
+            Target::AtMost(35.0),
+        );
+        rep.row(
+            format!("CPU with {n} idle pods, {w} open watches (% of a core)"),
+            Some(cpu),
+            None,
+            "%",
+            Target::AtMost(0.5),
+        );
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("status change (die event) → MODIFIED at a watcher, p{p}"),
+                Some(pct(&lat, p)),
+                None,
+                "ms",
+                Target::AtMost(20.0),
+            );
+        }
+        rep.row(
+            "  reference: process exit → MODIFIED at a watcher, p50",
+            Some(pct(&from_exit, 50.0)),
+            None,
+            "ms",
+            Target::None,
+        );
+        rep.extra.insert(
+            "watch".into(),
+            json!({"pods": n, "watchers": w, "changes": changes,
+                   "window_s": s.watch_window.as_secs_f64(),
+                   "peak_rss_mib": hwm,
+                   "events_received_before_changes": idle_events,
+                   "die_to_watcher_ms": lat, "exit_to_watcher_ms": from_exit,
+                   "die_to_first_watcher_ms": first, "die_to_last_watcher_ms": last}),
+        );
+        let ids: Vec<String> = {
+            let log = self.events.log.lock().expect("log");
+            let mut ids: Vec<String> = log
+                .iter()
+                .filter(|e| e.action == "create" && want.contains(e.pod.as_str()))
+                .map(|e| e.id.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        self.rk_teardown(&names, &ids).await;
+    }
 }
 
 // ------------------------------------------------------------------ main
@@ -1301,11 +1587,21 @@ fn main() {
             return;
         }
     }
-    let settings = if smoke {
+    let mut settings = if smoke {
         Settings::smoke()
     } else {
         Settings::full()
     };
+    if let Some(list) = args.iter().find_map(|a| a.strip_prefix("--only=")) {
+        let only: BTreeSet<String> = list.split(',').map(str::to_string).collect();
+        for name in &only {
+            assert!(
+                SCENARIOS.contains(&name.as_str()),
+                "--only: no scenario {name:?}; the scenarios are {SCENARIOS:?}"
+            );
+        }
+        settings.only = Some(only);
+    }
     let run = random_hex(4);
     let node = format!("bench-{run}");
     let base = std::env::temp_dir().join(format!("rkubelet-bench-{run}"));
@@ -1355,7 +1651,12 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let out = out_dir();
     std::fs::create_dir_all(&out).expect("target/bench");
-    let suffix = if settings.smoke { "-smoke" } else { "" };
+    let only = settings
+        .only
+        .as_ref()
+        .map(|o| format!("-only-{}", o.iter().cloned().collect::<Vec<_>>().join("-")))
+        .unwrap_or_default();
+    let suffix = format!("{}{only}", if settings.smoke { "-smoke" } else { "" });
     let log = out.join(format!("rkubelet{suffix}.log"));
     println!(
         "rkubelet pod benchmark ({}) — {cores} CPUs, Docker {version}, load {load_before}, node {node}",
@@ -1380,10 +1681,21 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
         report: Report::default(),
         seq: 0,
     };
-    ctx.pod_start().await;
-    ctx.crash_recovery().await;
-    ctx.bursts().await;
-    ctx.probes().await;
+    if settings.runs("start") {
+        ctx.pod_start().await;
+    }
+    if settings.runs("crash") {
+        ctx.crash_recovery().await;
+    }
+    if settings.runs("bursts") {
+        ctx.bursts().await;
+    }
+    if settings.runs("probes") {
+        ctx.probes().await;
+    }
+    if settings.runs("watch") {
+        ctx.watches().await;
+    }
     assert!(ctx.daemon.alive(), "rkubelet died; see {}", log.display());
     let (_, rss_now, hwm) = ctx.daemon.usage();
     ctx.report.row(
@@ -1420,6 +1732,7 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
     let json = json!({
         "date": date,
         "mode": if settings.smoke { "smoke" } else { "full" },
+        "only": settings.only,
         "machine": {
             "cpus": cores,
             "docker": version,
