@@ -85,17 +85,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
-        .route("/api/v1/pods", get(all_pods))
-        .route("/api/v1/namespaces/{ns}/pods", get(namespace_pods))
-        .route("/api/v1/namespaces/{ns}/pods/{name}", get(one_pod))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",
             get(pod_probes),
         )
-        .route("/api/v1/events", get(all_events))
-        .route("/api/v1/namespaces/{ns}/events", get(namespace_events))
-        .route("/api/v1/namespaces/{ns}/events/{name}", get(one_event))
+        .merge(watch::namespaced_routes(&PODS, pod_store))
+        .merge(watch::namespaced_routes(&EVENTS, event_store))
         .merge(objects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
@@ -208,6 +204,7 @@ fn pods_in(s: &ApiState, ns: Option<&str>) -> Vec<Pod> {
         .collect()
 }
 
+/// `/pods`, the kubelet's own path: every pod, as `/api/v1/pods`.
 async fn all_pods(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
@@ -217,21 +214,12 @@ async fn all_pods(
     watch::list_or_watch(s.store.pods(), &PODS, None, q.as_deref(), &headers, stop)
 }
 
-async fn namespace_pods(
-    State(s): State<ApiState>,
-    Path(ns): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    watch::list_or_watch(
-        s.store.pods(),
-        &PODS,
-        Some(&ns),
-        q.as_deref(),
-        &headers,
-        stop,
-    )
+fn pod_store(s: &ApiState) -> &crate::watch::Store<Pod> {
+    s.store.pods()
+}
+
+fn event_store(s: &ApiState) -> &crate::watch::Store<Event> {
+    s.recorder.objects()
 }
 
 fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
@@ -245,22 +233,6 @@ fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
                 format!("pods {name:?} not found"),
             )
         })
-}
-
-async fn one_pod(
-    State(s): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    watch::get_one(
-        s.store.pods(),
-        &PODS,
-        Some(&ns),
-        &name,
-        q.as_deref(),
-        &headers,
-    )
 }
 
 /// The Docker id of the container instance `previous` asks for, from status.
@@ -358,53 +330,4 @@ async fn pod_probes(
         )
         .into_response(),
     }
-}
-
-async fn all_events(
-    State(s): State<ApiState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    watch::list_or_watch(
-        s.recorder.objects(),
-        &EVENTS,
-        None,
-        q.as_deref(),
-        &headers,
-        stop,
-    )
-}
-
-async fn namespace_events(
-    State(s): State<ApiState>,
-    Path(ns): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    watch::list_or_watch(
-        s.recorder.objects(),
-        &EVENTS,
-        Some(&ns),
-        q.as_deref(),
-        &headers,
-        stop,
-    )
-}
-
-async fn one_event(
-    State(s): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    watch::get_one(
-        s.recorder.objects(),
-        &EVENTS,
-        Some(&ns),
-        &name,
-        q.as_deref(),
-        &headers,
-    )
 }

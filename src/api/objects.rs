@@ -256,18 +256,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/nodes/{name}", get(one_node))
         .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{ns}", get(one_namespace))
-        .route("/api/v1/configmaps", get(all_configmaps))
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps",
-            get(namespace_configmaps),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps/{name}",
-            get(one_configmap),
-        )
-        .route("/api/v1/secrets", get(all_secrets))
-        .route("/api/v1/namespaces/{ns}/secrets", get(namespace_secrets))
-        .route("/api/v1/namespaces/{ns}/secrets/{name}", get(one_secret))
+        .merge(api_watch::namespaced_routes(&CONFIGMAPS, |s| {
+            &s.served.configmaps
+        }))
+        .merge(api_watch::namespaced_routes(&SECRETS, |s| {
+            &s.served.secrets
+        }))
 }
 
 async fn list_nodes(
@@ -306,68 +300,6 @@ async fn one_namespace(
 ) -> Response {
     let store = &s.served.namespaces;
     api_watch::get_one(store, &NAMESPACES, None, &ns, q.as_deref(), &headers)
-}
-
-async fn all_configmaps(
-    State(s): State<ApiState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    let store = &s.served.configmaps;
-    api_watch::list_or_watch(store, &CONFIGMAPS, None, q.as_deref(), &headers, stop)
-}
-
-async fn namespace_configmaps(
-    State(s): State<ApiState>,
-    Path(ns): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    let store = &s.served.configmaps;
-    api_watch::list_or_watch(store, &CONFIGMAPS, Some(&ns), q.as_deref(), &headers, stop)
-}
-
-async fn one_configmap(
-    State(s): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let store = &s.served.configmaps;
-    api_watch::get_one(store, &CONFIGMAPS, Some(&ns), &name, q.as_deref(), &headers)
-}
-
-async fn all_secrets(
-    State(s): State<ApiState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    let store = &s.served.secrets;
-    api_watch::list_or_watch(store, &SECRETS, None, q.as_deref(), &headers, stop)
-}
-
-async fn namespace_secrets(
-    State(s): State<ApiState>,
-    Path(ns): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let stop = s.shutdown.clone();
-    let store = &s.served.secrets;
-    api_watch::list_or_watch(store, &SECRETS, Some(&ns), q.as_deref(), &headers, stop)
-}
-
-async fn one_secret(
-    State(s): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let store = &s.served.secrets;
-    api_watch::get_one(store, &SECRETS, Some(&ns), &name, q.as_deref(), &headers)
 }
 
 #[cfg(test)]

@@ -22,9 +22,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use futures_util::Stream;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
@@ -32,7 +34,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::query::{IncludeObject, ListParams};
-use super::{status_error, ApiError};
+use super::{status_error, ApiError, ApiState};
 use crate::k8s::selector::{FieldSelector, LabelSelector};
 use crate::watch::{self, Change, ChangeType, Object};
 
@@ -135,6 +137,50 @@ fn to_value<T: Object>(o: &T) -> Value {
         m.insert("apiVersion".into(), T::API_VERSION.into());
     }
     v
+}
+
+/// Where the API keeps the objects of one kind.
+pub type StoreOf<T> = fn(&ApiState) -> &watch::Store<T>;
+
+/// The routes of a namespaced kind: its list (and watch) over all
+/// namespaces (`/api/v1/{resource}`) and in one
+/// (`/api/v1/namespaces/{ns}/{resource}`), and one object
+/// (`…/{resource}/{name}`), all served from `store`.
+pub fn namespaced_routes<T: Object>(kind: &'static Kind<T>, store: StoreOf<T>) -> Router<ApiState> {
+    let list = move |s: ApiState, ns: Option<String>, q: Option<String>, headers: HeaderMap| {
+        let stop = s.shutdown.clone();
+        list_or_watch(store(&s), kind, ns.as_deref(), q.as_deref(), &headers, stop)
+    };
+    let r = kind.resource;
+    Router::new()
+        .route(
+            &format!("/api/v1/{r}"),
+            get(
+                move |State(s): State<ApiState>, RawQuery(q): RawQuery, headers: HeaderMap| async move {
+                    list(s, None, q, headers)
+                },
+            ),
+        )
+        .route(
+            &format!("/api/v1/namespaces/{{ns}}/{r}"),
+            get(
+                move |State(s): State<ApiState>,
+                      Path(ns): Path<String>,
+                      RawQuery(q): RawQuery,
+                      headers: HeaderMap| async move { list(s, Some(ns), q, headers) },
+            ),
+        )
+        .route(
+            &format!("/api/v1/namespaces/{{ns}}/{r}/{{name}}"),
+            get(
+                move |State(s): State<ApiState>,
+                      Path((ns, name)): Path<(String, String)>,
+                      RawQuery(q): RawQuery,
+                      headers: HeaderMap| async move {
+                    get_one(store(&s), kind, Some(&ns), &name, q.as_deref(), &headers)
+                },
+            ),
+        )
 }
 
 /// `GET` a collection: a list, a Table, or a watch stream.
