@@ -5,24 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::{wait_until, Daemon, IMAGE};
-
-fn kubectl(d: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg("--server")
-        .arg(format!("http://127.0.0.1:{}", d.port))
-        .args(args)
-        .output()
-        .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn a_real_kubectl_gets_describes_and_reads_logs_and_events() {
@@ -39,7 +24,7 @@ fn a_real_kubectl_gets_describes_and_reads_logs_and_events() {
         "kubectl get pods shows it Running",
         Duration::from_secs(10),
         || {
-            let (ok, out, _) = kubectl(&d, &["get", "pods"]);
+            let (ok, out, _) = d.kubectl(&["get", "pods"]);
             (ok && out
                 .lines()
                 .any(|l| l.starts_with(&pod) && l.contains("1/1") && l.contains("Running")))
@@ -47,24 +32,24 @@ fn a_real_kubectl_gets_describes_and_reads_logs_and_events() {
         },
     );
     assert!(table.starts_with("NAME"), "{table}");
-    let (ok, wide, err) = kubectl(&d, &["get", "pods", "-o", "wide"]);
+    let (ok, wide, err) = d.kubectl(&["get", "pods", "-o", "wide"]);
     assert!(
         ok && wide.contains("NODE") && wide.contains(&d.node),
         "{wide}{err}"
     );
-    let (ok, json, err) = kubectl(&d, &["get", "pod", &pod, "-o", "json"]);
+    let (ok, json, err) = d.kubectl(&["get", "pod", &pod, "-o", "json"]);
     let v: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}{err}"));
     assert!(ok && v["status"]["phase"] == "Running");
-    let (ok, text, err) = kubectl(&d, &["describe", "pod", &pod]);
+    let (ok, text, err) = d.kubectl(&["describe", "pod", &pod]);
     assert!(ok, "{err}");
     assert!(
         text.contains("app=talk") && text.contains("Started container a"),
         "{text}"
     );
-    let (ok, logs, err) = kubectl(&d, &["logs", &pod]);
+    let (ok, logs, err) = d.kubectl(&["logs", &pod]);
     assert!(ok && logs == "hello kubectl\n", "{logs:?} {err}");
-    let (ok, events, err) = kubectl(&d, &["get", "events"]);
+    let (ok, events, err) = d.kubectl(&["get", "events"]);
     assert!(
         ok && events.contains("Started") && events.contains(&format!("pod/{pod}")),
         "{events}{err}"

@@ -20,20 +20,6 @@ const SECS30: Duration = Duration::from_secs(30);
 const PLANTED: &str = "PLANTED-s3cr3t-VALUE";
 const PLANTED_B64: &str = "UExBTlRFRC1zM2NyM3QtVkFMVUU=";
 
-fn kubectl(d: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .arg("--server")
-        .arg(format!("http://127.0.0.1:{}", d.port))
-        .args(args)
-        .output()
-        .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The `N` of each `line N` in a log.
 fn numbers(log: &str) -> Vec<u64> {
     log.lines()
@@ -65,14 +51,14 @@ fn kubectl_log_options_cut_by_time_bytes_lines_and_instance() {
     let pod = format!("ticker-{}", d.node);
     // About 6 s of output: 30 lines.
     let all = wait_until("30 log lines", SECS30, || {
-        let (ok, out, _) = kubectl(&d, &["logs", &pod]);
+        let (ok, out, _) = d.kubectl(&["logs", &pod]);
         (ok && numbers(&out).len() >= 30).then_some(out)
     });
     assert_eq!(numbers(&all)[..3], [1, 2, 3], "{all}");
 
     // --since 1s: about five lines (one per 200 ms), the newest ones.
     for (who, (ok, out, err)) in [
-        ("kubectl", kubectl(&d, &["logs", &pod, "--since", "1s"])),
+        ("kubectl", d.kubectl(&["logs", &pod, "--since", "1s"])),
         ("rkubelet", d.ctl(&["logs", "ticker", "--since", "1s"])),
     ] {
         let n = numbers(&out);
@@ -86,13 +72,13 @@ fn kubectl_log_options_cut_by_time_bytes_lines_and_instance() {
     }
 
     // --limit-bytes cuts mid-line.
-    let (ok, out, err) = kubectl(&d, &["logs", &pod, "--limit-bytes", "10"]);
+    let (ok, out, err) = d.kubectl(&["logs", &pod, "--limit-bytes", "10"]);
     assert!(ok && out == "line 1\nlin", "{out:?} {err}");
     let (ok, out, err) = d.ctl(&["logs", "ticker", "--limit-bytes", "10"]);
     assert!(ok && out == "line 1\nlin", "{out:?} {err}");
 
     // --timestamps with --tail: two lines, each with an RFC 3339 time.
-    let (ok, stamped, err) = kubectl(&d, &["logs", &pod, "--timestamps", "--tail", "2"]);
+    let (ok, stamped, err) = d.kubectl(&["logs", &pod, "--timestamps", "--tail", "2"]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = stamped.lines().collect();
     assert_eq!(lines.len(), 2, "{stamped}");
@@ -106,7 +92,7 @@ fn kubectl_log_options_cut_by_time_bytes_lines_and_instance() {
     // --since-time: rkubelet's client sends the time to the nanosecond and
     // gets exactly the tenth line on; kubectl sends whole seconds and gets
     // the lines from that second on (at most five lines earlier).
-    let (ok, stamped, err) = kubectl(&d, &["logs", &pod, "--timestamps"]);
+    let (ok, stamped, err) = d.kubectl(&["logs", &pod, "--timestamps"]);
     assert!(ok, "{err}");
     let tenth = stamped.lines().nth(9).expect("ten lines");
     let (t, text) = tenth.split_once(' ').expect("time and text");
@@ -114,7 +100,7 @@ fn kubectl_log_options_cut_by_time_bytes_lines_and_instance() {
     let (ok, out, err) = d.ctl(&["logs", "ticker", "--since-time", t]);
     assert!(ok, "{err}");
     assert_eq!(numbers(&out).first(), Some(&10), "{out}");
-    let (ok, out, err) = kubectl(&d, &["logs", &pod, "--since-time", t]);
+    let (ok, out, err) = d.kubectl(&["logs", &pod, "--since-time", t]);
     assert!(ok, "{err}");
     let first = numbers(&out).first().copied().unwrap_or(0);
     assert!((5..=10).contains(&first), "{out}");
@@ -138,7 +124,7 @@ fn kubectl_log_options_cut_by_time_bytes_lines_and_instance() {
         (st[0].restart_count >= 1).then_some(())
     });
     for (who, (ok, out, err)) in [
-        ("kubectl", kubectl(&d, &["logs", &blink, "-p"])),
+        ("kubectl", d.kubectl(&["logs", &blink, "-p"])),
         ("rkubelet", d.ctl(&["logs", "blink", "-p"])),
     ] {
         let run: u64 = out
@@ -232,7 +218,7 @@ fn kubectl_gets_the_node_namespaces_configmaps_and_secrets_without_values() {
     let web = format!("web-{}", d.node);
     let mut answers = Vec::new();
     let mut ok_kubectl = |args: &[&str]| {
-        let (ok, out, err) = kubectl(&d, args);
+        let (ok, out, err) = d.kubectl(args);
         assert!(ok, "kubectl {args:?}: {err}");
         answers.push(format!("kubectl {args:?}:\n{out}{err}"));
         out
@@ -299,13 +285,13 @@ fn kubectl_gets_the_node_namespaces_configmaps_and_secrets_without_values() {
                 .any(|l| l.starts_with("prod ") && l.contains("Active")),
         "{ns}"
     );
-    let (ok, out, err) = kubectl(&d, &["get", "pod", "nope"]);
+    let (ok, out, err) = d.kubectl(&["get", "pod", "nope"]);
     assert!(!ok && out.is_empty(), "{out}");
     assert_eq!(
         err,
         "Error from server (NotFound): pods \"nope\" not found\n"
     );
-    let (ok, _, err) = kubectl(&d, &["get", "pod", "nope", "-n", "nowhere"]);
+    let (ok, _, err) = d.kubectl(&["get", "pod", "nope", "-n", "nowhere"]);
     assert!(
         !ok && err.contains("namespaces \"nowhere\" not found"),
         "{err}"
@@ -520,14 +506,6 @@ impl Drop for Streaming {
     }
 }
 
-fn kubectl_cmd(d: &Daemon, args: &[&str]) -> Command {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--server")
-        .arg(format!("http://127.0.0.1:{}", d.port))
-        .args(args);
-    cmd
-}
-
 fn first_words(text: &str) -> Vec<String> {
     (text.lines().skip(1))
         .filter_map(|l| l.split_whitespace().next().map(String::from))
@@ -549,13 +527,13 @@ fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
         ),
     );
     wait_until("the ConfigMaps and Secrets", SECS30, || {
-        let (_, cms, _) = kubectl(&d, &["get", "cm"]);
-        let (_, secrets, _) = kubectl(&d, &["get", "secrets"]);
+        let (_, cms, _) = d.kubectl(&["get", "cm"]);
+        let (_, secrets, _) = d.kubectl(&["get", "secrets"]);
         (cms.contains("plain") && secrets.contains("cert")).then_some(())
     });
     let mut answers = Vec::new();
     let mut get = |args: &[&str]| {
-        let (ok, out, err) = kubectl(&d, args);
+        let (ok, out, err) = d.kubectl(args);
         assert!(ok, "kubectl {args:?}: {err}");
         answers.push(format!("kubectl {args:?}:\n{out}{err}"));
         first_words(&out)
@@ -624,12 +602,12 @@ fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
     }
 
     // What the API server refuses is refused with its message.
-    let (ok, _, err) = kubectl(&d, &["get", "cm", "--field-selector", "spec.bogus=1"]);
+    let (ok, _, err) = d.kubectl(&["get", "cm", "--field-selector", "spec.bogus=1"]);
     assert!(
         !ok && err.contains("field label not supported: spec.bogus"),
         "{err}"
     );
-    let (ok, _, err) = kubectl(&d, &["get", "nodes", "--field-selector", "type=Opaque"]);
+    let (ok, _, err) = d.kubectl(&["get", "nodes", "--field-selector", "type=Opaque"]);
     assert!(
         !ok && err.contains("field label not supported: type"),
         "{err}"
@@ -654,15 +632,11 @@ fn kubectl_selects_and_watches_nodes_namespaces_configmaps_and_secrets() {
     }
 
     // Watches print what a manifest adds and removes.
-    let ns_watch = Streaming::start(&mut kubectl_cmd(
-        &d,
-        &["get", "ns", "-w", "--output-watch-events"],
-    ));
-    let cm_watch = Streaming::start(&mut kubectl_cmd(&d, &["get", "configmaps", "-A", "-w"]));
-    let secret_watch = Streaming::start(&mut kubectl_cmd(
-        &d,
-        &["get", "secrets", "-A", "-w", "-o", "json"],
-    ));
+    let ns_watch =
+        Streaming::start(&mut d.kubectl_cmd(&["get", "ns", "-w", "--output-watch-events"]));
+    let cm_watch = Streaming::start(&mut d.kubectl_cmd(&["get", "configmaps", "-A", "-w"]));
+    let secret_watch =
+        Streaming::start(&mut d.kubectl_cmd(&["get", "secrets", "-A", "-w", "-o", "json"]));
     let mut ctl_watch = Command::new(env!("CARGO_BIN_EXE_rkubelet"));
     ctl_watch
         .args(["get", "cm", "-A", "-w", "-l", "fresh=yes"])

@@ -15,25 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::daemon::{docker_exec, wait_until, Daemon, IMAGE};
 
-fn kubectl_cmd(d: &Daemon, args: &[&str]) -> Command {
-    let mut c = Command::new("kubectl");
-    c.arg("--server")
-        .arg(format!("http://127.0.0.1:{}", d.port))
-        .args(args);
-    c
-}
-
-fn kubectl(d: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let out = kubectl_cmd(d, args)
-        .output()
-        .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A background command whose stdout lines arrive on a channel.
 struct Background {
     child: Child,
@@ -168,35 +149,27 @@ fn selectors_pick_the_right_pods_and_unsupported_options_are_refused() {
         "both pods Running in the API",
         Duration::from_secs(20),
         || {
-            let (_, out, _) = kubectl(
-                &d,
-                &["get", "pods", "--field-selector", "status.phase=Running"],
-            );
+            let (_, out, _) =
+                d.kubectl(&["get", "pods", "--field-selector", "status.phase=Running"]);
             (out.contains(&a) && out.contains(&b)).then_some(())
         },
     );
 
-    let (ok, out, err) = kubectl(&d, &["get", "pods", "-l", "app=doesnotexist"]);
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "app=doesnotexist"]);
     assert!(
         ok && out.is_empty() && err.contains("No resources found"),
         "{out}{err}"
     );
-    let (ok, out, err) = kubectl(&d, &["get", "pods", "-l", "app=a", "-o", "name"]);
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "app=a", "-o", "name"]);
     assert!(ok && out == format!("pod/{a}\n"), "{out}{err}");
-    let (ok, out, err) = kubectl(
-        &d,
-        &["get", "pods", "-l", "app in (a,b),app!=a", "-o", "name"],
-    );
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "app in (a,b),app!=a", "-o", "name"]);
     assert!(ok && out == format!("pod/{b}\n"), "{out}{err}");
-    let (ok, out, err) = kubectl(&d, &["get", "pods", "-l", "!app", "-o", "name"]);
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "!app", "-o", "name"]);
     assert!(ok && out.is_empty(), "{out}{err}");
     let sel = format!("metadata.name={b},spec.nodeName={}", d.node);
-    let (ok, out, err) = kubectl(&d, &["get", "pods", "--field-selector", &sel, "-o", "name"]);
+    let (ok, out, err) = d.kubectl(&["get", "pods", "--field-selector", &sel, "-o", "name"]);
     assert!(ok && out == format!("pod/{b}\n"), "{out}{err}");
-    let (ok, out, err) = kubectl(
-        &d,
-        &["get", "pods", "--field-selector", "status.phase!=Running"],
-    );
+    let (ok, out, err) = d.kubectl(&["get", "pods", "--field-selector", "status.phase!=Running"]);
     assert!(ok && !out.contains(&a) && !out.contains(&b), "{out}{err}");
 
     // rkubelet's own client passes them to the server too.
@@ -209,15 +182,12 @@ fn selectors_pick_the_right_pods_and_unsupported_options_are_refused() {
     );
 
     // Refusals kubectl prints, with a non-zero exit.
-    let (ok, _, err) = kubectl(&d, &["get", "pods", "--field-selector", "spec.bogus=1"]);
+    let (ok, _, err) = d.kubectl(&["get", "pods", "--field-selector", "spec.bogus=1"]);
     assert!(
         !ok && err.contains("field label not supported: spec.bogus"),
         "{err}"
     );
-    let (ok, _, err) = kubectl(
-        &d,
-        &["get", "events", "--field-selector", "status.phase=Running"],
-    );
+    let (ok, _, err) = d.kubectl(&["get", "events", "--field-selector", "status.phase=Running"]);
     assert!(
         !ok && err.contains("field label not supported: status.phase"),
         "{err}"
@@ -342,10 +312,7 @@ fn bad_input_gets_clear_refusals_and_a_thousand_dropped_watches_leave_the_daemon
         );
     }
     assert_eq!(d.get("/healthz").as_deref(), Ok("ok"));
-    let mut w = Background::start(kubectl_cmd(
-        &d,
-        &["get", "pods", "-w", "--output-watch-events"],
-    ));
+    let mut w = Background::start(d.kubectl_cmd(&["get", "pods", "-w", "--output-watch-events"]));
     w.expect_line("listing the calm pod", Duration::from_secs(20), |l| {
         l.contains("calm-")
     });
@@ -395,15 +362,12 @@ fn kubectl_wait_waits_on_the_named_pod_ready_soon_after_and_times_out_on_a_crash
 
     // Another pod being Ready must not satisfy a wait on the crash loop.
     let started = Instant::now();
-    let (ok, out, err) = kubectl(
-        &d,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{crash}"),
-            "--timeout=4s",
-        ],
-    );
+    let (ok, out, err) = d.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("pod/{crash}"),
+        "--timeout=4s",
+    ]);
     assert!(!ok, "waiting on a crash-looping pod times out: {out}{err}");
     assert!(
         err.contains("timed out") && !out.contains("condition met"),
@@ -411,15 +375,12 @@ fn kubectl_wait_waits_on_the_named_pod_ready_soon_after_and_times_out_on_a_crash
     );
     assert!(started.elapsed() >= Duration::from_secs(4));
 
-    let mut wait = Background::start(kubectl_cmd(
-        &d,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{later}"),
-            "--timeout=120s",
-        ],
-    ));
+    let mut wait = Background::start(d.kubectl_cmd(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("pod/{later}"),
+        "--timeout=120s",
+    ]));
     // kubectl has its watch open once it stays running past its first GET.
     std::thread::sleep(Duration::from_secs(2));
     assert!(
@@ -456,15 +417,15 @@ fn kubectl_waits_for_a_phase_and_for_deletion_and_get_w_prints_changes() {
     d.wait_running("watched", &["a"], Duration::from_secs(60));
     let watched = format!("watched-{}", d.node);
     wait_until("watched listed", Duration::from_secs(20), || {
-        kubectl(&d, &["get", "pods", "-o", "name"])
+        d.kubectl(&["get", "pods", "-o", "name"])
             .1
             .contains(&watched)
             .then_some(())
     });
 
-    let mut pods = Background::start(kubectl_cmd(&d, &["get", "pods", "-w"]));
-    let mut wide = Background::start(kubectl_cmd(&d, &["get", "pods", "-A", "-w", "-o", "wide"]));
-    let mut events = Background::start(kubectl_cmd(&d, &["get", "events", "-w"]));
+    let mut pods = Background::start(d.kubectl_cmd(&["get", "pods", "-w"]));
+    let mut wide = Background::start(d.kubectl_cmd(&["get", "pods", "-A", "-w", "-o", "wide"]));
+    let mut events = Background::start(d.kubectl_cmd(&["get", "events", "-w"]));
     let mut own = Background::start({
         let mut c = Command::new(env!("CARGO_BIN_EXE_rkubelet"));
         c.args(["get", "pods", "-w"])
@@ -490,15 +451,12 @@ fn kubectl_waits_for_a_phase_and_for_deletion_and_get_w_prints_changes() {
         let deadline = Instant::now() + Duration::from_secs(60);
         // The pod may not exist yet: kubectl wait fails with NotFound then.
         loop {
-            let r = kubectl(
-                &d,
-                &[
-                    "wait",
-                    "--for=jsonpath={.status.phase}=Succeeded",
-                    &format!("pod/{job}"),
-                    "--timeout=60s",
-                ],
-            );
+            let r = d.kubectl(&[
+                "wait",
+                "--for=jsonpath={.status.phase}=Succeeded",
+                &format!("pod/{job}"),
+                "--timeout=60s",
+            ]);
             if r.0 || Instant::now() > deadline || !r.2.contains("NotFound") {
                 break r;
             }
@@ -524,15 +482,12 @@ fn kubectl_waits_for_a_phase_and_for_deletion_and_get_w_prints_changes() {
     );
 
     // Waiting for deletion ends once the manifest is gone and the pod with it.
-    let mut gone = Background::start(kubectl_cmd(
-        &d,
-        &[
-            "wait",
-            "--for=delete",
-            &format!("pod/{watched}"),
-            "--timeout=60s",
-        ],
-    ));
+    let mut gone = Background::start(d.kubectl_cmd(&[
+        "wait",
+        "--for=delete",
+        &format!("pod/{watched}"),
+        "--timeout=60s",
+    ]));
     std::thread::sleep(Duration::from_secs(1));
     assert!(gone.running(), "the pod still exists");
     d.remove("watched.yaml");

@@ -336,6 +336,28 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `kubectl --server http://127.0.0.1:<port> ARGS`, not yet run.
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--server")
+            .arg(format!("http://127.0.0.1:{}", self.port))
+            .args(args);
+        cmd
+    }
+
+    /// Runs kubectl against this daemon: (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self
+            .kubectl_cmd(args)
+            .output()
+            .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Starts a daemon on an empty manifest directory.
     pub fn start() -> Daemon {
         Daemon::start_with(Opts::default())
