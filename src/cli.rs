@@ -177,7 +177,7 @@ pub struct LogsArgs {
 /// The daemon's flags, named like the kubelet's.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
-    /// Directory of static pod manifests (*.yaml, *.yml, *.json; not recursive).
+    /// Directory of static pod manifests (*.yaml, *.yml, *.json; not recursive), or one manifest file.
     #[arg(
         long = "config",
         visible_alias = "pod-manifest-path",

@@ -49,6 +49,8 @@ pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, Manifes
         err.line = Some(line_of(content, e.valid_up_to()));
         err
     })?;
+    // A UTF-8 byte order mark some editors write: kubectl ignores it too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Ok(parsed);
     }
@@ -155,7 +157,9 @@ impl Object<'_> {
                 Ok(())
             }
             "Secret" => {
-                let secret = self.deserialize(&value, parsed)?;
+                let secret = self
+                    .deserialize(&value, parsed)
+                    .map_err(|e| self.redact_secret_error(e, map))?;
                 parsed.secrets.push((self.index, secret));
                 Ok(())
             }
@@ -195,6 +199,44 @@ impl Object<'_> {
                 ),
             )),
         }
+    }
+
+    /// A Secret's error about its `data` or `stringData` without the value:
+    /// serde's messages quote the value they could not use, and a Secret's
+    /// values must never reach a log line, an event or the API.
+    fn redact_secret_error(
+        &self,
+        mut err: ManifestError,
+        map: &serde_json::Map<String, Value>,
+    ) -> ManifestError {
+        let field = err.field.clone().unwrap_or_default();
+        let field = field.strip_prefix(self.prefix).unwrap_or(&field);
+        let (top, key) = field.split_once('.').unwrap_or((field, ""));
+        let expected = match top {
+            "data" => "a base64-encoded string",
+            "stringData" => "a string",
+            _ => return err,
+        };
+        let value = match (map.get(top), key) {
+            (Some(v), "") => Some(v),
+            (Some(Value::Object(m)), key) => m.get(key),
+            _ => None,
+        };
+        err.reason = match value {
+            Some(v) if key.is_empty() => format!(
+                "invalid type: {}, expected a mapping of keys to {expected} (Secret values are not shown)",
+                type_name(v)
+            ),
+            Some(Value::String(_)) => {
+                format!("invalid value: expected {expected} (Secret values are not shown)")
+            }
+            Some(v) => format!(
+                "invalid type: {}, expected {expected} (Secret values are not shown)",
+                type_name(v)
+            ),
+            None => format!("invalid value, expected {expected} (Secret values are not shown)"),
+        };
+        err
     }
 
     /// Deserializes an object with a field path on errors; warns about
@@ -709,5 +751,44 @@ items:
     fn invalid_utf8_is_an_error_not_a_panic() {
         let e = parse_documents(b"apiVersion: v1\nkind: \xff\n", LOC).expect_err("fails");
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored_in_yaml_and_json() {
+        let yaml = "\u{feff}apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+        assert_eq!(names(&ok(yaml)), ["web"]);
+        let json = "\u{feff}{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"db\"},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"busybox\"}]}}";
+        assert_eq!(names(&ok(json)), ["db"]);
+        assert!(ok("\u{feff}\n").documents.is_empty());
+    }
+
+    #[test]
+    fn a_secret_value_of_the_wrong_type_is_never_in_the_error() {
+        const PLANTED: &str = "918273645";
+        let secret = |body: &str| {
+            format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\n{body}\n")
+        };
+        let cases = [
+            (secret(&format!("stringData: {{password: {PLANTED}}}")), "stringData.password"),
+            (secret(&format!("stringData: {{password: {{nested: s{PLANTED}}}}}")), "stringData.password"),
+            (secret(&format!("stringData: {{password: [s{PLANTED}]}}")), "stringData.password"),
+            (secret(&format!("data: {{token: {PLANTED}}}")), "data.token"),
+            (secret(&format!("data: {{token: \"not*base64!{PLANTED}\"}}")), "data.token"),
+            (secret(&format!("stringData: [s{PLANTED}]")), "stringData"),
+            (
+                format!("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {{name: creds}}\n  stringData: {{password: {PLANTED}}}\n"),
+                "items[0].stringData.password",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = err(&text);
+            let shown = e.to_string();
+            assert!(!shown.contains(PLANTED), "value leaked: {shown}\n{text}");
+            assert!(!format!("{e:?}").contains(PLANTED), "value leaked: {e:?}");
+            assert_eq!(e.field.as_deref(), Some(field), "{shown}");
+            assert_eq!(e.document, Some(1), "{shown}");
+            assert!(shown.contains(LOC), "{shown}");
+            assert!(shown.contains("not shown"), "{shown}");
+        }
     }
 }

@@ -14,6 +14,15 @@
 //! reports the error; a file that was
 //! never good contributes only its error. Unchanged bytes are not re-parsed, so
 //! an identical rewrite changes nothing.
+//!
+//! `--config` may also name a single manifest file (as for the kubelet): that
+//! file is read whatever its name, and its directory is watched.
+//!
+//! Until the path has been read once (a late mount, a typo), the source asks
+//! orphan cleanup to leave the pods of its files alone
+//! ([`Snapshot::keep_origins`]) and reports why: pods running from before a
+//! restart keep running; once it is read, their normal cleanup applies. A directory that becomes unreadable later
+//! keeps the pods it had.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,6 +74,15 @@ pub fn list_manifests(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The manifests `--config` names: the manifest files of a directory, or
+/// the path itself when it is a regular file. Fails when it cannot be read.
+pub fn list_config(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if std::fs::metadata(path)?.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    list_manifests(path)
 }
 
 /// What an inotify event says about a manifest file.
@@ -146,6 +164,8 @@ pub struct FileSource {
     period: Duration,
     entries: BTreeMap<PathBuf, Entry>,
     dir_error: Option<ManifestError>,
+    /// Has the path been read successfully since the start?
+    read_once: bool,
 }
 
 impl FileSource {
@@ -156,12 +176,13 @@ impl FileSource {
             period,
             entries: BTreeMap::new(),
             dir_error: None,
+            read_once: false,
         }
     }
 
     /// Rescans the directory. Returns true when anything changed.
     pub fn scan(&mut self, now: Timestamp) -> bool {
-        let files = match list_manifests(&self.dir) {
+        let files = match list_config(&self.dir) {
             Ok(f) => f,
             Err(e) => {
                 let err = ManifestError::new(
@@ -169,15 +190,19 @@ impl FileSource {
                     format!("cannot read the manifest directory: {e}"),
                 );
                 let changed = self.dir_error.as_ref() != Some(&err);
-                if changed {
+                if changed && self.read_once {
                     tracing::error!(dir = %self.dir.display(), error = %e,
                         "cannot read the manifest directory; keeping the pods it had");
+                } else if changed {
+                    tracing::error!(dir = %self.dir.display(), error = %e,
+                        "cannot read the manifest directory; leaving the pods of its manifests running until it can be read");
                 }
                 self.dir_error = Some(err);
                 return changed;
             }
         };
-        let mut changed = self.dir_error.take().is_some();
+        let mut changed = self.dir_error.take().is_some() || !self.read_once;
+        self.read_once = true;
         let before = self.entries.len();
         self.entries.retain(|p, _| {
             let keep = files.contains(p);
@@ -265,6 +290,9 @@ impl FileSource {
             ..Default::default()
         };
         snap.errors.extend(self.dir_error.iter().cloned());
+        if !self.read_once {
+            snap.keep_origins = self.keep_origins();
+        }
         for entry in self.entries.values() {
             if let Some(good) = &entry.good {
                 good.add_to(&mut snap);
@@ -273,6 +301,19 @@ impl FileSource {
             snap.warnings.extend(entry.warnings.iter().cloned());
         }
         snap
+    }
+
+    /// The origin keys of the manifests `--config` may name while it cannot
+    /// be read: the path itself (a manifest file) and every file directly in
+    /// it (a prefix, ending in `/`).
+    fn keep_origins(&self) -> Vec<String> {
+        let file = Origin::file(self.dir.display().to_string()).key();
+        let dir = if file.ends_with('/') {
+            file.clone()
+        } else {
+            format!("{file}/")
+        };
+        vec![file.trim_end_matches('/').to_string(), dir]
     }
 
     /// Runs the source until `cancel`: an initial scan, then inotify events
@@ -339,7 +380,14 @@ impl FileSource {
                 return None;
             }
         };
-        match w.watch(&self.dir, RecursiveMode::NonRecursive) {
+        // A manifest file is watched through its directory, so that a file
+        // renamed over it is seen.
+        let target = match (self.dir.is_file(), self.dir.parent()) {
+            (true, Some(parent)) if !parent.as_os_str().is_empty() => parent,
+            (true, _) => Path::new("."),
+            (false, _) => self.dir.as_path(),
+        };
+        match w.watch(target, RecursiveMode::NonRecursive) {
             Ok(()) => Some(w),
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e,
@@ -429,5 +477,72 @@ mod tests {
         ] {
             assert!(!is_manifest_name(no), "{no}");
         }
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rkubelet-file-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    #[test]
+    fn a_directory_never_read_keeps_the_pods_of_its_files_until_it_is_read() {
+        let base = scratch("late");
+        let dir = base.join("manifests");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert_eq!(snap.errors.len(), 1, "the problem is reported");
+        let keep = snap.keep_origins;
+        let web = Origin::file(dir.join("web.yaml").display().to_string()).key();
+        assert!(
+            keep.iter().any(|k| crate::source::origin_kept(k, &web)),
+            "{keep:?}"
+        );
+        let other = Origin::file(base.join("web.yaml").display().to_string()).key();
+        assert!(
+            !keep.iter().any(|k| crate::source::origin_kept(k, &other)),
+            "{keep:?}"
+        );
+        assert!(!src.scan(Timestamp::now()), "the same problem is no change");
+
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("web.yaml"), POD).expect("write");
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert!(
+            snap.errors.is_empty() && snap.keep_origins.is_empty(),
+            "{snap:?}"
+        );
+        assert_eq!(snap.pods.len(), 1);
+
+        // Unreadable after a good read: the pods it had stay, nothing is kept
+        // by origin any more (they are desired).
+        std::fs::remove_dir_all(&dir).expect("rm");
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert_eq!((snap.pods.len(), snap.errors.len()), (1, 1));
+        assert!(snap.keep_origins.is_empty());
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn config_may_name_a_single_manifest_file_whatever_its_name() {
+        let base = scratch("single");
+        let file = base.join("static-pod.conf");
+        std::fs::write(&file, POD).expect("write");
+        let mut src = FileSource::new(file.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+        assert_eq!(snap.pods.len(), 1);
+        assert_eq!(
+            snap.pods[0].origin,
+            Origin::file(file.display().to_string())
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -108,14 +108,27 @@ pub struct Snapshot {
     pub configmaps: Vec<SourceConfigMap>,
     /// Secrets in the source's order.
     pub secrets: Vec<SourceSecret>,
-    /// Origin keys (`url:<url>`) whose containers orphan cleanup must leave
-    /// alone: the source cannot say what they should be yet (a URL whose
-    /// fetches failed since rkubelet started), so pods running from before a
-    /// restart keep running.
+    /// Origin keys (`url:<url>`, `file:<path>`) whose containers orphan
+    /// cleanup must leave alone: the source cannot say what they should be
+    /// yet (a URL whose fetches failed, a manifest directory not read since
+    /// rkubelet started), so pods running from before a restart keep
+    /// running. A key ending in `/` stands for every file directly in that
+    /// directory (see [`origin_kept`]).
     pub keep_origins: Vec<String>,
     /// Why the source as a whole is failing right now (e.g. the URL cannot be
     /// fetched); `None` when it is healthy.
     pub failing: Option<String>,
+}
+
+/// Does the kept origin key `kept` (an entry of [`Snapshot::keep_origins`])
+/// cover a container whose origin label is `origin`? Equal keys do, and a
+/// key ending in `/` covers the files directly in that directory.
+pub fn origin_kept(kept: &str, origin: &str) -> bool {
+    kept == origin
+        || (kept.ends_with('/')
+            && origin
+                .strip_prefix(kept)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')))
 }
 
 /// The merged desired state.
@@ -147,4 +160,19 @@ pub struct Diagnostics {
     /// manifest URL. Their last good pods keep running.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub failing: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_kept;
+
+    #[test]
+    fn a_kept_directory_key_covers_the_files_directly_in_it() {
+        assert!(origin_kept("url:http://x/", "url:http://x/"));
+        assert!(origin_kept("file:/etc/m/", "file:/etc/m/web.yaml"));
+        assert!(origin_kept("file:/etc/m", "file:/etc/m"));
+        assert!(!origin_kept("file:/etc/m/", "file:/etc/m/sub/web.yaml"));
+        assert!(!origin_kept("file:/etc/m/", "file:/etc/mx/web.yaml"));
+        assert!(!origin_kept("file:/etc/m", "file:/etc/m/web.yaml"));
+    }
 }

@@ -49,8 +49,12 @@ impl Sweep {
     /// Does the sweep cover a container from `source` (its origin label)?
     fn covers(&self, source: Option<&str>, desired: &Desired) -> bool {
         match self {
-            Sweep::Initial => !source.is_some_and(|s| desired.keep_origins.contains(s)),
-            Sweep::Answered(origins) => source.is_some_and(|s| origins.iter().any(|o| o == s)),
+            Sweep::Initial => !source.is_some_and(|s| {
+                (desired.keep_origins.iter()).any(|kept| crate::source::origin_kept(kept, s))
+            }),
+            Sweep::Answered(origins) => {
+                source.is_some_and(|s| origins.iter().any(|o| crate::source::origin_kept(o, s)))
+            }
         }
     }
 }
@@ -288,7 +292,7 @@ impl Manager {
                 );
                 if left_alone > 0 {
                     tracing::warn!(origins = ?desired.keep_origins,
-                        "leaving pods of a manifest URL that has not answered yet running until it does");
+                        "leaving pods of a source that has not answered yet (a manifest URL, an unreadable manifest directory) running until it does");
                 }
             }
             Sweep::Answered(origins) => {
