@@ -502,3 +502,33 @@ fn kubectl_waits_for_a_phase_and_for_deletion_and_get_w_prints_changes() {
         |l| l.starts_with(&watched) && l.contains("Terminating"),
     );
 }
+
+/// `kubectl logs -l SELECTOR -c C` reads the logs of the pods the selector
+/// picks — kubectl lists them with `labelSelector` first — and never those
+/// of another pod with a container of the same name.
+#[test]
+fn kubectl_logs_with_a_label_selector_reads_the_selected_pod_only() {
+    let d = Daemon::start();
+    for (name, app) in [("one", "redis-one"), ("two", "redis-two")] {
+        d.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: redis, image: {IMAGE}, command: [sh, -c, 'echo hello-from-{name}; trap \"exit 0\" TERM; sleep 3600 & wait']}}\n"
+            ),
+        );
+    }
+    d.wait_running("one", &["redis"], Duration::from_secs(60));
+    d.wait_running("two", &["redis"], Duration::from_secs(60));
+    let out = wait_until(
+        "kubectl logs -l app=redis-two -c redis prints pod two's line",
+        Duration::from_secs(30),
+        || {
+            let (ok, out, _) = d.kubectl(&["logs", "-l", "app=redis-two", "-c", "redis"]);
+            (ok && out.contains("hello-from-two")).then_some(out)
+        },
+    );
+    assert!(!out.contains("hello-from-one"), "{out}");
+    let (ok, out, err) = d.kubectl(&["logs", "-l", "app=nothing", "-c", "redis"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("hello-from"), "{out}");
+}
