@@ -977,6 +977,18 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Makes container `id`'s main process exit 1 and waits for its `die`
+    /// event: the events cursor from before the crash, and the die time.
+    async fn crash(&self, id: &String) -> (usize, i64) {
+        let from = self.events.cursor();
+        self.raw.crash(id).await;
+        let ids = std::slice::from_ref(id);
+        let died = (self.events)
+            .wait_ids(from, ids, "die", Duration::from_secs(30))
+            .await;
+        (from, died)
+    }
+
     fn name(&mut self, prefix: &str) -> String {
         self.seq += 1;
         format!("{prefix}{}", self.seq)
@@ -1121,17 +1133,7 @@ impl Ctx {
         let (mut rk, mut rk_die, mut raw, mut raw_die, mut one_start) =
             (vec![], vec![], vec![], vec![], vec![]);
         for (id, pod, ctr) in &apps {
-            let from = self.events.cursor();
-            self.raw.crash(id).await;
-            let died = self
-                .events
-                .wait_ids(
-                    from,
-                    std::slice::from_ref(id),
-                    "die",
-                    Duration::from_secs(30),
-                )
-                .await;
+            let (from, died) = self.crash(id).await;
             let what = format!("the replacement of {ctr} in {pod}");
             let started = self
                 .events
@@ -1178,17 +1180,7 @@ impl Ctx {
         for pod in &raw_pods {
             for (i, id) in pod.apps.iter().enumerate() {
                 let app = ["a", "b"][i];
-                let from = self.events.cursor();
-                self.raw.crash(id).await;
-                let died = self
-                    .events
-                    .wait_ids(
-                        from,
-                        std::slice::from_ref(id),
-                        "die",
-                        Duration::from_secs(30),
-                    )
-                    .await;
+                let (from, died) = self.crash(id).await;
                 let (new, took) = self.raw.run_app(&pod.name, app, &pod.pause, SLEEPER).await;
                 let started = self
                     .events
@@ -1469,17 +1461,7 @@ impl Ctx {
             let id = apps
                 .get(pod)
                 .unwrap_or_else(|| panic!("app container of {pod}"));
-            let from = self.events.cursor();
-            self.raw.crash(id).await;
-            let died = self
-                .events
-                .wait_ids(
-                    from,
-                    std::slice::from_ref(id),
-                    "die",
-                    Duration::from_secs(30),
-                )
-                .await;
+            let (_, died) = self.crash(id).await;
             let what = format!("MODIFIED {pod} showing the exit at {w} watchers");
             let arrived: Vec<i64> = watchers
                 .wait(Duration::from_secs(30), &what, |seen| {
