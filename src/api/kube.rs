@@ -89,6 +89,11 @@ pub(crate) fn partial_metadata(
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
 }
 
+/// A `meta.k8s.io/v1` `Table` of these columns and rows.
+pub(crate) fn table(columns: Vec<Value>, rows: Vec<Value>) -> Value {
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+}
+
 /// Pods as kubectl's `Table` (columns as the API server prints them).
 pub fn pod_table(pods: &[Pod], now: Timestamp) -> Value {
     let columns = vec![
@@ -112,7 +117,7 @@ pub fn pod_table(pods: &[Pod], now: Timestamp) -> Value {
             })
         })
         .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+    table(columns, rows)
 }
 
 /// Events as kubectl's `Table` (`kubectl get events`).
@@ -145,7 +150,7 @@ pub fn event_table(events: &[Event], now: Timestamp) -> Value {
             })
         })
         .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+    table(columns, rows)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use serde_json::{json, Value};
 
-use super::kube::{column, partial_metadata};
+use super::kube::{column, partial_metadata, table};
 use crate::k8s::print::object_age;
 use crate::node::{NodeCapacity, NodeInfo};
 
@@ -248,10 +248,6 @@ pub fn secret_view(secret: &Secret) -> Secret {
         type_: secret.type_.clone(),
         immutable: secret.immutable,
     }
-}
-
-fn table(columns: Vec<Value>, rows: Vec<Value>) -> Value {
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
 }
 
 fn node_roles(node: &Node) -> String {
