@@ -247,20 +247,75 @@ struct Ev {
     ctr: String,
 }
 
+/// What a background reader received, in order, with a wake-up for those
+/// waiting on it (Docker's events, the watchers' events).
+struct Log<T> {
+    items: Mutex<Vec<T>>,
+    notify: Notify,
+}
+
+impl<T> Log<T> {
+    fn new() -> Self {
+        Log {
+            items: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Changes the log (under its lock) and wakes every waiter.
+    fn update(&self, f: impl FnOnce(&mut Vec<T>)) {
+        if let Ok(mut items) = self.items.lock() {
+            f(&mut items);
+        }
+        self.notify.notify_waiters();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.items.lock().expect("log")
+    }
+
+    /// Position to look from for what happens next.
+    fn cursor(&self) -> usize {
+        self.items.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Waits until `f` finds what it looks for in the entries since `from`;
+    /// panics after `timeout` naming `what`.
+    async fn wait<R>(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&[T]) -> Option<R>,
+    ) -> R {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let log = self.lock();
+                if let Some(v) = f(&log[from.min(log.len())..]) {
+                    return v;
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+        }
+    }
+}
+
 /// Every event of our containers since the benchmark began.
 struct Events {
-    log: Mutex<Vec<Ev>>,
-    notify: Notify,
+    log: Log<Ev>,
 }
 
 impl Events {
     /// Follows Docker's events stream from `since` (so nothing is lost while
     /// it connects), keeping the events of `node`'s and `run`'s containers.
     fn start(docker: Docker, node: String, run: String) -> Arc<Events> {
-        let events = Arc::new(Events {
-            log: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-        });
+        let events = Arc::new(Events { log: Log::new() });
         let ev = events.clone();
         let mut since = now_nanos() - 1_000_000_000;
         tokio::spawn(async move {
@@ -300,7 +355,7 @@ impl Events {
                         pod,
                         ctr: attrs.get(CONTAINER_NAME_LABEL).cloned().unwrap_or_default(),
                     };
-                    if let Ok(mut log) = ev.log.lock() {
+                    ev.log.update(|log| {
                         // Resuming with `since` may repeat an event.
                         let dup = log
                             .iter()
@@ -310,8 +365,7 @@ impl Events {
                         if !dup {
                             log.push(e);
                         }
-                    }
-                    ev.notify.notify_waiters();
+                    });
                 }
                 eprintln!("bench: docker events stream ended; resuming");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -322,7 +376,7 @@ impl Events {
 
     /// Position to look from for what happens next.
     fn cursor(&self) -> usize {
-        self.log.lock().map(|l| l.len()).unwrap_or(0)
+        self.log.cursor()
     }
 
     /// Waits until `f` finds what it looks for in the events since `from`;
@@ -332,23 +386,9 @@ impl Events {
         from: usize,
         timeout: Duration,
         what: &str,
-        mut f: impl FnMut(&[Ev]) -> Option<T>,
+        f: impl FnMut(&[Ev]) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let log = self.log.lock().expect("events log");
-                if let Some(v) = f(&log[from.min(log.len())..]) {
-                    return v;
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("timed out after {timeout:?} waiting for {what}");
-            }
-        }
+        self.log.wait(from, timeout, what, f).await
     }
 
     /// Waits for `action` on `n` distinct containers of the given pods; the
@@ -880,17 +920,13 @@ fn shows_exit(pod: &Value) -> bool {
 /// Open watches on `/api/v1/pods?watch=true`, read continuously; what
 /// every one of them received.
 struct Watchers {
-    log: Mutex<Vec<Seen>>,
-    notify: Notify,
+    log: Log<Seen>,
 }
 
 impl Watchers {
     /// Opens `n` watches (one connection each) on rkubelet's read-only API.
     async fn open(port: u16, n: usize) -> (Arc<Watchers>, Vec<tokio::task::JoinHandle<()>>) {
-        let w = Arc::new(Watchers {
-            log: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-        });
+        let w = Arc::new(Watchers { log: Log::new() });
         let url = format!("http://127.0.0.1:{port}/api/v1/pods?watch=true");
         let mut tasks = Vec::new();
         for i in 0..n {
@@ -928,10 +964,7 @@ impl Watchers {
                         });
                     }
                     if !got.is_empty() {
-                        if let Ok(mut log) = w2.log.lock() {
-                            log.extend(got);
-                        }
-                        w2.notify.notify_waiters();
+                        w2.log.update(|log| log.extend(got));
                     }
                 }
             }));
@@ -945,23 +978,9 @@ impl Watchers {
         &self,
         timeout: Duration,
         what: &str,
-        mut f: impl FnMut(&[Seen]) -> Option<T>,
+        f: impl FnMut(&[Seen]) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let log = self.log.lock().expect("watch log");
-                if let Some(v) = f(&log) {
-                    return v;
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("timed out after {timeout:?} waiting for {what}");
-            }
-        }
+        self.log.wait(0, timeout, what, f).await
     }
 }
 
@@ -1123,7 +1142,7 @@ impl Ctx {
             .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let apps: Vec<(String, String, String)> = {
-            let log = self.events.log.lock().expect("log");
+            let log = self.events.log.lock();
             log[from..]
                 .iter()
                 .filter(|e| e.action == "start" && pods.contains(&e.pod) && e.ctr != "POD")
@@ -1153,7 +1172,7 @@ impl Ctx {
         }
         let from = self.events.cursor();
         let all: Vec<String> = {
-            let log = self.events.log.lock().expect("log");
+            let log = self.events.log.lock();
             let mut ids: Vec<String> = log
                 .iter()
                 .filter(|e| e.action == "create" && pods.contains(&e.pod))
@@ -1446,11 +1465,11 @@ impl Ctx {
             .await;
         tokio::time::sleep(Duration::from_secs(if s.smoke { 1 } else { 5 })).await;
         let (cpu, rss, hwm) = self.footprint(s.watch_window).await;
-        let idle_events = watchers.log.lock().map(|l| l.len()).unwrap_or(0);
+        let idle_events = watchers.log.cursor();
 
         // The app containers, by pod.
         let apps: BTreeMap<String, String> = {
-            let log = self.events.log.lock().expect("log");
+            let log = self.events.log.lock();
             log.iter()
                 .filter(|e| e.action == "start" && e.ctr == "a" && want.contains(e.pod.as_str()))
                 .map(|e| (e.pod.clone(), e.id.clone()))
@@ -1530,7 +1549,7 @@ impl Ctx {
                    "die_to_first_watcher_ms": first, "die_to_last_watcher_ms": last}),
         );
         let ids: Vec<String> = {
-            let log = self.events.log.lock().expect("log");
+            let log = self.events.log.lock();
             let mut ids: Vec<String> = log
                 .iter()
                 .filter(|e| e.action == "create" && want.contains(e.pod.as_str()))
