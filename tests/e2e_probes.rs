@@ -213,7 +213,7 @@ fn a_failing_startup_probe_restarts_the_container_and_a_slow_one_holds_off_liven
     d.write("nostart.yaml", &pod_yaml("nostart", 1, &format!(
         "  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n    startupProbe: {{exec: {{command: ['false']}}, periodSeconds: 1, failureThreshold: 2}}\n    livenessProbe: {{exec: {{command: ['true']}}, periodSeconds: 1}}\n")));
     d.write("slowstart.yaml", &pod_yaml("slowstart", 1, &format!(
-        "  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'sleep 5; touch /tmp/started; sleep 3600']\n    startupProbe: {{exec: {{command: [test, -f, /tmp/started]}}, periodSeconds: 1, failureThreshold: 30}}\n    livenessProbe: {{exec: {{command: ['false']}}, periodSeconds: 1, failureThreshold: 1}}\n")));
+        "  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'sleep 8; touch /tmp/started; sleep 3600']\n    startupProbe: {{exec: {{command: [test, -f, /tmp/started]}}, periodSeconds: 1, failureThreshold: 30}}\n    livenessProbe: {{exec: {{command: ['false']}}, periodSeconds: 1, failureThreshold: 1}}\n")));
     wait_until("nostart restarted", SECS30, || {
         (restarts(&d, "nostart", "app")? >= 1).then_some(())
     });
@@ -223,22 +223,26 @@ fn a_failing_startup_probe_restarts_the_container_and_a_slow_one_holds_off_liven
         .find(|c| c.cname() == "app" && c.running)
         .expect("app")
         .clone();
-    // While the startup probe has not succeeded, the failing liveness probe does nothing.
-    wait_until("the startup file", SECS30, || {
-        docker_exec(&app.id, &["test", "-f", "/tmp/started"])
-            .0
-            .then_some(())
-    });
-    assert_eq!(
-        restarts(&d, "slowstart", "app"),
-        Some(0),
-        "liveness ran before startup succeeded"
-    );
-    let st = status(&d.k8s_pod("slowstart").expect("pod"), "app");
-    assert_eq!(
-        st.started,
-        Some(false).or(st.started),
-        "started is reported"
+    // While the startup probe has not succeeded, the failing liveness probe
+    // (period 1 s, threshold 1) does nothing. Every sample reads the status
+    // first and then checks that the startup file is still absent, so the
+    // status it read predates the startup probe's success.
+    let watching = Instant::now();
+    let mut unstarted_for = Duration::ZERO;
+    loop {
+        let st = status(&d.k8s_pod("slowstart").expect("pod"), "app");
+        if docker_exec(&app.id, &["test", "-f", "/tmp/started"]).0 {
+            break;
+        }
+        assert_eq!(st.restart_count, 0, "liveness ran before startup succeeded: {st:?}");
+        assert_eq!(st.started, Some(false), "started is reported as false: {st:?}");
+        unstarted_for = watching.elapsed();
+        assert!(unstarted_for < SECS30, "the startup file never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        unstarted_for >= Duration::from_secs(3),
+        "too short a window to show liveness held off: {unstarted_for:?}"
     );
     // Then liveness runs, fails and restarts it.
     wait_until("slowstart restarted by liveness", SECS30, || {
