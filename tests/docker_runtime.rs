@@ -18,7 +18,7 @@ use rkubelet::runtime::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn the_runtime_reports_its_docker_version() {
@@ -81,8 +81,8 @@ async fn the_pause_image_is_provisioned_without_a_registry_and_stops_promptly() 
         .expect("stop");
     let took = started.elapsed();
     assert!(
-        took < Duration::from_secs(3),
-        "the pause container should exit on SIGTERM at once, took {took:?}"
+        took < Duration::from_secs(8),
+        "the pause container should exit on SIGTERM, not after the 10 s grace: took {took:?}"
     );
     let code = wait_exited(&rt, pod.uid(), &sandbox, START_TIMEOUT).await;
     assert_eq!(code, Some(0));
@@ -306,7 +306,9 @@ async fn the_events_stream_reports_start_and_die_with_the_exit_code() {
 #[tokio::test]
 async fn the_events_stream_outlives_the_request_timeout() {
     let endpoint = common::docker_endpoint();
-    runtime().await; // prerequisites
+    // Prerequisites, and a client with the normal timeout for the calls
+    // that do work (a create can exceed 1 s on a loaded machine).
+    let setup = runtime().await;
     let rt = DockerRuntime::connect_with_timeout(&endpoint, Duration::from_secs(1))
         .await
         .expect("connect");
@@ -317,7 +319,7 @@ async fn the_events_stream_outlives_the_request_timeout() {
     let idle = tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await;
     assert!(idle.is_err(), "the idle stream yielded or ended: {idle:?}");
 
-    let sandbox = pod.run_sandbox(&rt).await;
+    let sandbox = pod.run_sandbox(&setup).await;
     let event = next_event(&mut rx, &sandbox, "start").await;
     assert_eq!(event.pod_uid.as_deref(), Some(pod.uid()));
 }
@@ -391,7 +393,7 @@ async fn a_container_that_traps_sigterm_exits_promptly_and_its_log_shows_it() {
         .expect("stop");
     let took = started.elapsed();
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(8),
         "took {took:?} for a 10 s grace"
     );
     let code = wait_exited(&rt, pod.uid(), &id, START_TIMEOUT).await;
@@ -637,8 +639,8 @@ async fn exec_returns_the_exit_code_and_capped_output_and_enforces_its_timeout()
         .expect("exec");
     assert!(slow.timed_out && slow.exit_code.is_none(), "{slow:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the timeout was not enforced"
+        started.elapsed() < Duration::from_secs(8),
+        "the 500 ms timeout was not enforced on a 10 s command"
     );
 }
 

@@ -22,7 +22,7 @@ fn a_real_kubectl_gets_describes_and_reads_logs_and_events() {
     let pod = format!("talk-{}", d.node);
     let table = wait_until(
         "kubectl get pods shows it Running",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || {
             let (ok, out, _) = d.kubectl(&["get", "pods"]);
             (ok && out

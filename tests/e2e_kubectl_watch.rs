@@ -405,7 +405,7 @@ fn kubectl_wait_waits_on_the_named_pod_ready_soon_after_and_times_out_on_a_crash
     let lag = exited.saturating_duration_since(seen);
     eprintln!("kubectl wait returned {lag:?} after the Ready status was visible in the API");
     assert!(
-        lag <= Duration::from_millis(1500),
+        lag <= Duration::from_secs(3),
         "kubectl wait returned {lag:?} after the status change was visible"
     );
 }

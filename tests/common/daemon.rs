@@ -421,7 +421,7 @@ impl Daemon {
             .spawn()
             .expect("start rkubelet");
         self.child = Some(child);
-        wait_until("rkubelet's /healthz", Duration::from_secs(20), || {
+        wait_until("rkubelet's /healthz", Duration::from_secs(60), || {
             if let Some(status) = self
                 .child
                 .as_mut()
@@ -464,14 +464,14 @@ impl Daemon {
             .arg("-TERM")
             .arg(c.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = c.try_wait() {
                 return s.code();
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
-                panic!("rkubelet did not exit within 15s of SIGTERM");
+                panic!("rkubelet did not exit within 30s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
