@@ -13,6 +13,7 @@
 
 pub mod defaults;
 pub mod identity;
+pub mod limits;
 pub mod parse;
 pub mod validate;
 

@@ -1,7 +1,8 @@
 //! The manifest URL source (`--manifest-url`).
 //!
 //! Fetches the URL at start and then every `--http-check-frequency`, with a
-//! timeout (10 s), a body limit (10 MiB), the user's extra headers, and
+//! timeout (10 s), a body limit (4 MiB, as for files:
+//! [`manifest::limits::MAX_BYTES`]), the user's extra headers, and
 //! `If-None-Match` / `If-Modified-Since` from the last answer's `ETag` /
 //! `Last-Modified`. The body follows the same content rules as a manifest
 //! file and its pods get the origin `url:<url>`.
@@ -36,8 +37,8 @@ use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
 pub const SOURCE_NAME: &str = "http";
-/// Largest body accepted.
-pub const MAX_BODY: usize = 10 * 1024 * 1024;
+/// Largest body accepted: the limit of every manifest.
+pub const MAX_BODY: usize = manifest::limits::MAX_BYTES;
 /// Default time limit of one fetch (connect + headers + body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unchanged error is logged again at most this often.
@@ -149,8 +150,8 @@ impl Fetcher {
         let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
         let too_big = || {
             Fetched::Failed(format!(
-                "the body is larger than {} MiB",
-                self.max_body / (1024 * 1024)
+                "the body is larger than the limit of {}",
+                manifest::limits::human_bytes(self.max_body)
             ))
         };
         if resp
