@@ -72,7 +72,13 @@ pub enum Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// The URL fetched, credentials included.
     url: String,
+    /// The URL as shown anywhere (logs, events, errors): its password
+    /// redacted.
+    shown: String,
+    /// The password of the URL's userinfo, to scrub from error messages.
+    password: Option<String>,
     headers: HeaderMap,
     timeout: Duration,
     max_body: usize,
@@ -103,9 +109,15 @@ impl Fetcher {
             .map_err(|e| FetcherError::Client {
                 reason: e.to_string(),
             })?;
+        let password = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+            .filter(|p| !p.is_empty());
         Ok(Fetcher {
             client,
             url: url.to_string(),
+            shown: manifest::redact_url(url),
+            password,
             headers: map,
             timeout,
             max_body: MAX_BODY,
@@ -118,13 +130,33 @@ impl Fetcher {
         self
     }
 
+    /// The URL as it may be shown: its password redacted
+    /// ([`manifest::redact_url`]).
     pub fn url(&self) -> &str {
-        &self.url
+        &self.shown
     }
 
     /// One GET, conditional on the given validators. Never fails: problems
-    /// are [`Fetched::Failed`] with a message saying what happened.
+    /// are [`Fetched::Failed`] with a message saying what happened (never
+    /// the URL's password).
     pub async fn fetch(&self, etag: Option<&str>, last_modified: Option<&str>) -> Fetched {
+        match self.fetch_raw(etag, last_modified).await {
+            Fetched::Failed(why) => Fetched::Failed(self.scrub(why)),
+            fetched => fetched,
+        }
+    }
+
+    /// `text` without the URL's password.
+    fn scrub(&self, text: String) -> String {
+        match &self.password {
+            Some(p) if text.contains(p.as_str()) => text
+                .replace(&self.url, &self.shown)
+                .replace(&format!(":{p}@"), &format!(":{}@", manifest::REDACTED)),
+            _ => text,
+        }
+    }
+
+    async fn fetch_raw(&self, etag: Option<&str>, last_modified: Option<&str>) -> Fetched {
         let mut req = self.client.get(&self.url).headers(self.headers.clone());
         if let Some(e) = etag {
             req = req.header(IF_NONE_MATCH, e);
@@ -879,5 +911,26 @@ mod tests {
         assert!(next.failing.is_none() && next.keep_origins.is_empty());
         cancel.cancel();
         task.await.expect("source stops");
+    }
+
+    #[tokio::test]
+    async fn a_password_in_the_url_is_sent_but_never_shown() {
+        let state = served(200, POD_A);
+        let url = serve(state.clone()).await;
+        let with_password = url.replacen("http://", "http://user:s3cr3t@", 1);
+        let f = Fetcher::new(&with_password, &[], Duration::from_secs(5)).expect("fetcher");
+        let shown = url.replacen("http://", "http://user:xxxxx@", 1);
+        assert_eq!(f.url(), shown);
+        assert!(matches!(f.fetch(None, None).await, Fetched::Body { .. }));
+        let scrubbed = f.scrub(format!("error sending request for url ({with_password})"));
+        assert_eq!(scrubbed, format!("error sending request for url ({shown})"));
+
+        let mut st = HttpState::new(f.url(), "node1");
+        st.apply(body(POD_A), Timestamp::now());
+        st.apply(Fetched::Failed("down".into()), Timestamp::now());
+        let snap = st.snapshot();
+        let everything = format!("{snap:?}");
+        assert!(!everything.contains("s3cr3t"), "{everything}");
+        assert_eq!(snap.pods[0].origin.key(), format!("url:{shown}"));
     }
 }
