@@ -78,6 +78,8 @@ pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, Manifes
                 format!("cannot be represented as JSON: {e}"),
             )
         })?;
+        // Only one tree of a big document at a time (see `limits`).
+        drop(yaml);
         octal_modes(&mut value);
         Object {
             location,
