@@ -335,14 +335,14 @@ mod tests {
     #[test]
     fn aliases_of_long_text_are_limited_by_bytes() {
         let long = "x".repeat(64 * 1024);
-        let text = format!("a: &a {long}\nb: [{}]\n", vec!["*a"; 20].join(","));
+        let text = format!("a: &a {long}\nb: [{}]\n", ["*a"; 20].join(","));
         let e = refused(&text);
         assert!(
             e.reason
                 .contains("aliases expand to more than 1 MiB of text"),
             "{e}"
         );
-        let ok = format!("a: &a {long}\nb: [{}]\n", vec!["*a"; 10].join(","));
+        let ok = format!("a: &a {long}\nb: [{}]\n", ["*a"; 10].join(","));
         check(&ok, LOC).expect("640 KiB of aliased text is fine");
     }
 

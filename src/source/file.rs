@@ -317,7 +317,7 @@ enum Outcome {
 enum Done {
     /// Still loading after [`LOAD_TIMEOUT`].
     Slow(PathBuf),
-    Finished(PathBuf, Outcome),
+    Finished(PathBuf, Box<Outcome>),
 }
 
 /// A file being read and loaded in the background.
@@ -648,7 +648,7 @@ impl FileSource {
                     format!("loading failed: {e}"),
                 ),
             });
-            let _ = done.send(Done::Finished(path, outcome));
+            let _ = done.send(Done::Finished(path, Box::new(outcome)));
         });
     }
 
@@ -674,7 +674,7 @@ impl FileSource {
             }
             Done::Finished(path, outcome) => {
                 let again = self.jobs.remove(&path).is_some_and(|j| j.again);
-                let changed = self.finish(&path, outcome);
+                let changed = self.finish(&path, *outcome);
                 if again {
                     self.start(path, tx);
                 }

@@ -72,11 +72,11 @@ pub enum Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
-    /// The URL fetched, credentials included.
-    url: String,
+    /// The URL fetched, credentials included: never shown.
+    target: String,
     /// The URL as shown anywhere (logs, events, errors): its password
     /// redacted.
-    shown: String,
+    url: String,
     /// The password of the URL's userinfo, to scrub from error messages.
     password: Option<String>,
     headers: HeaderMap,
@@ -115,8 +115,8 @@ impl Fetcher {
             .filter(|p| !p.is_empty());
         Ok(Fetcher {
             client,
-            url: url.to_string(),
-            shown: manifest::redact_url(url),
+            target: url.to_string(),
+            url: manifest::redact_url(url),
             password,
             headers: map,
             timeout,
@@ -133,7 +133,7 @@ impl Fetcher {
     /// The URL as it may be shown: its password redacted
     /// ([`manifest::redact_url`]).
     pub fn url(&self) -> &str {
-        &self.shown
+        &self.url
     }
 
     /// One GET, conditional on the given validators. Never fails: problems
@@ -150,14 +150,14 @@ impl Fetcher {
     fn scrub(&self, text: String) -> String {
         match &self.password {
             Some(p) if text.contains(p.as_str()) => text
-                .replace(&self.url, &self.shown)
+                .replace(&self.target, &self.url)
                 .replace(&format!(":{p}@"), &format!(":{}@", manifest::REDACTED)),
             _ => text,
         }
     }
 
     async fn fetch_raw(&self, etag: Option<&str>, last_modified: Option<&str>) -> Fetched {
-        let mut req = self.client.get(&self.url).headers(self.headers.clone());
+        let mut req = self.client.get(&self.target).headers(self.headers.clone());
         if let Some(e) = etag {
             req = req.header(IF_NONE_MATCH, e);
         }
