@@ -399,8 +399,11 @@ pub struct FileSource {
     /// Files being loaded in the background.
     jobs: BTreeMap<PathBuf, Job>,
     dir_error: Option<ManifestError>,
-    /// Has the path been read successfully since the start?
+    /// Has the path been listed successfully since the start?
     read_once: bool,
+    /// Files of that first listing not loaded yet: until they are, the
+    /// path does not count as read (its pods are not orphans).
+    first_loads: BTreeSet<PathBuf>,
 }
 
 impl FileSource {
@@ -417,6 +420,7 @@ impl FileSource {
             jobs: BTreeMap::new(),
             dir_error: None,
             read_once: false,
+            first_loads: BTreeSet::new(),
         }
     }
 
@@ -456,7 +460,8 @@ impl FileSource {
                 return (changed, Vec::new());
             }
         };
-        let mut changed = self.dir_error.take().is_some() || !self.read_once;
+        let first_read = !self.read_once;
+        let mut changed = self.dir_error.take().is_some() || first_read;
         self.read_once = true;
         self.listed = files.iter().map(|(p, _)| p.clone()).collect();
         let before = self.entries.len();
@@ -489,12 +494,21 @@ impl FileSource {
                 }
             }
         }
+        if first_read {
+            self.first_loads = to_load.iter().cloned().collect();
+        }
         (changed, to_load)
     }
 
     /// Takes the outcome of reading `path`. Returns true when the snapshot
     /// changed.
     fn finish(&mut self, path: &Path, outcome: Outcome) -> bool {
+        // The last file of the first listing: the path now counts as read.
+        let read_now = self.first_loads.remove(path) && self.first_loads.is_empty();
+        self.take(path, outcome) || read_now
+    }
+
+    fn take(&mut self, path: &Path, outcome: Outcome) -> bool {
         if !self.listed.contains(path) {
             return false; // removed meanwhile
         }
@@ -575,7 +589,7 @@ impl FileSource {
             ..Default::default()
         };
         snap.errors.extend(self.dir_error.iter().cloned());
-        if !self.read_once {
+        if !self.read_once || !self.first_loads.is_empty() {
             snap.keep_origins = self.keep_origins();
         }
         // A file still loading that never loaded: whatever pods it had
@@ -660,6 +674,8 @@ impl FileSource {
                     return false;
                 };
                 job.slow = true;
+                self.first_loads.remove(&path);
+                // (Changed in any case: the error below, or the keep.)
                 let location = path.display().to_string();
                 tracing::warn!(file = %location, after = ?LOAD_TIMEOUT,
                     "manifest still loading; other files are not held up");
@@ -1012,5 +1028,28 @@ mod tests {
         assert!(old.trusted(at(1_002, 0)));
         assert!(!old.trusted(at(1_000, 500_000_000)), "written just before");
         assert!(!old.trusted(at(1_001, 0)), "within the second");
+    }
+
+    #[test]
+    fn the_path_counts_as_read_only_once_the_files_of_its_first_listing_are_loaded() {
+        let dir = scratch("first");
+        std::fs::write(dir.join("web.yaml"), POD).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        let (changed, to_load) = src.list();
+        assert!(changed);
+        assert_eq!(to_load, [dir.join("web.yaml")]);
+        // Loading in the background: the pods of the directory are kept.
+        let kept = src.snapshot().keep_origins;
+        let web = Origin::file(dir.join("web.yaml").display().to_string()).key();
+        assert!(
+            kept.iter().any(|k| crate::source::origin_kept(k, &web)),
+            "{kept:?}"
+        );
+        let outcome = src.loader.load(&to_load[0], None, Timestamp::now());
+        assert!(src.finish(&to_load[0], outcome));
+        let snap = src.snapshot();
+        assert!(snap.keep_origins.is_empty(), "{:?}", snap.keep_origins);
+        assert_eq!(snap.pods.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
