@@ -488,7 +488,24 @@ impl HttpSource {
                 f = fetch => f,
             };
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
-            let changed = self.state.apply(fetched, Timestamp::now());
+            // Loading a body (up to 4 MiB) is CPU work: off the async
+            // workers, so the API and pod workers do not wait on it.
+            let mut state = self.state.clone();
+            let now = Timestamp::now();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let changed = state.apply(fetched, now);
+                (state, changed)
+            });
+            let changed = match loaded.await {
+                Ok((state, changed)) => {
+                    self.state = state;
+                    changed
+                }
+                Err(e) => {
+                    tracing::error!(%url, error = %e, "loading the manifest URL's body failed");
+                    false
+                }
+            };
             let keeping = self.state.good.as_ref().map(|g| g.pods.len());
             let problem = self.state.problem().map(ToString::to_string);
             match self.noise.observe(problem.as_deref(), Instant::now()) {
