@@ -1052,4 +1052,34 @@ mod tests {
         assert_eq!(snap.pods.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_file_still_loading_after_the_timeout_is_reported_and_keeps_its_pods() {
+        let dir = scratch("slow");
+        let web = dir.join("web.yaml");
+        std::fs::write(&web, POD).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        // A new load of web.yaml, and a first one of new.yaml, both slow.
+        let new = dir.join("new.yaml");
+        src.listed.insert(new.clone());
+        src.jobs.insert(web.clone(), Job::default());
+        src.jobs.insert(new.clone(), Job::default());
+        assert!(!src.settled());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(src.report(Done::Slow(web.clone()), &tx));
+        assert!(src.report(Done::Slow(new.clone()), &tx));
+        assert!(src.settled(), "slow loads do not hold up snapshots");
+        let snap = src.snapshot();
+        assert_eq!(snap.pods.len(), 1, "the last good pods stay");
+        let shown = snap.errors[0].to_string();
+        assert_eq!(shown, format!("{}: still loading after 10s", web.display()));
+        let new_key = Origin::file(new.display().to_string()).key();
+        assert_eq!(
+            snap.keep_origins,
+            [new_key],
+            "a file never loaded keeps its pods"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
