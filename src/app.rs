@@ -92,8 +92,12 @@ impl App {
         };
         let fetcher = match &config.manifest_url {
             Some(url) => Some(
-                Fetcher::new(url, &config.manifest_url_headers, config.http_timeout)
-                    .map_err(|e| AppError::Io(format!("--manifest-url {url}: {e}")))?,
+                Fetcher::new(url, &config.manifest_url_headers, config.http_timeout).map_err(
+                    |e| {
+                        let url = crate::manifest::redact_url(url);
+                        AppError::Io(format!("--manifest-url {url}: {e}"))
+                    },
+                )?,
             ),
             None => None,
         };

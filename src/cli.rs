@@ -192,6 +192,10 @@ pub struct DaemonArgs {
     pub file_check_frequency: Duration,
 
     /// URL (http or https) to fetch more pod manifests from, besides --config.
+    /// For credentials prefer --manifest-url-header (e.g. 'Authorization:
+    /// Bearer …'): a password in the URL (https://user:pass@host/…) works
+    /// and is redacted everywhere rkubelet shows the URL, but stays visible
+    /// in the process's command line.
     #[arg(long, value_name = "URL")]
     pub manifest_url: Option<String>,
 

@@ -87,11 +87,11 @@ pub fn check_url(url: &str) -> Result<(), UrlError> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(u) => Err(UrlError::Scheme {
-            url: url.to_string(),
+            url: crate::manifest::redact_url(url),
             scheme: u.scheme().to_string(),
         }),
         Err(e) => Err(UrlError::NotAUrl {
-            url: url.to_string(),
+            url: crate::manifest::redact_url(url),
             reason: e.to_string(),
         }),
     }

@@ -87,6 +87,7 @@ pub mod events;
 pub mod http_client;
 pub mod k8s;
 pub mod manifest;
+pub mod memory;
 pub mod node;
 pub mod pleg;
 pub mod pod;

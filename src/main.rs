@@ -32,6 +32,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    rkubelet::memory::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Run) => {}

@@ -137,7 +137,8 @@ fn read_path(path: &Path, inputs: &mut Vec<Input>) {
     }
     inputs.push(Input {
         origin,
-        content: std::fs::read(path).map_err(Unreadable::File),
+        content: crate::source::file::read_manifest(path)
+            .map_err(|e| Unreadable::File(std::io::Error::other(e.to_string()))),
     });
 }
 

@@ -13,6 +13,7 @@
 
 pub mod defaults;
 pub mod identity;
+pub mod limits;
 pub mod parse;
 pub mod validate;
 
@@ -52,10 +53,14 @@ impl Origin {
             location: path.into(),
         }
     }
-    pub fn url(url: impl Into<String>) -> Self {
+    /// The origin of a manifest URL, its password redacted
+    /// ([`redact_url`]): the location shows in logs, events, the API and
+    /// Docker labels, and is hashed into pod UIDs (so a new password
+    /// restarts nothing).
+    pub fn url(url: impl AsRef<str>) -> Self {
         Origin {
             kind: SourceKind::Http,
-            location: url.into(),
+            location: redact_url(url.as_ref()),
         }
     }
     /// `file:<path>` or `url:<url>`: hashed into the UID and kept as a label.
@@ -63,6 +68,44 @@ impl Origin {
         match self.kind {
             SourceKind::File => format!("file:{}", self.location),
             SourceKind::Http => format!("url:{}", self.location),
+        }
+    }
+}
+
+/// The placeholder for a redacted password, as Go's `url.URL.Redacted`
+/// (and so the Kubernetes tools) write it.
+pub const REDACTED: &str = "xxxxx";
+
+/// `url` with the password of its userinfo replaced by [`REDACTED`]
+/// (`https://user:xxxxx@host/path`); other URLs unchanged. Text that is
+/// not a URL has anything between `://` and an `@` before the first `/`
+/// redacted the same way.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_none_or(|p| p == REDACTED) {
+                return url.to_string();
+            }
+            match u.set_password(Some(REDACTED)) {
+                Ok(()) => u.to_string(),
+                Err(()) => url.to_string(),
+            }
+        }
+        Err(_) => {
+            let Some(start) = url.find("://").map(|i| i + 3) else {
+                return url.to_string();
+            };
+            let authority_end = url[start..]
+                .find(['/', '?', '#'])
+                .map_or(url.len(), |i| start + i);
+            match url[start..authority_end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &url[start..start + at];
+                    let user = userinfo.split(':').next().unwrap_or_default();
+                    format!("{}{user}:{REDACTED}{}", &url[..start], &url[start + at..])
+                }
+                None => url.to_string(),
+            }
         }
     }
 }
@@ -274,4 +317,27 @@ mod tests {
     }
 
     const MAX_OBJECT_SIZE_FOR_TESTS: usize = validate::MAX_OBJECT_SIZE;
+
+    #[test]
+    fn url_passwords_are_redacted_and_other_urls_kept() {
+        assert_eq!(
+            redact_url("https://user:s3cr3t@example.com:8443/pods.yaml?x=1"),
+            "https://user:xxxxx@example.com:8443/pods.yaml?x=1"
+        );
+        for kept in [
+            "http://127.0.0.1:8080/pods",
+            "https://user@example.com/pods",
+            "https://user:xxxxx@example.com/pods",
+        ] {
+            assert_eq!(redact_url(kept), kept);
+        }
+        assert_eq!(
+            redact_url("http://u:p@ss@[bad/x"),
+            "http://u:xxxxx@[bad/x",
+            "not a URL, still redacted"
+        );
+        let origin = Origin::url("http://u:s3cr3t@127.0.0.1:1/p");
+        assert_eq!(origin.key(), "url:http://u:xxxxx@127.0.0.1:1/p");
+        assert_eq!(origin, Origin::url(&origin.location), "idempotent");
+    }
 }

@@ -6,7 +6,8 @@
 //! deserialization into `k8s_openapi`'s types with a field path on type
 //! errors, and warnings for fields Kubernetes does not know (k8s-openapi
 //! ignores them silently; we compare the document with its round trip).
-//! It does not validate, default or identify pods or objects.
+//! Input is held to [`super::limits`] first (size, nesting, nodes, alias
+//! expansion). It does not validate, default or identify pods or objects.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde::de::DeserializeOwned;
@@ -44,6 +45,9 @@ pub struct Parsed {
 /// deserialized, naming `location`, the document and the line/field.
 pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, ManifestError> {
     let mut parsed = Parsed::default();
+    if let Some(err) = super::limits::check_size(content.len(), location) {
+        return Err(err);
+    }
     let text = std::str::from_utf8(content).map_err(|e| {
         let mut err = ManifestError::new(location, format!("manifest is not valid UTF-8: {e}"));
         err.line = Some(line_of(content, e.valid_up_to()));
@@ -54,6 +58,8 @@ pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, Manifes
     if text.trim().is_empty() {
         return Ok(parsed);
     }
+    // Bounded before the real parser builds anything (see `limits`).
+    super::limits::check(text, location)?;
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
         // The iterator repeats a fatal error forever: return on the first one.
@@ -72,6 +78,8 @@ pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, Manifes
                 format!("cannot be represented as JSON: {e}"),
             )
         })?;
+        // Only one tree of a big document at a time (see `limits`).
+        drop(yaml);
         octal_modes(&mut value);
         Object {
             location,

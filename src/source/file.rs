@@ -24,8 +24,9 @@
 //! restart keep running; once it is read, their normal cleanup applies. A directory that becomes unreadable later
 //! keeps the pods it had.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -34,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Defined, Snapshot};
-use crate::manifest::{self, LoadContext, ManifestError, Origin};
+use crate::manifest::{self, limits, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
 pub const SOURCE_NAME: &str = "file";
@@ -58,6 +59,25 @@ pub fn is_manifest_name(name: &str) -> bool {
 /// `rkubelet validate` lists directories with this too. Fails when the
 /// directory cannot be read.
 pub fn list_manifests(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(list_dir(dir)?
+        .into_iter()
+        .filter(|(_, kind)| matches!(kind, Listed::Regular(_)))
+        .map(|(path, _)| path)
+        .collect())
+}
+
+/// What the listing found at a manifest name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    /// A regular file (a symlink to one counts), with its stamp.
+    Regular(Stamp),
+    /// Something never read: a FIFO, a socket, a device (named).
+    Other(&'static str),
+}
+
+/// Every manifest-named entry of `dir`, sorted, directories left out (as
+/// the kubelet does, with no word: `kubectl` tools make them).
+fn list_dir(dir: &Path) -> std::io::Result<Vec<(PathBuf, Listed)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -66,14 +86,34 @@ pub fn list_manifests(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         if !is_manifest_name(name) {
             continue;
         }
-        // Follows symlinks, like the kubelet; directories are skipped.
+        // Follows symlinks, like the kubelet; a dangling one is skipped.
+        // `stat` never blocks, whatever the file is.
         match std::fs::metadata(entry.path()) {
-            Ok(m) if m.is_file() => files.push(entry.path()),
-            _ => continue,
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) => files.push((entry.path(), listed(&m))),
+            Err(_) => continue,
         }
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
+}
+
+fn listed(m: &std::fs::Metadata) -> Listed {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if m.is_file() {
+        Listed::Regular(Stamp::of(m))
+    } else if t.is_fifo() {
+        Listed::Other("a FIFO")
+    } else if t.is_socket() {
+        Listed::Other("a socket")
+    } else if t.is_char_device() {
+        Listed::Other("a character device")
+    } else if t.is_block_device() {
+        Listed::Other("a block device")
+    } else {
+        Listed::Other("not a regular file")
+    }
 }
 
 /// The manifests `--config` names: the manifest files of a directory, or
@@ -83,6 +123,100 @@ pub fn list_config(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         return Ok(vec![path.to_path_buf()]);
     }
     list_manifests(path)
+}
+
+/// `--config` as the scanner sees it: the directory's entries, or the one
+/// file (whatever it is).
+fn list_config_entries(path: &Path) -> std::io::Result<Vec<(PathBuf, Listed)>> {
+    let m = std::fs::metadata(path)?;
+    if m.is_dir() {
+        return list_dir(path);
+    }
+    Ok(vec![(path.to_path_buf(), listed(&m))])
+}
+
+/// Identity and change marks of a file: a rewrite, rename or touch
+/// changes at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Can an unchanged stamp be trusted to mean unchanged content, for a
+    /// file read at `read_at`? Not when the file changed within the second
+    /// before: the kernel's coarse clock may give a second write in the
+    /// same tick the same times (git's "racy clean" problem).
+    fn trusted(&self, read_at: std::time::SystemTime) -> bool {
+        let changed = std::time::UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(self.ctime.0).unwrap_or(0),
+                u32::try_from(self.ctime.1).unwrap_or(0),
+            );
+        changed + Duration::from_secs(1) < read_at
+    }
+}
+
+/// Why a manifest file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A FIFO, socket or device: never read (opening a FIFO would block).
+    #[error("{0}, not a regular file: only regular files are read as manifests")]
+    NotRegular(&'static str),
+    /// Larger than [`limits::MAX_BYTES`].
+    #[error("larger than the limit of {}", limits::human_bytes(limits::MAX_BYTES))]
+    TooBig,
+}
+
+/// Reads one manifest file without ever blocking on it: opened
+/// non-blocking, checked to be a regular file on the open descriptor (so a
+/// FIFO renamed over it meanwhile is refused, not waited on), and read up
+/// to [`limits::MAX_BYTES`]. Fails when it cannot be opened or read, is not
+/// a regular file, or is too big.
+pub fn read_manifest(path: &Path) -> Result<Vec<u8>, ReadError> {
+    read_stamped(path).map(|(content, _)| content)
+}
+
+fn read_stamped(path: &Path) -> Result<(Vec<u8>, Stamp), ReadError> {
+    use nix::fcntl::OFlag;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)?;
+    let meta = file.metadata()?;
+    match listed(&meta) {
+        Listed::Other(kind) => return Err(ReadError::NotRegular(kind)),
+        Listed::Regular(_) if meta.len() > limits::MAX_BYTES as u64 => {
+            return Err(ReadError::TooBig)
+        }
+        Listed::Regular(_) => {}
+    }
+    let mut content = Vec::with_capacity(meta.len() as usize);
+    file.take(limits::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut content)?;
+    if content.len() > limits::MAX_BYTES {
+        return Err(ReadError::TooBig);
+    }
+    Ok((content, Stamp::of(&meta)))
 }
 
 /// What an inotify event says about a manifest file.
@@ -150,39 +284,164 @@ impl Writing {
 #[derive(Debug, Clone)]
 struct Entry {
     hash: [u8; 32],
+    /// The stamp of the content `hash` is of, when it can be trusted to
+    /// change with the content (see [`Stamp::trusted`]): an equal stamp
+    /// then skips reading the file again.
+    stamp: Option<Stamp>,
     /// What the file's last good content defines.
     good: Option<Defined>,
     error: Option<ManifestError>,
     warnings: Vec<String>,
 }
 
+/// What reading and loading one file in the background gave.
+#[derive(Debug)]
+enum Outcome {
+    /// The same bytes as before.
+    Unchanged(Option<Stamp>),
+    /// New bytes, loaded or not.
+    Loaded {
+        stamp: Option<Stamp>,
+        hash: [u8; 32],
+        result: Result<manifest::Loaded, ManifestError>,
+    },
+    /// No usable bytes: cannot be read, not a regular file, too big.
+    Unreadable {
+        stamp: Option<Stamp>,
+        error: ManifestError,
+    },
+}
+
+/// A report from a background load.
+#[derive(Debug)]
+enum Done {
+    /// Still loading after [`LOAD_TIMEOUT`].
+    Slow(PathBuf),
+    Finished(PathBuf, Box<Outcome>),
+}
+
+/// A file being read and loaded in the background.
+#[derive(Debug, Default)]
+struct Job {
+    /// It passed [`LOAD_TIMEOUT`].
+    slow: bool,
+    /// The file changed again meanwhile: load it once more when done.
+    again: bool,
+}
+
+/// How long a file may take to read and load before it is reported as
+/// slow (its last good pods stay; the result is used when it comes).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Files above this size load one at a time, in their own lane, so a
+/// few big files never hold up a small one nor pile up in memory.
+const BIG_FILE: u64 = 256 * 1024;
+
+/// What a background load needs, cheap to clone into a blocking task.
+#[derive(Debug, Clone)]
+struct Loader {
+    node_name: String,
+    big_lane: Arc<tokio::sync::Semaphore>,
+}
+
+impl Loader {
+    /// Reads `path` and, when its bytes are not `known`, loads them.
+    fn load(&self, path: &Path, known: Option<[u8; 32]>, now: Timestamp) -> Outcome {
+        let location = path.display().to_string();
+        let read_at = std::time::SystemTime::now();
+        let trusted = |stamp: Stamp| stamp.trusted(read_at).then_some(stamp);
+        let (content, stamp) = match read_stamped(path) {
+            Ok(read) => read,
+            Err(e) => {
+                let stamp = match &e {
+                    // Those stay what they are until the file changes.
+                    ReadError::NotRegular(_) | ReadError::TooBig => std::fs::metadata(path)
+                        .ok()
+                        .map(|m| Stamp::of(&m))
+                        .and_then(trusted),
+                    ReadError::Io(_) => None,
+                };
+                let error = match e {
+                    ReadError::TooBig => limits::too_big(&location),
+                    e => ManifestError::new(&location, format!("cannot read: {e}")),
+                };
+                return Outcome::Unreadable { stamp, error };
+            }
+        };
+        let stamp = trusted(stamp);
+        let hash: [u8; 32] = Sha256::digest(&content).into();
+        if known == Some(hash) {
+            return Outcome::Unchanged(stamp);
+        }
+        let origin = Origin::file(&location);
+        let ctx = LoadContext {
+            node_name: &self.node_name,
+            origin: &origin,
+            now,
+        };
+        let result = manifest::load(&content, &ctx);
+        Outcome::Loaded {
+            stamp,
+            hash,
+            result,
+        }
+    }
+}
+
 /// State of the manifest directory source.
 #[derive(Debug)]
 pub struct FileSource {
     dir: PathBuf,
-    node_name: String,
+    loader: Loader,
     period: Duration,
     entries: BTreeMap<PathBuf, Entry>,
+    /// The manifest names of the last listing.
+    listed: BTreeSet<PathBuf>,
+    /// Files being loaded in the background.
+    jobs: BTreeMap<PathBuf, Job>,
     dir_error: Option<ManifestError>,
-    /// Has the path been read successfully since the start?
+    /// Has the path been listed successfully since the start?
     read_once: bool,
+    /// Files of that first listing not loaded yet: until they are, the
+    /// path does not count as read (its pods are not orphans).
+    first_loads: BTreeSet<PathBuf>,
 }
 
 impl FileSource {
     pub fn new(dir: PathBuf, node_name: String, period: Duration) -> Self {
         FileSource {
             dir,
-            node_name,
+            loader: Loader {
+                node_name,
+                big_lane: Arc::new(tokio::sync::Semaphore::new(1)),
+            },
             period,
             entries: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            jobs: BTreeMap::new(),
             dir_error: None,
             read_once: false,
+            first_loads: BTreeSet::new(),
         }
     }
 
-    /// Rescans the directory. Returns true when anything changed.
+    /// Rescans the directory, loading changed files right here (tests and
+    /// one-shot use; the daemon loads them in the background). Returns true
+    /// when anything changed.
     pub fn scan(&mut self, now: Timestamp) -> bool {
-        let files = match list_config(&self.dir) {
+        let (mut changed, to_load) = self.list();
+        for path in to_load {
+            let known = self.entries.get(&path).map(|e| e.hash);
+            let outcome = self.loader.load(&path, known, now);
+            changed |= self.finish(&path, outcome);
+        }
+        changed
+    }
+
+    /// Lists the path and settles what needs no reading (gone files,
+    /// non-regular files, unchanged stamps). Returns whether anything
+    /// changed and the files to read.
+    fn list(&mut self) -> (bool, Vec<PathBuf>) {
+        let files = match list_config_entries(&self.dir) {
             Ok(f) => f,
             Err(e) => {
                 let err = ManifestError::new(
@@ -198,61 +457,94 @@ impl FileSource {
                         "cannot read the manifest directory; leaving the pods of its manifests running until it can be read");
                 }
                 self.dir_error = Some(err);
-                return changed;
+                return (changed, Vec::new());
             }
         };
-        let mut changed = self.dir_error.take().is_some() || !self.read_once;
+        let first_read = !self.read_once;
+        let mut changed = self.dir_error.take().is_some() || first_read;
         self.read_once = true;
+        self.listed = files.iter().map(|(p, _)| p.clone()).collect();
         let before = self.entries.len();
+        let listed = &self.listed;
         self.entries.retain(|p, _| {
-            let keep = files.contains(p);
+            let keep = listed.contains(p);
             if !keep {
                 tracing::info!(file = %p.display(), "manifest removed");
             }
             keep
         });
         changed |= self.entries.len() != before;
-        for path in files {
-            changed |= self.scan_file(&path, now);
+        let mut to_load = Vec::new();
+        for (path, kind) in files {
+            match kind {
+                Listed::Other(what) => {
+                    let location = path.display().to_string();
+                    let error =
+                        ManifestError::new(&location, format!("{}", ReadError::NotRegular(what)));
+                    changed |= self.finish(&path, Outcome::Unreadable { stamp: None, error });
+                }
+                Listed::Regular(stamp) => {
+                    let unchanged = self
+                        .entries
+                        .get(&path)
+                        .is_some_and(|e| e.stamp == Some(stamp));
+                    if !unchanged {
+                        to_load.push(path);
+                    }
+                }
+            }
         }
-        changed
+        if first_read {
+            self.first_loads = to_load.iter().cloned().collect();
+        }
+        (changed, to_load)
     }
 
-    fn scan_file(&mut self, path: &Path, now: Timestamp) -> bool {
+    /// Takes the outcome of reading `path`. Returns true when the snapshot
+    /// changed.
+    fn finish(&mut self, path: &Path, outcome: Outcome) -> bool {
+        // The last file of the first listing: the path now counts as read.
+        let read_now = self.first_loads.remove(path) && self.first_loads.is_empty();
+        self.take(path, outcome) || read_now
+    }
+
+    fn take(&mut self, path: &Path, outcome: Outcome) -> bool {
+        if !self.listed.contains(path) {
+            return false; // removed meanwhile
+        }
         let location = path.display().to_string();
         let previous = self.entries.get(path);
-        let content = match std::fs::read(path) {
-            Ok(c) => c,
-            Err(e) => {
-                // Vanished between listing and reading, or unreadable: keep
-                // what we had; the next scan settles it.
-                let err = ManifestError::new(&location, format!("cannot read: {e}"));
-                if previous.map(|p| p.error.as_ref()) == Some(Some(&err)) {
+        let kept = || previous.and_then(|p| p.good.clone());
+        let entry = match outcome {
+            Outcome::Unchanged(stamp) => {
+                if let Some(e) = self.entries.get_mut(path) {
+                    e.stamp = stamp;
+                }
+                return false;
+            }
+            Outcome::Unreadable { stamp, error } => {
+                if previous.map(|p| p.error.as_ref()) == Some(Some(&error)) {
+                    if let Some(e) = self.entries.get_mut(path) {
+                        e.stamp = stamp;
+                    }
                     return false;
                 }
-                tracing::warn!(file = %location, error = %e, "cannot read manifest");
-                let entry = Entry {
+                tracing::warn!(file = %location, error = %error.reason,
+                    keeping_last_good = previous.is_some_and(|p| p.good.is_some()),
+                    "cannot read manifest");
+                Entry {
                     hash: [0; 32],
-                    good: previous.and_then(|p| p.good.clone()),
-                    error: Some(err),
+                    stamp,
+                    good: kept(),
+                    error: Some(error),
                     warnings: Vec::new(),
-                };
-                self.entries.insert(path.to_path_buf(), entry);
-                return true;
+                }
             }
-        };
-        let hash: [u8; 32] = Sha256::digest(&content).into();
-        if previous.map(|p| p.hash) == Some(hash) {
-            return false;
-        }
-        let origin = Origin::file(&location);
-        let ctx = LoadContext {
-            node_name: &self.node_name,
-            origin: &origin,
-            now,
-        };
-        let entry = match manifest::load(&content, &ctx) {
-            Ok(mut loaded) => {
+            Outcome::Loaded {
+                stamp,
+                hash,
+                result: Ok(mut loaded),
+            } => {
                 for w in &loaded.warnings {
                     tracing::warn!(file = %location, warning = %w, "manifest warning");
                 }
@@ -260,19 +552,26 @@ impl FileSource {
                     configmaps = loaded.configmaps.len(), secrets = loaded.secrets.len(),
                     "manifest loaded");
                 let warnings = std::mem::take(&mut loaded.warnings);
+                let origin = Origin::file(&location);
                 Entry {
                     hash,
+                    stamp,
                     good: Some(Defined::new(loaded, &origin)),
                     error: None,
                     warnings,
                 }
             }
-            Err(e) => {
-                let kept = previous.and_then(|p| p.good.clone());
+            Outcome::Loaded {
+                stamp,
+                hash,
+                result: Err(e),
+            } => {
+                let kept = kept();
                 tracing::error!(file = %location, error = %e, keeping_last_good = kept.is_some(),
                     "invalid manifest");
                 Entry {
                     hash,
+                    stamp,
                     good: kept,
                     error: Some(e),
                     warnings: Vec::new(),
@@ -290,8 +589,16 @@ impl FileSource {
             ..Default::default()
         };
         snap.errors.extend(self.dir_error.iter().cloned());
-        if !self.read_once {
+        if !self.read_once || !self.first_loads.is_empty() {
             snap.keep_origins = self.keep_origins();
+        }
+        // A file still loading that never loaded: whatever pods it had
+        // before a restart are not orphans.
+        for path in self.jobs.keys() {
+            if self.entries.get(path).is_none_or(|e| e.good.is_none()) {
+                snap.keep_origins
+                    .push(Origin::file(path.display().to_string()).key());
+            }
         }
         for entry in self.entries.values() {
             if let Some(good) = &entry.good {
@@ -316,28 +623,129 @@ impl FileSource {
         vec![file.trim_end_matches('/').to_string(), dir]
     }
 
+    /// Starts loading `path` in the background, or marks it to be loaded
+    /// again when a load is already running.
+    fn start(&mut self, path: PathBuf, done: &mpsc::UnboundedSender<Done>) {
+        if let Some(job) = self.jobs.get_mut(&path) {
+            job.again = true;
+            return;
+        }
+        self.jobs.insert(path.clone(), Job::default());
+        let known = self.entries.get(&path).map(|e| e.hash);
+        let loader = self.loader.clone();
+        let done = done.clone();
+        let now = Timestamp::now();
+        let big = std::fs::metadata(&path).is_ok_and(|m| m.len() > BIG_FILE);
+        tokio::spawn(async move {
+            // Big files wait for their lane here, not in a blocking thread.
+            let permit = match big {
+                true => loader.big_lane.clone().acquire_owned().await.ok(),
+                false => None,
+            };
+            let task_path = path.clone();
+            let mut task = tokio::task::spawn_blocking(move || {
+                let outcome = loader.load(&task_path, known, now);
+                drop(permit);
+                outcome
+            });
+            let joined = tokio::select! {
+                r = &mut task => r,
+                _ = tokio::time::sleep(LOAD_TIMEOUT) => {
+                    let _ = done.send(Done::Slow(path.clone()));
+                    task.await
+                }
+            };
+            let outcome = joined.unwrap_or_else(|e| Outcome::Unreadable {
+                stamp: None,
+                error: ManifestError::new(
+                    path.display().to_string(),
+                    format!("loading failed: {e}"),
+                ),
+            });
+            let _ = done.send(Done::Finished(path, Box::new(outcome)));
+        });
+    }
+
+    /// Takes a background report. Returns true when the snapshot changed.
+    fn report(&mut self, done: Done, tx: &mpsc::UnboundedSender<Done>) -> bool {
+        match done {
+            Done::Slow(path) => {
+                let Some(job) = self.jobs.get_mut(&path) else {
+                    return false;
+                };
+                job.slow = true;
+                self.first_loads.remove(&path);
+                // (Changed in any case: the error below, or the keep.)
+                let location = path.display().to_string();
+                tracing::warn!(file = %location, after = ?LOAD_TIMEOUT,
+                    "manifest still loading; other files are not held up");
+                let Some(entry) = self.entries.get_mut(&path) else {
+                    return true; // now kept by origin, see `snapshot`
+                };
+                entry.error = Some(ManifestError::new(
+                    location,
+                    format!("still loading after {LOAD_TIMEOUT:?}"),
+                ));
+                true
+            }
+            Done::Finished(path, outcome) => {
+                let again = self.jobs.remove(&path).is_some_and(|j| j.again);
+                let changed = self.finish(&path, *outcome);
+                if again {
+                    self.start(path, tx);
+                }
+                changed
+            }
+        }
+    }
+
+    /// Is every file of the first listing loaded (or reported slow)? The
+    /// first snapshot waits for that, so pods running from before a
+    /// restart are never taken for orphans because their file is still
+    /// loading.
+    fn settled(&self) -> bool {
+        self.jobs.values().all(|j| j.slow)
+    }
+
     /// Runs the source until `cancel`: an initial scan, then inotify events
     /// (debounced) and periodic rescans, sending a snapshot whenever
-    /// something changed (and always once at the start).
+    /// something changed (and always once at the start). Files are read
+    /// and loaded in the background (see [`LOAD_TIMEOUT`], [`BIG_FILE`]),
+    /// so one slow file never delays another.
     pub async fn run(mut self, tx: mpsc::Sender<Snapshot>, cancel: CancellationToken) {
         let (ev_tx, mut ev_rx) = mpsc::channel::<(PathBuf, Change)>(256);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut watcher = None;
         let mut first = true;
+        let mut changed = true;
+        let mut rescan = true;
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if watcher.is_none() {
                 watcher = self.watch(ev_tx.clone());
             }
-            let changed = self.scan(Timestamp::now());
-            if (changed || first) && tx.send(self.snapshot()).await.is_err() {
-                return;
+            if rescan {
+                let (c, to_load) = self.list();
+                changed |= c;
+                for path in to_load {
+                    self.start(path, &done_tx);
+                }
+                rescan = false;
             }
-            first = false;
+            if changed && (!first || self.settled()) {
+                if tx.send(self.snapshot()).await.is_err() {
+                    return;
+                }
+                first = false;
+                changed = false;
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = tick.tick() => rescan = true,
+                Some(done) = done_rx.recv() => changed |= self.report(done, &done_tx),
                 Some(first) = ev_rx.recv() => {
+                    rescan = true;
                     let mut writing = Writing::default();
                     writing.note(first);
                     while let Ok(change) = ev_rx.try_recv() {
@@ -544,5 +952,134 @@ mod tests {
             Origin::file(file.display().to_string())
         );
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    }
+
+    #[test]
+    fn a_fifo_renamed_over_a_manifest_is_refused_at_once_and_keeps_its_pods() {
+        let dir = scratch("fifo");
+        let web = dir.join("web.yaml");
+        std::fs::write(&web, POD).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        assert_eq!(src.snapshot().pods.len(), 1);
+
+        let fifo = dir.join(".tmp-fifo");
+        mkfifo(&fifo);
+        std::fs::rename(&fifo, &web).expect("rename");
+        // A fresh FIFO of its own too. Opening either for reading the usual
+        // way would block this test forever.
+        mkfifo(&dir.join("pipe.yaml"));
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert_eq!(snap.pods.len(), 1, "the last good pods stay");
+        let shown: Vec<String> = snap.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        for (shown, file) in shown.iter().zip(["pipe.yaml", "web.yaml"]) {
+            assert!(shown.contains(file), "{shown}");
+            assert!(shown.contains("a FIFO, not a regular file"), "{shown}");
+        }
+        assert!(
+            !src.scan(Timestamp::now()),
+            "reported once, not on every scan"
+        );
+
+        // The read path refuses a FIFO on the open descriptor as well.
+        let e = read_manifest(&web).expect_err("a FIFO");
+        assert!(matches!(e, ReadError::NotRegular("a FIFO")), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_naming_the_limit() {
+        let dir = scratch("big");
+        let big = dir.join("big.yaml");
+        let mut text = POD.to_string();
+        text.push_str(&format!("# {}\n", "x".repeat(limits::MAX_BYTES)));
+        std::fs::write(&big, &text).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        let snap = src.snapshot();
+        assert!(snap.pods.is_empty());
+        let shown = snap.errors[0].to_string();
+        assert_eq!(
+            shown,
+            format!(
+                "{}: manifest is larger than the limit of 4 MiB (split it into several files)",
+                big.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_read_again_once_its_stamp_is_trusted() {
+        let old = Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime: (1_000, 0),
+            ctime: (1_000, 0),
+        };
+        let at = |secs: u64, nanos: u32| std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+        assert!(old.trusted(at(1_002, 0)));
+        assert!(!old.trusted(at(1_000, 500_000_000)), "written just before");
+        assert!(!old.trusted(at(1_001, 0)), "within the second");
+    }
+
+    #[test]
+    fn the_path_counts_as_read_only_once_the_files_of_its_first_listing_are_loaded() {
+        let dir = scratch("first");
+        std::fs::write(dir.join("web.yaml"), POD).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        let (changed, to_load) = src.list();
+        assert!(changed);
+        assert_eq!(to_load, [dir.join("web.yaml")]);
+        // Loading in the background: the pods of the directory are kept.
+        let kept = src.snapshot().keep_origins;
+        let web = Origin::file(dir.join("web.yaml").display().to_string()).key();
+        assert!(
+            kept.iter().any(|k| crate::source::origin_kept(k, &web)),
+            "{kept:?}"
+        );
+        let outcome = src.loader.load(&to_load[0], None, Timestamp::now());
+        assert!(src.finish(&to_load[0], outcome));
+        let snap = src.snapshot();
+        assert!(snap.keep_origins.is_empty(), "{:?}", snap.keep_origins);
+        assert_eq!(snap.pods.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_still_loading_after_the_timeout_is_reported_and_keeps_its_pods() {
+        let dir = scratch("slow");
+        let web = dir.join("web.yaml");
+        std::fs::write(&web, POD).expect("write");
+        let mut src = FileSource::new(dir.clone(), "node1".into(), Duration::from_secs(1));
+        assert!(src.scan(Timestamp::now()));
+        // A new load of web.yaml, and a first one of new.yaml, both slow.
+        let new = dir.join("new.yaml");
+        src.listed.insert(new.clone());
+        src.jobs.insert(web.clone(), Job::default());
+        src.jobs.insert(new.clone(), Job::default());
+        assert!(!src.settled());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(src.report(Done::Slow(web.clone()), &tx));
+        assert!(src.report(Done::Slow(new.clone()), &tx));
+        assert!(src.settled(), "slow loads do not hold up snapshots");
+        let snap = src.snapshot();
+        assert_eq!(snap.pods.len(), 1, "the last good pods stay");
+        let shown = snap.errors[0].to_string();
+        assert_eq!(shown, format!("{}: still loading after 10s", web.display()));
+        let new_key = Origin::file(new.display().to_string()).key();
+        assert_eq!(
+            snap.keep_origins,
+            [new_key],
+            "a file never loaded keeps its pods"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,8 @@
 //! The manifest URL source (`--manifest-url`).
 //!
 //! Fetches the URL at start and then every `--http-check-frequency`, with a
-//! timeout (10 s), a body limit (10 MiB), the user's extra headers, and
+//! timeout (10 s), a body limit (4 MiB, as for files:
+//! [`manifest::limits::MAX_BYTES`]), the user's extra headers, and
 //! `If-None-Match` / `If-Modified-Since` from the last answer's `ETag` /
 //! `Last-Modified`. The body follows the same content rules as a manifest
 //! file and its pods get the origin `url:<url>`.
@@ -36,8 +37,8 @@ use crate::manifest::{self, LoadContext, ManifestError, Origin};
 
 /// The source name used in snapshots.
 pub const SOURCE_NAME: &str = "http";
-/// Largest body accepted.
-pub const MAX_BODY: usize = 10 * 1024 * 1024;
+/// Largest body accepted: the limit of every manifest.
+pub const MAX_BODY: usize = manifest::limits::MAX_BYTES;
 /// Default time limit of one fetch (connect + headers + body).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unchanged error is logged again at most this often.
@@ -71,7 +72,13 @@ pub enum Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// The URL fetched, credentials included: never shown.
+    target: String,
+    /// The URL as shown anywhere (logs, events, errors): its password
+    /// redacted.
     url: String,
+    /// The password of the URL's userinfo, to scrub from error messages.
+    password: Option<String>,
     headers: HeaderMap,
     timeout: Duration,
     max_body: usize,
@@ -102,9 +109,15 @@ impl Fetcher {
             .map_err(|e| FetcherError::Client {
                 reason: e.to_string(),
             })?;
+        let password = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+            .filter(|p| !p.is_empty());
         Ok(Fetcher {
             client,
-            url: url.to_string(),
+            target: url.to_string(),
+            url: manifest::redact_url(url),
+            password,
             headers: map,
             timeout,
             max_body: MAX_BODY,
@@ -117,14 +130,34 @@ impl Fetcher {
         self
     }
 
+    /// The URL as it may be shown: its password redacted
+    /// ([`manifest::redact_url`]).
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// One GET, conditional on the given validators. Never fails: problems
-    /// are [`Fetched::Failed`] with a message saying what happened.
+    /// are [`Fetched::Failed`] with a message saying what happened (never
+    /// the URL's password).
     pub async fn fetch(&self, etag: Option<&str>, last_modified: Option<&str>) -> Fetched {
-        let mut req = self.client.get(&self.url).headers(self.headers.clone());
+        match self.fetch_raw(etag, last_modified).await {
+            Fetched::Failed(why) => Fetched::Failed(self.scrub(why)),
+            fetched => fetched,
+        }
+    }
+
+    /// `text` without the URL's password.
+    fn scrub(&self, text: String) -> String {
+        match &self.password {
+            Some(p) if text.contains(p.as_str()) => text
+                .replace(&self.target, &self.url)
+                .replace(&format!(":{p}@"), &format!(":{}@", manifest::REDACTED)),
+            _ => text,
+        }
+    }
+
+    async fn fetch_raw(&self, etag: Option<&str>, last_modified: Option<&str>) -> Fetched {
+        let mut req = self.client.get(&self.target).headers(self.headers.clone());
         if let Some(e) = etag {
             req = req.header(IF_NONE_MATCH, e);
         }
@@ -149,8 +182,8 @@ impl Fetcher {
         let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
         let too_big = || {
             Fetched::Failed(format!(
-                "the body is larger than {} MiB",
-                self.max_body / (1024 * 1024)
+                "the body is larger than the limit of {}",
+                manifest::limits::human_bytes(self.max_body)
             ))
         };
         if resp
@@ -455,7 +488,24 @@ impl HttpSource {
                 f = fetch => f,
             };
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
-            let changed = self.state.apply(fetched, Timestamp::now());
+            // Loading a body (up to 4 MiB) is CPU work: off the async
+            // workers, so the API and pod workers do not wait on it.
+            let mut state = self.state.clone();
+            let now = Timestamp::now();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let changed = state.apply(fetched, now);
+                (state, changed)
+            });
+            let changed = match loaded.await {
+                Ok((state, changed)) => {
+                    self.state = state;
+                    changed
+                }
+                Err(e) => {
+                    tracing::error!(%url, error = %e, "loading the manifest URL's body failed");
+                    false
+                }
+            };
             let keeping = self.state.good.as_ref().map(|g| g.pods.len());
             let problem = self.state.problem().map(ToString::to_string);
             match self.noise.observe(problem.as_deref(), Instant::now()) {
@@ -878,5 +928,26 @@ mod tests {
         assert!(next.failing.is_none() && next.keep_origins.is_empty());
         cancel.cancel();
         task.await.expect("source stops");
+    }
+
+    #[tokio::test]
+    async fn a_password_in_the_url_is_sent_but_never_shown() {
+        let state = served(200, POD_A);
+        let url = serve(state.clone()).await;
+        let with_password = url.replacen("http://", "http://user:s3cr3t@", 1);
+        let f = Fetcher::new(&with_password, &[], Duration::from_secs(5)).expect("fetcher");
+        let shown = url.replacen("http://", "http://user:xxxxx@", 1);
+        assert_eq!(f.url(), shown);
+        assert!(matches!(f.fetch(None, None).await, Fetched::Body { .. }));
+        let scrubbed = f.scrub(format!("error sending request for url ({with_password})"));
+        assert_eq!(scrubbed, format!("error sending request for url ({shown})"));
+
+        let mut st = HttpState::new(f.url(), "node1");
+        st.apply(body(POD_A), Timestamp::now());
+        st.apply(Fetched::Failed("down".into()), Timestamp::now());
+        let snap = st.snapshot();
+        let everything = format!("{snap:?}");
+        assert!(!everything.contains("s3cr3t"), "{everything}");
+        assert_eq!(snap.pods[0].origin.key(), format!("url:{shown}"));
     }
 }

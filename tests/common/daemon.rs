@@ -433,6 +433,11 @@ impl Daemon {
         });
     }
 
+    /// The running daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Everything the daemon logged so far (all runs).
     pub fn log(&self) -> String {
         (1..=self.starts)
