@@ -48,6 +48,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::prober::{ProbeContext, Prober, Results};
@@ -100,6 +101,16 @@ impl WorkerContext {
             .acquire()
             .await
             .map_err(|_| RuntimeError::Other("the teardown slots were closed".into()))
+    }
+
+    /// [`start_slot`](Self::start_slot), owned, for a call that may outlive
+    /// the sync that began it.
+    async fn start_slot_owned(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RuntimeError> {
+        self.start_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RuntimeError::Other("the start slots were closed".into()))
     }
 
     /// Waits for a free start slot; held while creating and starting one
@@ -214,6 +225,10 @@ pub struct PodWorker {
     /// rkubelet); `None` until read back at the first sync.
     saved_probes: Option<SavedResults>,
     wake: Arc<Notify>,
+    /// Runtime calls that create containers, run to their end even when the
+    /// sync that began them is cut off: terminating waits for them, so it
+    /// sees (and removes) everything they created.
+    in_flight: TaskTracker,
 }
 
 /// The most of a termination-log file that is reported (as the kubelet).
@@ -278,6 +293,7 @@ impl PodWorker {
             conditions: Vec::new(),
             saved_probes: None,
             wake: handle.wake.clone(),
+            in_flight: TaskTracker::new(),
         };
         let h = handle.clone();
         let span = tracing::info_span!("pod", pod = %full_name, uid = %uid);
@@ -374,6 +390,20 @@ impl PodWorker {
             }
         }
         Some(false)
+    }
+
+    /// Runs a runtime call that creates something to its end, even if the
+    /// sync awaiting it is dropped (the pod was terminated meanwhile):
+    /// [`terminate`](Self::terminate) waits for every such call first. Fails
+    /// only if the call panicked.
+    async fn to_completion<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, RuntimeError>> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        match self.in_flight.spawn(call).await {
+            Ok(result) => result,
+            Err(e) => Err(RuntimeError::Other(format!("a runtime call failed: {e}"))),
+        }
     }
 
     fn spec(&self) -> PodSpec {

@@ -120,6 +120,13 @@ impl PodWorker {
         interrupted: bool,
     ) -> bool {
         self.prober.stop_all();
+        // A create cut off with its sync still runs in the runtime: wait for
+        // it, so the listing below sees what it created.
+        self.in_flight.close();
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = self.in_flight.wait() => {}
+        }
         let mut retry = TEARDOWN_RETRY;
         loop {
             let relist = interrupted || retry.failures() > 0;
