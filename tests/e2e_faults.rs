@@ -201,7 +201,10 @@ fn a_manifest_rewritten_200_times_in_5_seconds_leaves_one_pod_and_nothing_create
         );
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert!(began.elapsed() < Duration::from_secs(15), "writing took too long");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "writing took too long"
+    );
     let final_uid = wait_until("the last version in the API", SECS30, || {
         d.api_pod("churn")
             .filter(|p| p["spec"].to_string().contains("v=199;"))

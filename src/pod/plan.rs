@@ -431,9 +431,8 @@ impl<'a> Planner<'a> {
                 .filter(|s| s.state() == ContainerState::Exited);
             removals.extend(dead.skip(1).map(|s| s.info.id.clone()));
         }
-        let never_started = |s: &Seen<'_>| {
-            matches!(s.state(), ContainerState::Created | ContainerState::Unknown)
-        };
+        let never_started =
+            |s: &Seen<'_>| matches!(s.state(), ContainerState::Created | ContainerState::Unknown);
         removals.extend(
             self.observed
                 .containers()

@@ -92,6 +92,8 @@ pub struct WorkerContext {
     pub teardown_slots: Arc<Semaphore>,
     /// Where the time comes from (the system clock outside tests).
     pub clock: Arc<dyn Clock>,
+    /// The runtime's reachability: its recovery resets the workers' retry.
+    pub health: Arc<crate::runtime::health::RuntimeHealth>,
 }
 
 impl WorkerContext {
@@ -358,6 +360,7 @@ impl PodWorker {
         shutdown: &CancellationToken,
     ) -> Option<bool> {
         let mut retry = SYNC_RETRY;
+        let mut recovered = self.ctx.health.recovered();
         while self.lifecycle.syncs() {
             if terminate.is_cancelled() {
                 return Some(false);
@@ -372,7 +375,12 @@ impl PodWorker {
                     }
                     Err(e) => {
                         let delay = retry.next_delay();
-                        tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                        if matches!(e, RuntimeError::Unavailable(_)) {
+                            // The outage is logged once, by the runtime health.
+                            tracing::debug!(error = %e, retry_in = ?delay, "pod sync failed");
+                        } else {
+                            tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                        }
                         Some(delay)
                     }
                 }
@@ -381,12 +389,17 @@ impl PodWorker {
                 continue;
             }
             let sleep = tokio::time::sleep(requeue.unwrap_or(IDLE));
-            tokio::select! {
+            let runtime_back = tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                _ = terminate.cancelled() => {}
-                _ = self.wake.notified() => {}
-                _ = self.objects.changed() => {}
-                _ = sleep => {}
+                _ = terminate.cancelled() => false,
+                _ = self.wake.notified() => false,
+                _ = self.objects.changed() => false,
+                _ = recovered.changed() => true,
+                _ = sleep => false,
+            };
+            if runtime_back {
+                retry.reset();
+                self.forget_runtime_failures();
             }
         }
         Some(false)
@@ -404,6 +417,19 @@ impl PodWorker {
             Ok(result) => result,
             Err(e) => Err(RuntimeError::Other(format!("a runtime call failed: {e}"))),
         }
+    }
+
+    /// The runtime answers again after an outage: what it refused meanwhile
+    /// (a sandbox, a container's create or start) is retried at once rather
+    /// than after its backoff. Crash-loop backoff is kept.
+    fn forget_runtime_failures(&mut self) {
+        self.sandbox_hold = None;
+        self.failures.retain(|_, f| {
+            !matches!(
+                f.reason,
+                WaitingReason::RunContainerError | WaitingReason::CreateContainerError
+            )
+        });
     }
 
     fn spec(&self) -> PodSpec {

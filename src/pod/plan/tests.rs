@@ -1,7 +1,7 @@
 use super::*;
-use std::collections::BTreeSet;
 use crate::backoff::BackoffPolicy;
 use crate::pod::fixtures::{container, load_pod, pod, sandbox, t};
+use std::collections::BTreeSet;
 
 fn run(p: &Pod, observed: &[ContainerInfo], backoff: &Backoff, now: Timestamp) -> Plan {
     plan(Input {
@@ -711,7 +711,10 @@ fn an_older_never_started_instance_is_removed_while_the_newest_runs() {
         container("c2", "a", 2, "s", Running, None),
     ];
     let plan = run(&p, &obs, &Backoff::default(), t(30));
-    assert_eq!(steps(&plan), vec![Step::RemoveContainer { id: "c1".into() }]);
+    assert_eq!(
+        steps(&plan),
+        vec![Step::RemoveContainer { id: "c1".into() }]
+    );
 }
 
 #[test]
@@ -723,5 +726,8 @@ fn a_finished_pod_removes_a_never_started_sandbox_but_keeps_its_record() {
         sandbox("s1", 1, ContainerState::Created),
     ];
     let plan = run(&p, &obs, &Backoff::default(), t(30));
-    assert_eq!(steps(&plan), vec![Step::RemoveContainer { id: "s1".into() }]);
+    assert_eq!(
+        steps(&plan),
+        vec![Step::RemoveContainer { id: "s1".into() }]
+    );
 }

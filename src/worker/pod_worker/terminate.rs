@@ -97,7 +97,11 @@ pub async fn kill_pod_until_done(
         };
         let Err(e) = result else { return true };
         let delay = retry.next_delay();
-        tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        if matches!(e, RuntimeError::Unavailable(_)) {
+            tracing::debug!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        } else {
+            tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep(delay) => {}
@@ -156,7 +160,11 @@ impl PodWorker {
                 Ok(()) => break,
                 Err(e) => {
                     let delay = retry.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    if matches!(e, RuntimeError::Unavailable(_)) {
+                        tracing::debug!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return false,
                         _ = tokio::time::sleep(delay) => {}
