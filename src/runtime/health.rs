@@ -37,14 +37,23 @@ use crate::backoff::Retry;
 /// Plain `/healthz` fails once the runtime has been unreachable this long.
 pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(10);
 
-/// Probing a runtime that is down: 250 ms, doubling up to 1 s.
-pub const PROBE_WHILE_DOWN: Retry = Retry::new(Duration::from_millis(250), Duration::from_secs(1));
+/// Probing a runtime that is down: 250 ms, then every 500 ms.
+pub const PROBE_WHILE_DOWN: Retry =
+    Retry::new(Duration::from_millis(250), Duration::from_millis(500));
+
+/// An outage ends with an answer that comes at least this long after the
+/// last failure. While Docker shuts down, requests on connections it already
+/// had are still answered while new connections are refused: without this,
+/// one outage would be logged as dozens.
+pub const QUIET_TO_RECOVER: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Default)]
 struct State {
     last_ok: Option<Instant>,
     /// When the current outage began; `None` while the runtime answers.
     down_since: Option<Instant>,
+    /// The last call that could not reach the runtime.
+    last_unreachable: Option<Instant>,
     last_error: Option<String>,
     events_connected: bool,
     version: Option<String>,
@@ -93,12 +102,20 @@ impl RuntimeHealth {
         }
     }
 
-    /// The runtime answered (any answer, an error included).
+    /// The runtime answered (any answer, an error included). It ends an
+    /// outage once no call failed for [`QUIET_TO_RECOVER`].
     pub fn answered(&self) {
         let now = Instant::now();
         let ended = self.with(|s| {
             s.last_ok = Some(now);
-            s.down_since.take()
+            let quiet = s
+                .last_unreachable
+                .is_none_or(|t| now.saturating_duration_since(t) >= QUIET_TO_RECOVER);
+            if quiet {
+                s.down_since.take()
+            } else {
+                None
+            }
         });
         if let Some(since) = ended {
             let outage = now.saturating_duration_since(since);
@@ -111,6 +128,7 @@ impl RuntimeHealth {
     pub fn unreachable(&self, error: &RuntimeError) {
         let began = self.with(|s| {
             s.last_error = Some(error.to_string());
+            s.last_unreachable = Some(Instant::now());
             if s.down_since.is_none() {
                 s.down_since = Some(Instant::now());
                 true
@@ -330,10 +348,11 @@ mod tests {
         assert!(c.message.contains("unreachable for 11"), "{c:?}");
 
         h.answered();
+        assert!(!h.is_down());
         assert!(!h.check().failing);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn only_unavailable_counts_as_an_outage_and_recovery_is_signalled_once() {
         let h = RuntimeHealth::new();
         let mut recovered = h.recovered();
@@ -343,6 +362,10 @@ mod tests {
         h.observe::<()>(&Err(down()));
         assert!(h.is_down());
         assert!(!recovered.has_changed().expect("open"));
+        // An answer right after a failure (an old connection) is not a recovery.
+        h.observe(&Ok(()));
+        assert!(h.is_down());
+        tokio::time::advance(QUIET_TO_RECOVER).await;
         h.observe(&Ok(()));
         h.observe(&Ok(()));
         assert!(!h.is_down());
