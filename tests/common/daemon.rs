@@ -419,6 +419,11 @@ impl Daemon {
         self.wait_healthy();
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether the daemon process has ended (and how).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child
