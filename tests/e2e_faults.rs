@@ -240,3 +240,81 @@ fn rkubelet_killed_during_a_20_pod_burst_leaves_nothing_created_after_its_restar
     d.spawn();
     assert_settles(&d, &names, Duration::from_secs(120));
 }
+
+/// Unmounts a mount point when dropped (the test's tmpfs), even on failure.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_root_dir_holds_new_pods_with_the_reason_and_leaves_running_ones_alone() {
+    let mut opts = common::daemon::Opts::default();
+    opts.extra_args.extend(
+        [
+            "--crash-loop-backoff-base",
+            "1s",
+            "--crash-loop-backoff-max",
+            "2s",
+        ]
+        .map(String::from),
+    );
+    let mut d = Daemon::start_with(opts);
+    assert_eq!(d.sigterm(), Some(0));
+    // A tiny root dir of its own, so it can be filled.
+    let root = d.root_dir();
+    common::daemon::run(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=1m",
+        "tmpfs",
+        root.to_str().expect("utf-8 path"),
+    ]));
+    let _unmount = Unmount(root.clone());
+    d.spawn();
+    d.write("before.yaml", &pod("before"));
+    let before = d.wait_running("before", &["app"], SECS30);
+
+    // Fill it up.
+    let mut fill = fs::File::create(root.join("fill")).expect("fill file");
+    let chunk = vec![0u8; 64 * 1024];
+    use std::io::Write as _;
+    while fill.write_all(&chunk).and_then(|()| fill.flush()).is_ok() {}
+    drop(fill);
+
+    d.write("after.yaml", &pod("after"));
+    let waiting = wait_until("the new pod to report why it waits", SECS30, || {
+        let p = d.api_pod("after")?;
+        let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+        let message = w["message"].as_str()?.to_string();
+        message.contains("No space left on device").then(|| {
+            (
+                w["reason"].as_str().unwrap_or_default().to_string(),
+                message,
+            )
+        })
+    });
+    assert_eq!(waiting.0, "CreateContainerConfigError", "{waiting:?}");
+    assert!(
+        !d.pod_containers("after").iter().any(|c| c.cname() == "app"),
+        "no app container without its files"
+    );
+    // The running pod is left alone, the daemon stays healthy.
+    let now = d.pod_containers("before");
+    assert_eq!(ids(&before), ids(&now));
+    assert!(now.iter().all(|c| c.running), "{now:?}");
+    assert_eq!(d.get("/healthz").as_deref(), Ok("ok"));
+    assert!(d.exited().is_none());
+
+    // Space again: the held pod starts on its next retry.
+    fs::remove_file(root.join("fill")).expect("remove the fill file");
+    d.wait_running("after", &["app"], SECS30);
+    assert!(!d.log().contains("panicked"));
+}
