@@ -1,8 +1,9 @@
 //! The daemon, wired together.
 //!
-//! [`App::build`] does everything that can fail for a reason the user must fix
-//! (Docker unreachable, infra image unusable, API port taken) and reports it
-//! as an [`AppError`] naming what to do. [`App::spawn`] starts the tasks —
+//! [`App::build`] waits for Docker to answer (one log line, then a retry
+//! growing from 0.5 s to 5 s), then does everything that can fail for a
+//! reason the user must fix (infra image unusable, API port taken) and
+//! reports it as an [`AppError`] naming what to do. [`App::spawn`] starts the tasks —
 //! file source, pod manager, event watcher, relist, API and the feed of its
 //! object stores — and cannot fail.
 //! Cancelling the shutdown token stops rkubelet and leaves pods running.
@@ -16,10 +17,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::backoff::Retry;
 use crate::config::Config;
 use crate::events::Recorder;
 use crate::pleg::{self, Routes};
 use crate::runtime::docker::DockerRuntime;
+use crate::runtime::health::{self, Monitored, RuntimeHealth};
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::source::file::{self, FileSource};
 use crate::source::url::{self as http_source, Fetcher, HttpSource};
@@ -49,23 +52,63 @@ pub struct App {
     fetcher: Option<Fetcher>,
     /// The runtime's version at start, for the node object.
     runtime_version: String,
+    /// The runtime's reachability, fed by every call through `runtime`.
+    health: Arc<RuntimeHealth>,
+}
+
+/// Waiting for Docker at start: 0.5 s, doubling up to 5 s.
+const CONNECT_RETRY: Retry = Retry::new(
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(5),
+);
+
+/// Connects to Docker at `endpoint`, waiting as long as it takes for it to
+/// answer: one log line when it does not, a retry growing from 0.5 s to 5 s.
+/// Fails only for an endpoint that cannot work at all.
+async fn connect_when_up(endpoint: &str) -> Result<DockerRuntime, RuntimeError> {
+    let mut retry = CONNECT_RETRY;
+    loop {
+        match DockerRuntime::connect(endpoint).await {
+            Ok(docker) => {
+                if retry.failures() > 0 {
+                    tracing::info!(endpoint, "the container runtime answers; starting");
+                }
+                return Ok(docker);
+            }
+            Err(RuntimeError::Unavailable(m)) => {
+                let delay = retry.next_delay();
+                if retry.failures() == 1 {
+                    tracing::warn!(error = %m,
+                        "waiting for the container runtime; retrying every 0.5 s to 5 s until it answers");
+                } else {
+                    tracing::debug!(error = %m, retry_in = ?delay, "the container runtime does not answer yet");
+                }
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl App {
     /// Connects to Docker, provisions the infra image, prepares the root dir
     /// and binds the API. Fails with a message saying what to do.
     pub async fn build(config: Config) -> Result<App, AppError> {
-        let runtime: Arc<dyn ContainerRuntime> =
-            Arc::new(DockerRuntime::connect(&config.docker_endpoint).await?);
-        App::with_runtime(config, runtime).await
+        let docker: Arc<dyn ContainerRuntime> =
+            Arc::new(connect_when_up(&config.docker_endpoint).await?);
+        App::with_runtime(config, docker).await
     }
 
-    /// Like [`App::build`] with a given runtime.
+    /// Like [`App::build`] with a given runtime (which is wrapped to report
+    /// its reachability).
     pub async fn with_runtime(
         config: Config,
         runtime: Arc<dyn ContainerRuntime>,
     ) -> Result<App, AppError> {
+        let health = RuntimeHealth::new();
+        let runtime: Arc<dyn ContainerRuntime> = Arc::new(Monitored::new(runtime, health.clone()));
         let version = runtime.version().await?;
+        health.set_version(&version);
         tracing::info!(runtime = %version, node = %config.node_name, "connected to the container runtime");
         runtime
             .ensure_infra_image(&config.infra_image)
@@ -108,6 +151,7 @@ impl App {
             host_ip: crate::node::host_ip(),
             fetcher,
             runtime_version: version,
+            health,
         })
     }
 
@@ -142,18 +186,27 @@ impl App {
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
             clock: Arc::new(crate::clock::SystemClock),
+            health: self.health.clone(),
         });
 
         // Subscribe to events before anything creates containers.
         tasks.spawn(pleg::watch_events(
             self.runtime.clone(),
             routes.clone(),
+            self.health.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(pleg::relist(
             self.runtime.clone(),
             routes.clone(),
+            self.health.clone(),
             self.config.relist_period,
+            shutdown.clone(),
+        ));
+
+        tasks.spawn(health::probe_while_down(
+            self.runtime.clone(),
+            self.health.clone(),
             shutdown.clone(),
         ));
 
@@ -189,6 +242,7 @@ impl App {
                 diagnostics,
                 recorder,
                 runtime: self.runtime.clone(),
+                health: self.health.clone(),
                 shutdown: shutdown.clone(),
                 objects,
                 node: Arc::new(api::objects::NodeView {

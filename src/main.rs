@@ -118,7 +118,15 @@ fn client(command: Command) -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let app = match App::build(config).await {
+    // Building waits for Docker as long as it takes; a signal ends the wait.
+    let built = tokio::select! {
+        built = App::build(config) => built,
+        _ = wait_for_signal() => {
+            tracing::info!("stopping rkubelet before it started");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let app = match built {
         Ok(app) => app,
         Err(e) => {
             eprintln!("rkubelet: {e}");

@@ -6,6 +6,8 @@
 //! stream breaks (daemon restart), it reconnects with backoff, resuming from
 //! the last event's time, and wakes every worker to cover the gap. A slow
 //! relist is the safety net for anything missed. Nothing polls in a tight loop.
+//! When the runtime answers again after an outage ([`RuntimeHealth`]), the
+//! stream reconnects and the relist runs at once, waking every worker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Retry;
-use crate::runtime::{ContainerRuntime, ContainerState};
+use crate::runtime::health::RuntimeHealth;
+use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError};
 
 /// Pod UID → the waker of its worker.
 #[derive(Debug, Default)]
@@ -57,19 +60,23 @@ fn interesting(action: &str) -> bool {
     matches!(action, "die" | "oom" | "destroy" | "kill" | "stop")
 }
 
-/// Reconnecting to the events stream: 0.5 s, doubling up to 30 s.
-const RECONNECT: Retry = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
+/// Reconnecting to the events stream: 0.5 s, doubling up to 5 s (and at
+/// once when the runtime answers again).
+const RECONNECT: Retry = Retry::new(Duration::from_millis(500), Duration::from_secs(5));
 
 /// Follows the events stream until `shutdown`, reconnecting as needed.
 pub async fn watch_events(
     runtime: Arc<dyn ContainerRuntime>,
     routes: Arc<Routes>,
+    health: Arc<RuntimeHealth>,
     shutdown: CancellationToken,
 ) {
     let mut since: Option<i64> = None;
     let mut retry = RECONNECT;
+    let mut recovered = health.recovered();
     loop {
         let mut stream = runtime.events(since);
+        health.set_events_connected(true);
         if since.is_some() {
             // We may have missed events while disconnected.
             routes.wake_all();
@@ -82,6 +89,7 @@ pub async fn watch_events(
             match next {
                 Some(Ok(ev)) => {
                     retry.reset();
+                    health.answered();
                     since = Some(ev.time_nanos);
                     if let Some(uid) = ev.pod_uid.as_deref().filter(|_| interesting(&ev.action)) {
                         tracing::debug!(pod_uid = uid, action = %ev.action, id = %ev.container_id,
@@ -90,11 +98,19 @@ pub async fn watch_events(
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "runtime events stream failed; reconnecting");
+                    health.set_events_connected(false);
+                    if matches!(e, RuntimeError::Unavailable(_)) {
+                        // The outage is logged once, by the health.
+                        health.unreachable(&e);
+                        tracing::debug!(error = %e, "runtime events stream failed; reconnecting");
+                    } else {
+                        tracing::warn!(error = %e, "runtime events stream failed; reconnecting");
+                    }
                     break;
                 }
                 None => {
-                    tracing::warn!("runtime events stream ended; reconnecting");
+                    health.set_events_connected(false);
+                    tracing::debug!("runtime events stream ended; reconnecting");
                     break;
                 }
             }
@@ -106,6 +122,7 @@ pub async fn watch_events(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
+            _ = recovered.changed() => retry.reset(),
         }
     }
 }
@@ -114,22 +131,34 @@ pub async fn watch_events(
 pub async fn relist(
     runtime: Arc<dyn ContainerRuntime>,
     routes: Arc<Routes>,
+    health: Arc<RuntimeHealth>,
     period: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut recovered = health.recovered();
     let mut last: BTreeMap<String, Vec<(String, ContainerState)>> = BTreeMap::new();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tokio::select! {
+        let after_outage = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => false,
+            _ = recovered.changed() => true,
+        };
+        if after_outage {
+            // Whatever happened while the runtime was away: every worker
+            // looks again now (their runtime-error backoff is reset too).
+            routes.wake_all();
         }
         // Ids and states are all it compares: the list, without inspecting
         // every container, keeps an idle node idle.
         let containers = match runtime.list_brief(None).await {
             Ok(c) => c,
+            Err(e @ RuntimeError::Unavailable(_)) => {
+                tracing::debug!(error = %e, "relist failed");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "relist failed");
                 continue;
@@ -202,7 +231,12 @@ mod tests {
         routes.insert("uid-a", a.clone());
         routes.insert("uid-b", b.clone());
         let stop = CancellationToken::new();
-        tokio::spawn(watch_events(fake.clone(), routes.clone(), stop.clone()));
+        tokio::spawn(watch_events(
+            fake.clone(),
+            routes.clone(),
+            RuntimeHealth::new(),
+            stop.clone(),
+        ));
         // Wait until subscribed, then create a container of pod a.
         while !fake.calls().iter().any(|c| c.starts_with("events")) {
             tokio::task::yield_now().await;
@@ -222,7 +256,12 @@ mod tests {
         let a = Arc::new(Notify::new());
         routes.insert("uid-a", a.clone());
         let stop = CancellationToken::new();
-        tokio::spawn(watch_events(fake.clone(), routes.clone(), stop.clone()));
+        tokio::spawn(watch_events(
+            fake.clone(),
+            routes.clone(),
+            RuntimeHealth::new(),
+            stop.clone(),
+        ));
         while !fake.calls().iter().any(|c| c.starts_with("events")) {
             tokio::task::yield_now().await;
         }

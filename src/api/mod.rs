@@ -1,9 +1,12 @@
 //! The read-only local API (`--address:--read-only-port`).
 //!
 //! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
-//!   it unhealthy; they are reported at `/manifests`). `GET /healthz?verbose`
-//!   lists the checks, including each manifest source and why it is failing
-//!   (an unreachable manifest URL is reported, not fatal).
+//!   it unhealthy; they are reported at `/manifests`); `500` with the reason
+//!   once the container runtime has been unreachable longer than
+//!   [`UNHEALTHY_AFTER`](crate::runtime::health::UNHEALTHY_AFTER).
+//!   `GET /healthz?verbose` lists the checks: the runtime (last answer,
+//!   events stream, an outage while it lasts), each manifest source and why
+//!   it is failing (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
@@ -55,6 +58,8 @@ pub struct ApiState {
     pub diagnostics: Arc<RwLock<Diagnostics>>,
     pub recorder: Arc<Recorder>,
     pub runtime: Arc<dyn ContainerRuntime>,
+    /// The runtime's reachability, for `/healthz`.
+    pub health: Arc<crate::runtime::health::RuntimeHealth>,
     /// Ends open watches at shutdown.
     pub shutdown: CancellationToken,
     /// The ConfigMaps and Secrets the manifests define.
@@ -99,18 +104,31 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// `ok`; with `?verbose`, one line per check in the Kubernetes style. A
-/// failing manifest source is marked `[!]` but does not fail the check: its
-/// last good pods keep running.
-async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> String {
+/// failing manifest source, a short runtime outage or a disconnected events
+/// stream is marked `[!]` but does not fail the check; a runtime unreachable
+/// for longer than the threshold is `[-]` and fails it with `500`, verbose
+/// or not, naming the reason.
+async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> Response {
     let verbose = query.is_some_and(|q| {
         q.split('&')
             .any(|p| p == "verbose" || p.starts_with("verbose="))
     });
+    let runtime = s.health.check();
+    let runtime_line = match (&runtime.failing, &runtime.degraded) {
+        (true, _) => format!("[-]runtime failed: {}\n", runtime.message),
+        (false, true) => format!("[!]runtime {}\n", runtime.message),
+        (false, false) => format!("[+]runtime {}\n", runtime.message),
+    };
+    if !verbose && !runtime.failing {
+        return "ok".into_response();
+    }
     if !verbose {
-        return "ok".to_string();
+        let body = format!("{runtime_line}healthz check failed\n");
+        return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
     }
     let diag = s.diagnostics.read().map(|d| d.clone()).unwrap_or_default();
     let mut out = String::from("[+]ping ok\n");
+    out.push_str(&runtime_line);
     for source in diag.pods.keys() {
         match diag.failing.get(source) {
             Some(why) => out.push_str(&format!(
@@ -119,8 +137,12 @@ async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> String
             None => out.push_str(&format!("[+]source-{source} ok\n")),
         }
     }
+    if runtime.failing {
+        out.push_str("healthz check failed\n");
+        return (StatusCode::INTERNAL_SERVER_ERROR, out).into_response();
+    }
     out.push_str("healthz check passed\n");
-    out
+    out.into_response()
 }
 
 /// An error answered as a Kubernetes `Status` body, as the API server does.

@@ -67,9 +67,23 @@ impl<'a> Observed<'a> {
         self.seen.iter().filter(|s| !s.meta.is_sandbox)
     }
 
-    /// The newest sandbox: the current one if it runs.
+    /// The newest sandbox that was ever started (running or exited): the
+    /// current one if it runs. A sandbox still in `created` (rkubelet killed
+    /// between its create and start, or Docker's answer to the create lost)
+    /// is never current: it is garbage, as the kubelet's non-ready sandboxes.
     pub fn newest_sandbox(&self) -> Option<&Seen<'a>> {
-        self.sandboxes().max_by_key(|s| s.age_key())
+        self.sandboxes()
+            .filter(|s| matches!(s.state(), ContainerState::Running | ContainerState::Exited))
+            .max_by_key(|s| s.age_key())
+    }
+
+    /// The attempt number a new sandbox gets: one above every sandbox seen
+    /// (never-started ones included, so names never collide).
+    pub fn next_sandbox_attempt(&self) -> u32 {
+        self.sandboxes()
+            .map(|s| s.meta.restart_count + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The newest sandbox if it is running.

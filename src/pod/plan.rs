@@ -409,8 +409,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Removes dead instances beyond the newest of each container, and dead
-    /// sandboxes other than the current one.
+    /// Removes dead instances beyond the newest of each container, every
+    /// instance that was created but never started (the newest one in the
+    /// current sandbox is replaced by [`Planner::decide_container`]), and
+    /// sandboxes other than the current one that do not run — never-started
+    /// ones included, as the kubelet's garbage collection removes non-ready
+    /// sandboxes.
     fn collect_garbage(&mut self, current_sandbox: Option<&str>) {
         let mut removals = Vec::new();
         let mut names: Vec<&str> = self
@@ -427,8 +431,16 @@ impl<'a> Planner<'a> {
                 .filter(|s| s.state() == ContainerState::Exited);
             removals.extend(dead.skip(1).map(|s| s.info.id.clone()));
         }
+        let never_started =
+            |s: &Seen<'_>| matches!(s.state(), ContainerState::Created | ContainerState::Unknown);
+        removals.extend(
+            self.observed
+                .containers()
+                .filter(|s| never_started(s))
+                .map(|s| s.info.id.clone()),
+        );
         for s in self.observed.sandboxes() {
-            if Some(s.id()) != current_sandbox && s.state() == ContainerState::Exited {
+            if Some(s.id()) != current_sandbox && !s.is_running() {
                 removals.push(s.info.id.clone());
             }
         }
@@ -562,7 +574,7 @@ fn plan_active(input: Input<'_>) -> Plan {
             }
             // (Re)create the sandbox; first stop whatever still runs in the old one.
             p.stop_running(false);
-            let attempt = other.map(|(_, _, a)| a + 1).unwrap_or(0);
+            let attempt = p.observed.next_sandbox_attempt();
             p.steps.push(Step::CreateSandbox { attempt });
             p.plan.requeue_after = Some(Duration::ZERO);
             p.collect_garbage(None);

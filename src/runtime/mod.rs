@@ -12,6 +12,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod health;
 pub mod labels;
 pub mod pause;
 

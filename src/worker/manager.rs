@@ -510,12 +510,14 @@ mod tests {
             start_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             clock: Arc::new(crate::clock::SystemClock),
+            health: crate::runtime::health::RuntimeHealth::new(),
         });
         let routes = Arc::new(Routes::default());
         let shutdown = CancellationToken::new();
         tokio::spawn(crate::pleg::watch_events(
             fake.clone(),
             routes.clone(),
+            crate::runtime::health::RuntimeHealth::new(),
             shutdown.clone(),
         ));
         let sources = sources.iter().map(|s| s.to_string()).collect();

@@ -48,6 +48,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{watch, Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::prober::{ProbeContext, Prober, Results};
@@ -91,6 +92,8 @@ pub struct WorkerContext {
     pub teardown_slots: Arc<Semaphore>,
     /// Where the time comes from (the system clock outside tests).
     pub clock: Arc<dyn Clock>,
+    /// The runtime's reachability: its recovery resets the workers' retry.
+    pub health: Arc<crate::runtime::health::RuntimeHealth>,
 }
 
 impl WorkerContext {
@@ -100,6 +103,16 @@ impl WorkerContext {
             .acquire()
             .await
             .map_err(|_| RuntimeError::Other("the teardown slots were closed".into()))
+    }
+
+    /// [`start_slot`](Self::start_slot), owned, for a call that may outlive
+    /// the sync that began it.
+    async fn start_slot_owned(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RuntimeError> {
+        self.start_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RuntimeError::Other("the start slots were closed".into()))
     }
 
     /// Waits for a free start slot; held while creating and starting one
@@ -214,6 +227,10 @@ pub struct PodWorker {
     /// rkubelet); `None` until read back at the first sync.
     saved_probes: Option<SavedResults>,
     wake: Arc<Notify>,
+    /// Runtime calls that create containers, run to their end even when the
+    /// sync that began them is cut off: terminating waits for them, so it
+    /// sees (and removes) everything they created.
+    in_flight: TaskTracker,
 }
 
 /// The most of a termination-log file that is reported (as the kubelet).
@@ -278,6 +295,7 @@ impl PodWorker {
             conditions: Vec::new(),
             saved_probes: None,
             wake: handle.wake.clone(),
+            in_flight: TaskTracker::new(),
         };
         let h = handle.clone();
         let span = tracing::info_span!("pod", pod = %full_name, uid = %uid);
@@ -342,6 +360,7 @@ impl PodWorker {
         shutdown: &CancellationToken,
     ) -> Option<bool> {
         let mut retry = SYNC_RETRY;
+        let mut recovered = self.ctx.health.recovered();
         while self.lifecycle.syncs() {
             if terminate.is_cancelled() {
                 return Some(false);
@@ -356,7 +375,12 @@ impl PodWorker {
                     }
                     Err(e) => {
                         let delay = retry.next_delay();
-                        tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                        if matches!(e, RuntimeError::Unavailable(_)) {
+                            // The outage is logged once, by the runtime health.
+                            tracing::debug!(error = %e, retry_in = ?delay, "pod sync failed");
+                        } else {
+                            tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                        }
                         Some(delay)
                     }
                 }
@@ -365,15 +389,47 @@ impl PodWorker {
                 continue;
             }
             let sleep = tokio::time::sleep(requeue.unwrap_or(IDLE));
-            tokio::select! {
+            let runtime_back = tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                _ = terminate.cancelled() => {}
-                _ = self.wake.notified() => {}
-                _ = self.objects.changed() => {}
-                _ = sleep => {}
+                _ = terminate.cancelled() => false,
+                _ = self.wake.notified() => false,
+                _ = self.objects.changed() => false,
+                _ = recovered.changed() => true,
+                _ = sleep => false,
+            };
+            if runtime_back {
+                retry.reset();
+                self.forget_runtime_failures();
             }
         }
         Some(false)
+    }
+
+    /// Runs a runtime call that creates something to its end, even if the
+    /// sync awaiting it is dropped (the pod was terminated meanwhile):
+    /// [`terminate`](Self::terminate) waits for every such call first. Fails
+    /// only if the call panicked.
+    async fn to_completion<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, RuntimeError>> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        match self.in_flight.spawn(call).await {
+            Ok(result) => result,
+            Err(e) => Err(RuntimeError::Other(format!("a runtime call failed: {e}"))),
+        }
+    }
+
+    /// The runtime answers again after an outage: what it refused meanwhile
+    /// (a sandbox, a container's create or start) is retried at once rather
+    /// than after its backoff. Crash-loop backoff is kept.
+    fn forget_runtime_failures(&mut self) {
+        self.sandbox_hold = None;
+        self.failures.retain(|_, f| {
+            !matches!(
+                f.reason,
+                WaitingReason::RunContainerError | WaitingReason::CreateContainerError
+            )
+        });
     }
 
     fn spec(&self) -> PodSpec {

@@ -159,7 +159,19 @@ impl Ctr {
 
 /// Every container (any state) carrying `label=value`.
 pub fn containers_with(label: &str, value: &str) -> Vec<Ctr> {
-    let ids = run(Command::new("docker").args([
+    containers_on(None, label, value)
+}
+
+/// [`containers_with`] on the Docker daemon at `host` (`-H`), or the default one.
+pub fn containers_on(host: Option<&str>, label: &str, value: &str) -> Vec<Ctr> {
+    let docker = || {
+        let mut cmd = Command::new("docker");
+        if let Some(h) = host {
+            cmd.args(["-H", h]);
+        }
+        cmd
+    };
+    let ids = run(docker().args([
         "ps",
         "-aq",
         "--no-trunc",
@@ -170,7 +182,7 @@ pub fn containers_with(label: &str, value: &str) -> Vec<Ctr> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let out = Command::new("docker")
+    let out = docker()
         .arg("inspect")
         .args(&ids)
         .output()
@@ -400,8 +412,37 @@ impl Daemon {
             .join(format!("rkubelet-{}.log", self.starts))
     }
 
-    /// (Re)starts the binary with the same directories, port and node.
+    /// (Re)starts the binary with the same directories, port and node, and
+    /// waits until its `/healthz` says `ok`.
     pub fn spawn(&mut self) {
+        self.spawn_detached();
+        self.wait_healthy();
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the daemon process has ended (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until `/healthz` says `ok`; panics if the process ends first.
+    pub fn wait_healthy(&mut self) {
+        wait_until("rkubelet's /healthz", Duration::from_secs(60), || {
+            if let Some(status) = self.exited() {
+                panic!("rkubelet exited early with {status}:\n{}", self.log());
+            }
+            self.get("/healthz").ok().filter(|b| b == "ok")
+        });
+    }
+
+    /// (Re)starts the binary without waiting for it to answer.
+    pub fn spawn_detached(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
         self.starts += 1;
         let log = fs::File::create(self.log_path()).expect("log file");
@@ -421,21 +462,6 @@ impl Daemon {
             .spawn()
             .expect("start rkubelet");
         self.child = Some(child);
-        wait_until("rkubelet's /healthz", Duration::from_secs(60), || {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("rkubelet exited early with {status}:\n{}", self.log());
-            }
-            self.get("/healthz").ok().filter(|b| b == "ok")
-        });
-    }
-
-    /// The running daemon's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
     }
 
     /// Everything the daemon logged so far (all runs).

@@ -1,6 +1,7 @@
 use super::*;
 use crate::backoff::BackoffPolicy;
 use crate::pod::fixtures::{container, load_pod, pod, sandbox, t};
+use std::collections::BTreeSet;
 
 fn run(p: &Pod, observed: &[ContainerInfo], backoff: &Backoff, now: Timestamp) -> Plan {
     plan(Input {
@@ -640,5 +641,93 @@ fn removals_run_as_one_batch_before_the_starts() {
                 },
             ],
         ]
+    );
+}
+
+#[test]
+fn a_never_started_sandbox_is_removed_and_a_new_one_created_with_a_higher_attempt() {
+    // rkubelet was killed between the sandbox's create and start.
+    let p = pod("Always", &[], &["a"]);
+    let obs = [sandbox("s0", 0, ContainerState::Created)];
+    let plan = run(&p, &obs, &Backoff::default(), t(0));
+    assert_eq!(
+        steps(&plan),
+        vec![
+            Step::RemoveContainer { id: "s0".into() },
+            Step::CreateSandbox { attempt: 1 },
+        ]
+    );
+}
+
+#[test]
+fn never_started_sandboxes_beside_the_running_one_are_removed_and_it_is_kept() {
+    // Docker created a sandbox but its answer was lost; a later one runs.
+    let p = pod("Always", &[], &["a"]);
+    let obs = [
+        sandbox("s1", 1, ContainerState::Created),
+        sandbox("s2", 2, Running),
+        sandbox("s3", 3, ContainerState::Created),
+        container("c", "a", 0, "s2", Running, None),
+    ];
+    let plan = run(&p, &obs, &Backoff::default(), t(0));
+    let mut got = steps(&plan);
+    got.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        got,
+        vec![
+            Step::RemoveContainer { id: "s1".into() },
+            Step::RemoveContainer { id: "s3".into() },
+        ]
+    );
+}
+
+#[test]
+fn never_started_app_containers_of_an_old_sandbox_go_with_it() {
+    let p = pod("Always", &[], &["a"]);
+    let obs = [
+        sandbox("s0", 0, Exited),
+        container("c0", "a", 0, "s0", Exited, Some(0)),
+        container("c1", "a", 1, "s0", ContainerState::Created, None),
+        sandbox("s1", 1, ContainerState::Created),
+    ];
+    let plan = run(&p, &obs, &Backoff::default(), t(30));
+    let removed: BTreeSet<String> = plan
+        .steps()
+        .filter_map(|s| match s {
+            Step::RemoveContainer { id } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, ["c1", "s0", "s1"].map(String::from).into());
+    assert!(steps(&plan).contains(&Step::CreateSandbox { attempt: 2 }));
+}
+
+#[test]
+fn an_older_never_started_instance_is_removed_while_the_newest_runs() {
+    let p = pod("Always", &[], &["a"]);
+    let obs = [
+        sandbox("s", 0, Running),
+        container("c1", "a", 1, "s", ContainerState::Created, None),
+        container("c2", "a", 2, "s", Running, None),
+    ];
+    let plan = run(&p, &obs, &Backoff::default(), t(30));
+    assert_eq!(
+        steps(&plan),
+        vec![Step::RemoveContainer { id: "c1".into() }]
+    );
+}
+
+#[test]
+fn a_finished_pod_removes_a_never_started_sandbox_but_keeps_its_record() {
+    let p = pod("Never", &[], &["a"]);
+    let obs = [
+        sandbox("s0", 0, Exited),
+        container("c0", "a", 0, "s0", Exited, Some(0)),
+        sandbox("s1", 1, ContainerState::Created),
+    ];
+    let plan = run(&p, &obs, &Backoff::default(), t(30));
+    assert_eq!(
+        steps(&plan),
+        vec![Step::RemoveContainer { id: "s1".into() }]
     );
 }

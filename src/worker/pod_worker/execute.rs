@@ -374,9 +374,15 @@ impl PodWorker {
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
         tracing::info!(name = %config.name, "creating pod sandbox");
-        let slot = self.ctx.start_slot().await?;
-        let created = self.ctx.runtime.run_sandbox(&config).await;
-        drop(slot);
+        let slot = self.ctx.start_slot_owned().await?;
+        let runtime = self.ctx.runtime.clone();
+        let created = self
+            .to_completion(async move {
+                let created = runtime.run_sandbox(&config).await;
+                drop(slot);
+                created
+            })
+            .await;
         match created {
             Ok(_) => {
                 self.sandbox_hold = None;
@@ -524,18 +530,25 @@ impl PodWorker {
         config
             .labels
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
-        let runtime = &self.ctx.runtime;
+        let runtime = self.ctx.runtime.clone();
         let _slot = self.ctx.start_slot().await.map_err(Failure::Runtime)?;
-        let id = runtime
-            .create_container(&config)
+        let create = {
+            let runtime = runtime.clone();
+            async move { runtime.create_container(&config).await }
+        };
+        let id = self
+            .to_completion(create)
             .await
             .map_err(|e| Failure::from_runtime(e, WaitingReason::CreateContainerError))?;
         self.ctx
             .recorder
             .normal(&involved, "Created", format!("Created container {name}"));
         tracing::info!(container = %name, restart_count, id = %id, "starting container");
-        runtime
-            .start_container(&id)
+        let start = {
+            let id = id.clone();
+            async move { runtime.start_container(&id).await }
+        };
+        self.to_completion(start)
             .await
             .map_err(|e| Failure::from_runtime(e, WaitingReason::RunContainerError))?;
         self.ctx

@@ -97,7 +97,11 @@ pub async fn kill_pod_until_done(
         };
         let Err(e) = result else { return true };
         let delay = retry.next_delay();
-        tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        if matches!(e, RuntimeError::Unavailable(_)) {
+            tracing::debug!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        } else {
+            tracing::warn!(%uid, error = %e, retry_in = ?delay, "cannot remove pod containers yet");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep(delay) => {}
@@ -120,6 +124,13 @@ impl PodWorker {
         interrupted: bool,
     ) -> bool {
         self.prober.stop_all();
+        // A create cut off with its sync still runs in the runtime: wait for
+        // it, so the listing below sees what it created.
+        self.in_flight.close();
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = self.in_flight.wait() => {}
+        }
         let mut retry = TEARDOWN_RETRY;
         loop {
             let relist = interrupted || retry.failures() > 0;
@@ -149,7 +160,11 @@ impl PodWorker {
                 Ok(()) => break,
                 Err(e) => {
                     let delay = retry.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    if matches!(e, RuntimeError::Unavailable(_)) {
+                        tracing::debug!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    } else {
+                        tracing::warn!(error = %e, retry_in = ?delay, "cannot terminate pod yet");
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return false,
                         _ = tokio::time::sleep(delay) => {}

@@ -50,12 +50,14 @@ impl Harness {
             start_slots: Arc::new(tokio::sync::Semaphore::new(8)),
             teardown_slots: Arc::new(tokio::sync::Semaphore::new(8)),
             clock,
+            health: crate::runtime::health::RuntimeHealth::new(),
         });
         let shutdown = CancellationToken::new();
         let routes = Arc::new(Routes::default());
         tokio::spawn(pleg::watch_events(
             fake.clone(),
             routes.clone(),
+            crate::runtime::health::RuntimeHealth::new(),
             shutdown.clone(),
         ));
         let pod = Arc::new(load_pod(yaml));
