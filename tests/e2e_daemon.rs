@@ -457,7 +457,7 @@ fn bad_flags_exit_non_zero_with_a_one_line_message_and_an_unreachable_docker_is_
         .spawn()
         .expect("run");
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_until("the waiting line", SECS5, || {
+    wait_until("the waiting line", PATIENCE, || {
         read_log()
             .contains("waiting for the container runtime")
             .then_some(())
@@ -471,7 +471,7 @@ fn bad_flags_exit_non_zero_with_a_one_line_message_and_an_unreachable_docker_is_
     run(Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string()));
-    let status = wait_until("exit after SIGTERM", SECS5, || {
+    let status = wait_until("exit after SIGTERM", PATIENCE, || {
         child.try_wait().expect("wait")
     });
     assert_eq!(status.code(), Some(0), "{}", read_log());
