@@ -244,6 +244,12 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Log verbosity, as the kubelet's: 0-1 info, 2-3 more rkubelet detail,
+    /// 4-5 debug, 6+ trace including dependencies. RKUBELET_LOG (a tracing
+    /// filter such as `info,rkubelet=debug`) overrides it.
+    #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0)]
+    pub verbosity: u8,
+
     /// Crash-loop backoff: the first restart after a crash is immediate, the
     /// second waits this long, each later one twice the one before.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]

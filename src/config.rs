@@ -56,6 +56,8 @@ pub struct Config {
     /// `None` when the read-only API is disabled.
     pub api_address: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// `--v`: the log verbosity ([`crate::logging`]).
+    pub verbosity: u8,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
     /// `--max-parallel-starts`: container creations + starts in flight at once.
@@ -169,6 +171,7 @@ impl Config {
             infra_image: args.pod_infra_container_image.clone(),
             api_address,
             log_format: args.log_format,
+            verbosity: args.verbosity,
             backoff: BackoffPolicy {
                 base: args.crash_loop_backoff_base,
                 max: args.crash_loop_backoff_max,

@@ -86,6 +86,7 @@ pub mod ctl;
 pub mod events;
 pub mod http_client;
 pub mod k8s;
+pub mod logging;
 pub mod manifest;
 pub mod node;
 pub mod pleg;

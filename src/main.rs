@@ -2,13 +2,12 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use rkubelet::app::{App, AppError};
-use rkubelet::cli::{Cli, Command, LogFormat};
+use rkubelet::cli::{Cli, Command};
 use rkubelet::config::Config;
 use rkubelet::ctl;
 use rkubelet::runtime::RuntimeError;
@@ -17,19 +16,6 @@ use tokio_util::sync::CancellationToken;
 /// BSD sysexits: bad usage, and a service we need is unavailable.
 const EX_USAGE: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RKUBELET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    init_tracing(config.log_format);
+    rkubelet::logging::init(config.log_format, config.verbosity);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
