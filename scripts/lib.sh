@@ -10,7 +10,8 @@
 #   gcc, libc6-dev  — build.rs compiles the pause program with `gcc -Os -static`
 #   pkg-config      — for -sys crates that look for system libraries
 #   ca-certificates, curl — HTTPS to crates.io; curl for the examples and checks
-RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl)
+#   systemd         — systemd-analyze verify/security on the unit (tests/service_unit.rs)
+RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd)
 
 # The image the tests and the bundled examples run (built locally, no registry).
 RKUBELET_TEST_IMAGE=${RKUBELET_TEST_IMAGE:-rkubelet/busybox:local}

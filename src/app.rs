@@ -175,9 +175,12 @@ impl App {
             sources.push(http_source::SOURCE_NAME.to_string());
         }
         tracing::info!(labels = ?self.config.node_labels, "node labels");
-        let manager =
-            Manager::new(ctx, sources, routes, diagnostics.clone()).with_node(self.config.node());
+        let health = crate::service::Health::new();
+        let manager = Manager::new(ctx, sources, routes, diagnostics.clone())
+            .with_node(self.config.node())
+            .with_health(health.clone());
         tasks.spawn(manager.run(rx, shutdown.clone()));
+        tasks.spawn(crate::service::run(health, store.clone(), shutdown.clone()));
 
         if let Some(listener) = self.listener {
             let state = ApiState {

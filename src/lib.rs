@@ -92,6 +92,7 @@ pub mod node;
 pub mod pleg;
 pub mod pod;
 pub mod runtime;
+pub mod service;
 pub mod source;
 pub mod watch;
 pub mod worker;

@@ -170,3 +170,125 @@ fn a_v4_run_shows_rkubelet_debug_but_no_dependency_debug() {
         debug.iter().find(|l| !l.contains(" rkubelet"))
     );
 }
+
+/// A `NOTIFY_SOCKET` listener: every datagram with the time it arrived.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    rx: std::sync::mpsc::Receiver<(std::time::Instant, String)>,
+    seen: Vec<(std::time::Instant, String)>,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if tx.send((std::time::Instant::now(), msg)).is_err() {
+                    break;
+                }
+            }
+        });
+        NotifySocket {
+            path,
+            _dir: dir,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn messages(&mut self) -> &[(std::time::Instant, String)] {
+        self.seen.extend(self.rx.try_iter());
+        &self.seen
+    }
+
+    /// Waits for a message containing `line` (as one of its lines) that
+    /// arrived after index `from`; returns its index.
+    fn wait_for(&mut self, line: &str, from: usize, timeout: Duration) -> usize {
+        wait_until(&format!("{line} on NOTIFY_SOCKET"), timeout, || {
+            self.messages()
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, (_, m))| m.lines().any(|l| l == line))
+                .map(|(i, _)| i)
+        })
+    }
+}
+
+#[test]
+fn systemd_gets_ready_after_adoption_watchdog_pings_at_half_the_period_and_stopping() {
+    let mut notify = NotifySocket::bind();
+    let mut d = Daemon::start_with_env(
+        Opts::default(),
+        vec![
+            ("NOTIFY_SOCKET".into(), notify.path.display().to_string()),
+            ("WATCHDOG_USEC".into(), "1000000".into()),
+        ],
+    );
+    let ready = notify.wait_for("READY=1", 0, SECS30);
+    assert!(
+        notify.messages()[ready].1.contains("STATUS=0 pods"),
+        "READY=1 without the pod counts: {:?}",
+        notify.messages()[ready]
+    );
+    d.write("app.yaml", &secret_pod("app", "x", "y"));
+    let before = d.wait_running("app", &["app"], SECS30);
+    wait_until("STATUS= with the running pod", SECS30, || {
+        notify
+            .messages()
+            .iter()
+            .any(|(_, m)| m.contains("STATUS=1 pods: 1 running"))
+            .then_some(())
+    });
+
+    // Watchdog pings every WATCHDOG_USEC / 2 = 0.5 s.
+    let first = notify.wait_for("WATCHDOG=1", 0, SECS30);
+    let mut last = first;
+    for _ in 0..6 {
+        last = notify.wait_for("WATCHDOG=1", last + 1, Duration::from_secs(10));
+    }
+    let pings: Vec<std::time::Instant> = notify.messages()[first..=last]
+        .iter()
+        .filter(|(_, m)| m.trim() == "WATCHDOG=1")
+        .map(|(t, _)| *t)
+        .collect();
+    let mean = (pings[pings.len() - 1] - pings[0]) / (pings.len() as u32 - 1);
+    assert!(
+        mean >= Duration::from_millis(350) && mean <= Duration::from_millis(900),
+        "watchdog pings every {mean:?} on average, expected ~500ms"
+    );
+
+    // Stop: STOPPING=1, and the pod keeps running.
+    let mark = notify.messages().len();
+    assert_eq!(d.sigterm(), Some(0));
+    notify.wait_for("STOPPING=1", mark, SECS30);
+
+    // Restart: READY=1 only after the running pod was adopted (not restarted).
+    let mark = notify.messages().len();
+    d.spawn();
+    let ready = notify.wait_for("READY=1", mark, SECS30);
+    let log = d.last_log();
+    let sync = log
+        .lines()
+        .find(|l| l.contains("initial sync"))
+        .unwrap_or_else(|| panic!("READY=1 came before the initial sync:\n{log}"));
+    assert!(sync.contains("adopted=1"), "not adopted: {sync}");
+    assert!(
+        notify.messages()[ready].1.contains("STATUS=1 pods"),
+        "{:?}",
+        notify.messages()[ready]
+    );
+    let after = d.wait_running("app", &["app"], SECS30);
+    let ids = |cs: &[common::daemon::Ctr]| {
+        let mut v: Vec<String> = cs.iter().map(|c| c.id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&before), ids(&after), "containers were recreated");
+}
