@@ -11,7 +11,8 @@
 #   pkg-config      — for -sys crates that look for system libraries
 #   ca-certificates, curl — HTTPS to crates.io; curl for the examples and checks
 #   systemd         — systemd-analyze verify/security on the unit (tests/service_unit.rs)
-RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd)
+#   prometheus      — promtool check metrics on /metrics (tests/e2e_service.rs)
+RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd prometheus)
 
 # The image the tests and the bundled examples run (built locally, no registry).
 RKUBELET_TEST_IMAGE=${RKUBELET_TEST_IMAGE:-rkubelet/busybox:local}

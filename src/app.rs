@@ -55,8 +55,9 @@ impl App {
     /// Connects to Docker, provisions the infra image, prepares the root dir
     /// and binds the API. Fails with a message saying what to do.
     pub async fn build(config: Config) -> Result<App, AppError> {
-        let runtime: Arc<dyn ContainerRuntime> =
+        let docker: Arc<dyn ContainerRuntime> =
             Arc::new(DockerRuntime::connect(&config.docker_endpoint).await?);
+        let runtime = Arc::new(crate::metrics::runtime::Metered::new(docker));
         App::with_runtime(config, runtime).await
     }
 
@@ -181,6 +182,7 @@ impl App {
             .with_health(health.clone());
         tasks.spawn(manager.run(rx, shutdown.clone()));
         tasks.spawn(crate::service::run(health, store.clone(), shutdown.clone()));
+        tasks.spawn(crate::metrics::feed(store.clone(), shutdown.clone()));
 
         if let Some(listener) = self.listener {
             let state = ApiState {

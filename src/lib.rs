@@ -88,6 +88,7 @@ pub mod http_client;
 pub mod k8s;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod node;
 pub mod pleg;
 pub mod pod;

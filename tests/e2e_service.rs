@@ -292,3 +292,133 @@ fn systemd_gets_ready_after_adoption_watchdog_pings_at_half_the_period_and_stopp
     };
     assert_eq!(ids(&before), ids(&after), "containers were recreated");
 }
+
+/// A sample's value in the text format: the line `name{labels} value`
+/// whose name and labels contain every part of `series`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find(|l| labels.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn promtool_check(text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics rejected /metrics:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sleeper(name: &str, probe: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+{probe}"#
+    )
+}
+
+#[test]
+fn metrics_match_reality_and_promtool_accepts_them() {
+    let d = Daemon::start();
+    let failing =
+        "    readinessProbe:\n      exec: {command: [\"false\"]}\n      periodSeconds: 1\n";
+    d.write("a.yaml", &sleeper("a", ""));
+    d.write("b.yaml", &sleeper("b", ""));
+    d.write("c.yaml", &sleeper("c", failing));
+    for p in ["a", "b", "c"] {
+        d.wait_running(p, &["main"], SECS30);
+    }
+    let pod_c = format!("c-{}", d.node);
+    let failed = [
+        "probe_type=\"Readiness\"",
+        "result=\"failed\"",
+        "container=\"main\"",
+        "namespace=\"default\"",
+    ];
+    let with_pod = format!("pod=\"{pod_c}\"");
+    let mut labels: Vec<&str> = failed.to_vec();
+    labels.push(&with_pod);
+    let text = wait_until("3 running pods and 2 failed probes", SECS30, || {
+        let text = d.get("/metrics").ok()?;
+        (sample(&text, "kubelet_running_pods", &[]) == Some(3.0)
+            && sample(&text, "prober_probe_total", &labels)? >= 2.0)
+            .then_some(text)
+    });
+    promtool_check(&text);
+    assert_eq!(
+        sample(
+            &text,
+            "kubelet_running_containers",
+            &["container_state=\"running\""]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "kubelet_started_containers_total",
+            &["container_type=\"container\""]
+        ) >= Some(3.0)
+    );
+    assert!(sample(&text, "kubelet_pod_start_duration_seconds_count", &[]) >= Some(3.0));
+    assert!(sample(&text, "kubelet_pod_worker_duration_seconds_count", &[]) >= Some(3.0));
+    assert!(
+        sample(
+            &text,
+            "rkubelet_docker_request_duration_seconds_count",
+            &["operation_type=\"create_container\""]
+        ) >= Some(3.0)
+    );
+    assert!(sample(&text, "kubelet_http_requests_total", &["path=\"metrics\""]) >= Some(1.0));
+    assert!(sample(&text, "process_resident_memory_bytes", &[]) > Some(1e6));
+    assert!(sample(&text, "process_cpu_seconds_total", &[]).is_some());
+    // The failing probe counts up; the others have no probe series.
+    let before = sample(&text, "prober_probe_total", &labels).unwrap_or(0.0);
+    let later = wait_until("more failed probes", SECS30, || {
+        let t = d.get("/metrics/probes").ok()?;
+        let n = sample(&t, "prober_probe_total", &labels)?;
+        (n > before).then_some(t)
+    });
+    promtool_check(&later);
+    assert!(
+        !later.contains("kubelet_running_pods"),
+        "/metrics/probes has only probes"
+    );
+    assert!(!later.contains(&format!("pod=\"a-{}\"", d.node)));
+
+    // One pod goes: the gauges follow, and its probe series go with it.
+    d.remove("c.yaml");
+    d.wait_gone("c", SECS30);
+    wait_until("2 running pods and no series of pod c", SECS30, || {
+        let t = d.get("/metrics").ok()?;
+        (sample(&t, "kubelet_running_pods", &[]) == Some(2.0) && !t.contains(&with_pod))
+            .then_some(())
+    });
+}

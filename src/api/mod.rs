@@ -5,6 +5,7 @@
 //!   lists the checks, including each manifest source and why it is failing
 //!   (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
+//! * `GET /metrics`, `/metrics/probes` — Prometheus metrics ([`metrics`]).
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
@@ -23,6 +24,7 @@
 
 pub mod kube;
 pub mod logs;
+pub mod metrics;
 pub mod objects;
 pub mod query;
 pub mod resources;
@@ -81,6 +83,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
+        .route("/metrics", get(metrics::all))
+        .route("/metrics/probes", get(metrics::probes))
         .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
@@ -95,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(objects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn(metrics::count))
         .with_state(state)
 }
 

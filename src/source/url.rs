@@ -455,6 +455,11 @@ impl HttpSource {
                 f = fetch => f,
             };
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
+            crate::metrics::global().url_fetch(match &fetched {
+                Fetched::NotModified => "not_modified",
+                Fetched::Body { .. } => "ok",
+                Fetched::Failed(_) => "failed",
+            });
             let changed = self.state.apply(fetched, Timestamp::now());
             let keeping = self.state.good.as_ref().map(|g| g.pods.len());
             let problem = self.state.problem().map(ToString::to_string);

@@ -385,6 +385,7 @@ impl Manager {
             let previous = if restart.is_some() {
                 tracing::info!(pod = %full_name, %uid,
                     "pod re-added while terminating; it starts again once stopped");
+                crate::metrics::global().restarted_pods.inc();
                 restart
             } else {
                 let previous = self

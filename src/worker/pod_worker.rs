@@ -346,18 +346,22 @@ impl PodWorker {
             if terminate.is_cancelled() {
                 return Some(false);
             }
+            let started = std::time::Instant::now();
             let requeue = tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = terminate.cancelled() => return Some(true),
-                r = self.sync() => match r {
-                    Ok(requeue) => {
-                        retry.reset();
-                        requeue
-                    }
-                    Err(e) => {
-                        let delay = retry.next_delay();
-                        tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
-                        Some(delay)
+                r = self.sync() => {
+                    crate::metrics::global().pod_synced(started.elapsed());
+                    match r {
+                        Ok(requeue) => {
+                            retry.reset();
+                            requeue
+                        }
+                        Err(e) => {
+                            let delay = retry.next_delay();
+                            tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                            Some(delay)
+                        }
                     }
                 }
             };

@@ -526,10 +526,20 @@ impl PodWorker {
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
         let runtime = &self.ctx.runtime;
         let _slot = self.ctx.start_slot().await.map_err(Failure::Runtime)?;
+        let container_type = if init { "init_container" } else { "container" };
+        let counted = |e: Failure| {
+            let code = match &e {
+                Failure::Start { reason, .. } => reason.as_str(),
+                Failure::Runtime(_) => "RuntimeUnavailable",
+            };
+            crate::metrics::global().container_started(container_type, Some(code));
+            e
+        };
         let id = runtime
             .create_container(&config)
             .await
-            .map_err(|e| Failure::from_runtime(e, WaitingReason::CreateContainerError))?;
+            .map_err(|e| Failure::from_runtime(e, WaitingReason::CreateContainerError))
+            .map_err(counted)?;
         self.ctx
             .recorder
             .normal(&involved, "Created", format!("Created container {name}"));
@@ -537,7 +547,9 @@ impl PodWorker {
         runtime
             .start_container(&id)
             .await
-            .map_err(|e| Failure::from_runtime(e, WaitingReason::RunContainerError))?;
+            .map_err(|e| Failure::from_runtime(e, WaitingReason::RunContainerError))
+            .map_err(counted)?;
+        crate::metrics::global().container_started(container_type, None);
         self.ctx
             .recorder
             .normal(&involved, "Started", format!("Started container {name}"));
