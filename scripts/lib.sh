@@ -12,7 +12,11 @@
 #   ca-certificates, curl — HTTPS to crates.io; curl for the examples and checks
 #   systemd         — systemd-analyze verify/security on the unit (tests/service_unit.rs)
 #   prometheus      — promtool check metrics on /metrics (tests/e2e_service.rs)
-RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd prometheus)
+#   lintian, man-db, binutils — the .deb's check (tests/packaging.rs), the unit's
+#                     man page lookup by systemd-analyze verify, strip/objdump in
+#                     packaging/build-deb
+RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd prometheus
+    lintian man-db binutils)
 
 # The image the tests and the bundled examples run (built locally, no registry).
 RKUBELET_TEST_IMAGE=${RKUBELET_TEST_IMAGE:-rkubelet/busybox:local}

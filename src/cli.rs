@@ -58,6 +58,15 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell),
+    /// e.g. `rkubelet completion bash > /etc/bash_completion.d/rkubelet`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); the package installs it as rkubelet(8).
+    #[command(hide = true)]
+    Man,
 }
 
 /// `rkubelet validate`'s arguments.

@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Run) => {}
         Some(Command::Validate(args)) => return validate(&args),
+        Some(Command::Completion { shell }) => {
+            return written(ctl::docs::completion(shell, &mut std::io::stdout().lock()))
+        }
+        Some(Command::Man) => return written(ctl::docs::man(&mut std::io::stdout().lock())),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -40,6 +44,18 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// The exit code of a command that only writes to stdout.
+fn written(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rkubelet: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A single-threaded runtime for the sub-commands; `None` (reported) if it
@@ -90,7 +106,9 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
-            Command::Run | Command::Validate(_) => Ok(()),
+            Command::Run | Command::Validate(_) | Command::Completion { .. } | Command::Man => {
+                Ok(())
+            }
         }
     });
     match result {

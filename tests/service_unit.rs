@@ -34,12 +34,30 @@ fn unit_copy() -> (tempfile::TempDir, String) {
 }
 
 #[test]
-fn systemd_analyze_verify_accepts_the_unit() {
-    let (_dir, path) = unit_copy();
-    let (ok, out) = systemd_analyze(&["verify", "--man=no", &path]);
+fn systemd_analyze_verify_accepts_the_unit_and_finds_its_man_page() {
+    let (dir, path) = unit_copy();
+    // The man page the unit's Documentation= names, as the package installs it.
+    let man8 = dir.path().join("man/man8");
+    std::fs::create_dir_all(&man8).expect("man dir");
+    let page = Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+        .arg("man")
+        .output()
+        .expect("rkubelet man");
+    assert!(page.status.success());
+    std::fs::write(man8.join("rkubelet.8"), &page.stdout).expect("write man page");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", &path])
+        .env("MANPATH", dir.path().join("man"))
+        .output()
+        .expect("systemd-analyze (Debian package systemd; scripts/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        ok && out.trim().is_empty(),
-        "systemd-analyze verify:\n{out}"
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
     );
 }
 
