@@ -198,6 +198,7 @@ impl App {
                     started: k8s_openapi::jiff::Timestamp::now(),
                 }),
                 served: Arc::new(api::objects::Stores::new(versions)),
+                stats: Arc::new(crate::metrics::stats::StatsCache::new(self.runtime.clone())),
             };
             api::objects::sync(&state, self.runtime_version);
             tasks.spawn(api::objects::feed(state.clone()));

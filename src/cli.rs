@@ -58,6 +58,8 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
+    /// Show CPU and memory of pods (from /stats/summary), like `kubectl top pods`.
+    Top(TopArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell),
     /// e.g. `rkubelet completion bash > /etc/bash_completion.d/rkubelet`.
     Completion {
@@ -137,6 +139,17 @@ pub struct GetArgs {
     /// After listing, print each change as it happens (until interrupted).
     #[arg(short = 'w', long)]
     pub watch: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    /// The resource type: `pods`.
+    pub resource: String,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -106,6 +106,7 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
+            Command::Top(a) => ctl::top::run(a, &mut out).await,
             Command::Run | Command::Validate(_) | Command::Completion { .. } | Command::Man => {
                 Ok(())
             }

@@ -422,3 +422,76 @@ fn metrics_match_reality_and_promtool_accepts_them() {
             .then_some(())
     });
 }
+
+#[test]
+fn stats_summary_has_cpu_and_memory_per_container_from_cached_docker_stats_and_top_prints_them() {
+    let d = Daemon::start();
+    // A little CPU and a few MiB held in memory.
+    let busy = "    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; x=$(head -c 4000000 /dev/zero | tr '\\\\0' a); while true; do i=0; while [ $i -lt 200 ]; do i=$((i+1)); done; sleep 0.2; done\"]\n";
+    let manifest = sleeper("busy", "").replace(
+        "    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+        busy,
+    );
+    d.write("busy.yaml", &manifest);
+    d.wait_running("busy", &["main"], SECS30);
+    let full = format!("busy-{}", d.node);
+    let pod_of = |v: &serde_json::Value| {
+        v["pods"]
+            .as_array()?
+            .iter()
+            .find(|p| p["podRef"]["name"] == full.as_str())
+            .cloned()
+    };
+    let first = wait_until("the pod's container in /stats/summary", SECS30, || {
+        let v = d.get_json("/stats/summary");
+        let pod = pod_of(&v)?;
+        (pod["containers"].as_array()?.len() == 1).then_some(pod)
+    });
+    let c = &first["containers"][0];
+    assert_eq!(c["name"], "main");
+    assert!(
+        c["memory"]["workingSetBytes"].as_u64() > Some(1_000_000),
+        "{c}"
+    );
+    assert!(c["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0), "{c}");
+    assert_eq!(first["podRef"]["namespace"], "default");
+
+    // Cached: more reads within 10 s make no more Docker stats calls.
+    let stats_calls = || {
+        let t = d.get("/metrics").expect("metrics");
+        sample(
+            &t,
+            "rkubelet_docker_request_duration_seconds_count",
+            &["operation_type=\"stats\""],
+        )
+        .unwrap_or(0.0)
+    };
+    let calls = stats_calls();
+    for _ in 0..5 {
+        d.get_json("/stats/summary");
+    }
+    assert_eq!(
+        stats_calls(),
+        calls,
+        "a read within 10 s asked Docker again"
+    );
+
+    // After the refresh period, a CPU rate and `rkubelet top pods`.
+    let top = wait_until(
+        "rkubelet top pods with the pod",
+        Duration::from_secs(40),
+        || {
+            let (ok, out, _) = d.ctl(&["top", "pods"]);
+            (ok && out.contains(&full)).then_some(out)
+        },
+    );
+    assert!(top.starts_with("NAME"), "{top}");
+    assert!(
+        top.contains("CPU(cores)") && top.contains("MEMORY(bytes)"),
+        "{top}"
+    );
+    let row = top.lines().find(|l| l.starts_with(&full)).expect("row");
+    assert!(row.contains('m') && row.trim_end().ends_with("Mi"), "{row}");
+    let later = pod_of(&d.get_json("/stats/summary")).expect("pod");
+    assert!(later["cpu"]["usageNanoCores"].as_u64().is_some(), "{later}");
+}

@@ -1,5 +1,6 @@
-//! `GET /metrics` and `GET /metrics/probes` ([`crate::metrics`]), and the
-//! middleware counting every request into `kubelet_http_requests_total`.
+//! `GET /metrics`, `GET /metrics/probes` and `GET /stats/summary`
+//! ([`crate::metrics`]), and the middleware counting every request into
+//! `kubelet_http_requests_total`.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -37,4 +38,30 @@ pub async fn count(request: Request, next: Next) -> Response {
     let path = metrics::path_label(request.uri().path());
     metrics::global().http_request(&method, path, "readonly");
     next.run(request).await
+}
+
+/// The kubelet's Summary API: CPU and memory per pod and container, from
+/// cached Docker stats ([`metrics::stats`]).
+pub async fn summary(State(s): State<ApiState>) -> Response {
+    let pods: Vec<_> = s
+        .store
+        .pods()
+        .list()
+        .0
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let ids: Vec<String> = metrics::stats::running_containers(&pods)
+        .into_iter()
+        .map(|(_, _, id)| id)
+        .collect();
+    let samples = s.stats.samples(&ids).await;
+    let started = s.node.started;
+    axum::Json(metrics::stats::summary(
+        &s.node.info.name,
+        started,
+        &pods,
+        &samples,
+    ))
+    .into_response()
 }

@@ -5,7 +5,8 @@
 //!   lists the checks, including each manifest source and why it is failing
 //!   (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
-//! * `GET /metrics`, `/metrics/probes` — Prometheus metrics ([`metrics`]).
+//! * `GET /metrics`, `/metrics/probes` — Prometheus metrics ([`metrics`]);
+//!   `GET /stats/summary` — CPU and memory per pod and container.
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
@@ -66,6 +67,8 @@ pub struct ApiState {
     /// The versioned nodes, namespaces, ConfigMaps and Secrets
     /// ([`objects::feed`] keeps them current).
     pub served: Arc<objects::Stores>,
+    /// Docker stats for `/stats/summary`, cached.
+    pub stats: Arc<crate::metrics::stats::StatsCache>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {
@@ -85,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/pods", get(all_pods))
         .route("/metrics", get(metrics::all))
         .route("/metrics/probes", get(metrics::probes))
+        .route("/stats/summary", get(metrics::summary))
         .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))

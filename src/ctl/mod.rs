@@ -10,6 +10,7 @@
 
 pub mod describe;
 pub mod docs;
+pub mod top;
 pub mod validate;
 
 use std::io::Write;

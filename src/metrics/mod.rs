@@ -10,12 +10,14 @@
 //!
 //! Served by the API as `GET /metrics` (everything) and `GET
 //! /metrics/probes` (the probe metrics alone, as the kubelet serves them), in
-//! the OpenMetrics text format that Prometheus scrapes and `promtool check
-//! metrics` accepts. Encoding is `prometheus-client`'s.
+//! the OpenMetrics text format that Prometheus asks for, or the classic text
+//! format (curl, `promtool check metrics`). Encoding is `prometheus-client`'s.
+//! [`stats`] keeps the cached Docker stats behind `/stats/summary`.
 //!
 
 pub mod process;
 pub mod runtime;
+pub mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};

@@ -12,8 +12,8 @@ use futures_util::stream::BoxStream;
 
 use super::{global, OperationLabel};
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ExecResult, ImageInfo, LogOptions, Result,
-    RuntimeEvent, SandboxConfig,
+    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult, ImageInfo,
+    LogOptions, Result, RuntimeEvent, SandboxConfig,
 };
 
 /// Times the calls of the runtime it wraps.
@@ -80,6 +80,9 @@ impl ContainerRuntime for Metered {
     }
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
         timed("exec", self.inner.exec(id, cmd, timeout)).await
+    }
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        timed("stats", self.inner.stats(id)).await
     }
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
         self.inner.logs(id, options)

@@ -418,6 +418,20 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn stats(&self, id: &str) -> Result<super::ContainerStats> {
+        let options = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(id, Some(options));
+        let sample = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(map_err(e, id)),
+            None => return Err(RuntimeError::NotFound(format!("stats of container {id}"))),
+        };
+        Ok(stats_of(&sample))
+    }
+
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
         // Docker's `since` is whole seconds: ask from the second before and
         // drop the earlier lines by their timestamps (asked for even when the
@@ -523,6 +537,27 @@ fn status_of(e: &DockerError) -> Option<u16> {
 
 /// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
 /// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
+/// Docker's stats to ours: the working set is usage minus inactive file
+/// pages (cgroup v1 `total_inactive_file`, v2 `inactive_file`), as the
+/// kubelet computes it.
+fn stats_of(s: &bollard::models::ContainerStatsResponse) -> super::ContainerStats {
+    let cpu = (s.cpu_stats.as_ref())
+        .and_then(|c| c.cpu_usage.as_ref())
+        .and_then(|u| u.total_usage)
+        .unwrap_or(0);
+    let memory = s.memory_stats.as_ref();
+    let usage = memory.and_then(|m| m.usage).unwrap_or(0);
+    let detail = memory.and_then(|m| m.stats.as_ref());
+    let stat = |keys: &[&str]| detail.and_then(|d| keys.iter().find_map(|k| d.get(*k).copied()));
+    let inactive = stat(&["total_inactive_file", "inactive_file"]).unwrap_or(0);
+    super::ContainerStats {
+        cpu_usage_nanos: cpu,
+        memory_usage_bytes: usage,
+        memory_working_set_bytes: usage.saturating_sub(inactive),
+        memory_rss_bytes: stat(&["total_rss", "rss", "anon"]),
+    }
+}
+
 fn map_err(e: DockerError, object: &str) -> RuntimeError {
     match e {
         DockerError::DockerResponseServerError {

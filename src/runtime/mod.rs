@@ -236,6 +236,20 @@ pub struct RuntimeEvent {
     pub time_nanos: i64,
 }
 
+/// One sample of a container's resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerStats {
+    /// Cumulative CPU time used, in nanoseconds.
+    pub cpu_usage_nanos: u64,
+    /// Memory in use, page cache included.
+    pub memory_usage_bytes: u64,
+    /// Memory in use minus inactive page cache (what the kubelet reports
+    /// and evicts on).
+    pub memory_working_set_bytes: u64,
+    /// Anonymous memory, when the runtime reports it.
+    pub memory_rss_bytes: Option<u64>,
+}
+
 /// The operations rkubelet needs from a container engine.
 ///
 /// Every method may fail with [`RuntimeError::Unavailable`] when the daemon
@@ -291,6 +305,15 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// rkubelet enforces `timeout` itself (Docker does not): on expiry the
     /// result says `timed_out` (the process may linger in the container).
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+
+    /// One resource usage sample of a running container (one call, no
+    /// streaming). Fails with [`RuntimeError::NotFound`] for a missing
+    /// container; runtimes without stats say [`RuntimeError::Other`].
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        Err(RuntimeError::Other(format!(
+            "this runtime has no stats (container {id})"
+        )))
+    }
 
     /// The container's stdout and stderr, interleaved as Docker stored them.
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>>;
