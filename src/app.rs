@@ -117,6 +117,8 @@ impl App {
     /// returned set to drain.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
+        crate::registry::set_node_credential_file(self.config.image_credential_file.clone());
+        crate::registry::set_serialize_pulls(self.config.serialize_image_pulls);
         let versions = Arc::new(crate::watch::Versions::default());
         let store = Arc::new(PodStore::new(versions.clone()));
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));

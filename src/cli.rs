@@ -288,6 +288,16 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N")]
     pub max_parallel_starts: Option<usize>,
 
+    /// Registry credentials of the node (a Docker config.json with "auths"),
+    /// used when a pod's imagePullSecrets have none for the image's registry.
+    /// Default: $HOME/.docker/config.json, else /root/.docker/config.json.
+    #[arg(long, value_name = "FILE")]
+    pub image_credential_file: Option<PathBuf>,
+
+    /// Pull one image at a time (as the kubelet); false pulls in parallel.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub serialize_image_pulls: bool,
+
     /// How often all containers are relisted as a safety net for missed events.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
           hide = true)]

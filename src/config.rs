@@ -58,6 +58,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--v`: the log verbosity ([`crate::logging`]).
     pub verbosity: u8,
+    /// `--image-credential-file` ([`crate::registry`]).
+    pub image_credential_file: Option<PathBuf>,
+    /// `--serialize-image-pulls`.
+    pub serialize_image_pulls: bool,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
     /// `--max-parallel-starts`: container creations + starts in flight at once.
@@ -172,6 +176,8 @@ impl Config {
             api_address,
             log_format: args.log_format,
             verbosity: args.verbosity,
+            image_credential_file: args.image_credential_file.clone(),
+            serialize_image_pulls: args.serialize_image_pulls,
             backoff: BackoffPolicy {
                 base: args.crash_loop_backoff_base,
                 max: args.crash_loop_backoff_max,

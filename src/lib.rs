@@ -92,6 +92,7 @@ pub mod metrics;
 pub mod node;
 pub mod pleg;
 pub mod pod;
+pub mod registry;
 pub mod runtime;
 pub mod service;
 pub mod source;

@@ -60,6 +60,13 @@ impl ContainerRuntime for Metered {
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
         timed("pull_image", self.inner.pull_image(image)).await
     }
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<ImageInfo> {
+        timed("pull_image", self.inner.pull_image_with_auth(image, auth)).await
+    }
     async fn ensure_infra_image(&self, image: &str) -> Result<ImageInfo> {
         timed("ensure_infra_image", self.inner.ensure_infra_image(image)).await
     }

@@ -249,6 +249,14 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
+        self.pull_image_with_auth(image, None).await
+    }
+
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<ImageInfo> {
         let (repo, tag) = split_image_ref(image);
         let options = CreateImageOptionsBuilder::default()
             .from_image(repo)
@@ -261,12 +269,22 @@ impl ContainerRuntime for DockerRuntime {
                 reason: error_message(&other),
             },
         };
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = PullProgress::new(image);
         self.docker
-            .create_image(Some(options), None, None)
-            .try_for_each(|_| async { Ok(()) })
+            .create_image(Some(options), None, credentials)
+            .try_for_each(|info| {
+                progress.observe(&info);
+                async { Ok(()) }
+            })
             .await
             .map_err(pull_failed)?;
-        tracing::info!(image, "pulled image");
+        tracing::info!(image, bytes = progress.total(), "pulled image");
         self.inspect_image(image)
             .await?
             .ok_or_else(|| RuntimeError::ImagePull {
@@ -537,6 +555,48 @@ fn status_of(e: &DockerError) -> Option<u16> {
 
 /// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
 /// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
+/// Pull progress from Docker's per-layer messages, logged at most every
+/// [`PullProgress::EVERY`] as bytes done / total.
+struct PullProgress {
+    image: String,
+    /// Layer id → (current, total) bytes.
+    layers: HashMap<String, (i64, i64)>,
+    last: std::time::Instant,
+}
+
+impl PullProgress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(image: &str) -> Self {
+        PullProgress {
+            image: image.to_string(),
+            layers: HashMap::new(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn total(&self) -> i64 {
+        self.layers.values().map(|(_, t)| t).sum()
+    }
+
+    fn observe(&mut self, info: &bollard::models::CreateImageInfo) {
+        let (Some(id), Some(detail)) = (&info.id, &info.progress_detail) else {
+            return;
+        };
+        if let (Some(current), Some(total)) = (detail.current, detail.total) {
+            if info.status.as_deref() == Some("Downloading") {
+                self.layers.insert(id.clone(), (current, total));
+            }
+        }
+        if self.last.elapsed() >= Self::EVERY && !self.layers.is_empty() {
+            self.last = std::time::Instant::now();
+            let done: i64 = self.layers.values().map(|(c, _)| c).sum();
+            tracing::info!(image = %self.image, bytes_done = done, bytes_total = self.total(),
+                "pulling image");
+        }
+    }
+}
+
 /// Docker's stats to ours: the working set is usage minus inactive file
 /// pages (cgroup v1 `total_inactive_file`, v2 `inactive_file`), as the
 /// kubelet computes it.

@@ -279,6 +279,18 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Pulls an image. Fails with [`RuntimeError::ImagePull`].
     async fn pull_image(&self, image: &str) -> Result<ImageInfo>;
 
+    /// Pulls an image with registry credentials (`None`: anonymously).
+    /// Fails with [`RuntimeError::ImagePull`] carrying the registry's
+    /// message (not found, unauthorized, unreachable).
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+    ) -> Result<ImageInfo> {
+        let _ = auth;
+        self.pull_image(image).await
+    }
+
     /// Makes sure the infra (pause) image exists: present ⇒ nothing to do;
     /// absent ⇒ provision rkubelet's own pause image locally under that name
     /// (no registry needed; see [`pause`]).

@@ -452,8 +452,19 @@ impl PodWorker {
             return Err(Failure::Start { reason, message });
         }
         recorder.normal(involved, "Pulling", format!("Pulling image {image:?}"));
+        let (mut credentials, warnings) =
+            crate::registry::pod_credentials(&self.pod, &self.objects.borrow());
+        for w in warnings {
+            recorder.warning(involved, "FailedToRetrieveImagePullSecret", w);
+        }
+        credentials.extend(crate::registry::node_credentials());
+        let auth = crate::registry::find(&credentials, &image);
         let started = Instant::now();
-        match runtime.pull_image(&image).await {
+        let pulled = {
+            let _slot = crate::registry::pull_slot().await;
+            runtime.pull_image_with_auth(&image, auth).await
+        };
+        match pulled {
             Ok(_) => {
                 recorder.normal(
                     involved,
