@@ -221,6 +221,22 @@ pub fn pod_credentials(pod: &Pod, objects: &Objects) -> (Vec<(String, RegistryAu
     (entries, warnings)
 }
 
+/// Bytes for a progress message: `512 B`, `3.4 MB` (decimal, as Docker).
+pub fn human_bytes(n: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n.max(0) as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < units.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[unit])
+    }
+}
+
 static NODE_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
 static PULLS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
 
@@ -338,6 +354,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not JSON"));
+    }
+
+    #[test]
+    fn progress_bytes_read_like_dockers() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3_400_000), "3.4 MB");
+        assert_eq!(human_bytes(1_000), "1.0 kB");
     }
 
     #[test]

@@ -64,8 +64,13 @@ impl ContainerRuntime for Metered {
         &self,
         image: &str,
         auth: Option<&crate::registry::RegistryAuth>,
+        progress: &crate::runtime::PullProgressFn<'_>,
     ) -> Result<ImageInfo> {
-        timed("pull_image", self.inner.pull_image_with_auth(image, auth)).await
+        timed(
+            "pull_image",
+            self.inner.pull_image_with_auth(image, auth, progress),
+        )
+        .await
     }
     async fn ensure_infra_image(&self, image: &str) -> Result<ImageInfo> {
         timed("ensure_infra_image", self.inner.ensure_infra_image(image)).await

@@ -249,13 +249,14 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
-        self.pull_image_with_auth(image, None).await
+        self.pull_image_with_auth(image, None, &|_, _| {}).await
     }
 
     async fn pull_image_with_auth(
         &self,
         image: &str,
         auth: Option<&crate::registry::RegistryAuth>,
+        report: &super::PullProgressFn<'_>,
     ) -> Result<ImageInfo> {
         let (repo, tag) = split_image_ref(image);
         let options = CreateImageOptionsBuilder::default()
@@ -279,7 +280,7 @@ impl ContainerRuntime for DockerRuntime {
         self.docker
             .create_image(Some(options), None, credentials)
             .try_for_each(|info| {
-                progress.observe(&info);
+                progress.observe(&info, report);
                 async { Ok(()) }
             })
             .await
@@ -555,8 +556,8 @@ fn status_of(e: &DockerError) -> Option<u16> {
 
 /// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
 /// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
-/// Pull progress from Docker's per-layer messages, logged at most every
-/// [`PullProgress::EVERY`] as bytes done / total.
+/// Pull progress from Docker's per-layer messages, logged and reported at
+/// most every [`PullProgress::EVERY`] as bytes done / total.
 struct PullProgress {
     image: String,
     /// Layer id → (current, total) bytes.
@@ -579,7 +580,11 @@ impl PullProgress {
         self.layers.values().map(|(_, t)| t).sum()
     }
 
-    fn observe(&mut self, info: &bollard::models::CreateImageInfo) {
+    fn observe(
+        &mut self,
+        info: &bollard::models::CreateImageInfo,
+        report: &super::PullProgressFn<'_>,
+    ) {
         let (Some(id), Some(detail)) = (&info.id, &info.progress_detail) else {
             return;
         };
@@ -593,6 +598,7 @@ impl PullProgress {
             let done: i64 = self.layers.values().map(|(c, _)| c).sum();
             tracing::info!(image = %self.image, bytes_done = done, bytes_total = self.total(),
                 "pulling image");
+            report(done, self.total());
         }
     }
 }

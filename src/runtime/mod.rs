@@ -236,6 +236,9 @@ pub struct RuntimeEvent {
     pub time_nanos: i64,
 }
 
+/// Pull progress: (bytes downloaded, bytes to download) over all layers.
+pub type PullProgressFn<'a> = dyn Fn(i64, i64) + Send + Sync + 'a;
+
 /// One sample of a container's resource usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContainerStats {
@@ -279,15 +282,17 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Pulls an image. Fails with [`RuntimeError::ImagePull`].
     async fn pull_image(&self, image: &str) -> Result<ImageInfo>;
 
-    /// Pulls an image with registry credentials (`None`: anonymously).
-    /// Fails with [`RuntimeError::ImagePull`] carrying the registry's
-    /// message (not found, unauthorized, unreachable).
+    /// Pulls an image with registry credentials (`None`: anonymously),
+    /// calling `progress(bytes_done, bytes_total)` at most every 2 s while
+    /// layers download. Fails with [`RuntimeError::ImagePull`] carrying the
+    /// registry's message (not found, unauthorized, unreachable).
     async fn pull_image_with_auth(
         &self,
         image: &str,
         auth: Option<&crate::registry::RegistryAuth>,
+        progress: &PullProgressFn<'_>,
     ) -> Result<ImageInfo> {
-        let _ = auth;
+        let _ = (auth, progress);
         self.pull_image(image).await
     }
 

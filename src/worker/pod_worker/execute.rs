@@ -460,9 +460,20 @@ impl PodWorker {
         credentials.extend(crate::registry::node_credentials());
         let auth = crate::registry::find(&credentials, &image);
         let started = Instant::now();
+        let progress = |done: i64, total: i64| {
+            recorder.normal(
+                involved,
+                "Pulling",
+                format!(
+                    "Pulling image {image:?}: {} of {}",
+                    crate::registry::human_bytes(done),
+                    crate::registry::human_bytes(total)
+                ),
+            );
+        };
         let pulled = {
             let _slot = crate::registry::pull_slot().await;
-            runtime.pull_image_with_auth(&image, auth).await
+            runtime.pull_image_with_auth(&image, auth, &progress).await
         };
         match pulled {
             Ok(_) => {
