@@ -132,10 +132,10 @@ pub fn status_line<'a>(phases: impl IntoIterator<Item = Option<&'a str>>) -> Str
 }
 
 fn pod_status_line(store: &PodStore) -> String {
-    let pods = store.list();
+    let (pods, _) = store.pods().list();
     status_line(
         pods.iter()
-            .map(|r| r.pod.status.as_ref().and_then(|s| s.phase.as_deref())),
+            .map(|p| p.status.as_ref().and_then(|s| s.phase.as_deref())),
     )
 }
 

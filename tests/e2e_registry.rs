@@ -229,6 +229,26 @@ fn private_registry_pulls_work_with_the_right_secret_and_fail_unauthorized_witho
     d.write("node.yaml", &pod("nodecred", &image, None));
     d.wait_running("nodecred", &["app"], SECS60);
 
+    // An unreachable registry is a network error, said so.
+    let closed = free_port();
+    d.write(
+        "unreachable.yaml",
+        &pod(
+            "unreachable",
+            &format!("127.0.0.1:{closed}/rkt/busybox:{tag}"),
+            None,
+        ),
+    );
+    wait_until(
+        "the unreachable registry to fail as a network error",
+        SECS60,
+        || {
+            waiting(&d, "unreachable").filter(|(r, m)| {
+                (r == "ErrImagePull" || r == "ImagePullBackOff") && m.contains("connection refused")
+            })
+        },
+    );
+
     // A missing image is "not found", with the registry's words.
     d.write(
         "missing.yaml",
