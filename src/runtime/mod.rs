@@ -285,16 +285,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Pulls an image with registry credentials (`None`: anonymously),
     /// calling `progress(bytes_done, bytes_total)` at most every 2 s while
     /// layers download. Fails with [`RuntimeError::ImagePull`] carrying the
-    /// registry's message (not found, unauthorized, unreachable).
+    /// registry's message (not found, unauthorized, unreachable). (No
+    /// default: a wrapping runtime must pass the credentials on.)
     async fn pull_image_with_auth(
         &self,
         image: &str,
         auth: Option<&crate::registry::RegistryAuth>,
         progress: &PullProgressFn<'_>,
-    ) -> Result<ImageInfo> {
-        let _ = (auth, progress);
-        self.pull_image(image).await
-    }
+    ) -> Result<ImageInfo>;
 
     /// Makes sure the infra (pause) image exists: present ⇒ nothing to do;
     /// absent ⇒ provision rkubelet's own pause image locally under that name
@@ -325,12 +323,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
     /// One resource usage sample of a running container (one call, no
     /// streaming). Fails with [`RuntimeError::NotFound`] for a missing
-    /// container; runtimes without stats say [`RuntimeError::Other`].
-    async fn stats(&self, id: &str) -> Result<ContainerStats> {
-        Err(RuntimeError::Other(format!(
-            "this runtime has no stats (container {id})"
-        )))
-    }
+    /// container. (No default: a wrapping runtime must pass it on.)
+    async fn stats(&self, id: &str) -> Result<ContainerStats>;
 
     /// The container's stdout and stderr, interleaved as Docker stored them.
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>>;
