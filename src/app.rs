@@ -119,6 +119,7 @@ impl App {
         let mut tasks = JoinSet::new();
         crate::registry::set_node_credential_file(self.config.image_credential_file.clone());
         crate::registry::set_serialize_pulls(self.config.serialize_image_pulls);
+        crate::registry::set_progress_period(self.config.image_pull_progress_period);
         let versions = Arc::new(crate::watch::Versions::default());
         let store = Arc::new(PodStore::new(versions.clone()));
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));

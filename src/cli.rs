@@ -298,6 +298,12 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub serialize_image_pulls: bool,
 
+    /// Least time between two progress reports of an image pull (tests
+    /// shorten it).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration,
+          hide = true)]
+    pub image_pull_progress_period: Duration,
+
     /// How often all containers are relisted as a safety net for missed events.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
           hide = true)]

@@ -62,6 +62,8 @@ pub struct Config {
     pub image_credential_file: Option<PathBuf>,
     /// `--serialize-image-pulls`.
     pub serialize_image_pulls: bool,
+    /// `--image-pull-progress-period` (hidden; 2 s).
+    pub image_pull_progress_period: Duration,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
     /// `--max-parallel-starts`: container creations + starts in flight at once.
@@ -178,6 +180,7 @@ impl Config {
             verbosity: args.verbosity,
             image_credential_file: args.image_credential_file.clone(),
             serialize_image_pulls: args.serialize_image_pulls,
+            image_pull_progress_period: args.image_pull_progress_period,
             backoff: BackoffPolicy {
                 base: args.crash_loop_backoff_base,
                 max: args.crash_loop_backoff_max,

@@ -238,6 +238,18 @@ pub fn human_bytes(n: i64) -> String {
 }
 
 static NODE_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+static PROGRESS_PERIOD: OnceLock<std::time::Duration> = OnceLock::new();
+
+/// The least time between two progress reports of a pull (2 s unless a
+/// test sets it, once, at start).
+pub fn progress_period() -> std::time::Duration {
+    *PROGRESS_PERIOD.get_or_init(|| std::time::Duration::from_secs(2))
+}
+
+/// Sets [`progress_period`] (once, at start).
+pub fn set_progress_period(period: std::time::Duration) {
+    let _ = PROGRESS_PERIOD.set(period);
+}
 static PULLS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
 
 /// Sets `--serialize-image-pulls` (once, at start; default true: one pull

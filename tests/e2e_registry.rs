@@ -265,3 +265,74 @@ fn private_registry_pulls_work_with_the_right_secret_and_fail_unauthorized_witho
         })
     });
 }
+
+/// A local image with one layer of `mib` MiB of random bytes (so it cannot
+/// compress), plus busybox to run.
+fn big_image(name: &str, mib: usize, dir: &Path) {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).expect("rootfs");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("symlink");
+    }
+    run(Command::new("sh").arg("-c").arg(format!(
+        "head -c {} /dev/urandom > {}/blob",
+        mib * 1024 * 1024,
+        root.display()
+    )));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "tar -C {} -c . | docker import --change 'ENV PATH=/bin' - {name}",
+        root.display()
+    )));
+}
+
+#[test]
+fn a_multi_mb_pull_reports_progress_as_events_with_bytes_done_of_total() {
+    common::daemon::require_docker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(&storage).expect("storage");
+    let reg = Registry::start(&storage, None, dir.path());
+    let tag = common::random_hex(4);
+    let local = format!("rkubelet/big:{tag}");
+    let image = format!("{}/rkt/big:{tag}", reg.host());
+    let _untag = Untag(vec![local.clone(), image.clone()]);
+    big_image(&local, 48, dir.path());
+    run(Command::new("docker").args(["tag", &local, &image]));
+    run(Command::new("docker").args(["push", &image]));
+    run(Command::new("docker").args(["rmi", &image, &local]));
+
+    let mut opts = Opts::default();
+    opts.extra_args.extend([
+        "--image-pull-progress-period".to_string(),
+        "50ms".to_string(),
+    ]);
+    let d = Daemon::start_with(opts);
+    d.write("big.yaml", &pod("big", &image, None));
+    d.wait_running("big", &["app"], SECS60);
+    let events = d.get_json("/api/v1/namespaces/default/events");
+    let progress: Vec<String> = events["items"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["reason"] == "Pulling")
+        .filter_map(|e| e["message"].as_str().map(String::from))
+        .filter(|m| m.contains(" of "))
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "no progress events for a 48 MiB pull: {events}"
+    );
+    assert!(
+        progress
+            .iter()
+            .all(|m| m.contains(&image) && m.ends_with(" MB")),
+        "{progress:?}"
+    );
+    let (ok, out, _) = d.ctl(&["describe", "pod", "big"]);
+    assert!(ok);
+    assert!(
+        out.contains(" of "),
+        "describe shows no pull progress:\n{out}"
+    );
+}

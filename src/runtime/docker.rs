@@ -557,7 +557,8 @@ fn status_of(e: &DockerError) -> Option<u16> {
 /// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
 /// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
 /// Pull progress from Docker's per-layer messages, logged and reported at
-/// most every [`PullProgress::EVERY`] as bytes done / total.
+/// most every [`crate::registry::progress_period`] (2 s) as bytes done /
+/// total.
 struct PullProgress {
     image: String,
     /// Layer id → (current, total) bytes.
@@ -566,8 +567,6 @@ struct PullProgress {
 }
 
 impl PullProgress {
-    const EVERY: Duration = Duration::from_secs(2);
-
     fn new(image: &str) -> Self {
         PullProgress {
             image: image.to_string(),
@@ -593,7 +592,7 @@ impl PullProgress {
                 self.layers.insert(id.clone(), (current, total));
             }
         }
-        if self.last.elapsed() >= Self::EVERY && !self.layers.is_empty() {
+        if self.last.elapsed() >= crate::registry::progress_period() && !self.layers.is_empty() {
             self.last = std::time::Instant::now();
             let done: i64 = self.layers.values().map(|(c, _)| c).sum();
             tracing::info!(image = %self.image, bytes_done = done, bytes_total = self.total(),
