@@ -229,6 +229,25 @@ fn private_registry_pulls_work_with_the_right_secret_and_fail_unauthorized_witho
     d.write("node.yaml", &pod("nodecred", &image, None));
     d.wait_running("nodecred", &["app"], SECS60);
 
+    // A pull secret that does not exist: a warning event naming it, and the
+    // pull goes on with the other credentials.
+    d.write("absent.yaml", &pod("absent", &image, Some("nosuchsecret")));
+    wait_until("a FailedToRetrieveImagePullSecret event", SECS60, || {
+        let events = d.get_json("/api/v1/namespaces/default/events");
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["reason"] == "FailedToRetrieveImagePullSecret"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("nosuchsecret"))
+            })
+            .map(|_| ())
+    });
+    // ... and the node's credentials still serve it.
+    d.wait_running("absent", &["app"], SECS60);
+
     // An unreachable registry is a network error, said so.
     let closed = free_port();
     d.write(
