@@ -128,7 +128,7 @@ pub fn registry_host(image: &str) -> String {
     }
 }
 
-/// A credentials key or host as a comparable host[:port]: scheme and path
+/// A credentials key or host as a comparable `host[:port]`: scheme and path
 /// dropped, lower-cased, Docker Hub's aliases folded into `docker.io`.
 pub fn normalize_host(key: &str) -> String {
     let key = key.trim();
