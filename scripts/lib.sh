@@ -10,7 +10,16 @@
 #   gcc, libc6-dev  — build.rs compiles the pause program with `gcc -Os -static`
 #   pkg-config      — for -sys crates that look for system libraries
 #   ca-certificates, curl — HTTPS to crates.io; curl for the examples and checks
-RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl)
+#   systemd         — systemd-analyze verify/security on the unit (tests/service_unit.rs)
+#   prometheus      — promtool check metrics on /metrics (tests/e2e_service.rs)
+#   lintian, man-db, binutils — the .deb's check (tests/packaging.rs), the unit's
+#                     man page lookup by systemd-analyze verify, strip/objdump in
+#                     packaging/build-deb
+#   docker-registry, apache2-utils — a real registry (and htpasswd for its basic
+#                     auth) for the private registry test (tests/e2e_registry.rs);
+#                     the test starts and stops its own registries
+RKUBELET_DEB_PACKAGES=(busybox-static gcc libc6-dev pkg-config ca-certificates curl systemd prometheus
+    lintian man-db binutils docker-registry apache2-utils)
 
 # The image the tests and the bundled examples run (built locally, no registry).
 RKUBELET_TEST_IMAGE=${RKUBELET_TEST_IMAGE:-rkubelet/busybox:local}

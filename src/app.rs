@@ -96,7 +96,8 @@ impl App {
     pub async fn build(config: Config) -> Result<App, AppError> {
         let docker: Arc<dyn ContainerRuntime> =
             Arc::new(connect_when_up(&config.docker_endpoint).await?);
-        App::with_runtime(config, docker).await
+        let runtime = Arc::new(crate::metrics::runtime::Metered::new(docker));
+        App::with_runtime(config, runtime).await
     }
 
     /// Like [`App::build`] with a given runtime (which is wrapped to report
@@ -164,6 +165,9 @@ impl App {
     /// returned set to drain.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
+        crate::registry::set_node_credential_file(self.config.image_credential_file.clone());
+        crate::registry::set_serialize_pulls(self.config.serialize_image_pulls);
+        crate::registry::set_progress_period(self.config.image_pull_progress_period);
         let versions = Arc::new(crate::watch::Versions::default());
         let store = Arc::new(PodStore::new(versions.clone()));
         let diagnostics = Arc::new(RwLock::new(Diagnostics::default()));
@@ -232,9 +236,13 @@ impl App {
             sources.push(http_source::SOURCE_NAME.to_string());
         }
         tracing::info!(labels = ?self.config.node_labels, "node labels");
-        let manager =
-            Manager::new(ctx, sources, routes, diagnostics.clone()).with_node(self.config.node());
+        let health = crate::service::Health::new();
+        let manager = Manager::new(ctx, sources, routes, diagnostics.clone())
+            .with_node(self.config.node())
+            .with_health(health.clone());
         tasks.spawn(manager.run(rx, shutdown.clone()));
+        tasks.spawn(crate::service::run(health, store.clone(), shutdown.clone()));
+        tasks.spawn(crate::metrics::feed(store.clone(), shutdown.clone()));
 
         if let Some(listener) = self.listener {
             let state = ApiState {
@@ -251,6 +259,7 @@ impl App {
                     started: k8s_openapi::jiff::Timestamp::now(),
                 }),
                 served: Arc::new(api::objects::Stores::new(versions)),
+                stats: Arc::new(crate::metrics::stats::StatsCache::new(self.runtime.clone())),
             };
             api::objects::sync(&state, self.runtime_version);
             tasks.spawn(api::objects::feed(state.clone()));

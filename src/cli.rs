@@ -58,6 +58,17 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
+    /// Show CPU and memory of pods (from /stats/summary), like `kubectl top pods`.
+    Top(TopArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell),
+    /// e.g. `rkubelet completion bash > /etc/bash_completion.d/rkubelet`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); the package installs it as rkubelet(8).
+    #[command(hide = true)]
+    Man,
 }
 
 /// `rkubelet validate`'s arguments.
@@ -128,6 +139,17 @@ pub struct GetArgs {
     /// After listing, print each change as it happens (until interrupted).
     #[arg(short = 'w', long)]
     pub watch: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    /// The resource type: `pods`.
+    pub resource: String,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -248,6 +270,12 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Log verbosity, as the kubelet's: 0-1 info, 2-3 more rkubelet detail,
+    /// 4-5 debug, 6+ trace including dependencies. RKUBELET_LOG (a tracing
+    /// filter such as `info,rkubelet=debug`) overrides it.
+    #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0)]
+    pub verbosity: u8,
+
     /// Crash-loop backoff: the first restart after a crash is immediate, the
     /// second waits this long, each later one twice the one before.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -263,6 +291,22 @@ pub struct DaemonArgs {
     /// Default: twice the number of CPUs.
     #[arg(long, value_name = "N")]
     pub max_parallel_starts: Option<usize>,
+
+    /// Registry credentials of the node (a Docker config.json with "auths"),
+    /// used when a pod's imagePullSecrets have none for the image's registry.
+    /// Default: $HOME/.docker/config.json, else /root/.docker/config.json.
+    #[arg(long, value_name = "FILE")]
+    pub image_credential_file: Option<PathBuf>,
+
+    /// Pull one image at a time (as the kubelet); false pulls in parallel.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub serialize_image_pulls: bool,
+
+    /// Least time between two progress reports of an image pull (tests
+    /// shorten it).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration,
+          hide = true)]
+    pub image_pull_progress_period: Duration,
 
     /// How often all containers are relisted as a safety net for missed events.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,

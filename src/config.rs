@@ -56,6 +56,14 @@ pub struct Config {
     /// `None` when the read-only API is disabled.
     pub api_address: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// `--v`: the log verbosity ([`crate::logging`]).
+    pub verbosity: u8,
+    /// `--image-credential-file` ([`crate::registry`]).
+    pub image_credential_file: Option<PathBuf>,
+    /// `--serialize-image-pulls`.
+    pub serialize_image_pulls: bool,
+    /// `--image-pull-progress-period` (hidden; 2 s).
+    pub image_pull_progress_period: Duration,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
     /// `--max-parallel-starts`: container creations + starts in flight at once.
@@ -169,6 +177,10 @@ impl Config {
             infra_image: args.pod_infra_container_image.clone(),
             api_address,
             log_format: args.log_format,
+            verbosity: args.verbosity,
+            image_credential_file: args.image_credential_file.clone(),
+            serialize_image_pulls: args.serialize_image_pulls,
+            image_pull_progress_period: args.image_pull_progress_period,
             backoff: BackoffPolicy {
                 base: args.crash_loop_backoff_base,
                 max: args.crash_loop_backoff_max,

@@ -9,7 +9,16 @@
 //! * `main.rs`, [`app`] — flags to wiring: build everything, spawn it, drain.
 //!   [`cli`] parses flags, [`config`] validates them, [`node`] is this node
 //!   (name, labels, architecture, capacity, host IP, kernel and OS image).
-//! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `validate`);
+//!   [`logging`] maps `--v` onto log filters (no secrets at any level);
+//!   [`service`] talks to systemd (`READY=1`, `STATUS=`, the watchdog fed
+//!   by the pod manager's heartbeat, `STOPPING=1`).
+//! * [`metrics`] — Prometheus metrics (one process-wide set, recorded where
+//!   things happen; state gauges computed at scrape time), the Docker-call
+//!   timing wrapper and the cached stats behind `/stats/summary`.
+//! * [`registry`] — registry credentials for pulls: `imagePullSecrets` and
+//!   the node's Docker config, matched by registry host as the kubelet does.
+//! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `top`,
+//!   `validate`, `completion`);
 //!   they speak to the API over HTTP and share only [`k8s`] vocabulary with the
 //!   daemon (`validate` reuses the daemon's file listing and merger).
 //! * [`api`] — the read-only HTTP API: routes, [`api::kube`] for
@@ -86,12 +95,16 @@ pub mod ctl;
 pub mod events;
 pub mod http_client;
 pub mod k8s;
+pub mod logging;
 pub mod manifest;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod pleg;
 pub mod pod;
+pub mod registry;
 pub mod runtime;
+pub mod service;
 pub mod source;
 pub mod watch;
 pub mod worker;

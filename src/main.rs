@@ -2,13 +2,12 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use rkubelet::app::{App, AppError};
-use rkubelet::cli::{Cli, Command, LogFormat};
+use rkubelet::cli::{Cli, Command};
 use rkubelet::config::Config;
 use rkubelet::ctl;
 use rkubelet::runtime::RuntimeError;
@@ -18,25 +17,16 @@ use tokio_util::sync::CancellationToken;
 const EX_USAGE: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RKUBELET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> ExitCode {
     rkubelet::memory::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Run) => {}
         Some(Command::Validate(args)) => return validate(&args),
+        Some(Command::Completion { shell }) => {
+            return written(ctl::docs::completion(shell, &mut std::io::stdout().lock()))
+        }
+        Some(Command::Man) => return written(ctl::docs::man(&mut std::io::stdout().lock())),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -46,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    init_tracing(config.log_format);
+    rkubelet::logging::init(config.log_format, config.verbosity);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -55,6 +45,18 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// The exit code of a command that only writes to stdout.
+fn written(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rkubelet: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A single-threaded runtime for the sub-commands; `None` (reported) if it
@@ -105,7 +107,10 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
-            Command::Run | Command::Validate(_) => Ok(()),
+            Command::Top(a) => ctl::top::run(a, &mut out).await,
+            Command::Run | Command::Validate(_) | Command::Completion { .. } | Command::Man => {
+                Ok(())
+            }
         }
     });
     match result {

@@ -153,7 +153,12 @@ pub async fn relist(
         }
         // Ids and states are all it compares: the list, without inspecting
         // every container, keeps an idle node idle.
-        let containers = match runtime.list_brief(None).await {
+        let started = std::time::Instant::now();
+        let listed = runtime.list_brief(None).await;
+        crate::metrics::global()
+            .pleg_relist_duration
+            .observe(started.elapsed().as_secs_f64());
+        let containers = match listed {
             Ok(c) => c,
             Err(e @ RuntimeError::Unavailable(_)) => {
                 tracing::debug!(error = %e, "relist failed");

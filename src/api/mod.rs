@@ -8,6 +8,8 @@
 //!   events stream, an outage while it lasts), each manifest source and why
 //!   it is failing (an unreachable manifest URL is reported, not fatal).
 //! * `GET /manifests` — manifest errors, warnings and name conflicts.
+//! * `GET /metrics`, `/metrics/probes` — Prometheus metrics ([`metrics`]);
+//!   `GET /stats/summary` — CPU and memory per pod and container.
 //! * `GET /pods` — a `v1` `PodList` of every pod (defaulted spec + status),
 //!   the shape of the kubelet's own `/pods`.
 //! * A read-only subset of the Kubernetes API: `GET /api/v1/pods`,
@@ -26,6 +28,7 @@
 
 pub mod kube;
 pub mod logs;
+pub mod metrics;
 pub mod objects;
 pub mod query;
 pub mod resources;
@@ -69,6 +72,8 @@ pub struct ApiState {
     /// The versioned nodes, namespaces, ConfigMaps and Secrets
     /// ([`objects::feed`] keeps them current).
     pub served: Arc<objects::Stores>,
+    /// Docker stats for `/stats/summary`, cached.
+    pub stats: Arc<crate::metrics::stats::StatsCache>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {
@@ -86,6 +91,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
         .route("/pods", get(all_pods))
+        .route("/metrics", get(metrics::all))
+        .route("/metrics/probes", get(metrics::probes))
+        .route("/stats/summary", get(metrics::summary))
         .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
@@ -100,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(objects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn(metrics::count))
         .with_state(state)
 }
 

@@ -9,6 +9,8 @@
 //! Failures print one line and exit non-zero.
 
 pub mod describe;
+pub mod docs;
+pub mod top;
 pub mod validate;
 
 use std::io::Write;

@@ -249,6 +249,15 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
+        self.pull_image_with_auth(image, None, &|_, _| {}).await
+    }
+
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+        report: &super::PullProgressFn<'_>,
+    ) -> Result<ImageInfo> {
         let (repo, tag) = split_image_ref(image);
         let options = CreateImageOptionsBuilder::default()
             .from_image(repo)
@@ -261,12 +270,22 @@ impl ContainerRuntime for DockerRuntime {
                 reason: error_message(&other),
             },
         };
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = PullProgress::new(image);
         self.docker
-            .create_image(Some(options), None, None)
-            .try_for_each(|_| async { Ok(()) })
+            .create_image(Some(options), None, credentials)
+            .try_for_each(|info| {
+                progress.observe(&info, report);
+                async { Ok(()) }
+            })
             .await
             .map_err(pull_failed)?;
-        tracing::info!(image, "pulled image");
+        tracing::info!(image, bytes = progress.total(), "pulled image");
         self.inspect_image(image)
             .await?
             .ok_or_else(|| RuntimeError::ImagePull {
@@ -418,6 +437,20 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn stats(&self, id: &str) -> Result<super::ContainerStats> {
+        let options = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(id, Some(options));
+        let sample = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(map_err(e, id)),
+            None => return Err(RuntimeError::NotFound(format!("stats of container {id}"))),
+        };
+        Ok(stats_of(&sample))
+    }
+
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
         // Docker's `since` is whole seconds: ask from the second before and
         // drop the earlier lines by their timestamps (asked for even when the
@@ -523,6 +556,73 @@ fn status_of(e: &DockerError) -> Option<u16> {
 
 /// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
 /// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
+/// Pull progress from Docker's per-layer messages, logged and reported at
+/// most every [`crate::registry::progress_period`] (2 s) as bytes done /
+/// total.
+struct PullProgress {
+    image: String,
+    /// Layer id → (current, total) bytes.
+    layers: HashMap<String, (i64, i64)>,
+    last: std::time::Instant,
+}
+
+impl PullProgress {
+    fn new(image: &str) -> Self {
+        PullProgress {
+            image: image.to_string(),
+            layers: HashMap::new(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn total(&self) -> i64 {
+        self.layers.values().map(|(_, t)| t).sum()
+    }
+
+    fn observe(
+        &mut self,
+        info: &bollard::models::CreateImageInfo,
+        report: &super::PullProgressFn<'_>,
+    ) {
+        let (Some(id), Some(detail)) = (&info.id, &info.progress_detail) else {
+            return;
+        };
+        if let (Some(current), Some(total)) = (detail.current, detail.total) {
+            if info.status.as_deref() == Some("Downloading") {
+                self.layers.insert(id.clone(), (current, total));
+            }
+        }
+        if self.last.elapsed() >= crate::registry::progress_period() && !self.layers.is_empty() {
+            self.last = std::time::Instant::now();
+            let done: i64 = self.layers.values().map(|(c, _)| c).sum();
+            tracing::info!(image = %self.image, bytes_done = done, bytes_total = self.total(),
+                "pulling image");
+            report(done, self.total());
+        }
+    }
+}
+
+/// Docker's stats to ours: the working set is usage minus inactive file
+/// pages (cgroup v1 `total_inactive_file`, v2 `inactive_file`), as the
+/// kubelet computes it.
+fn stats_of(s: &bollard::models::ContainerStatsResponse) -> super::ContainerStats {
+    let cpu = (s.cpu_stats.as_ref())
+        .and_then(|c| c.cpu_usage.as_ref())
+        .and_then(|u| u.total_usage)
+        .unwrap_or(0);
+    let memory = s.memory_stats.as_ref();
+    let usage = memory.and_then(|m| m.usage).unwrap_or(0);
+    let detail = memory.and_then(|m| m.stats.as_ref());
+    let stat = |keys: &[&str]| detail.and_then(|d| keys.iter().find_map(|k| d.get(*k).copied()));
+    let inactive = stat(&["total_inactive_file", "inactive_file"]).unwrap_or(0);
+    super::ContainerStats {
+        cpu_usage_nanos: cpu,
+        memory_usage_bytes: usage,
+        memory_working_set_bytes: usage.saturating_sub(inactive),
+        memory_rss_bytes: stat(&["total_rss", "rss", "anon"]),
+    }
+}
+
 fn map_err(e: DockerError, object: &str) -> RuntimeError {
     match e {
         DockerError::DockerResponseServerError {

@@ -227,6 +227,22 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        _auth: Option<&crate::registry::RegistryAuth>,
+        _progress: &super::PullProgressFn<'_>,
+    ) -> Result<ImageInfo> {
+        self.pull_image(image).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<super::ContainerStats> {
+        self.check()?;
+        Err(RuntimeError::NotFound(format!(
+            "stats of container {id} (the fake has none)"
+        )))
+    }
+
     async fn pull_image(&self, image: &str) -> Result<ImageInfo> {
         self.check()?;
         self.with(|s| s.calls.push(format!("pull {image}")));

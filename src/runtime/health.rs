@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ExecResult, ImageInfo, LogOptions, Result,
-    RuntimeError, RuntimeEvent, SandboxConfig,
+    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult, ImageInfo,
+    LogOptions, PullProgressFn, Result, RuntimeError, RuntimeEvent, SandboxConfig,
 };
 use crate::backoff::Retry;
 
@@ -281,6 +281,15 @@ impl ContainerRuntime for Monitored {
         let r = self.inner.pull_image(image).await;
         self.seen(r)
     }
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+        progress: &PullProgressFn<'_>,
+    ) -> Result<ImageInfo> {
+        let r = self.inner.pull_image_with_auth(image, auth, progress).await;
+        self.seen(r)
+    }
     async fn ensure_infra_image(&self, image: &str) -> Result<ImageInfo> {
         let r = self.inner.ensure_infra_image(image).await;
         self.seen(r)
@@ -307,6 +316,10 @@ impl ContainerRuntime for Monitored {
     }
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
         let r = self.inner.exec(id, cmd, timeout).await;
+        self.seen(r)
+    }
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let r = self.inner.stats(id).await;
         self.seen(r)
     }
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {

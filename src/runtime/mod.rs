@@ -237,6 +237,23 @@ pub struct RuntimeEvent {
     pub time_nanos: i64,
 }
 
+/// Pull progress: (bytes downloaded, bytes to download) over all layers.
+pub type PullProgressFn<'a> = dyn Fn(i64, i64) + Send + Sync + 'a;
+
+/// One sample of a container's resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerStats {
+    /// Cumulative CPU time used, in nanoseconds.
+    pub cpu_usage_nanos: u64,
+    /// Memory in use, page cache included.
+    pub memory_usage_bytes: u64,
+    /// Memory in use minus inactive page cache (what the kubelet reports
+    /// and evicts on).
+    pub memory_working_set_bytes: u64,
+    /// Anonymous memory, when the runtime reports it.
+    pub memory_rss_bytes: Option<u64>,
+}
+
 /// The operations rkubelet needs from a container engine.
 ///
 /// Every method may fail with [`RuntimeError::Unavailable`] when the daemon
@@ -266,6 +283,18 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Pulls an image. Fails with [`RuntimeError::ImagePull`].
     async fn pull_image(&self, image: &str) -> Result<ImageInfo>;
 
+    /// Pulls an image with registry credentials (`None`: anonymously),
+    /// calling `progress(bytes_done, bytes_total)` at most every 2 s while
+    /// layers download. Fails with [`RuntimeError::ImagePull`] carrying the
+    /// registry's message (not found, unauthorized, unreachable). (No
+    /// default: a wrapping runtime must pass the credentials on.)
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<&crate::registry::RegistryAuth>,
+        progress: &PullProgressFn<'_>,
+    ) -> Result<ImageInfo>;
+
     /// Makes sure the infra (pause) image exists: present ⇒ nothing to do;
     /// absent ⇒ provision rkubelet's own pause image locally under that name
     /// (no registry needed; see [`pause`]).
@@ -292,6 +321,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// rkubelet enforces `timeout` itself (Docker does not): on expiry the
     /// result says `timed_out` (the process may linger in the container).
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+
+    /// One resource usage sample of a running container (one call, no
+    /// streaming). Fails with [`RuntimeError::NotFound`] for a missing
+    /// container. (No default: a wrapping runtime must pass it on.)
+    async fn stats(&self, id: &str) -> Result<ContainerStats>;
 
     /// The container's stdout and stderr, interleaved as Docker stored them.
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>>;

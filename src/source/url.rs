@@ -488,6 +488,11 @@ impl HttpSource {
                 f = fetch => f,
             };
             tracing::debug!(%url, outcome = ?outcome_name(&fetched), "manifest URL fetched");
+            crate::metrics::global().url_fetch(match &fetched {
+                Fetched::NotModified => "not_modified",
+                Fetched::Body { .. } => "ok",
+                Fetched::Failed(_) => "failed",
+            });
             // Loading a body (up to 4 MiB) is CPU work: off the async
             // workers, so the API and pod workers do not wait on it.
             let mut state = self.state.clone();

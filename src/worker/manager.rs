@@ -78,6 +78,9 @@ pub struct Manager {
     /// Origins whose containers the initial orphan cleanup left alone; they
     /// are cleaned once their source answers.
     kept: BTreeSet<String>,
+    /// Readiness after the initial sync and the main loop's heartbeat
+    /// ([`crate::service`]).
+    health: Arc<crate::service::Health>,
 }
 
 impl Manager {
@@ -99,7 +102,15 @@ impl Manager {
             node: NodeInfo::new(&node_name),
             rejected: HashMap::new(),
             kept: BTreeSet::new(),
+            health: crate::service::Health::new(),
         }
+    }
+
+    /// Shares the daemon's health: marked ready after the initial sync,
+    /// and the main loop answers its heartbeat pokes.
+    pub fn with_health(mut self, health: Arc<crate::service::Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// Sets the node's labels used for admission (default: the built-in
@@ -124,6 +135,7 @@ impl Manager {
                     None => break,
                 },
                 _ = prune.tick() => self.prune(),
+                _ = self.health.poked() => self.health.beat(),
             }
         }
         let done = self
@@ -188,6 +200,8 @@ impl Manager {
             }
         }
         self.apply_desired(&desired, shutdown);
+        self.health
+            .set_ready(desired.pods.keys().cloned().collect());
     }
 
     /// Runs admission on the merged pods: returns the admitted ones, and
@@ -371,6 +385,7 @@ impl Manager {
             let previous = if restart.is_some() {
                 tracing::info!(pod = %full_name, %uid,
                     "pod re-added while terminating; it starts again once stopped");
+                crate::metrics::global().restarted_pods.inc();
                 restart
             } else {
                 let previous = self

@@ -365,23 +365,27 @@ impl PodWorker {
             if terminate.is_cancelled() {
                 return Some(false);
             }
+            let started = std::time::Instant::now();
             let requeue = tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = terminate.cancelled() => return Some(true),
-                r = self.sync() => match r {
-                    Ok(requeue) => {
-                        retry.reset();
-                        requeue
-                    }
-                    Err(e) => {
-                        let delay = retry.next_delay();
-                        if matches!(e, RuntimeError::Unavailable(_)) {
-                            // The outage is logged once, by the runtime health.
-                            tracing::debug!(error = %e, retry_in = ?delay, "pod sync failed");
-                        } else {
-                            tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                r = self.sync() => {
+                    crate::metrics::global().pod_synced(started.elapsed());
+                    match r {
+                        Ok(requeue) => {
+                            retry.reset();
+                            requeue
                         }
-                        Some(delay)
+                        Err(e) => {
+                            let delay = retry.next_delay();
+                            if matches!(e, RuntimeError::Unavailable(_)) {
+                                // The outage is logged once, by the runtime health.
+                                tracing::debug!(error = %e, retry_in = ?delay, "pod sync failed");
+                            } else {
+                                tracing::warn!(error = %e, retry_in = ?delay, "pod sync failed");
+                            }
+                            Some(delay)
+                        }
                     }
                 }
             };

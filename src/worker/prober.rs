@@ -347,8 +347,20 @@ impl ProbeTask {
                 container: &self.container,
                 pod_ip: &self.pod_ip,
             };
+            let started = std::time::Instant::now();
             let outcome =
                 run_probe(self.ctx.runtime.as_ref(), &probe, target, params.timeout).await;
+            crate::metrics::global().probe(
+                crate::metrics::ProbeDurationLabels {
+                    probe_type: self.kind.name().to_string(),
+                    container: self.container.name.clone(),
+                    pod: self.ctx.involved.name.clone(),
+                    namespace: self.ctx.involved.namespace.clone(),
+                },
+                &self.ctx.involved.uid,
+                outcome.success,
+                started.elapsed(),
+            );
             if let Some(w) = &outcome.warning {
                 self.ctx.recorder.warning(
                     &involved,

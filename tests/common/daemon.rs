@@ -345,6 +345,8 @@ pub struct Daemon {
     dirs: tempfile::TempDir,
     pub opts: Opts,
     starts: u32,
+    /// Extra environment of the binary, set after the defaults.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -376,6 +378,12 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Opts) -> Daemon {
+        Daemon::start_with_env(opts, Vec::new())
+    }
+
+    /// Like [`Daemon::start_with`] with extra environment variables, set
+    /// after the defaults (an empty `RKUBELET_LOG` lets `--v` decide).
+    pub fn start_with_env(opts: Opts, env: Vec<(String, String)>) -> Daemon {
         require_docker();
         let dirs = tempfile::Builder::new()
             .prefix("rkubelet-e2e-")
@@ -389,6 +397,7 @@ impl Daemon {
             dirs,
             opts,
             starts: 0,
+            env,
         };
         d.spawn();
         d
@@ -457,6 +466,7 @@ impl Daemon {
             .arg(self.port.to_string())
             .args(&self.opts.extra_args)
             .env("RKUBELET_LOG", "info,rkubelet=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

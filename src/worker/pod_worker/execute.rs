@@ -458,8 +458,30 @@ impl PodWorker {
             return Err(Failure::Start { reason, message });
         }
         recorder.normal(involved, "Pulling", format!("Pulling image {image:?}"));
+        let (mut credentials, warnings) =
+            crate::registry::pod_credentials(&self.pod, &self.objects.borrow());
+        for w in warnings {
+            recorder.warning(involved, "FailedToRetrieveImagePullSecret", w);
+        }
+        credentials.extend(crate::registry::node_credentials());
+        let auth = crate::registry::find(&credentials, &image);
         let started = Instant::now();
-        match runtime.pull_image(&image).await {
+        let progress = |done: i64, total: i64| {
+            recorder.normal(
+                involved,
+                "Pulling",
+                format!(
+                    "Pulling image {image:?}: {} of {}",
+                    crate::registry::human_bytes(done),
+                    crate::registry::human_bytes(total)
+                ),
+            );
+        };
+        let pulled = {
+            let _slot = crate::registry::pull_slot().await;
+            runtime.pull_image_with_auth(&image, auth, &progress).await
+        };
+        match pulled {
             Ok(_) => {
                 recorder.normal(
                     involved,
@@ -532,6 +554,15 @@ impl PodWorker {
             .insert(labels::NODE.into(), self.ctx.node_name.clone());
         let runtime = self.ctx.runtime.clone();
         let _slot = self.ctx.start_slot().await.map_err(Failure::Runtime)?;
+        let container_type = if init { "init_container" } else { "container" };
+        let counted = |e: Failure| {
+            let code = match &e {
+                Failure::Start { reason, .. } => reason.as_str(),
+                Failure::Runtime(_) => "RuntimeUnavailable",
+            };
+            crate::metrics::global().container_started(container_type, Some(code));
+            e
+        };
         let create = {
             let runtime = runtime.clone();
             async move { runtime.create_container(&config).await }
@@ -539,7 +570,8 @@ impl PodWorker {
         let id = self
             .to_completion(create)
             .await
-            .map_err(|e| Failure::from_runtime(e, WaitingReason::CreateContainerError))?;
+            .map_err(|e| Failure::from_runtime(e, WaitingReason::CreateContainerError))
+            .map_err(counted)?;
         self.ctx
             .recorder
             .normal(&involved, "Created", format!("Created container {name}"));
@@ -550,7 +582,9 @@ impl PodWorker {
         };
         self.to_completion(start)
             .await
-            .map_err(|e| Failure::from_runtime(e, WaitingReason::RunContainerError))?;
+            .map_err(|e| Failure::from_runtime(e, WaitingReason::RunContainerError))
+            .map_err(counted)?;
+        crate::metrics::global().container_started(container_type, None);
         self.ctx
             .recorder
             .normal(&involved, "Started", format!("Started container {name}"));
