@@ -1,8 +1,9 @@
 //! The daemon, wired together.
 //!
-//! [`App::build`] waits for Docker to answer (one log line, then a retry
-//! growing from 0.5 s to 5 s), then does everything that can fail for a
-//! reason the user must fix (infra image unusable, API port taken) and
+//! [`App::build`] binds the API, waits for Docker to answer
+//! ([`startup`](crate::startup): one log line, a retry growing from 0.5 s to
+//! 5 s, `/healthz` served meanwhile), then does everything that can fail for
+//! a reason the user must fix (infra image unusable, API port taken) and
 //! reports it as an [`AppError`] naming what to do. [`App::spawn`] starts the tasks —
 //! file source, pod manager, event watcher, relist, API and the feed of its
 //! object stores — and cannot fail.
@@ -17,11 +18,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::backoff::Retry;
 use crate::config::Config;
 use crate::events::Recorder;
 use crate::pleg::{self, Routes};
-use crate::runtime::docker::DockerRuntime;
 use crate::runtime::health::{self, Monitored, RuntimeHealth};
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::source::file::{self, FileSource};
@@ -56,48 +55,33 @@ pub struct App {
     health: Arc<RuntimeHealth>,
 }
 
-/// Waiting for Docker at start: 0.5 s, doubling up to 5 s.
-const CONNECT_RETRY: Retry = Retry::new(
-    std::time::Duration::from_millis(500),
-    std::time::Duration::from_secs(5),
-);
-
-/// Connects to Docker at `endpoint`, waiting as long as it takes for it to
-/// answer: one log line when it does not, a retry growing from 0.5 s to 5 s.
-/// Fails only for an endpoint that cannot work at all.
-async fn connect_when_up(endpoint: &str) -> Result<DockerRuntime, RuntimeError> {
-    let mut retry = CONNECT_RETRY;
-    loop {
-        match DockerRuntime::connect(endpoint).await {
-            Ok(docker) => {
-                if retry.failures() > 0 {
-                    tracing::info!(endpoint, "the container runtime answers; starting");
-                }
-                return Ok(docker);
-            }
-            Err(RuntimeError::Unavailable(m)) => {
-                let delay = retry.next_delay();
-                if retry.failures() == 1 {
-                    tracing::warn!(error = %m,
-                        "waiting for the container runtime; retrying every 0.5 s to 5 s until it answers");
-                } else {
-                    tracing::debug!(error = %m, retry_in = ?delay, "the container runtime does not answer yet");
-                }
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+/// Binds the API's address (non-blocking, for tokio), when enabled.
+fn bind_api(config: &Config) -> Result<Option<std::net::TcpListener>, AppError> {
+    let Some(addr) = config.api_address else {
+        return Ok(None);
+    };
+    let taken = |e: std::io::Error| {
+        AppError::Io(format!(
+            "cannot listen on {addr}: {e}; pick another --read-only-port (0 disables the API)"
+        ))
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(taken)?;
+    listener.set_nonblocking(true).map_err(taken)?;
+    Ok(Some(listener))
 }
 
 impl App {
-    /// Connects to Docker, provisions the infra image, prepares the root dir
-    /// and binds the API. Fails with a message saying what to do.
+    /// Binds the API, connects to Docker (waiting for it, see
+    /// [`startup`](crate::startup)), provisions the infra image and prepares
+    /// the root dir. Fails with a message saying what to do.
     pub async fn build(config: Config) -> Result<App, AppError> {
-        let docker: Arc<dyn ContainerRuntime> =
-            Arc::new(connect_when_up(&config.docker_endpoint).await?);
-        let runtime = Arc::new(crate::metrics::runtime::Metered::new(docker));
-        App::with_runtime(config, runtime).await
+        let health = RuntimeHealth::new();
+        let listener = bind_api(&config)?;
+        let docker =
+            crate::startup::wait_for_docker(&config.docker_endpoint, &health, listener.as_ref())
+                .await?;
+        let runtime = Arc::new(crate::metrics::runtime::Metered::new(Arc::new(docker)));
+        App::assemble(config, runtime, health, listener).await
     }
 
     /// Like [`App::build`] with a given runtime (which is wrapped to report
@@ -106,7 +90,16 @@ impl App {
         config: Config,
         runtime: Arc<dyn ContainerRuntime>,
     ) -> Result<App, AppError> {
-        let health = RuntimeHealth::new();
+        let listener = bind_api(&config)?;
+        App::assemble(config, runtime, RuntimeHealth::new(), listener).await
+    }
+
+    async fn assemble(
+        config: Config,
+        runtime: Arc<dyn ContainerRuntime>,
+        health: Arc<RuntimeHealth>,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<App, AppError> {
         let runtime: Arc<dyn ContainerRuntime> = Arc::new(Monitored::new(runtime, health.clone()));
         let version = runtime.version().await?;
         health.set_version(&version);
@@ -126,12 +119,11 @@ impl App {
                 config.root_dir.display()
             ))
         })?;
-        let listener = match config.api_address {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                AppError::Io(format!(
-                    "cannot listen on {addr}: {e}; pick another --read-only-port (0 disables the API)"
-                ))
-            })?),
+        let listener = match listener {
+            Some(l) => Some(
+                TcpListener::from_std(l)
+                    .map_err(|e| AppError::Io(format!("cannot serve the API: {e}")))?,
+            ),
             None => None,
         };
         let fetcher = match &config.manifest_url {

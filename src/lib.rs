@@ -43,7 +43,9 @@
 //!   the layout of `--root-dir/pods`. No tasks, no file system, no Docker, no
 //!   clock reads: time comes in as an argument.
 //! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
-//!   unit tests, container labels, the pause image.
+//!   unit tests, container labels, the pause image, the runtime's health
+//!   (outages, `/healthz`'s runtime check); [`startup`] — waiting for Docker
+//!   at start.
 //! * [`pleg`] — the runtime's events stream, waking pod workers;
 //!   [`events`] — the bounded event record; [`watch`] — the versioned,
 //!   watchable object store (one resourceVersion counter per node, a
@@ -106,5 +108,6 @@ pub mod registry;
 pub mod runtime;
 pub mod service;
 pub mod source;
+pub mod startup;
 pub mod watch;
 pub mod worker;

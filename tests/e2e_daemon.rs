@@ -442,6 +442,13 @@ fn bad_flags_exit_non_zero_with_a_one_line_message_and_an_unreachable_docker_is_
     // be a dead node); it says so once and keeps retrying until a signal.
     let dir = tempfile::tempdir().expect("tmp");
     let log = dir.path().join("log");
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = Command::new(bin)
         .args([
             "--docker-endpoint",
@@ -453,9 +460,12 @@ fn bad_flags_exit_non_zero_with_a_one_line_message_and_an_unreachable_docker_is_
         .arg("--root-dir")
         .arg(dir.path().join("root"))
         .env("RKUBELET_LOG", "info")
+        .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
+        .map(KillOnDrop)
         .expect("run");
+    let child = &mut child.0;
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until("the waiting line", PATIENCE, || {
         read_log()

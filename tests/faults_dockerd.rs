@@ -521,6 +521,12 @@ fn rkubelet_started_while_dockerd_is_down_waits_and_starts_the_pods_when_it_answ
             .contains("waiting for the container runtime")
             .then_some(())
     });
+    // It answers /healthz meanwhile, and says what it waits for.
+    let report = wait_until("/healthz?verbose while waiting", SECS60, || {
+        let body = verbose_health(&d);
+        body.contains("unreachable").then_some(body)
+    });
+    assert!(report.contains("[!]runtime"), "{report}");
     // A few retries later it is still there, waiting.
     std::thread::sleep(Duration::from_secs(3));
     assert!(d.exited().is_none(), "rkubelet exited:\n{}", d.log());

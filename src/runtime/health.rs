@@ -124,8 +124,26 @@ impl RuntimeHealth {
         }
     }
 
+    /// The runtime answered before anything depended on it (at start): the
+    /// outage ends without a log line or a recovery signal.
+    pub fn note_answered(&self) {
+        self.with(|s| {
+            s.last_ok = Some(Instant::now());
+            s.down_since = None;
+        });
+    }
+
     /// The runtime could not be reached.
     pub fn unreachable(&self, error: &RuntimeError) {
+        if self.note_unreachable(error) {
+            tracing::warn!(error = %error,
+                "the container runtime is unreachable; pods keep running as they are, retrying until it answers");
+        }
+    }
+
+    /// [`unreachable`](Self::unreachable) without the log line (the caller
+    /// says it its own way); returns whether an outage began.
+    pub fn note_unreachable(&self, error: &RuntimeError) -> bool {
         let began = self.with(|s| {
             s.last_error = Some(error.to_string());
             s.last_unreachable = Some(Instant::now());
@@ -137,10 +155,9 @@ impl RuntimeHealth {
             }
         });
         if began {
-            tracing::warn!(error = %error,
-                "the container runtime is unreachable; pods keep running as they are, retrying until it answers");
             self.went_down.notify_one();
         }
+        began
     }
 
     /// Records the outcome of a runtime call.

@@ -365,3 +365,21 @@ async fn a_long_termination_message_keeps_its_last_bytes() {
     std::fs::write(&path, b"short").expect("write");
     assert_eq!(super::read_tail(&path, 4096).await.expect("read"), b"short");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_terminated_while_its_sandbox_start_is_in_flight_leaves_nothing_behind() {
+    let h = Harness::start(CRASHING);
+    // Docker takes its time to start the sandbox: the pod is superseded
+    // between the create and the start's answer.
+    h.fake.set_start_delay(Duration::from_secs(2));
+    eventually("the sandbox created", Duration::from_secs(5), || {
+        h.creates() >= 1
+    })
+    .await;
+    assert!(h.running("POD").is_none(), "still starting");
+    h.handle.terminate.cancel();
+    tokio::time::timeout(Duration::from_secs(60), h.handle.done.cancelled())
+        .await
+        .expect("the worker finished");
+    assert_eq!(h.fake.containers(), Vec::new(), "nothing left behind");
+}
