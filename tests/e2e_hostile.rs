@@ -331,7 +331,7 @@ fn a_stream_of_mutated_manifests_never_delays_a_good_pod_nor_bloats_or_panics_th
         hwm / 1024,
         idle / 1024
     );
-    assert!(written > 50, "only {written} mutated files");
+    assert!(written > 40, "only {written} mutated files");
     assert!(worst < PROMPT, "a good pod took {worst:?}: {took:?}");
     assert!(
         hwm < idle + MAX_HWM_GROWTH_KIB,
