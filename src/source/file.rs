@@ -342,12 +342,17 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Files above this size load one at a time, in their own lane, so a
 /// few big files never hold up a small one nor pile up in memory.
 const BIG_FILE: u64 = 256 * 1024;
+/// Small files load this many at a time (a directory of hundreds of
+/// files does not start hundreds of threads). Each is bounded by the
+/// manifest limits to a fraction of a second.
+const SMALL_LANES: usize = 4;
 
 /// What a background load needs, cheap to clone into a blocking task.
 #[derive(Debug, Clone)]
 struct Loader {
     node_name: String,
     big_lane: Arc<tokio::sync::Semaphore>,
+    small_lanes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Loader {
@@ -420,6 +425,7 @@ impl FileSource {
             loader: Loader {
                 node_name,
                 big_lane: Arc::new(tokio::sync::Semaphore::new(1)),
+                small_lanes: Arc::new(tokio::sync::Semaphore::new(SMALL_LANES)),
             },
             period,
             entries: BTreeMap::new(),
@@ -644,11 +650,12 @@ impl FileSource {
         let now = Timestamp::now();
         let big = std::fs::metadata(&path).is_ok_and(|m| m.len() > BIG_FILE);
         tokio::spawn(async move {
-            // Big files wait for their lane here, not in a blocking thread.
-            let permit = match big {
-                true => loader.big_lane.clone().acquire_owned().await.ok(),
-                false => None,
+            // Files wait for their lane here, not in a blocking thread.
+            let lane = match big {
+                true => loader.big_lane.clone(),
+                false => loader.small_lanes.clone(),
             };
+            let permit = lane.acquire_owned().await.ok();
             let task_path = path.clone();
             let mut task = tokio::task::spawn_blocking(move || {
                 let outcome = loader.load(&task_path, known, now);
