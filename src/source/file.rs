@@ -9,6 +9,16 @@
 //! triggered the rescan. Only regular files
 //! named `*.yaml`, `*.yml` or `*.json`, not hidden, are read, and sub-directories
 //! are not entered — so editor leftovers (`*.swp`, `*~`, `4913`) never are.
+//! A FIFO, socket or device under a manifest name is reported once and never
+//! opened for reading the blocking way ([`read_manifest`] opens
+//! non-blocking and checks the open file), so it cannot hang the scanner.
+//!
+//! Listing is cheap (`stat` only; a file whose stamp is unchanged is not
+//! read again). Reading, hashing and loading happen in the background on
+//! blocking threads — big files ([`BIG_FILE`]) one at a time, small ones
+//! [`SMALL_LANES`] at a time — each bounded by the manifest limits
+//! ([`crate::manifest::limits`]); one slow or hostile file delays no other,
+//! and one still loading after [`LOAD_TIMEOUT`] is reported as such.
 //!
 //! Each file is either good (all its pods, ConfigMaps and Secrets) or bad
 //! (none). A file that stops parsing keeps its **last good** content and
@@ -22,8 +32,9 @@
 //! Until the path has been read once (a late mount, a typo), the source asks
 //! orphan cleanup to leave the pods of its files alone
 //! ([`Snapshot::keep_origins`]) and reports why: pods running from before a
-//! restart keep running; once it is read, their normal cleanup applies. A directory that becomes unreadable later
-//! keeps the pods it had.
+//! restart keep running; once it is read (listed, and the files of that
+//! first listing loaded), their normal cleanup applies. A directory that
+//! becomes unreadable later keeps the pods it had.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -338,14 +349,14 @@ struct Job {
 
 /// How long a file may take to read and load before it is reported as
 /// slow (its last good pods stay; the result is used when it comes).
-const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Files above this size load one at a time, in their own lane, so a
 /// few big files never hold up a small one nor pile up in memory.
-const BIG_FILE: u64 = 256 * 1024;
+pub const BIG_FILE: u64 = 256 * 1024;
 /// Small files load this many at a time (a directory of hundreds of
 /// files does not start hundreds of threads). Each is bounded by the
 /// manifest limits to a fraction of a second.
-const SMALL_LANES: usize = 4;
+pub const SMALL_LANES: usize = 4;
 
 /// What a background load needs, cheap to clone into a blocking task.
 #[derive(Debug, Clone)]
