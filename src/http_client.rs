@@ -26,22 +26,22 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().user_agent(concat!("rkubelet/", env!("CARGO_PKG_VERSION")))
 }
 
-/// A `--manifest-url-header` that cannot be sent.
+/// A `--manifest-url-header` that cannot be sent. The messages never show
+/// a header's value (it may be a credential).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// No `:` between name and value.
     #[error(
-        "--manifest-url-header {flag:?}: expected Name:Value (example: 'Authorization: Bearer abc')"
+        "--manifest-url-header: expected Name:Value (example: 'Authorization: Bearer abc'); got {} characters without a colon (not shown: they may hold a credential)",
+        flag.chars().count()
     )]
     NoColon { flag: String },
     /// The name is not an HTTP header name.
-    #[error("--manifest-url-header {flag:?}: {name:?} is not a valid header name")]
+    #[error("--manifest-url-header: {name:?} is not a valid header name")]
     Name { flag: String, name: String },
     /// The value has characters a header cannot carry.
-    #[error(
-        "--manifest-url-header {flag:?}: the value contains characters not allowed in a header"
-    )]
-    Value { flag: String },
+    #[error("--manifest-url-header {name}: the value contains characters not allowed in a header (not shown)")]
+    Value { flag: String, name: String },
 }
 
 /// Parses one `--manifest-url-header 'Name: Value'`.
@@ -64,6 +64,7 @@ pub fn parse_header(s: &str) -> Result<(String, String), HeaderError> {
     if HeaderValue::from_str(value).is_err() {
         return Err(HeaderError::Value {
             flag: s.to_string(),
+            name: name.to_string(),
         });
     }
     Ok((name.to_string(), value.to_string()))
@@ -121,6 +122,14 @@ mod tests {
         for bad in ["NoColon", "Bad Name: x", ": x", "X: a\nb"] {
             let e = parse_header(bad).expect_err(bad).to_string();
             assert!(e.contains("--manifest-url-header"), "{e}");
+        }
+        // A value, or a flag without a colon, may be a credential.
+        for (bad, secret) in [
+            ("Authorization Bearer s3cr3t", "s3cr3t"),
+            ("Authorization: Bearer s3cr3t\u{7f}", "s3cr3t"),
+        ] {
+            let e = parse_header(bad).expect_err(bad).to_string();
+            assert!(!e.contains(secret), "{e}");
         }
         assert_eq!(
             parse_header("Bad Name: x"),

@@ -147,3 +147,88 @@ fn each_limit_is_named_in_its_error() {
     let e = load_bytes(many.as_bytes()).expect_err("many");
     assert!(e.to_string().contains("more than 50000 nodes"), "{e}");
 }
+
+#[test]
+fn hostile_shapes_are_refused_or_loaded_at_bounded_cost() {
+    let near = limits::MAX_BYTES - 1024;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty documents", "---\n".repeat(near / 4).into_bytes()),
+        (
+            "tiny documents",
+            "a: b\n---\n".repeat(near / 9).into_bytes(),
+        ),
+        (
+            "one long line",
+            format!("a: {}", "x".repeat(near)).into_bytes(),
+        ),
+        (
+            "one long key",
+            format!("{}: 1", "k".repeat(near)).into_bytes(),
+        ),
+        (
+            "deep block nesting",
+            (0..2000)
+                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        (
+            "deep flow, closed",
+            format!("{}{}", "[".repeat(near / 2), "]".repeat(near / 2)).into_bytes(),
+        ),
+        ("deep mappings", "{a: ".repeat(near / 4).into_bytes()),
+        ("complex keys", "? [".repeat(near / 3).into_bytes()),
+        (
+            "many anchors",
+            (0..40_000)
+                .map(|i| format!("- &a{i} x\n"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        ("aliases of a big map", {
+            let mut t = String::from("base: &b {");
+            t.push_str(
+                &(0..2000)
+                    .map(|i| format!("k{i}: v"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            t.push_str("}\nlist:\n");
+            t.push_str(&"- *b\n".repeat(100));
+            t.into_bytes()
+        }),
+        ("merge keys of a big map", {
+            let mut t = String::from("base: &b {");
+            t.push_str(
+                &(0..2000)
+                    .map(|i| format!("k{i}: v"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            t.push_str("}\nlist:\n");
+            t.push_str(&"- {<<: *b, z: 1}\n".repeat(100));
+            t.into_bytes()
+        }),
+        (
+            "binary tag",
+            format!("a: !!binary {}", "QUJD".repeat(near / 4)).into_bytes(),
+        ),
+        ("NUL bytes", vec![0u8; near]),
+        ("invalid UTF-8", vec![0xffu8; near]),
+    ];
+    for (what, bytes) in cases {
+        let t = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| load_bytes(&bytes)));
+        let took = t.elapsed();
+        let shown = match &outcome {
+            Err(_) => panic!("{what}: panicked"),
+            Ok(Ok(n)) => format!("loaded {n}"),
+            Ok(Err(e)) => {
+                assert_eq!(e.location, LOCATION, "{what}: {e}");
+                e.to_string().chars().take(160).collect()
+            }
+        };
+        eprintln!("{what}: {took:?}: {shown}");
+        assert!(took < Duration::from_secs(5), "{what} took {took:?}");
+    }
+}

@@ -799,4 +799,27 @@ items:
             assert!(shown.contains("not shown"), "{shown}");
         }
     }
+
+    #[test]
+    fn a_secret_value_never_shows_in_syntax_limit_or_duplicate_errors() {
+        const PLANTED: &str = "918273645";
+        let secret = |body: &str| {
+            format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\n{body}\n")
+        };
+        let cases = [
+            secret(&format!("stringData: {{password: \"{PLANTED}")),
+            secret(&format!("stringData: {{p: a{PLANTED}, p: b{PLANTED}}}")),
+            secret(&format!("stringData: {{p: *x{PLANTED}}}")),
+            secret(&format!("stringData:\n  p: |\n    {PLANTED}\n   bad")),
+            secret(&format!("data: {{p: !!binary \"{PLANTED}*\"}}")),
+            secret(&format!("stringData: {{p: {PLANTED}{}}}", "[".repeat(100))),
+            format!("{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{{\"name\":\"s\"}},\"data\":{{\"t\":\"{PLANTED}!\"}}}}"),
+        ];
+        for text in cases {
+            let e = err(&text);
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(PLANTED), "value leaked: {shown}\n{text}");
+            assert!(shown.starts_with(LOC), "{shown}");
+        }
+    }
 }

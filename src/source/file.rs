@@ -3,11 +3,22 @@
 //! Watches `--config DIR` with inotify (through `notify`), plus a full rescan
 //! every `--file-check-frequency` in case an event was missed. A file that is
 //! complete — renamed into place, closed after writing, removed — is acted on
-//! at once; while a manifest is still being written (created or modified and
-//! not closed yet) the rescan waits until it is closed or quiet for 25 ms, so
-//! a half-written file is not acted on. Only regular files
+//! at once; a manifest still being written (created or modified and not
+//! closed yet) is left out of every rescan until it is closed, or quiet for
+//! [`WRITE_QUIET`], so a half-written file is never acted on, whatever
+//! triggered the rescan. Only regular files
 //! named `*.yaml`, `*.yml` or `*.json`, not hidden, are read, and sub-directories
 //! are not entered — so editor leftovers (`*.swp`, `*~`, `4913`) never are.
+//! A FIFO, socket or device under a manifest name is reported once and never
+//! opened for reading the blocking way ([`read_manifest`] opens
+//! non-blocking and checks the open file), so it cannot hang the scanner.
+//!
+//! Listing is cheap (`stat` only; a file whose stamp is unchanged is not
+//! read again). Reading, hashing and loading happen in the background on
+//! blocking threads — big files ([`BIG_FILE`]) one at a time, small ones
+//! [`SMALL_LANES`] at a time — each bounded by the manifest limits
+//! ([`crate::manifest::limits`]); one slow or hostile file delays no other,
+//! and one still loading after [`LOAD_TIMEOUT`] is reported as such.
 //!
 //! Each file is either good (all its pods, ConfigMaps and Secrets) or bad
 //! (none). A file that stops parsing keeps its **last good** content and
@@ -21,8 +32,9 @@
 //! Until the path has been read once (a late mount, a typo), the source asks
 //! orphan cleanup to leave the pods of its files alone
 //! ([`Snapshot::keep_origins`]) and reports why: pods running from before a
-//! restart keep running; once it is read, their normal cleanup applies. A directory that becomes unreadable later
-//! keeps the pods it had.
+//! restart keep running; once it is read (listed, and the files of that
+//! first listing loaded), their normal cleanup applies. A directory that
+//! becomes unreadable later keeps the pods it had.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,11 +52,9 @@ use crate::manifest::{self, limits, LoadContext, ManifestError, Origin};
 /// The source name used in snapshots.
 pub const SOURCE_NAME: &str = "file";
 
-/// Quiet time after the last inotify event before rescanning while a
-/// manifest is being written.
-const DEBOUNCE: Duration = Duration::from_millis(25);
-/// Longest a burst of events can postpone a rescan.
-const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+/// A manifest being written (not closed yet) is read once it has been
+/// quiet this long: a writer that never closes is not waited on forever.
+pub const WRITE_QUIET: Duration = Duration::from_secs(1);
 
 /// Is `name` a manifest file name rkubelet reads?
 pub fn is_manifest_name(name: &str) -> bool {
@@ -261,23 +271,31 @@ fn changes(dir: &Path, ev: &notify::Event) -> Vec<(PathBuf, Change)> {
         .collect()
 }
 
-/// Manifests being written and not closed yet.
+/// Manifests being written and not closed yet, with their last write.
 #[derive(Debug, Default)]
-struct Writing(std::collections::BTreeSet<PathBuf>);
+struct Writing(BTreeMap<PathBuf, tokio::time::Instant>);
 
 impl Writing {
-    fn note(&mut self, (path, change): (PathBuf, Change)) {
+    fn note(&mut self, (path, change): (PathBuf, Change), now: tokio::time::Instant) {
         match change {
             Change::Writing => {
-                self.0.insert(path);
+                self.0.insert(path, now);
             }
             Change::Settled => {
                 self.0.remove(&path);
             }
         }
     }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Forgets the files quiet for [`WRITE_QUIET`] by `now`.
+    fn expire(&mut self, now: tokio::time::Instant) {
+        self.0.retain(|_, at| now.duration_since(*at) < WRITE_QUIET);
+    }
+    fn contains(&self, path: &Path) -> bool {
+        self.0.contains_key(path)
+    }
+    /// When the next file being written counts as quiet.
+    fn next_quiet(&self) -> Option<tokio::time::Instant> {
+        self.0.values().min().map(|at| *at + WRITE_QUIET)
     }
 }
 
@@ -331,16 +349,21 @@ struct Job {
 
 /// How long a file may take to read and load before it is reported as
 /// slow (its last good pods stay; the result is used when it comes).
-const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Files above this size load one at a time, in their own lane, so a
 /// few big files never hold up a small one nor pile up in memory.
-const BIG_FILE: u64 = 256 * 1024;
+pub const BIG_FILE: u64 = 256 * 1024;
+/// Small files load this many at a time (a directory of hundreds of
+/// files does not start hundreds of threads). Each is bounded by the
+/// manifest limits to a fraction of a second.
+pub const SMALL_LANES: usize = 4;
 
 /// What a background load needs, cheap to clone into a blocking task.
 #[derive(Debug, Clone)]
 struct Loader {
     node_name: String,
     big_lane: Arc<tokio::sync::Semaphore>,
+    small_lanes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Loader {
@@ -413,6 +436,7 @@ impl FileSource {
             loader: Loader {
                 node_name,
                 big_lane: Arc::new(tokio::sync::Semaphore::new(1)),
+                small_lanes: Arc::new(tokio::sync::Semaphore::new(SMALL_LANES)),
             },
             period,
             entries: BTreeMap::new(),
@@ -637,11 +661,12 @@ impl FileSource {
         let now = Timestamp::now();
         let big = std::fs::metadata(&path).is_ok_and(|m| m.len() > BIG_FILE);
         tokio::spawn(async move {
-            // Big files wait for their lane here, not in a blocking thread.
-            let permit = match big {
-                true => loader.big_lane.clone().acquire_owned().await.ok(),
-                false => None,
+            // Files wait for their lane here, not in a blocking thread.
+            let lane = match big {
+                true => loader.big_lane.clone(),
+                false => loader.small_lanes.clone(),
             };
+            let permit = lane.acquire_owned().await.ok();
             let task_path = path.clone();
             let mut task = tokio::task::spawn_blocking(move || {
                 let outcome = loader.load(&task_path, known, now);
@@ -719,6 +744,7 @@ impl FileSource {
         let mut first = true;
         let mut changed = true;
         let mut rescan = true;
+        let mut writing = Writing::default();
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -726,13 +752,17 @@ impl FileSource {
                 watcher = self.watch(ev_tx.clone());
             }
             if rescan {
+                writing.expire(tokio::time::Instant::now());
                 let (c, to_load) = self.list();
                 changed |= c;
-                for path in to_load {
+                // Files still being written wait for their "closed" event
+                // (or quiet time), which rescans again.
+                for path in to_load.into_iter().filter(|p| !writing.contains(p)) {
                     self.start(path, &done_tx);
                 }
                 rescan = false;
             }
+            let quiet = writing.next_quiet();
             if changed && (!first || self.settled()) {
                 if tx.send(self.snapshot()).await.is_err() {
                     return;
@@ -744,23 +774,14 @@ impl FileSource {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => rescan = true,
                 Some(done) = done_rx.recv() => changed |= self.report(done, &done_tx),
+                _ = tokio::time::sleep_until(quiet.unwrap_or_else(tokio::time::Instant::now)),
+                    if quiet.is_some() => rescan = true,
                 Some(first) = ev_rx.recv() => {
                     rescan = true;
-                    let mut writing = Writing::default();
-                    writing.note(first);
+                    let now = tokio::time::Instant::now();
+                    writing.note(first, now);
                     while let Ok(change) = ev_rx.try_recv() {
-                        writing.note(change);
-                    }
-                    // A manifest still being written: wait until it is
-                    // closed, or for a quiet moment, bounded.
-                    let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
-                    while !writing.is_empty() {
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            _ = tokio::time::sleep(DEBOUNCE) => break,
-                            _ = tokio::time::sleep_until(deadline) => break,
-                            Some(change) = ev_rx.recv() => writing.note(change),
-                        }
+                        writing.note(change, now);
                     }
                 }
             }
@@ -774,7 +795,18 @@ impl FileSource {
         let dir = self.dir.clone();
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
-                for change in changes(&dir, &ev) {
+                for (path, change) in changes(&dir, &ev) {
+                    // A symlink (or a hard link) is complete when created:
+                    // no "closed" event follows.
+                    let linked = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        m.file_type().is_symlink() || m.nlink() > 1
+                    });
+                    let change = match (change, linked) {
+                        (Change::Writing, true) => Change::Settled,
+                        (change, _) => change,
+                    };
+                    let change = (path, change);
                     // A full channel means a rescan is pending anyway (a lost
                     // "closed" only delays it by the quiet time).
                     let _ = tx.try_send(change);
@@ -856,15 +888,23 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_is_being_written_until_it_is_closed() {
+    fn a_manifest_is_being_written_until_it_is_closed_or_quiet() {
         let mut w = Writing::default();
         let p = || PathBuf::from("/m/web.yaml");
-        w.note((p(), Change::Writing));
-        w.note((PathBuf::from("/m/db.yaml"), Change::Settled));
-        assert!(!w.is_empty());
-        w.note((p(), Change::Writing));
-        w.note((p(), Change::Settled));
-        assert!(w.is_empty());
+        let t0 = tokio::time::Instant::now();
+        w.note((p(), Change::Writing), t0);
+        w.note((PathBuf::from("/m/db.yaml"), Change::Settled), t0);
+        assert!(w.contains(&p()));
+        assert_eq!(w.next_quiet(), Some(t0 + WRITE_QUIET));
+        w.note((p(), Change::Writing), t0);
+        w.note((p(), Change::Settled), t0);
+        assert!(!w.contains(&p()) && w.next_quiet().is_none());
+        // A writer that never closes: read once it has been quiet.
+        w.note((p(), Change::Writing), t0);
+        w.expire(t0 + WRITE_QUIET / 2);
+        assert!(w.contains(&p()));
+        w.expire(t0 + WRITE_QUIET);
+        assert!(!w.contains(&p()));
     }
 
     #[test]

@@ -68,8 +68,9 @@ pub enum Fetched {
     Failed(String),
 }
 
-/// Fetches one URL with rkubelet's limits and the user's headers.
-#[derive(Debug, Clone)]
+/// Fetches one URL with rkubelet's limits and the user's headers. Its
+/// `Debug` shows neither the URL's password nor header values.
+#[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     /// The URL fetched, credentials included: never shown.
@@ -82,6 +83,17 @@ pub struct Fetcher {
     headers: HeaderMap,
     timeout: Duration,
     max_body: usize,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetcher {
@@ -944,6 +956,11 @@ mod tests {
         let shown = url.replacen("http://", "http://user:xxxxx@", 1);
         assert_eq!(f.url(), shown);
         assert!(matches!(f.fetch(None, None).await, Fetched::Body { .. }));
+        let debug = format!("{f:?}");
+        assert!(
+            !debug.contains("s3cr3t") && debug.contains("user:xxxxx@"),
+            "{debug}"
+        );
         let scrubbed = f.scrub(format!("error sending request for url ({with_password})"));
         assert_eq!(scrubbed, format!("error sending request for url ({shown})"));
 
