@@ -14,8 +14,9 @@
 //! 4. crash recovery: an app's process exits (`kill -USR1 1` through an
 //!    exec) → its replacement runs; the baseline restarts the container
 //!    itself on the `die` event;
-//! 5. footprint: rkubelet's RSS and CPU over 60 s with 100 idle pods, and
-//!    with 100 httpGet readiness probes every second; the binary size;
+//! 5. footprint: rkubelet's RSS and CPU over 60 s with 100 idle pods, the
+//!    same while `/metrics` is scraped every second (as Prometheus would),
+//!    and with 100 httpGet readiness probes every second; the binary size;
 //! 6. manifest reaction: file renamed into place → first Docker `create`;
 //! 7. watches: 100 idle pods (pause + 1 app) with 20 open watches on
 //!    `/api/v1/pods?watch=true` read by the benchmark — rkubelet's RSS and
@@ -29,8 +30,8 @@
 //! watcher of the API receives. The table goes to stdout, the results to
 //! `target/bench/pods.json`. `-- --smoke` (also what `cargo test
 //! --all-targets` runs, with the debug binary) is a one-minute check that
-//! the benchmark still works: few repetitions, tiny bursts, no footprint
-//! (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window).
+//! the benchmark still works: few repetitions, tiny bursts, 2 s footprint
+//! windows, no probe footprint (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window).
 //! `-- --only=watch,bursts` runs only the named scenarios (`start`, `crash`,
 //! `bursts`, `probes`, `watch`) and writes `pods-only-<names>.json`.
 //!
@@ -124,7 +125,7 @@ impl Settings {
             search_pods: 3,
             search_concurrency: vec![4],
             bursts: vec![4],
-            footprint: None,
+            footprint: Some(Duration::from_secs(2)),
             probe_pods: 0,
             watch_pods: 2,
             watchers: 2,
@@ -1379,6 +1380,25 @@ impl Ctx {
                         Target::AtMost(0.5),
                     );
                     self.report.extra.insert("peak_rss_mib".into(), json!(hwm));
+                    // The same pods, now scraped like Prometheus would.
+                    let (scraped, scrape_rss, _) = self.footprint_scraped(window).await;
+                    self.report.row(
+                        format!("idle CPU with {n} pods, /metrics scraped every 1 s (% of a core)"),
+                        Some(scraped),
+                        None,
+                        "%",
+                        Target::AtMost(cpu + 0.2),
+                    );
+                    self.report.row(
+                        format!("idle RSS with {n} pods, /metrics scraped every 1 s"),
+                        Some(scrape_rss),
+                        None,
+                        "MiB",
+                        Target::AtMost(30.0),
+                    );
+                    self.report
+                        .extra
+                        .insert("metrics_scrape_cpu_pct".into(), json!(scraped - cpu));
                 }
                 let down = self.rk_teardown(&names, &ids).await;
                 self.report.row(
@@ -1411,10 +1431,56 @@ impl Ctx {
         (cpu, avg, hwm as f64 / 1024.0)
     }
 
+    /// [`Bench::footprint`] while `/metrics` is fetched every second, as a
+    /// Prometheus scrape would (a fresh connection each time).
+    async fn footprint_scraped(&mut self, window: Duration) -> (f64, f64, f64) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.daemon.port);
+        let stop = Arc::new(Notify::new());
+        let scraper = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut scrapes = 0u32;
+                loop {
+                    let client = rkubelet::http_client::client_builder()
+                        .build()
+                        .expect("http client");
+                    let body = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status());
+                    match body {
+                        Ok(r) => {
+                            let text = r.text().await.unwrap_or_default();
+                            assert!(
+                                text.contains("kubelet_running_pods"),
+                                "/metrics lacks kubelet_running_pods"
+                            );
+                            scrapes += 1;
+                        }
+                        Err(e) => panic!("scrape {url}: {e}"),
+                    }
+                    tokio::select! {
+                        _ = stop.notified() => return scrapes,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            })
+        };
+        let measured = self.footprint(window).await;
+        stop.notify_one();
+        let scrapes = scraper.await.expect("scraper");
+        println!("  {scrapes} scrapes of /metrics during the window");
+        measured
+    }
+
     async fn probes(&mut self) {
         let (n, Some(window)) = (self.settings.probe_pods, self.settings.footprint) else {
             return;
         };
+        if n == 0 {
+            return;
+        }
         println!("== footprint with {n} pods, each with an httpGet readiness probe every 1 s");
         let (names, ids, _, _) = self.rk_burst(n, HTTPD, true).await;
         tokio::time::sleep(Duration::from_secs(5)).await;

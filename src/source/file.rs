@@ -271,32 +271,75 @@ fn changes(dir: &Path, ev: &notify::Event) -> Vec<(PathBuf, Change)> {
         .collect()
 }
 
-/// Manifests being written and not closed yet, with their last write.
+/// Manifests being written and not closed yet, with their last write; and
+/// the manifests whose "complete" event (closed, renamed, …) came and that
+/// have not been loaded since.
 #[derive(Debug, Default)]
-struct Writing(BTreeMap<PathBuf, tokio::time::Instant>);
+struct Writing {
+    open: BTreeMap<PathBuf, tokio::time::Instant>,
+    settled: BTreeSet<PathBuf>,
+}
 
 impl Writing {
     fn note(&mut self, (path, change): (PathBuf, Change), now: tokio::time::Instant) {
         match change {
             Change::Writing => {
-                self.0.insert(path, now);
+                self.settled.remove(&path);
+                self.open.insert(path, now);
             }
             Change::Settled => {
-                self.0.remove(&path);
+                self.open.remove(&path);
+                self.settled.insert(path);
             }
         }
     }
     /// Forgets the files quiet for [`WRITE_QUIET`] by `now`.
     fn expire(&mut self, now: tokio::time::Instant) {
-        self.0.retain(|_, at| now.duration_since(*at) < WRITE_QUIET);
+        self.open
+            .retain(|_, at| now.duration_since(*at) < WRITE_QUIET);
+        // Marks of files removed since are of no use.
+        self.settled.retain(|p| p.symlink_metadata().is_ok());
     }
     fn contains(&self, path: &Path) -> bool {
-        self.0.contains_key(path)
+        self.open.contains_key(path)
+    }
+    /// May a rescan load `path` now? Not while it is being written; nor
+    /// when it changed within [`WRITE_QUIET`] (`changed_recently`) and the
+    /// watcher has not reported it complete yet: a rescan can run before
+    /// the watcher's events about a file just created arrive, and that
+    /// file is then taken as being written until its "complete" event (or
+    /// the quiet time). Loading it consumes its "complete" mark.
+    fn may_load(&mut self, path: &Path, changed_recently: bool, now: tokio::time::Instant) -> bool {
+        if self.contains(path) {
+            return false;
+        }
+        if changed_recently && !self.settled.contains(path) {
+            self.open.insert(path.to_path_buf(), now);
+            return false;
+        }
+        self.settled.remove(path);
+        true
     }
     /// When the next file being written counts as quiet.
     fn next_quiet(&self) -> Option<tokio::time::Instant> {
-        self.0.values().min().map(|at| *at + WRITE_QUIET)
+        self.open.values().min().map(|at| *at + WRITE_QUIET)
     }
+}
+
+/// Did `path`'s inode change (content, rename, attributes) within
+/// [`WRITE_QUIET`]?
+fn changed_recently(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or(0),
+            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        );
+    // A ctime in the future (the clock went back) does not count as recent.
+    changed.elapsed().is_ok_and(|ago| ago < WRITE_QUIET)
 }
 
 #[derive(Debug, Clone)]
@@ -752,13 +795,21 @@ impl FileSource {
                 watcher = self.watch(ev_tx.clone());
             }
             if rescan {
-                writing.expire(tokio::time::Instant::now());
+                let now = tokio::time::Instant::now();
+                // Events already delivered count before the listing.
+                while let Ok(change) = ev_rx.try_recv() {
+                    writing.note(change, now);
+                }
+                writing.expire(now);
                 let (c, to_load) = self.list();
                 changed |= c;
                 // Files still being written wait for their "closed" event
-                // (or quiet time), which rescans again.
-                for path in to_load.into_iter().filter(|p| !writing.contains(p)) {
-                    self.start(path, &done_tx);
+                // (or quiet time), which rescans again. The first listing
+                // loads everything (files from before the start are whole).
+                for path in to_load {
+                    if first || writing.may_load(&path, changed_recently(&path), now) {
+                        self.start(path, &done_tx);
+                    }
                 }
                 rescan = false;
             }
@@ -905,6 +956,27 @@ mod tests {
         assert!(w.contains(&p()));
         w.expire(t0 + WRITE_QUIET);
         assert!(!w.contains(&p()));
+    }
+
+    #[test]
+    fn a_file_changed_just_now_waits_for_its_complete_event_unless_it_came() {
+        let mut w = Writing::default();
+        let p = || PathBuf::from("/m/web.yaml");
+        let t0 = tokio::time::Instant::now();
+        // Changed moments ago, no event yet: taken as being written.
+        assert!(!w.may_load(&p(), true, t0));
+        assert!(w.contains(&p()));
+        assert_eq!(w.next_quiet(), Some(t0 + WRITE_QUIET));
+        // Its "closed" event arrives: loaded, once.
+        w.note((p(), Change::Settled), t0);
+        assert!(w.may_load(&p(), true, t0));
+        assert!(!w.may_load(&p(), true, t0));
+        // Renamed into place (complete at once) before the rescan: no wait.
+        w.expire(t0 + WRITE_QUIET);
+        w.note((p(), Change::Settled), t0);
+        assert!(w.may_load(&p(), true, t0));
+        // An old file loads at once.
+        assert!(w.may_load(&PathBuf::from("/m/old.yaml"), false, t0));
     }
 
     #[test]
