@@ -58,6 +58,9 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
+    /// Print a kubeconfig for this node's authenticated port (server, CA,
+    /// token): `rkubelet kubeconfig > ~/.kube/config && kubectl get pods`.
+    Kubeconfig(KubeconfigArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -79,6 +82,27 @@ pub struct ValidateArgs {
     /// Extra header for URL targets, 'Name: Value' (repeatable).
     #[arg(long = "manifest-url-header", value_name = "NAME:VALUE")]
     pub manifest_url_header: Vec<String>,
+}
+
+/// `rkubelet kubeconfig`'s arguments: the daemon's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The daemon's --root-dir (its generated CA and token live there).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rkubelet")]
+    pub root_dir: PathBuf,
+    /// The daemon's --address.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub address: IpAddr,
+    /// The daemon's --port.
+    #[arg(long, value_name = "PORT", default_value_t = 10250)]
+    pub port: u16,
+    /// The daemon's --token-auth-file, if it runs with one (its first token
+    /// is used).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
+    /// The CA of the daemon's --tls-cert-file, if it runs with one.
+    #[arg(long, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
 }
 
 /// How a client command reaches the daemon.
@@ -174,6 +198,34 @@ pub struct LogsArgs {
     pub client: ClientArgs,
 }
 
+/// The authenticated port's flags, named like the kubelet's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecureArgs {
+    /// Port of the authenticated HTTPS API (the read API plus logs, exec,
+    /// attach, port-forward, restart); 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 10250)]
+    pub port: u16,
+
+    /// Serving certificate (PEM, chain allowed) of the authenticated port.
+    /// Default: a self-signed one generated under --root-dir/pki.
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The key of --tls-cert-file (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Accept client certificates signed by this CA (PEM); the user is the
+    /// certificate's CN.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Bearer tokens, one per line: token,user,uid[,"group1,group2"].
+    /// Default: a token generated under --root-dir/auth/tokens.csv (0600).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
+}
+
 /// The daemon's flags, named like the kubelet's.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
@@ -232,13 +284,22 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "IMAGE", default_value = crate::runtime::pause::DEFAULT_IMAGE)]
     pub pod_infra_container_image: String,
 
-    /// Address the read-only API listens on.
+    /// Address the read-only and authenticated APIs listen on.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub address: IpAddr,
 
-    /// Port of the read-only API (/healthz, /pods, /manifests); 0 disables it.
+    /// Port of the read-only API (/healthz, /pods, /manifests, the read-only
+    /// Kubernetes API; no exec, no logs); 0 disables it.
     #[arg(long, value_name = "PORT", default_value_t = 10255)]
     pub read_only_port: u16,
+
+    /// Also serve container logs on the read-only port (unauthenticated:
+    /// any local user can read them). Off by default, as with the kubelet.
+    #[arg(long)]
+    pub read_only_port_logs: bool,
+
+    #[command(flatten)]
+    pub secure: SecureArgs,
 
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

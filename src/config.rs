@@ -55,6 +55,10 @@ pub struct Config {
     pub infra_image: String,
     /// `None` when the read-only API is disabled.
     pub api_address: Option<SocketAddr>,
+    /// `--read-only-port-logs`: serve container logs on the read-only port.
+    pub read_only_port_logs: bool,
+    /// The authenticated port; `None` with `--port 0`.
+    pub secure: Option<crate::api::secure::SecureSettings>,
     pub log_format: LogFormat,
     pub backoff: BackoffPolicy,
     pub relist_period: Duration,
@@ -160,6 +164,24 @@ impl Config {
         }
         let api_address =
             (args.read_only_port != 0).then(|| SocketAddr::new(args.address, args.read_only_port));
+        let secure = (args.secure.port != 0).then(|| crate::api::secure::SecureSettings {
+            address: SocketAddr::new(args.address, args.secure.port),
+            tls_cert_file: args.secure.tls_cert_file.clone(),
+            tls_private_key_file: args.secure.tls_private_key_file.clone(),
+            client_ca_file: args.secure.client_ca_file.clone(),
+            token_auth_file: args.secure.token_auth_file.clone(),
+        });
+        if let (Some(api), Some(secure)) = (api_address, &secure) {
+            if api.port() == secure.address.port() {
+                return Err(UsageError::flag(
+                    "--port",
+                    format!(
+                        "--port and --read-only-port are both {}; give them different ports",
+                        api.port()
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             manifest_dir: args.config.clone(),
             file_check_frequency: args.file_check_frequency,
@@ -168,6 +190,8 @@ impl Config {
             docker_endpoint,
             infra_image: args.pod_infra_container_image.clone(),
             api_address,
+            read_only_port_logs: args.read_only_port_logs,
+            secure,
             log_format: args.log_format,
             backoff: BackoffPolicy {
                 base: args.crash_loop_backoff_base,

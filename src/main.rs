@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Run) => {}
         Some(Command::Validate(args)) => return validate(&args),
+        Some(Command::Kubeconfig(args)) => return kubeconfig(&args),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -93,6 +94,31 @@ fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
     }
 }
 
+/// `rkubelet kubeconfig`: prints a kubeconfig for the authenticated port.
+fn kubeconfig(args: &rkubelet::cli::KubeconfigArgs) -> ExitCode {
+    let node = rkubelet::node::resolve_name(None).unwrap_or_else(|_| "rkubelet".into());
+    let built = rkubelet::api::secure::kubeconfig::build(
+        &rkubelet::api::secure::kubeconfig::KubeconfigArgs {
+            root_dir: args.root_dir.clone(),
+            address: args.address,
+            port: args.port,
+            token_auth_file: args.token_auth_file.clone(),
+            certificate_authority: args.certificate_authority.clone(),
+            name: format!("rkubelet-{node}"),
+        },
+    );
+    match built {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a client sub-command against a daemon's API.
 fn client(command: Command) -> ExitCode {
     let Some(runtime) = command_runtime() else {
@@ -104,7 +130,7 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
-            Command::Run | Command::Validate(_) => Ok(()),
+            Command::Run | Command::Validate(_) | Command::Kubeconfig(_) => Ok(()),
         }
     });
     match result {
@@ -129,6 +155,9 @@ async fn run(config: Config) -> ExitCode {
     };
     if let Some(addr) = app.api_address() {
         tracing::info!(%addr, "read-only API listening");
+    }
+    if let Some(addr) = app.secure_address() {
+        tracing::info!(%addr, "authenticated API listening (HTTPS)");
     }
     let shutdown = CancellationToken::new();
     let mut tasks = app.spawn(shutdown.clone());
