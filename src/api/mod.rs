@@ -26,8 +26,10 @@
 //! mutates; both ports bind loopback unless told otherwise.
 
 pub mod kube;
+pub mod lifecycle;
 pub mod logs;
 pub mod objects;
+pub mod portforward;
 pub mod query;
 pub mod resources;
 pub mod secure;
