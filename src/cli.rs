@@ -61,6 +61,9 @@ pub enum Command {
     /// Print a kubeconfig for this node's authenticated port (server, CA,
     /// token): `rkubelet kubeconfig > ~/.kube/config && kubectl get pods`.
     Kubeconfig(KubeconfigArgs),
+    /// Restart a pod: its containers are stopped gracefully and brought back
+    /// (or, with --recreate, the pod starts afresh with a new sandbox).
+    Restart(RestartArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -103,6 +106,33 @@ pub struct KubeconfigArgs {
     /// The CA of the daemon's --tls-cert-file, if it runs with one.
     #[arg(long, value_name = "FILE")]
     pub certificate_authority: Option<PathBuf>,
+}
+
+/// How a client command reaches the authenticated port.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecureClientArgs {
+    /// Kubeconfig for the authenticated port (default: $KUBECONFIG,
+    /// ~/.kube/config, else the daemon's files under /var/lib/rkubelet).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `rkubelet restart`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestartArgs {
+    /// The resource type: `pod`.
+    pub resource: String,
+    /// The pod, with or without the node suffix.
+    pub name: String,
+    /// Stop and remove every container and the sandbox; the pod starts
+    /// afresh (restart counts begin again at 0).
+    #[arg(long)]
+    pub recreate: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
 }
 
 /// How a client command reaches the daemon.

@@ -130,6 +130,7 @@ fn client(command: Command) -> ExitCode {
             Command::Get(a) => ctl::get(a, &mut out).await,
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
+            Command::Restart(a) => ctl::secure::restart(a, &mut out).await,
             Command::Run | Command::Validate(_) | Command::Kubeconfig(_) => Ok(()),
         }
     });

@@ -58,6 +58,13 @@ pub fn render(name: &str, server: &str, ca_pem: &[u8], token: &str) -> String {
 /// Reads the CA and token files and renders the kubeconfig. Fails naming the
 /// file that cannot be read.
 pub fn build(args: &KubeconfigArgs) -> Result<String, String> {
+    let (server, ca, token) = parts(args)?;
+    Ok(render(&args.name, &server, &ca, &token))
+}
+
+/// (server, CA PEM, token) of a node run with `args`' flags. Fails naming
+/// the file that cannot be read.
+pub fn parts(args: &KubeconfigArgs) -> Result<(String, Vec<u8>, String), String> {
     let ca_path = args
         .certificate_authority
         .clone()
@@ -79,13 +86,8 @@ pub fn build(args: &KubeconfigArgs) -> Result<String, String> {
             args.root_dir.display()
         )
     })?;
-    let token = tokens.first().unwrap_or_default();
-    Ok(render(
-        &args.name,
-        &server_url(args.address, args.port),
-        &ca,
-        token,
-    ))
+    let token = tokens.first().unwrap_or_default().to_string();
+    Ok((server_url(args.address, args.port), ca, token))
 }
 
 /// The token and CA a kubeconfig file names: (server, CA PEM, token).
