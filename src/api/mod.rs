@@ -33,6 +33,7 @@ pub mod portforward;
 pub mod query;
 pub mod resources;
 pub mod secure;
+pub mod spdy;
 pub mod stream;
 pub mod watch;
 
