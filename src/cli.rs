@@ -226,6 +226,9 @@ pub struct LogsArgs {
     pub limit_bytes: Option<i64>,
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Used when the read-only port serves no logs (its default).
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
 }
 
 /// The authenticated port's flags, named like the kubelet's.

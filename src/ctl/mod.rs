@@ -619,7 +619,21 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
         "/api/v1/namespaces/{ns}/pods/{name}/log?{}",
         query.join("&")
     );
-    let mut stream = client.get(&path).await?.bytes_stream();
+    // The read-only port serves logs only with --read-only-port-logs; then
+    // ask the authenticated port (its kubeconfig, or root's own files).
+    let resp = match client.send(&path, "application/json").await? {
+        r if r.status() == reqwest::StatusCode::FORBIDDEN => {
+            let secure = secure::client(&args.secure).map_err(|e| {
+                CtlError(format!(
+                    "the read-only port does not serve logs, and the authenticated port cannot be used: {e}"
+                ))
+            })?;
+            secure.get(&path).await?
+        }
+        r if r.status().is_success() => r,
+        r => return Err(failure(r).await),
+    };
+    let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| CtlError(format!("log stream broke: {e}")))?;
         out.write_all(&chunk)
