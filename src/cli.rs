@@ -64,6 +64,10 @@ pub enum Command {
     /// Restart a pod: its containers are stopped gracefully and brought back
     /// (or, with --recreate, the pod starts afresh with a new sandbox).
     Restart(RestartArgs),
+    /// Run a command in a container, like `kubectl exec` (exits with its code).
+    Exec(ExecArgs),
+    /// Connect to a container's main process, like `kubectl attach`.
+    Attach(StreamArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -115,6 +119,37 @@ pub struct SecureClientArgs {
     /// ~/.kube/config, else the daemon's files under /var/lib/rkubelet).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// `rkubelet attach`'s arguments (and `exec`'s, with a command).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// The pod, with or without the node suffix.
+    pub pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass stdin to the container.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Stdin is a terminal (raw mode locally, a TTY in the container).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet exec`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `rkubelet restart`'s arguments.

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         None | Some(Command::Run) => {}
         Some(Command::Validate(args)) => return validate(&args),
         Some(Command::Kubeconfig(args)) => return kubeconfig(&args),
+        Some(Command::Exec(args)) => return stream(&args.stream, &args.command),
+        Some(Command::Attach(args)) => return stream(&args, &[]),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -119,6 +121,23 @@ fn kubeconfig(args: &rkubelet::cli::KubeconfigArgs) -> ExitCode {
     }
 }
 
+/// `rkubelet exec` / `attach`: ends with the remote command's exit code.
+fn stream(args: &rkubelet::cli::StreamArgs, command: &[String]) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(ctl::stream::run(args, command));
+    // A blocked read of stdin must not hold the exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a client sub-command against a daemon's API.
 fn client(command: Command) -> ExitCode {
     let Some(runtime) = command_runtime() else {
@@ -131,7 +150,11 @@ fn client(command: Command) -> ExitCode {
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
             Command::Restart(a) => ctl::secure::restart(a, &mut out).await,
-            Command::Run | Command::Validate(_) | Command::Kubeconfig(_) => Ok(()),
+            Command::Run
+            | Command::Validate(_)
+            | Command::Kubeconfig(_)
+            | Command::Exec(_)
+            | Command::Attach(_) => Ok(()),
         }
     });
     match result {

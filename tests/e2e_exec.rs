@@ -305,3 +305,110 @@ fn kubectl_attach_connects_stdin_and_stdout_of_the_main_process() {
         "{out:?} {err}"
     );
 }
+
+/// Runs `rkubelet exec|attach ARGS` with the daemon's kubeconfig and `input`
+/// on stdin: (exit code, stdout, stderr).
+fn rkubelet_with_input(d: &Daemon, args: &[&str], input: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+        .args(args)
+        .env("KUBECONFIG", d.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rkubelet");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("rkubelet");
+    writer.join().expect("writer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rkubelet_exec_runs_commands_with_stdin_exit_codes_and_a_tty() {
+    let d = Daemon::start();
+    shell_pod(&d);
+    let (code, out, err) = rkubelet_with_input(&d, &["exec", "sh", "--", "ls", "/"], b"");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l == "etc"), "{out}");
+    let (code, out, err) = rkubelet_with_input(
+        &d,
+        &[
+            "exec",
+            "sh",
+            "-c",
+            "a",
+            "--",
+            "sh",
+            "-c",
+            "echo o; echo e >&2; exit 4",
+        ],
+        b"",
+    );
+    assert_eq!((code, out.as_str()), (4, "o\n"), "{err}");
+    assert!(err.contains('e'), "{err}");
+    let (code, out, err) =
+        rkubelet_with_input(&d, &["exec", "-i", "sh", "--", "cat"], b"from-stdin\n");
+    assert_eq!((code, out.as_str()), (0, "from-stdin\n"), "{err}");
+    let (code, _, err) = rkubelet_with_input(&d, &["exec", "nope", "--", "ls"], b"");
+    assert!(code != 0 && err.contains("\"nope\" not found"), "{err}");
+    let (code, _, err) = rkubelet_with_input(&d, &["exec", "sh", "-c", "zz", "--", "ls"], b"");
+    assert!(
+        code != 0 && err.contains("container \"zz\" not found"),
+        "{err}"
+    );
+
+    // A TTY session through script: the prompt, a command, exit.
+    let mut child = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} exec -ti sh -- sh",
+            env!("CARGO_BIN_EXE_rkubelet")
+        ))
+        .arg("/dev/null")
+        .env("KUBECONFIG", d.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        wait_until(
+            &format!("{needle:?} on the terminal"),
+            Duration::from_secs(20),
+            || {
+                seen.extend(rx.try_iter().flatten());
+                String::from_utf8_lossy(&seen)
+                    .contains(needle)
+                    .then_some(())
+            },
+        )
+    };
+    wait_for("/ # ");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"echo tty-$((6*7))\n").expect("type");
+    wait_for("tty-42");
+    stdin.write_all(b"exit 6\n").expect("type");
+    let status = wait_until("the session to end", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(6));
+}

@@ -10,6 +10,7 @@
 
 pub mod describe;
 pub mod secure;
+pub mod stream;
 pub mod validate;
 
 use std::io::Write;

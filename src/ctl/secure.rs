@@ -28,7 +28,7 @@ fn kubeconfig_path(args: &SecureClientArgs) -> Option<PathBuf> {
 }
 
 /// (server, CA PEM, token) for the authenticated port.
-fn endpoint(args: &SecureClientArgs) -> Result<(String, Vec<u8>, String)> {
+pub(super) fn endpoint(args: &SecureClientArgs) -> Result<(String, Vec<u8>, String)> {
     if let Some(path) = kubeconfig_path(args) {
         return kubeconfig::read(&path).map_err(CtlError);
     }
