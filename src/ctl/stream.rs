@@ -43,7 +43,7 @@ impl Drop for RawTerminal {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {
             let _ = nix::sys::termios::tcsetattr(
-                &std::io::stdin(),
+                std::io::stdin(),
                 nix::sys::termios::SetArg::TCSANOW,
                 saved,
             );
