@@ -68,6 +68,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Connect to a container's main process, like `kubectl attach`.
     Attach(StreamArgs),
+    /// Forward local ports to a pod, like `kubectl port-forward`.
+    PortForward(PortForwardArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -135,6 +137,22 @@ pub struct StreamArgs {
     /// Stdin is a terminal (raw mode locally, a TTY in the container).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet port-forward`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PortForwardArgs {
+    /// The pod, with or without the node suffix (`pod/NAME` too).
+    #[arg(value_parser = |s: &str| Ok::<_, String>(s.trim_start_matches("pod/").trim_start_matches("pods/").to_string()))]
+    pub pod: String,
+    /// LOCAL:REMOTE, or PORT for both (repeatable).
+    #[arg(required = true, value_name = "[LOCAL:]REMOTE")]
+    pub ports: Vec<String>,
     /// Namespace of the pod (default: `default`).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,

@@ -22,9 +22,8 @@ fn get(port: u16) -> Option<String> {
     Some(out)
 }
 
-#[test]
-fn kubectl_port_forward_serves_100_sequential_and_20_parallel_requests() {
-    let d = Daemon::start();
+/// A pod serving `hello-from-pod` on port 80, ready; its full name.
+fn web_pod(d: &Daemon) -> String {
     d.write(
         "web.yaml",
         &format!(
@@ -37,6 +36,13 @@ fn kubectl_port_forward_serves_100_sequential_and_20_parallel_requests() {
         let (ok, out, _) = d.kubectl_auth(&["get", "pod", &pod]);
         (ok && out.contains("1/1")).then_some(())
     });
+    pod
+}
+
+#[test]
+fn kubectl_port_forward_serves_100_sequential_and_20_parallel_requests() {
+    let d = Daemon::start();
+    let pod = web_pod(&d);
     let local = common::free_port();
     let mut pf = d
         .kubectl_auth_cmd(&[
@@ -65,6 +71,49 @@ fn kubectl_port_forward_serves_100_sequential_and_20_parallel_requests() {
         "{first}"
     );
     for i in 0..100 {
+        let r = get(local).unwrap_or_default();
+        assert!(
+            r.contains("hello-from-pod"),
+            "sequential request {i}: {r:?}"
+        );
+    }
+    let parallel: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || get(local).unwrap_or_default()))
+        .collect();
+    for (i, t) in parallel.into_iter().enumerate() {
+        let r = t.join().expect("thread");
+        assert!(r.contains("hello-from-pod"), "parallel request {i}: {r:?}");
+    }
+    let _ = pf.kill();
+    let _ = pf.wait();
+}
+
+#[test]
+fn rkubelet_port_forward_serves_sequential_and_parallel_requests() {
+    let d = Daemon::start();
+    web_pod(&d);
+    let local = common::free_port();
+    let mut pf = std::process::Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+        .args(["port-forward", "web", &format!("{local}:80")])
+        .arg("--kubeconfig")
+        .arg(d.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rkubelet port-forward");
+    wait_until(
+        "the forwarded port answers",
+        Duration::from_secs(20),
+        || {
+            if let Ok(Some(status)) = pf.try_wait() {
+                let mut err = String::new();
+                let _ = pf.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("rkubelet port-forward exited with {status}: {err}");
+            }
+            get(local).filter(|r| r.contains("hello-from-pod"))
+        },
+    );
+    for i in 0..50 {
         let r = get(local).unwrap_or_default();
         assert!(
             r.contains("hello-from-pod"),

@@ -241,6 +241,27 @@ impl Encoder {
         Ok(control(SYN_REPLY, 0, &payload))
     }
 
+    /// `SYN_STREAM` with `headers` (for a client: odd stream ids).
+    pub fn syn_stream(
+        &mut self,
+        stream_id: u32,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<u8>, SpdyError> {
+        let mut raw = (headers.len() as u32).to_be_bytes().to_vec();
+        for (k, v) in headers {
+            raw.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            raw.extend_from_slice(k.as_bytes());
+            raw.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            raw.extend_from_slice(v.as_bytes());
+        }
+        let block = self.deflate_block(&raw)?;
+        let mut payload = (stream_id & 0x7fff_ffff).to_be_bytes().to_vec();
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        payload.extend_from_slice(&[0, 0]);
+        payload.extend_from_slice(&block);
+        Ok(control(SYN_STREAM, 0, &payload))
+    }
+
     fn deflate_block(&mut self, raw: &[u8]) -> Result<Vec<u8>, SpdyError> {
         let mut out = Vec::with_capacity(raw.len() + 64);
         let mut input = raw;
@@ -500,6 +521,25 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(out, vec![0, 0, 0, 0]);
+        }
+    }
+
+    #[test]
+    fn an_encoded_syn_stream_decodes() {
+        let mut enc = Encoder::default();
+        let mut dec = Decoder::default();
+        for id in [1u32, 3] {
+            dec.push(
+                &enc.syn_stream(id, &[("streamType", "data"), ("port", "8080")])
+                    .unwrap(),
+            );
+            let Some(Frame::SynStream {
+                stream_id, headers, ..
+            }) = dec.next_frame().unwrap()
+            else {
+                panic!("not a SYN_STREAM");
+            };
+            assert_eq!((stream_id, headers["port"].as_str()), (id, "8080"));
         }
     }
 

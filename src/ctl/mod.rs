@@ -9,6 +9,7 @@
 //! Failures print one line and exit non-zero.
 
 pub mod describe;
+pub mod portforward;
 pub mod secure;
 pub mod stream;
 pub mod validate;

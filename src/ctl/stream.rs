@@ -55,7 +55,6 @@ impl Drop for RawTerminal {
 /// the exit code to end with.
 pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
     let exec = !command.is_empty();
-    let (server, ca, token) = secure::endpoint(&args.secure)?;
     let client = secure::client(&args.secure)?;
     let ns = args.namespace.as_deref().unwrap_or("default");
     let pod = client.find(ns, &args.pod).await?;
@@ -79,71 +78,11 @@ pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
     query.append_pair("stderr", &(!args.tty).to_string());
     query.append_pair("tty", &args.tty.to_string());
     let verb = if exec { "exec" } else { "attach" };
-    let base = server.trim_end_matches('/');
-    let url = format!(
-        "{}/api/v1/namespaces/{ns}/pods/{name}/{verb}?{}",
-        base.replacen("https://", "wss://", 1),
+    let path = format!(
+        "/api/v1/namespaces/{ns}/pods/{name}/{verb}?{}",
         query.finish()
     );
-    let uri: reqwest::Url = url
-        .parse()
-        .map_err(|e| CtlError(format!("bad server URL {server}: {e}")))?;
-    let host = uri
-        .host_str()
-        .unwrap_or("127.0.0.1")
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = uri.port().unwrap_or(443);
-
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca).flatten() {
-        let _ = roots.add(cert);
-    }
-    crate::http_client::install_crypto_provider();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CtlError(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let server_name = ServerName::try_from(host.clone())
-        .map_err(|e| CtlError(format!("bad server name {host}: {e}")))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| CtlError(format!("cannot reach rkubelet at {server}: {e}")))?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| CtlError(format!("TLS with {server}: {e}")))?;
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| CtlError(format!("bad request: {e}")))?;
-    let headers = request.headers_mut();
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| CtlError("the token is not a valid header value".into()))?;
-    headers.insert("Authorization", bearer);
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(rc::PROTOCOL_V5),
-    );
-    let (ws, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                let body = resp
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default()
-                    .to_string();
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                let reason = v["reason"].as_str().unwrap_or("Error").to_string();
-                let message = v["message"].as_str().map(String::from).unwrap_or(body);
-                CtlError(format!("Error from server ({reason}): {message}"))
-            }
-            e => CtlError(format!("cannot open the {verb} stream: {e}")),
-        })?;
+    let ws = open(&args.secure, &path, rc::PROTOCOL_V5).await?;
     let (mut sink, mut source) = ws.split();
 
     let _raw = RawTerminal::enable(args.tty && args.stdin);
@@ -205,6 +144,78 @@ pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
     }
     Ok(code)
 }
+
+/// A WebSocket on the authenticated port: `path` (with its query) upgraded
+/// with subprotocol `protocol`. Fails with the server's `Status` message.
+pub(super) async fn open(
+    secure_args: &crate::cli::SecureClientArgs,
+    path: &str,
+    protocol: &'static str,
+) -> Result<WebSocket> {
+    let (server, ca, token) = secure::endpoint(secure_args)?;
+    let base = server.trim_end_matches('/');
+    let url = format!("{}{path}", base.replacen("https://", "wss://", 1));
+    let uri: reqwest::Url = url
+        .parse()
+        .map_err(|e| CtlError(format!("bad server URL {server}: {e}")))?;
+    let host = uri
+        .host_str()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port().unwrap_or(443);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&ca).flatten() {
+        let _ = roots.add(cert);
+    }
+    crate::http_client::install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CtlError(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server_name = ServerName::try_from(host.clone())
+        .map_err(|e| CtlError(format!("bad server name {host}: {e}")))?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| CtlError(format!("cannot reach rkubelet at {server}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| CtlError(format!("TLS with {server}: {e}")))?;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| CtlError(format!("bad request: {e}")))?;
+    let headers = request.headers_mut();
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| CtlError("the token is not a valid header value".into()))?;
+    headers.insert("Authorization", bearer);
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default()
+                    .to_string();
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let reason = v["reason"].as_str().unwrap_or("Error").to_string();
+                let message = v["message"].as_str().map(String::from).unwrap_or(body);
+                CtlError(format!("Error from server ({reason}): {message}"))
+            }
+            e => CtlError(format!("cannot open the stream {path}: {e}")),
+        })?;
+    Ok(ws)
+}
+
+/// A client WebSocket over TLS.
+pub(super) type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 /// The exit code a `Status` on the error channel stands for (printing its
 /// message when it is not a plain non-zero exit).
