@@ -70,6 +70,8 @@ pub enum Command {
     Attach(StreamArgs),
     /// Forward local ports to a pod, like `kubectl port-forward`.
     PortForward(PortForwardArgs),
+    /// Copy files to and from a container, like `kubectl cp` (POD:PATH).
+    Cp(CpArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -137,6 +139,23 @@ pub struct StreamArgs {
     /// Stdin is a terminal (raw mode locally, a TTY in the container).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet cp`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CpArgs {
+    /// The source: POD:PATH or a local path.
+    pub src: String,
+    /// The destination: POD:PATH or a local path.
+    pub dest: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
     /// Namespace of the pod (default: `default`).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,

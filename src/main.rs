@@ -151,6 +151,7 @@ fn client(command: Command) -> ExitCode {
             Command::Logs(a) => ctl::logs(a, &mut out).await,
             Command::Restart(a) => ctl::secure::restart(a, &mut out).await,
             Command::PortForward(a) => ctl::portforward::run(a).await,
+            Command::Cp(a) => ctl::cp::run(a).await,
             Command::Run
             | Command::Validate(_)
             | Command::Kubeconfig(_)

@@ -412,3 +412,38 @@ fn rkubelet_exec_runs_commands_with_stdin_exit_codes_and_a_tty() {
     });
     assert_eq!(status.code(), Some(6));
 }
+
+#[test]
+fn rkubelet_cp_copies_a_mebibyte_both_ways_and_names_a_missing_file() {
+    let d = Daemon::start();
+    shell_pod(&d);
+    let dir = tempfile::tempdir().expect("tmp");
+    let data: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).expect("write");
+    let back = dir.path().join("back.bin");
+    let (code, _, err) = rkubelet_with_input(
+        &d,
+        &["cp", src.to_str().expect("utf8"), "sh:/tmp/big.bin"],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = rkubelet_with_input(
+        &d,
+        &["cp", "sh:/tmp/big.bin", back.to_str().expect("utf8")],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read(&back).expect("copied back") == data,
+        "the round trip changed the file"
+    );
+    let (code, _, err) = rkubelet_with_input(
+        &d,
+        &["cp", "sh:/no/such/file", back.to_str().expect("utf8")],
+        b"",
+    );
+    assert!(code != 0 && err.contains("sh:/no/such/file"), "{err}");
+}

@@ -8,6 +8,7 @@
 //! with `-w`, follows the server's watch from the list's resourceVersion.
 //! Failures print one line and exit non-zero.
 
+pub mod cp;
 pub mod describe;
 pub mod portforward;
 pub mod secure;

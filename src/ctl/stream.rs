@@ -136,7 +136,11 @@ pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
                     rc::STDERR => {
                         let _ = std::io::stderr().write_all(payload);
                     }
-                    rc::ERROR => code = exit_code(payload),
+                    rc::ERROR => {
+                        let mut message = Vec::new();
+                        code = status_code(payload, &mut message);
+                        let _ = std::io::stderr().write_all(&message);
+                    }
                     _ => {}
                 }
             }
@@ -217,9 +221,9 @@ pub(super) async fn open(
 pub(super) type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-/// The exit code a `Status` on the error channel stands for (printing its
-/// message when it is not a plain non-zero exit).
-fn exit_code(status: &[u8]) -> i32 {
+/// The exit code a `Status` on the error channel stands for; its message
+/// goes to `message` when it is not a plain non-zero exit.
+pub(super) fn status_code(status: &[u8], message: &mut Vec<u8>) -> i32 {
     let v: serde_json::Value = serde_json::from_slice(status).unwrap_or_default();
     if v["status"] == "Success" {
         return 0;
@@ -236,9 +240,7 @@ fn exit_code(status: &[u8]) -> i32 {
             return code;
         }
     }
-    eprintln!(
-        "error: {}",
-        v["message"].as_str().unwrap_or("the remote command failed")
-    );
+    let text = v["message"].as_str().unwrap_or("the remote command failed");
+    message.extend_from_slice(format!("error: {text}\n").as_bytes());
     1
 }
