@@ -266,6 +266,26 @@ mod tests {
     }
 
     #[test]
+    fn the_authenticated_port_is_loopback_10250_by_default_and_0_disables_it() {
+        let c = config(&["--hostname-override", "n"]).expect("valid");
+        let secure = c.secure.expect("enabled by default");
+        assert_eq!(secure.address, "127.0.0.1:10250".parse().expect("addr"));
+        assert!(!c.read_only_port_logs);
+        let c = config(&["--port", "0", "--hostname-override", "n"]).expect("valid");
+        assert!(c.secure.is_none());
+        let e = config(&[
+            "--port",
+            "9000",
+            "--read-only-port",
+            "9000",
+            "--hostname-override",
+            "n",
+        ])
+        .expect_err("same port twice");
+        assert!(e.to_string().contains("--read-only-port"), "{e}");
+    }
+
+    #[test]
     fn invalid_node_names_are_usage_errors() {
         let e = config(&["--hostname-override", "bad_name"]).expect_err("invalid");
         assert!(matches!(

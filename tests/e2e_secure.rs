@@ -219,3 +219,53 @@ fn a_token_auth_file_is_used_and_a_bad_one_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_client_certificate_signed_by_the_client_ca_is_accepted_and_another_is_not() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().expect("tmp");
+    let make_ca = |cn: &str| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).expect("ca");
+        (cert.pem(), Issuer::new(p, key))
+    };
+    let (ca_pem, ca) = make_ca("client-ca");
+    let (_, other_ca) = make_ca("other-ca");
+    let client_cert = |issuer: &Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, "alice");
+        let cert = p.signed_by(&key, issuer).expect("client cert");
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    };
+    let ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).expect("write");
+    let d = Daemon::start_with(Opts {
+        extra_args: vec!["--client-ca-file".into(), ca_file.display().to_string()],
+    });
+    let server_ca = std::fs::read(d.root_dir().join("pki/ca.crt")).expect("generated CA");
+    let url = format!("https://127.0.0.1:{}/api/v1/pods", d.secure_port);
+    let status_with = |identity: &str| {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .tls_certs_only([reqwest::Certificate::from_pem(&server_ca).expect("CA")])
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("identity"))
+            .build()
+            .expect("client");
+        client.get(&url).send().map(|r| r.status().as_u16())
+    };
+    assert_eq!(status_with(&client_cert(&ca)).expect("request"), 200);
+    // A certificate from another CA fails the handshake (or gets a 401).
+    let other = status_with(&client_cert(&other_ca));
+    assert!(matches!(other, Err(_) | Ok(401)), "{other:?}");
+    // Tokens keep working next to client certificates.
+    let resp = https_client(&d)
+        .get(&url)
+        .bearer_auth(token(&d))
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+}
