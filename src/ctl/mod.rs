@@ -1,8 +1,12 @@
 //! The client commands: `rkubelet get` (pods, events, nodes, namespaces,
 //! configmaps, secrets), `describe pod`, `logs`.
 //!
-//! They talk to a running daemon's read-only API (`--server`, default
-//! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
+//! `get`, `describe` and `logs` talk to a running daemon's read-only API
+//! (`--server`, default `http://127.0.0.1:10255`, also from
+//! `RKUBELET_SERVER`; `logs` turns to the authenticated port when the
+//! read-only port serves none); [`secure`] (`restart`), [`stream`] (`exec`,
+//! `attach`), [`cp`] and [`portforward`] use the authenticated port through a
+//! kubeconfig. They print like
 //! kubectl. A pod may be named with or without the node suffix (`web` finds
 //! `web-node1`). `get` passes `-l` and `--field-selector` to the server and,
 //! with `-w`, follows the server's watch from the list's resourceVersion.
