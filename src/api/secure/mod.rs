@@ -31,6 +31,10 @@ use tower::ServiceExt;
 
 use tokens::{Tokens, User};
 
+/// The longest a client may take to finish the TLS handshake, or to send a
+/// request's headers, before its connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The authenticated port's settings, from the flags.
 #[derive(Debug, Clone)]
 pub struct SecureSettings {
@@ -116,10 +120,15 @@ impl SecurePort {
             let router = router.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                let tls = match acceptor.accept(tcp).await {
-                    Ok(t) => t,
-                    Err(e) => {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let tls = match handshake.await {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "authenticated port: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "authenticated port: TLS handshake timed out");
                         return;
                     }
                 };
@@ -143,6 +152,8 @@ impl SecurePort {
                         }
                     });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HANDSHAKE_TIMEOUT)
                     .serve_connection(TokioIo::new(tls), service)
                     .with_upgrades();
                 tokio::pin!(conn);
