@@ -24,7 +24,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::daemon::{wait_until, Daemon, IMAGE};
