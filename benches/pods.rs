@@ -462,6 +462,7 @@ impl Daemon {
             .arg(&root)
             .args(["--hostname-override", node])
             .args(["--read-only-port", &port.to_string()])
+            .args(["--port", "0"])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)

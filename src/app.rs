@@ -46,6 +46,8 @@ pub struct App {
     config: Config,
     runtime: Arc<dyn ContainerRuntime>,
     listener: Option<TcpListener>,
+    /// The authenticated port, unless `--port 0`.
+    secure: Option<api::secure::SecurePort>,
     host_ip: String,
     /// The manifest URL's fetcher, when `--manifest-url` is set.
     fetcher: Option<Fetcher>,
@@ -126,6 +128,14 @@ impl App {
             ),
             None => None,
         };
+        let secure = match &config.secure {
+            Some(settings) => Some(
+                api::secure::SecurePort::bind(settings, &config.root_dir, &config.node_name)
+                    .await
+                    .map_err(|e| AppError::Io(e.to_string()))?,
+            ),
+            None => None,
+        };
         let fetcher = match &config.manifest_url {
             Some(url) => Some(
                 Fetcher::new(url, &config.manifest_url_headers, config.http_timeout).map_err(
@@ -141,6 +151,7 @@ impl App {
             config,
             runtime,
             listener,
+            secure,
             host_ip: crate::node::host_ip(),
             fetcher,
             runtime_version: version,
@@ -151,6 +162,11 @@ impl App {
     /// The API's bound address, when enabled.
     pub fn api_address(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The authenticated port's bound address, when enabled.
+    pub fn secure_address(&self) -> Option<SocketAddr> {
+        self.secure.as_ref().and_then(|s| s.local_addr())
     }
 
     /// Starts every task. They run until `shutdown` is cancelled; await the
@@ -236,7 +252,7 @@ impl App {
         tasks.spawn(crate::service::run(health, store.clone(), shutdown.clone()));
         tasks.spawn(crate::metrics::feed(store.clone(), shutdown.clone()));
 
-        if let Some(listener) = self.listener {
+        if self.listener.is_some() || self.secure.is_some() {
             let state = ApiState {
                 store,
                 diagnostics,
@@ -255,15 +271,21 @@ impl App {
             };
             api::objects::sync(&state, self.runtime_version);
             tasks.spawn(api::objects::feed(state.clone()));
-            let app = api::router(state);
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                let serve = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await });
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "API server failed");
-                }
-            });
+            if let Some(secure) = self.secure {
+                let app = api::authenticated_router(state.clone());
+                tasks.spawn(secure.serve(app, shutdown.clone()));
+            }
+            if let Some(listener) = self.listener {
+                let app = api::router(state, self.config.read_only_port_logs);
+                let stop = shutdown.clone();
+                tasks.spawn(async move {
+                    let serve = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "API server failed");
+                    }
+                });
+            }
         }
         tasks
     }

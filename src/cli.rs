@@ -69,6 +69,20 @@ pub enum Command {
     /// Print the man page (roff); the package installs it as rkubelet(8).
     #[command(hide = true)]
     Man,
+    /// Print a kubeconfig for this node's authenticated port (server, CA,
+    /// token): `rkubelet kubeconfig > ~/.kube/config && kubectl get pods`.
+    Kubeconfig(KubeconfigArgs),
+    /// Restart a pod: its containers are stopped gracefully and brought back
+    /// (or, with --recreate, the pod starts afresh with a new sandbox).
+    Restart(RestartArgs),
+    /// Run a command in a container, like `kubectl exec` (exits with its code).
+    Exec(ExecArgs),
+    /// Connect to a container's main process, like `kubectl attach`.
+    Attach(StreamArgs),
+    /// Forward local ports to a pod, like `kubectl port-forward`.
+    PortForward(PortForwardArgs),
+    /// Copy files to and from a container, like `kubectl cp` (POD:PATH).
+    Cp(CpArgs),
 }
 
 /// `rkubelet validate`'s arguments.
@@ -90,6 +104,118 @@ pub struct ValidateArgs {
     /// Extra header for URL targets, 'Name: Value' (repeatable).
     #[arg(long = "manifest-url-header", value_name = "NAME:VALUE")]
     pub manifest_url_header: Vec<String>,
+}
+
+/// `rkubelet kubeconfig`'s arguments: the daemon's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The daemon's --root-dir (its generated CA and token live there).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rkubelet")]
+    pub root_dir: PathBuf,
+    /// The daemon's --address.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub address: IpAddr,
+    /// The daemon's --port.
+    #[arg(long, value_name = "PORT", default_value_t = 10250)]
+    pub port: u16,
+    /// The daemon's --token-auth-file, if it runs with one (its first token
+    /// is used).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
+    /// The CA of the daemon's --tls-cert-file, if it runs with one.
+    #[arg(long, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+}
+
+/// How a client command reaches the authenticated port.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecureClientArgs {
+    /// Kubeconfig for the authenticated port (default: $KUBECONFIG,
+    /// ~/.kube/config, else the daemon's files under /var/lib/rkubelet).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `rkubelet attach`'s arguments (and `exec`'s, with a command).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// The pod, with or without the node suffix.
+    pub pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass stdin to the container.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Stdin is a terminal (raw mode locally, a TTY in the container).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet cp`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CpArgs {
+    /// The source: POD:PATH or a local path.
+    pub src: String,
+    /// The destination: POD:PATH or a local path.
+    pub dest: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet port-forward`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PortForwardArgs {
+    /// The pod, with or without the node suffix (`pod/NAME` too).
+    #[arg(value_parser = |s: &str| Ok::<_, String>(s.trim_start_matches("pod/").trim_start_matches("pods/").to_string()))]
+    pub pod: String,
+    /// LOCAL:REMOTE, or PORT for both (repeatable).
+    #[arg(required = true, value_name = "[LOCAL:]REMOTE")]
+    pub ports: Vec<String>,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// `rkubelet exec`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `rkubelet restart`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestartArgs {
+    /// The resource type: `pod`.
+    pub resource: String,
+    /// The pod, with or without the node suffix.
+    pub name: String,
+    /// Stop and remove every container and the sandbox; the pod starts
+    /// afresh (restart counts begin again at 0).
+    #[arg(long)]
+    pub recreate: bool,
+    /// Namespace of the pod (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
 }
 
 /// How a client command reaches the daemon.
@@ -194,6 +320,37 @@ pub struct LogsArgs {
     pub limit_bytes: Option<i64>,
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Used when the read-only port serves no logs (its default).
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
+}
+
+/// The authenticated port's flags, named like the kubelet's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecureArgs {
+    /// Port of the authenticated HTTPS API (the read API plus logs, exec,
+    /// attach, port-forward, restart); 0 disables it.
+    #[arg(long, value_name = "PORT", default_value_t = 10250)]
+    pub port: u16,
+
+    /// Serving certificate (PEM, chain allowed) of the authenticated port.
+    /// Default: a self-signed one generated under --root-dir/pki.
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The key of --tls-cert-file (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Accept client certificates signed by this CA (PEM); the user is the
+    /// certificate's CN.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Bearer tokens, one per line: token,user,uid[,"group1,group2"].
+    /// Default: a token generated under --root-dir/auth/tokens.csv (0600).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 /// The daemon's flags, named like the kubelet's.
@@ -258,13 +415,22 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "IMAGE", default_value = crate::runtime::pause::DEFAULT_IMAGE)]
     pub pod_infra_container_image: String,
 
-    /// Address the read-only API listens on.
+    /// Address the read-only and authenticated APIs listen on.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub address: IpAddr,
 
-    /// Port of the read-only API (/healthz, /pods, /manifests); 0 disables it.
+    /// Port of the read-only API (/healthz, /pods, /manifests, the read-only
+    /// Kubernetes API; no exec, no logs); 0 disables it.
     #[arg(long, value_name = "PORT", default_value_t = 10255)]
     pub read_only_port: u16,
+
+    /// Also serve container logs on the read-only port (unauthenticated:
+    /// any local user can read them). Off by default, as with the kubelet.
+    #[arg(long)]
+    pub read_only_port_logs: bool,
+
+    #[command(flatten)]
+    pub secure: SecureArgs,
 
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

@@ -55,6 +55,10 @@ pub struct Config {
     pub infra_image: String,
     /// `None` when the read-only API is disabled.
     pub api_address: Option<SocketAddr>,
+    /// `--read-only-port-logs`: serve container logs on the read-only port.
+    pub read_only_port_logs: bool,
+    /// The authenticated port; `None` with `--port 0`.
+    pub secure: Option<crate::api::secure::SecureSettings>,
     pub log_format: LogFormat,
     /// `--v`: the log verbosity ([`crate::logging`]).
     pub verbosity: u8,
@@ -168,6 +172,24 @@ impl Config {
         }
         let api_address =
             (args.read_only_port != 0).then(|| SocketAddr::new(args.address, args.read_only_port));
+        let secure = (args.secure.port != 0).then(|| crate::api::secure::SecureSettings {
+            address: SocketAddr::new(args.address, args.secure.port),
+            tls_cert_file: args.secure.tls_cert_file.clone(),
+            tls_private_key_file: args.secure.tls_private_key_file.clone(),
+            client_ca_file: args.secure.client_ca_file.clone(),
+            token_auth_file: args.secure.token_auth_file.clone(),
+        });
+        if let (Some(api), Some(secure)) = (api_address, &secure) {
+            if api.port() == secure.address.port() {
+                return Err(UsageError::flag(
+                    "--port",
+                    format!(
+                        "--port and --read-only-port are both {}; give them different ports",
+                        api.port()
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             manifest_dir: args.config.clone(),
             file_check_frequency: args.file_check_frequency,
@@ -176,6 +198,8 @@ impl Config {
             docker_endpoint,
             infra_image: args.pod_infra_container_image.clone(),
             api_address,
+            read_only_port_logs: args.read_only_port_logs,
+            secure,
             log_format: args.log_format,
             verbosity: args.verbosity,
             image_credential_file: args.image_credential_file.clone(),
@@ -251,6 +275,26 @@ mod tests {
     fn port_zero_disables_the_api() {
         let c = config(&["--read-only-port", "0", "--hostname-override", "n"]).expect("valid");
         assert_eq!(c.api_address, None);
+    }
+
+    #[test]
+    fn the_authenticated_port_is_loopback_10250_by_default_and_0_disables_it() {
+        let c = config(&["--hostname-override", "n"]).expect("valid");
+        let secure = c.secure.expect("enabled by default");
+        assert_eq!(secure.address, "127.0.0.1:10250".parse().expect("addr"));
+        assert!(!c.read_only_port_logs);
+        let c = config(&["--port", "0", "--hostname-override", "n"]).expect("valid");
+        assert!(c.secure.is_none());
+        let e = config(&[
+            "--port",
+            "9000",
+            "--read-only-port",
+            "9000",
+            "--hostname-override",
+            "n",
+        ])
+        .expect_err("same port twice");
+        assert!(e.to_string().contains("--read-only-port"), "{e}");
     }
 
     #[test]

@@ -18,10 +18,16 @@
 //! * [`registry`] — registry credentials for pulls: `imagePullSecrets` and
 //!   the node's Docker config, matched by registry host as the kubelet does.
 //! * [`ctl`] — the client commands (`get`, `describe`, `logs`, `top`,
-//!   `validate`, `completion`);
-//!   they speak to the API over HTTP and share only [`k8s`] vocabulary with the
-//!   daemon (`validate` reuses the daemon's file listing and merger).
-//! * [`api`] — the read-only HTTP API: routes, [`api::kube`] for
+//!   `validate`, `completion`, and on the authenticated port `exec`,
+//!   `attach`, `cp`, `port-forward`, `restart`); they speak to the API over
+//!   HTTP(S) and WebSockets and share only [`k8s`] vocabulary (and
+//!   [`api::spdy`]'s codec) with the daemon (`validate` reuses the daemon's
+//!   file listing and merger).
+//! * [`api`] — the HTTP APIs: the read-only port and the authenticated
+//!   HTTPS port ([`api::secure`]: TLS, tokens, client certificates,
+//!   kubeconfig) with exec/attach ([`api::stream`] over
+//!   [`k8s::remotecommand`]), port-forward ([`api::portforward`] over
+//!   [`api::spdy`]) and restart ([`api::lifecycle`]); routes, [`api::kube`] for
 //!   Kubernetes discovery and server-side Tables, [`api::query`] for list
 //!   options, [`api::watch`] for generic lists and watches, [`api::logs`]
 //!   for the log options, [`api::resources`] (pure builders and Tables of
@@ -72,9 +78,6 @@
 //!   [`k8s::selector::Selectable`], and route the collection and object to
 //!   [`api::watch::list_or_watch`] and [`api::watch::get_one`] with an
 //!   [`api::watch::Kind`] (resource name and Table printer).
-//! * **exec / attach / port-forward**: an authenticated server in `api/`
-//!   (its own module beside the read-only routes), using
-//!   [`runtime::ContainerRuntime`] for exec and attach.
 //!
 //! The purity of the core is checked by `scripts/check-pure` (run by
 //! `scripts/test`): no `tokio::spawn`, `std::fs`, `bollard` or clock reads in

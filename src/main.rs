@@ -27,6 +27,9 @@ fn main() -> ExitCode {
             return written(ctl::docs::completion(shell, &mut std::io::stdout().lock()))
         }
         Some(Command::Man) => return written(ctl::docs::man(&mut std::io::stdout().lock())),
+        Some(Command::Kubeconfig(args)) => return kubeconfig(&args),
+        Some(Command::Exec(args)) => return stream(&args.stream, &args.command),
+        Some(Command::Attach(args)) => return stream(&args, &[]),
         Some(command) => return client(command),
     }
     let config = match Config::from_args(&cli.daemon) {
@@ -96,6 +99,48 @@ fn validate(args: &rkubelet::cli::ValidateArgs) -> ExitCode {
     }
 }
 
+/// `rkubelet kubeconfig`: prints a kubeconfig for the authenticated port.
+fn kubeconfig(args: &rkubelet::cli::KubeconfigArgs) -> ExitCode {
+    let node = rkubelet::node::resolve_name(None).unwrap_or_else(|_| "rkubelet".into());
+    let built = rkubelet::api::secure::kubeconfig::build(
+        &rkubelet::api::secure::kubeconfig::KubeconfigArgs {
+            root_dir: args.root_dir.clone(),
+            address: args.address,
+            port: args.port,
+            token_auth_file: args.token_auth_file.clone(),
+            certificate_authority: args.certificate_authority.clone(),
+            name: format!("rkubelet-{node}"),
+        },
+    );
+    match built {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rkubelet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rkubelet exec` / `attach`: ends with the remote command's exit code.
+fn stream(args: &rkubelet::cli::StreamArgs, command: &[String]) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(ctl::stream::run(args, command));
+    // A blocked read of stdin must not hold the exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a client sub-command against a daemon's API.
 fn client(command: Command) -> ExitCode {
     let Some(runtime) = command_runtime() else {
@@ -108,9 +153,16 @@ fn client(command: Command) -> ExitCode {
             Command::Describe(a) => ctl::describe(a, &mut out).await,
             Command::Logs(a) => ctl::logs(a, &mut out).await,
             Command::Top(a) => ctl::top::run(a, &mut out).await,
-            Command::Run | Command::Validate(_) | Command::Completion { .. } | Command::Man => {
-                Ok(())
-            }
+            Command::Restart(a) => ctl::secure::restart(a, &mut out).await,
+            Command::PortForward(a) => ctl::portforward::run(a).await,
+            Command::Cp(a) => ctl::cp::run(a).await,
+            Command::Run
+            | Command::Validate(_)
+            | Command::Completion { .. }
+            | Command::Man
+            | Command::Kubeconfig(_)
+            | Command::Exec(_)
+            | Command::Attach(_) => Ok(()),
         }
     });
     match result {
@@ -143,6 +195,9 @@ async fn run(config: Config) -> ExitCode {
     };
     if let Some(addr) = app.api_address() {
         tracing::info!(%addr, "read-only API listening");
+    }
+    if let Some(addr) = app.secure_address() {
+        tracing::info!(%addr, "authenticated API listening (HTTPS)");
     }
     let shutdown = CancellationToken::new();
     let mut tasks = app.spawn(shutdown.clone());

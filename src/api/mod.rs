@@ -1,4 +1,6 @@
-//! The read-only local API (`--address:--read-only-port`).
+//! The local API: the read-only port (`--address:--read-only-port`) and
+//! the authenticated port ([`secure`], `--address:--port`), which serves
+//! the same read API plus logs and [`stream`]'s verbs.
 //!
 //! * `GET /healthz` — `ok` while the daemon runs (manifest errors do not make
 //!   it unhealthy; they are reported at `/manifests`); `500` with the reason
@@ -24,14 +26,21 @@
 //! * Anything else is a `404` (unknown path) or `405` (a verb other than
 //!   `GET`) with a v1 `Status` body.
 //!
-//! Nothing here mutates; it binds loopback unless told otherwise.
+//! Container logs are served on the read-only port only with
+//! `--read-only-port-logs` (else `403`). Nothing on the read-only port
+//! mutates; both ports bind loopback unless told otherwise.
 
 pub mod kube;
+pub mod lifecycle;
 pub mod logs;
 pub mod metrics;
 pub mod objects;
+pub mod portforward;
 pub mod query;
 pub mod resources;
+pub mod secure;
+pub mod spdy;
+pub mod stream;
 pub mod watch;
 
 use std::sync::{Arc, RwLock};
@@ -85,8 +94,50 @@ const EVENTS: watch::Kind<Event> = watch::Kind {
     table: kube::event_table,
 };
 
-/// The API's routes.
-pub fn router(state: ApiState) -> Router {
+/// The read-only port's routes: the read API, and container logs only when
+/// `serve_logs` (`--read-only-port-logs`).
+pub fn router(state: ApiState, serve_logs: bool) -> Router {
+    let logs = if serve_logs {
+        get(pod_log)
+    } else {
+        get(logs_elsewhere)
+    };
+    read_routes()
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", logs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn(metrics::count))
+        .with_state(state)
+}
+
+/// The authenticated port's routes: the read API, logs, and the streaming
+/// and lifecycle verbs ([`stream`]). Authentication happens before ([`secure`]).
+pub fn authenticated_router(state: ApiState) -> Router {
+    read_routes()
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .merge(stream::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn(metrics::count))
+        .with_state(state)
+}
+
+/// The read-only port without `--read-only-port-logs`: a `403` saying where
+/// logs are served.
+async fn logs_elsewhere() -> Response {
+    status_error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        "container logs are not served on the read-only port: use the authenticated port \
+         (--port, `rkubelet kubeconfig` prints a kubeconfig for it), or start rkubelet with \
+         --read-only-port-logs"
+            .to_string(),
+    )
+    .into_response()
+}
+
+/// The routes both ports serve.
+fn read_routes() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/manifests", get(manifests))
@@ -98,7 +149,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
-        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",
             get(pod_probes),
@@ -106,10 +156,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(watch::namespaced_routes(&PODS, pod_store))
         .merge(watch::namespaced_routes(&EVENTS, event_store))
         .merge(objects::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(not_allowed)
-        .layer(axum::middleware::from_fn(metrics::count))
-        .with_state(state)
 }
 
 /// `ok`; with `?verbose`, one line per check in the Kubernetes style. A
@@ -156,7 +202,7 @@ async fn healthz(State(s): State<ApiState>, RawQuery(query): RawQuery) -> Respon
 
 /// An error answered as a Kubernetes `Status` body, as the API server does.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     code: StatusCode,
     reason: &'static str,
     message: String,
@@ -177,7 +223,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiError {
+pub(crate) fn status_error(code: StatusCode, reason: &'static str, message: String) -> ApiError {
     ApiError {
         code,
         reason,
@@ -253,7 +299,7 @@ fn event_store(s: &ApiState) -> &crate::watch::Store<Event> {
     s.recorder.objects()
 }
 
-fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
+pub(crate) fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
     pods_in(s, Some(ns))
         .into_iter()
         .find(|p| p.metadata.name.as_deref() == Some(name))
@@ -267,7 +313,11 @@ fn find_pod(s: &ApiState, ns: &str, name: &str) -> Result<Pod, ApiError> {
 }
 
 /// The Docker id of the container instance `previous` asks for, from status.
-fn container_id(pod: &Pod, container: Option<&str>, previous: bool) -> Result<String, ApiError> {
+pub(crate) fn container_id(
+    pod: &Pod,
+    container: Option<&str>,
+    previous: bool,
+) -> Result<String, ApiError> {
     let spec = pod.spec.clone().unwrap_or_default();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let name = match container {

@@ -1,15 +1,23 @@
 //! The client commands: `rkubelet get` (pods, events, nodes, namespaces,
 //! configmaps, secrets), `describe pod`, `logs`.
 //!
-//! They talk to a running daemon's read-only API (`--server`, default
-//! `http://127.0.0.1:10255`, also from `RKUBELET_SERVER`) and print like
+//! `get`, `describe` and `logs` talk to a running daemon's read-only API
+//! (`--server`, default `http://127.0.0.1:10255`, also from
+//! `RKUBELET_SERVER`; `logs` turns to the authenticated port when the
+//! read-only port serves none); [`secure`] (`restart`), [`stream`] (`exec`,
+//! `attach`), [`cp`] and [`portforward`] use the authenticated port through a
+//! kubeconfig. They print like
 //! kubectl. A pod may be named with or without the node suffix (`web` finds
 //! `web-node1`). `get` passes `-l` and `--field-selector` to the server and,
 //! with `-w`, follows the server's watch from the list's resourceVersion.
 //! Failures print one line and exit non-zero.
 
+pub mod cp;
 pub mod describe;
 pub mod docs;
+pub mod portforward;
+pub mod secure;
+pub mod stream;
 pub mod top;
 pub mod validate;
 
@@ -620,7 +628,21 @@ pub async fn logs(args: &LogsArgs, out: &mut dyn Write) -> Result<()> {
         "/api/v1/namespaces/{ns}/pods/{name}/log?{}",
         query.join("&")
     );
-    let mut stream = client.get(&path).await?.bytes_stream();
+    // The read-only port serves logs only with --read-only-port-logs; then
+    // ask the authenticated port (its kubeconfig, or root's own files).
+    let resp = match client.send(&path, "application/json").await? {
+        r if r.status() == reqwest::StatusCode::FORBIDDEN => {
+            let secure = secure::client(&args.secure).map_err(|e| {
+                CtlError(format!(
+                    "the read-only port does not serve logs, and the authenticated port cannot be used: {e}"
+                ))
+            })?;
+            secure.get(&path).await?
+        }
+        r if r.status().is_success() => r,
+        r => return Err(failure(r).await),
+    };
+    let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| CtlError(format!("log stream broke: {e}")))?;
         out.write_all(&chunk)

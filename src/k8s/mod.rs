@@ -12,4 +12,5 @@ pub mod print;
 pub mod probe;
 pub mod qos;
 pub mod quantity;
+pub mod remotecommand;
 pub mod selector;

@@ -12,8 +12,8 @@ use futures_util::stream::BoxStream;
 
 use super::{global, OperationLabel};
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult, ImageInfo,
-    LogOptions, Result, RuntimeEvent, SandboxConfig,
+    Attached, ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult,
+    ExecState, ImageInfo, LogOptions, Result, RuntimeEvent, SandboxConfig, StreamOptions,
 };
 
 /// Times the calls of the runtime it wraps.
@@ -95,6 +95,34 @@ impl ContainerRuntime for Metered {
     }
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
         timed("stats", self.inner.stats(id)).await
+    }
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        options: StreamOptions,
+    ) -> Result<(String, Attached)> {
+        timed("exec_stream", self.inner.exec_stream(id, cmd, options)).await
+    }
+    async fn exec_state(&self, exec_id: &str) -> Result<ExecState> {
+        timed("exec_state", self.inner.exec_state(exec_id)).await
+    }
+    async fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<()> {
+        timed(
+            "resize_exec",
+            self.inner.resize_exec(exec_id, width, height),
+        )
+        .await
+    }
+    async fn attach(&self, id: &str, options: StreamOptions) -> Result<Attached> {
+        timed("attach", self.inner.attach(id, options)).await
+    }
+    async fn resize_container(&self, id: &str, width: u16, height: u16) -> Result<()> {
+        timed(
+            "resize_container",
+            self.inner.resize_container(id, width, height),
+        )
+        .await
     }
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {
         self.inner.logs(id, options)

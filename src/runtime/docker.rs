@@ -385,6 +385,94 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        options: super::StreamOptions,
+    ) -> Result<(String, super::Attached)> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let create = CreateExecOptions {
+            attach_stdin: Some(options.stdin),
+            attach_stdout: Some(options.stdout),
+            attach_stderr: Some(options.stderr),
+            tty: Some(options.tty),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let object = format!("container {id}");
+        let exec = self
+            .docker
+            .create_exec(id, create)
+            .await
+            .map_err(|e| map_err(e, &object))?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: options.tty,
+            output_capacity: None,
+        };
+        match self
+            .docker
+            .start_exec(&exec.id, Some(start))
+            .await
+            .map_err(|e| map_err(e, &format!("exec in container {id}")))?
+        {
+            StartExecResults::Attached { output, input } => {
+                Ok((exec.id, attached(output, input, id)))
+            }
+            StartExecResults::Detached => Err(RuntimeError::Other(format!(
+                "exec in container {id} started detached"
+            ))),
+        }
+    }
+
+    async fn exec_state(&self, exec_id: &str) -> Result<super::ExecState> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| map_err(e, &format!("exec {exec_id}")))?;
+        Ok(super::ExecState {
+            running: inspect.running.unwrap_or(false),
+            exit_code: inspect.exit_code,
+            pid: inspect.pid.filter(|p| *p > 0),
+        })
+    }
+
+    async fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<()> {
+        self.docker
+            .resize_exec(exec_id, bollard::exec::ResizeExecOptions { height, width })
+            .await
+            .map_err(|e| map_err(e, &format!("exec {exec_id}")))
+    }
+
+    async fn attach(&self, id: &str, options: super::StreamOptions) -> Result<super::Attached> {
+        let opts = bollard::query_parameters::AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .logs(false)
+            .stdin(options.stdin)
+            .stdout(options.stdout)
+            .stderr(options.stderr)
+            .build();
+        let r = self
+            .docker
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(|e| map_err(e, &format!("container {id}")))?;
+        Ok(attached(r.output, r.input, id))
+    }
+
+    async fn resize_container(&self, id: &str, width: u16, height: u16) -> Result<()> {
+        let opts = bollard::query_parameters::ResizeContainerTTYOptions {
+            h: i32::from(height),
+            w: i32::from(width),
+        };
+        self.docker
+            .resize_container_tty(id, opts)
+            .await
+            .map_err(|e| map_err(e, &format!("container {id}")))
+    }
+
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let options = CreateExecOptions {
@@ -554,8 +642,6 @@ fn status_of(e: &DockerError) -> Option<u16> {
     }
 }
 
-/// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
-/// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
 /// Pull progress from Docker's per-layer messages, logged and reported at
 /// most every [`crate::registry::progress_period`] (2 s) as bytes done /
 /// total.
@@ -623,6 +709,35 @@ fn stats_of(s: &bollard::models::ContainerStatsResponse) -> super::ContainerStat
     }
 }
 
+/// bollard's attached streams as the runtime-neutral [`super::Attached`].
+fn attached(
+    output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, DockerError>>
+                + Send,
+        >,
+    >,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    id: &str,
+) -> super::Attached {
+    use bollard::container::LogOutput;
+    let object = format!("stream of container {id}");
+    let output = output
+        .map(move |chunk| match chunk {
+            Ok(LogOutput::StdErr { message }) => Ok(super::StreamChunk::Stderr(message)),
+            Ok(
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message },
+            ) => Ok(super::StreamChunk::Stdout(message)),
+            Err(e) => Err(map_err(e, &object)),
+        })
+        .boxed();
+    super::Attached { output, input }
+}
+
+/// Maps a bollard error: transport failures ⇒ `Unavailable`, 404 ⇒
+/// `NotFound(object)`, anything else ⇒ `Other` with Docker's message.
 fn map_err(e: DockerError, object: &str) -> RuntimeError {
     match e {
         DockerError::DockerResponseServerError {

@@ -29,8 +29,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult, ImageInfo,
-    LogOptions, PullProgressFn, Result, RuntimeError, RuntimeEvent, SandboxConfig,
+    Attached, ContainerConfig, ContainerInfo, ContainerRuntime, ContainerStats, ExecResult,
+    ExecState, ImageInfo, LogOptions, PullProgressFn, Result, RuntimeError, RuntimeEvent,
+    SandboxConfig, StreamOptions,
 };
 use crate::backoff::Retry;
 
@@ -337,6 +338,31 @@ impl ContainerRuntime for Monitored {
     }
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
         let r = self.inner.stats(id).await;
+        self.seen(r)
+    }
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        options: StreamOptions,
+    ) -> Result<(String, Attached)> {
+        let r = self.inner.exec_stream(id, cmd, options).await;
+        self.seen(r)
+    }
+    async fn exec_state(&self, exec_id: &str) -> Result<ExecState> {
+        let r = self.inner.exec_state(exec_id).await;
+        self.seen(r)
+    }
+    async fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<()> {
+        let r = self.inner.resize_exec(exec_id, width, height).await;
+        self.seen(r)
+    }
+    async fn attach(&self, id: &str, options: StreamOptions) -> Result<Attached> {
+        let r = self.inner.attach(id, options).await;
+        self.seen(r)
+    }
+    async fn resize_container(&self, id: &str, width: u16, height: u16) -> Result<()> {
+        let r = self.inner.resize_container(id, width, height).await;
         self.seen(r)
     }
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>> {

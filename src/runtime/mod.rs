@@ -223,6 +223,39 @@ pub struct LogOptions {
     pub since: Option<Timestamp>,
 }
 
+/// Which standard streams a streaming exec or attach connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// A terminal: output is one raw stream (reported as stdout).
+    pub tty: bool,
+}
+
+/// A piece of a streaming exec's or attach's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamChunk {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// A process's connected streams: its output, and its stdin (shut it down to
+/// close the process's stdin).
+pub struct Attached {
+    pub output: BoxStream<'static, Result<StreamChunk>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// How a streaming exec ended or stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// The process id on the host, while it runs.
+    pub pid: Option<i64>,
+}
+
 /// One event from the runtime's events stream about a managed container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -326,6 +359,49 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// streaming). Fails with [`RuntimeError::NotFound`] for a missing
     /// container. (No default: a wrapping runtime must pass it on.)
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
+    /// Starts `cmd` in the running container `id` with the streams `options`
+    /// asks for connected (for `kubectl exec`); returns the exec's id and its
+    /// streams. Fails with [`RuntimeError::NotFound`] for a missing container.
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        options: StreamOptions,
+    ) -> Result<(String, Attached)> {
+        let _ = (id, cmd, options);
+        Err(RuntimeError::Other(
+            "streaming exec is not supported by this runtime".into(),
+        ))
+    }
+
+    /// The state of a streaming exec.
+    async fn exec_state(&self, exec_id: &str) -> Result<ExecState> {
+        let _ = exec_id;
+        Err(RuntimeError::Other(
+            "streaming exec is not supported by this runtime".into(),
+        ))
+    }
+
+    /// Resizes a streaming exec's terminal.
+    async fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<()> {
+        let _ = (exec_id, width, height);
+        Ok(())
+    }
+
+    /// Connects to the main process of the running container `id` (for
+    /// `kubectl attach`).
+    async fn attach(&self, id: &str, options: StreamOptions) -> Result<Attached> {
+        let _ = (id, options);
+        Err(RuntimeError::Other(
+            "attach is not supported by this runtime".into(),
+        ))
+    }
+
+    /// Resizes a container's terminal (attach with a TTY).
+    async fn resize_container(&self, id: &str, width: u16, height: u16) -> Result<()> {
+        let _ = (id, width, height);
+        Ok(())
+    }
 
     /// The container's stdout and stderr, interleaved as Docker stored them.
     fn logs(&self, id: &str, options: LogOptions) -> BoxStream<'static, Result<bytes::Bytes>>;

@@ -342,6 +342,11 @@ pub struct Daemon {
     child: Option<Child>,
     pub node: String,
     pub port: u16,
+    /// The authenticated (HTTPS) port, `--port`.
+    pub secure_port: u16,
+    /// Whether the read-only port serves logs (`--read-only-port-logs`, on
+    /// unless started with [`Daemon::start_without_read_only_logs`]).
+    read_only_logs: bool,
     dirs: tempfile::TempDir,
     pub opts: Opts,
     starts: u32,
@@ -357,6 +362,41 @@ impl Daemon {
             .arg(format!("http://127.0.0.1:{}", self.port))
             .args(args);
         cmd
+    }
+
+    /// A kubeconfig for the authenticated port, written by `rkubelet
+    /// kubeconfig` (once) into the daemon's temp dir; its path.
+    pub fn kubeconfig(&self) -> PathBuf {
+        let path = self.dirs.path().join("kubeconfig");
+        if !path.exists() {
+            let text = run(Command::new(env!("CARGO_BIN_EXE_rkubelet"))
+                .arg("kubeconfig")
+                .arg("--root-dir")
+                .arg(self.root_dir())
+                .args(["--port", &self.secure_port.to_string()]));
+            fs::write(&path, text).expect("write kubeconfig");
+        }
+        path
+    }
+
+    /// `kubectl --kubeconfig K ARGS` against the authenticated port, not yet run.
+    pub fn kubectl_auth_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        cmd
+    }
+
+    /// Runs kubectl against the authenticated port: (success, stdout, stderr).
+    pub fn kubectl_auth(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self
+            .kubectl_auth_cmd(args)
+            .output()
+            .expect("kubectl is installed");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs kubectl against this daemon: (success, stdout, stderr).
@@ -378,12 +418,21 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Opts) -> Daemon {
-        Daemon::start_with_env(opts, Vec::new())
+        Daemon::start_full(opts, true, Vec::new())
     }
 
     /// Like [`Daemon::start_with`] with extra environment variables, set
     /// after the defaults (an empty `RKUBELET_LOG` lets `--v` decide).
     pub fn start_with_env(opts: Opts, env: Vec<(String, String)>) -> Daemon {
+        Daemon::start_full(opts, true, env)
+    }
+
+    /// A daemon whose read-only port serves no logs (rkubelet's default).
+    pub fn start_without_read_only_logs(opts: Opts) -> Daemon {
+        Daemon::start_full(opts, false, Vec::new())
+    }
+
+    fn start_full(opts: Opts, read_only_logs: bool, env: Vec<(String, String)>) -> Daemon {
         require_docker();
         let dirs = tempfile::Builder::new()
             .prefix("rkubelet-e2e-")
@@ -394,6 +443,8 @@ impl Daemon {
             child: None,
             node: format!("rkt-{}", random_hex(5)),
             port: free_port(),
+            secure_port: free_port(),
+            read_only_logs,
             dirs,
             opts,
             starts: 0,
@@ -464,6 +515,9 @@ impl Daemon {
             .arg(&self.node)
             .arg("--read-only-port")
             .arg(self.port.to_string())
+            .arg("--port")
+            .arg(self.secure_port.to_string())
+            .args(self.read_only_logs.then_some("--read-only-port-logs"))
             .args(&self.opts.extra_args)
             .env("RKUBELET_LOG", "info,rkubelet=debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
