@@ -40,8 +40,10 @@ pub struct Parsed {
 
 /// Parses every document of a manifest into pods.
 ///
-/// Fails on the first malformed document, unknown kind or field that cannot be
-/// deserialized, naming `location`, the document and the line/field.
+/// Fails on the first malformed document or field that cannot be
+/// deserialized, naming `location`, the document and the line/field. A kind
+/// rkubelet does not run (a Service, RBAC, a custom resource) is skipped with
+/// a warning naming the document and the kind.
 pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, ManifestError> {
     let mut parsed = Parsed::default();
     let text = std::str::from_utf8(content).map_err(|e| {
@@ -191,13 +193,20 @@ impl Object<'_> {
                 }
                 Ok(())
             }
-            other => Err(self.error(
+            "List" | "PodList" => Err(self.error(
                 "kind",
-                format!(
-                    "unsupported kind {other:?} (apiVersion {api_version:?}): a manifest may hold Pod, ConfigMap, Secret{}",
-                    if nested { "" } else { ", and List or PodList of those" }
-                ),
+                format!("Unsupported value: {kind:?}: a list may not hold another list"),
             )),
+            other => {
+                parsed.warnings.push(skipped_kind(
+                    self.location,
+                    self.index,
+                    self.prefix,
+                    other,
+                    api_version,
+                ));
+                Ok(())
+            }
         }
     }
 
@@ -268,6 +277,65 @@ impl Object<'_> {
         }
         Ok(object)
     }
+}
+
+/// Kinds a cluster manifest commonly carries next to its pods that only the
+/// control plane acts on (`apiVersion`-independent, as written by users).
+const CLUSTER_KINDS: &[&str] = &[
+    "Service",
+    "Endpoints",
+    "EndpointSlice",
+    "Ingress",
+    "IngressClass",
+    "ServiceAccount",
+    "Namespace",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "StorageClass",
+    "NetworkPolicy",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "LimitRange",
+    "ResourceQuota",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "PriorityClass",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// The warning for a document (or list item) whose kind rkubelet does not
+/// run: it is skipped and the rest of the manifest runs, so a file with a
+/// Pod and its Service (or a custom resource) still runs its Pod.
+fn skipped_kind(
+    location: &str,
+    index: usize,
+    prefix: &str,
+    kind: &str,
+    api_version: &str,
+) -> String {
+    let at = match prefix.trim_end_matches('.') {
+        "" => String::new(),
+        item => format!("{item}: "),
+    };
+    let known = if CLUSTER_KINDS.contains(&kind) {
+        ""
+    } else {
+        "unknown "
+    };
+    format!(
+        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)"
+    )
 }
 
 /// Collects the paths of keys present in `raw` but lost in `known` (the
@@ -572,8 +640,9 @@ items:
 
     #[test]
     fn errors_inside_a_list_name_the_item() {
-        let e =
-            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n");
+        let e = err(
+            "apiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n",
+        );
         assert_eq!(e.field.as_deref(), Some("items[0].kind"));
         assert!(e.reason.contains("\"Deployment\""), "{e}");
         let e = err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, spec: {containers: [{name: 1, image: i}]}}\n");
@@ -659,13 +728,51 @@ items:
     }
 
     #[test]
-    fn unknown_kinds_are_an_error_naming_document_and_kind() {
-        let text =
-            format!("{WEB}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\n");
-        let e = err(&text);
-        assert_eq!(e.document, Some(2));
-        assert_eq!(e.field.as_deref(), Some("kind"));
-        assert!(e.reason.contains("unsupported kind \"Deployment\""), "{e}");
+    fn other_cluster_kinds_are_skipped_with_a_warning_naming_document_and_kind() {
+        let text = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\n{WEB}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: r}}\n"
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.documents[0].index, 2);
+        assert_eq!(
+            parsed.warnings,
+            [
+                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)",
+                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_does_not_take_the_pods_of_its_file_down() {
+        let text = format!(
+            "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {{name: f}}\n---\napiVersion: v1\nkind: List\nitems:\n- {{apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {{name: i}}}}\n---\n{WEB}"
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+        assert!(
+            parsed.warnings[0].starts_with(
+                "etc/kubelet.d/web.yaml: document 1: unknown kind \"Frobnicator\" (apiVersion \"example.com/v1\") is not run by rkubelet"
+            ),
+            "{:?}",
+            parsed.warnings
+        );
+        assert!(
+            parsed.warnings[1]
+                .starts_with("etc/kubelet.d/web.yaml: document 2: items[0]: kind \"Ingress\""),
+            "{:?}",
+            parsed.warnings
+        );
+    }
+
+    #[test]
+    fn a_list_inside_a_list_is_an_error() {
+        let e =
+            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, items: []}\n");
+        assert_eq!(e.field.as_deref(), Some("items[0].kind"));
+        assert!(e.reason.contains("may not hold another list"), "{e}");
     }
 
     #[test]
