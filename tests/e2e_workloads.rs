@@ -71,3 +71,74 @@ metadata: {{name: f}}
         "the warning is logged:\n{log}"
     );
 }
+
+fn host_port_pod(name: &str, port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["sh", "-c", "echo {name} > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+    ports: [{{containerPort: 80, hostPort: {port}}}]
+"#
+    )
+}
+
+#[test]
+fn a_pod_whose_host_port_another_pod_holds_stays_pending_and_starts_when_the_holder_goes() {
+    let d = Daemon::start();
+    let port = common::daemon::free_port();
+    d.write("a-first.yaml", &host_port_pod("first", port));
+    d.wait_running("first", &["web"], SECS30);
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let body = wait_until("the first pod serves", SECS30, || {
+        common::daemon::http_get(&url)
+    });
+    assert_eq!(body.trim(), "first");
+    d.write("b-second.yaml", &host_port_pod("second", port));
+    let condition = wait_until("second is pending and unschedulable", SECS30, || {
+        let pod = d.api_pod("second")?;
+        let conditions = pod["status"]["conditions"].as_array()?.clone();
+        let scheduled = conditions
+            .into_iter()
+            .find(|c| c["type"] == "PodScheduled")?;
+        Some((pod["status"]["phase"].clone(), scheduled))
+    });
+    assert_eq!(condition.0, "Pending");
+    assert_eq!(condition.1["status"], "False");
+    assert_eq!(condition.1["reason"], "Unschedulable");
+    assert_eq!(
+        condition.1["message"],
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+    );
+    let (ok, out, err) = d.kubectl(&["get", "pod", &format!("second-{}", d.node)]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Pending"), "{out}");
+    let (ok, out, err) = d.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedScheduling",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("didn't have free ports"), "{out}");
+    assert!(
+        d.pod_containers("second").is_empty(),
+        "no container for the waiting pod"
+    );
+    // The holder goes away: the waiting pod starts and takes the port.
+    d.remove("a-first.yaml");
+    d.wait_running("second", &["web"], SECS30);
+    let body = wait_until("the second pod serves", SECS30, || {
+        common::daemon::http_get(&url).filter(|b| b.trim() == "second")
+    });
+    assert_eq!(body.trim(), "second");
+    assert!(
+        !d.log().contains("FailedCreatePodSandBox"),
+        "no sandbox failed for a taken port"
+    );
+}

@@ -17,6 +17,8 @@
 //! node affinity that does not match) gets no worker; it is published as a
 //! `Failed` pod with the kubelet's reason and message until its manifest goes
 //! away, and counts as not desired for orphan cleanup.
+//! After admission, the [`PortGate`] holds back pods whose `hostPort`
+//! another pod of this node holds (`Pending`, as the scheduler leaves them).
 //! After every merge it publishes the merged ConfigMaps and Secrets to the
 //! workers' shared object store.
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::host_ports::{all_done, PortGate};
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
 use crate::admission;
@@ -78,6 +81,8 @@ pub struct Manager {
     /// Origins whose containers the initial orphan cleanup left alone; they
     /// are cleaned once their source answers.
     kept: BTreeSet<String>,
+    /// Host ports held by workers' pods and pods waiting for one.
+    ports: PortGate,
 }
 
 impl Manager {
@@ -99,6 +104,7 @@ impl Manager {
             node: NodeInfo::new(&node_name),
             rejected: HashMap::new(),
             kept: BTreeSet::new(),
+            ports: PortGate::default(),
         }
     }
 
@@ -167,7 +173,7 @@ impl Manager {
                 *d = diag;
             }
         }
-        let desired = self.admit(desired);
+        let mut desired = self.admit(desired);
         if !desired.complete {
             return;
         }
@@ -187,7 +193,8 @@ impl Manager {
                     .await;
             }
         }
-        self.apply_desired(&desired, shutdown);
+        let after = self.ports.gate(&mut desired, &self.workers, &self.ctx);
+        self.apply_desired(&desired, after, shutdown);
     }
 
     /// Runs admission on the merged pods: returns the admitted ones, and
@@ -283,6 +290,7 @@ impl Manager {
         match &sweep {
             Sweep::Initial => {
                 self.kept = desired.keep_origins.clone();
+                self.ports.adopted(known.iter().cloned());
                 let adopted = known.len() - orphans.len();
                 tracing::info!(
                     adopted,
@@ -351,7 +359,14 @@ impl Manager {
     /// Makes the workers match the desired pods: vanished UIDs are told to
     /// terminate, new UIDs get a worker (after the pod they replace stopped),
     /// and so does a UID whose worker is terminating (after it stopped).
-    fn apply_desired(&mut self, desired: &Desired, shutdown: &CancellationToken) {
+    /// A UID in `after` also waits for those workers (the holders of its
+    /// host ports).
+    fn apply_desired(
+        &mut self,
+        desired: &Desired,
+        mut after: HashMap<String, Vec<CancellationToken>>,
+        shutdown: &CancellationToken,
+    ) {
         for (uid, w) in &self.workers {
             if !desired.pods.contains_key(uid) && !w.terminate.is_cancelled() {
                 tracing::info!(pod = %w.full_name, %uid, "pod removed from its source");
@@ -383,6 +398,10 @@ impl Manager {
                 }
                 previous
             };
+            let waits = previous
+                .into_iter()
+                .chain(after.remove(uid).into_iter().flatten());
+            let previous = all_done(waits.collect());
             let handle = PodWorker::spawn(
                 self.ctx.clone(),
                 sp.pod.clone(),
@@ -935,6 +954,116 @@ mod tests {
             phase_of(&store, &uid).is_some_and(|(phase, _, _)| phase == "Failed")
         })
         .await;
+        h.stop().await;
+    }
+
+    fn host_port_pod(name: &str, port: u16) -> SourcePod {
+        pod_from(
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:1', ports: [{{containerPort: 80, hostPort: {port}}}]}}\n"),
+            Origin::file(format!("/m/{name}.yaml")),
+        )
+    }
+
+    fn scheduled_condition(store: &PodStore, uid: &str) -> Option<(String, String, String)> {
+        let record =
+            (store.list().into_iter()).find(|r| r.pod.metadata.uid.as_deref() == Some(uid))?;
+        let status = record.pod.status?;
+        let c = (status.conditions?.into_iter()).find(|c| c.type_ == "PodScheduled")?;
+        Some((
+            format!("{}/{}", status.phase.unwrap_or_default(), c.status),
+            c.reason.unwrap_or_default(),
+            c.message.unwrap_or_default(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_pod_whose_host_port_is_held_stays_pending_unschedulable_and_starts_once_the_holder_is_gone(
+    ) {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        let first = host_port_pod("first", 8080);
+        let other_port = host_port_pod("other", 8081);
+        let (first_uid, other_uid) = (first.uid().to_string(), other_port.uid().to_string());
+        h.send(vec![first.clone(), other_port.clone()]).await;
+        eventually("first running", || running(&fake, &first_uid) == 2).await;
+        let second = host_port_pod("second", 8080);
+        let second_uid = second.uid().to_string();
+        h.send(vec![first, other_port.clone(), second.clone()])
+            .await;
+        eventually("second pending", || {
+            scheduled_condition(&store, &second_uid).is_some()
+        })
+        .await;
+        let (phase, reason, message) = scheduled_condition(&store, &second_uid).expect("listed");
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Pending/False", "Unschedulable")
+        );
+        assert_eq!(
+            message,
+            "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+        );
+        assert_eq!(
+            running(&fake, &second_uid),
+            0,
+            "no sandbox for the waiting pod"
+        );
+        assert_eq!(running(&fake, &other_uid), 2, "another port is free");
+        let failed_scheduling = h
+            .recorder
+            .list(None)
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .count();
+        assert_eq!(failed_scheduling, 1, "one event");
+        // The same snapshot again changes nothing: no second event.
+        h.send(vec![
+            host_port_pod("first", 8080),
+            other_port.clone(),
+            second.clone(),
+        ])
+        .await;
+        h.send(vec![other_port, second]).await;
+        eventually("second running after first is gone", || {
+            running(&fake, &second_uid) == 2 && running(&fake, &first_uid) == 0
+        })
+        .await;
+        let starts_first_gone = fake
+            .containers()
+            .iter()
+            .filter(|c| c.labels.get(labels::POD_UID) == Some(&first_uid))
+            .count();
+        assert_eq!(starts_first_gone, 0, "the holder was removed before");
+        let failed_scheduling = (h.recorder.list(None).into_iter())
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .count();
+        assert_eq!(failed_scheduling, 1, "still one event");
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_manager_keeps_the_host_port_with_the_pod_that_runs() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, _) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        // "b" sorts after "a" but it is the one running.
+        let b = host_port_pod("b", 9090);
+        let b_uid = b.uid().to_string();
+        h.send(vec![b.clone()]).await;
+        eventually("b running", || running(&fake, &b_uid) == 2).await;
+        let fake = h.stop().await;
+        let created = fake.containers().len();
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        let a = host_port_pod("a", 9090);
+        let a_uid = a.uid().to_string();
+        h.send(vec![a, b]).await;
+        eventually("a pending", || {
+            scheduled_condition(&store, &a_uid).is_some()
+        })
+        .await;
+        assert_eq!(running(&fake, &b_uid), 2);
+        assert_eq!(fake.containers().len(), created, "nothing created");
         h.stop().await;
     }
 
