@@ -175,8 +175,9 @@ impl App {
             sources.push(http_source::SOURCE_NAME.to_string());
         }
         tracing::info!(labels = ?self.config.node_labels, "node labels");
-        let manager =
-            Manager::new(ctx, sources, routes, diagnostics.clone()).with_node(self.config.node());
+        let manager = Manager::new(ctx, sources, routes, diagnostics.clone())
+            .with_node(self.config.node())
+            .with_max_pods(self.config.max_pods);
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {

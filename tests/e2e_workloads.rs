@@ -52,7 +52,7 @@ metadata: {{name: f}}
     });
     assert!(
         warnings[0].ends_with(
-            "web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)"
+            "web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)"
         ),
         "{warnings:?}"
     );
@@ -141,4 +141,90 @@ fn a_pod_whose_host_port_another_pod_holds_stays_pending_and_starts_when_the_hol
         !d.log().contains("FailedCreatePodSandBox"),
         "no sandbox failed for a taken port"
     );
+}
+
+fn sleeper(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+#[test]
+fn an_invalid_deployment_is_reported_with_file_document_and_field_and_leaves_running_pods_alone() {
+    let d = Daemon::start();
+    d.write("a.yaml", &sleeper("steady"));
+    let before = d.wait_running("steady", &["main"], SECS30);
+    d.write(
+        "web.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {{name: web}}
+  spec:
+    replicas: 3
+    selector: {{matchLabels: {{app: web}}}}
+    template:
+      metadata: {{labels: {{app: api}}}}
+      spec:
+        containers: [{{name: web, image: {IMAGE}}}]
+"#
+        ),
+    );
+    let error = wait_until("the Deployment's error in /manifests", SECS30, || {
+        let v = d.get_json("/manifests");
+        (v["errors"].as_array()?.iter())
+            .filter_map(|e| e.as_str())
+            .find(|e| e.contains("web.yaml"))
+            .map(String::from)
+    });
+    assert!(
+        error.ends_with(
+            "web.yaml: document 1: items[0].spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`"
+        ),
+        "{error}"
+    );
+    let after = d.pod_containers("steady");
+    assert_eq!(
+        before.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        after.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        "the running pod is untouched"
+    );
+}
+
+#[test]
+fn pods_beyond_max_pods_stay_pending_with_the_schedulers_message() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--max-pods".into(),
+            "1".into(),
+        ],
+    });
+    d.write("a.yaml", &sleeper("one"));
+    d.wait_running("one", &["main"], SECS30);
+    d.write("b.yaml", &sleeper("two"));
+    let message = wait_until("the second pod pending", SECS30, || {
+        let pod = d.api_pod("two")?;
+        let c = (pod["status"]["conditions"].as_array()?.iter())
+            .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")?
+            .clone();
+        Some(c["message"].as_str()?.to_string())
+    });
+    assert_eq!(message, "0/1 nodes are available: 1 Too many pods.");
+    assert!(d.pod_containers("two").is_empty());
+    d.remove("a.yaml");
+    d.wait_running("two", &["main"], SECS30);
 }

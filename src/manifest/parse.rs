@@ -2,7 +2,9 @@
 //!
 //! Owns reading the manifest text: several `---` documents (JSON is YAML, so
 //! one parser serves both), YAML merge keys, the accepted kinds (`Pod`,
-//! `List`/`PodList` of those, `ConfigMap` and `Secret`), typed
+//! `List`/`PodList` of those, `ConfigMap`, `Secret`, `apps/v1`
+//! `Deployment`/`ReplicaSet`/`DaemonSet`; other kinds are skipped with a
+//! warning), typed
 //! deserialization into `k8s_openapi`'s types with a field path on type
 //! errors, and warnings for fields Kubernetes does not know (k8s-openapi
 //! ignores them silently; we compare the document with its round trip).
@@ -13,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::workload::Workload;
 use super::ManifestError;
 
 /// One pod found in a manifest.
@@ -33,6 +36,9 @@ pub struct Parsed {
     pub configmaps: Vec<(usize, ConfigMap)>,
     /// `Secret`s with the number of the document they came from.
     pub secrets: Vec<(usize, Secret)>,
+    /// `apps/v1` workloads with the number of the document they came from
+    /// and their field prefix inside a `List` (`items[2].`, or empty).
+    pub workloads: Vec<(usize, String, Workload)>,
     /// Unknown fields, each naming
     /// the location, document and field path.
     pub warnings: Vec<String>,
@@ -147,6 +153,27 @@ impl Object<'_> {
                     "apiVersion",
                     format!("Unsupported value: {api_version:?}: supported values: \"v1\" (for kind {kind:?})"),
                 ))
+            }
+            "Deployment" | "ReplicaSet" | "DaemonSet" if api_version != "apps/v1" => {
+                Err(self.error(
+                    "apiVersion",
+                    format!("Unsupported value: {api_version:?}: supported values: \"apps/v1\" (for kind {kind:?})"),
+                ))
+            }
+            "Deployment" => {
+                let w = Workload::Deployment(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
+            "ReplicaSet" => {
+                let w = Workload::ReplicaSet(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
+            "DaemonSet" => {
+                let w = Workload::DaemonSet(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
             }
             "Pod" => {
                 let pod = self.deserialize(&value, parsed)?;
@@ -305,9 +332,6 @@ const CLUSTER_KINDS: &[&str] = &[
     "CustomResourceDefinition",
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
-    "Deployment",
-    "ReplicaSet",
-    "DaemonSet",
     "StatefulSet",
     "Job",
     "CronJob",
@@ -334,7 +358,7 @@ fn skipped_kind(
         "unknown "
     };
     format!(
-        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)"
+        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)"
     )
 }
 
@@ -738,8 +762,8 @@ items:
         assert_eq!(
             parsed.warnings,
             [
-                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)",
-                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret and List)",
+                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)",
+                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)",
             ]
         );
     }

@@ -24,6 +24,9 @@ pub const EVENT_FAILED_SCHEDULING: &str = "FailedScheduling";
 /// `NodePorts` filter's reason, prefixed with the node count).
 pub const MESSAGE_NO_FREE_PORTS: &str =
     "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.";
+/// The scheduler's message when the node already runs its `--max-pods`
+/// (its `NodeResourcesFit` filter's reason for the `pods` resource).
+pub const MESSAGE_TOO_MANY_PODS: &str = "0/1 nodes are available: 1 Too many pods.";
 
 /// The wildcard address a `hostPort` without `hostIP` binds.
 const ANY_IP: &str = "0.0.0.0";
@@ -93,9 +96,28 @@ pub enum Allocation<K> {
     /// Its ports are held by these holders, all of them on their way out
     /// (terminating): it may start once they are gone.
     After(Vec<K>),
-    /// A holder that stays (or a candidate allocated before it) has its
-    /// port: it stays `Pending`.
-    Wait,
+    /// It stays `Pending`, for this reason.
+    Wait(Wait),
+}
+
+/// Why a candidate stays `Pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A holder that stays (or a candidate allocated before it) has one of
+    /// its host ports.
+    Ports,
+    /// The node already runs `--max-pods` pods.
+    TooManyPods,
+}
+
+impl Wait {
+    /// The scheduler's message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Wait::Ports => MESSAGE_NO_FREE_PORTS,
+            Wait::TooManyPods => MESSAGE_TOO_MANY_PODS,
+        }
+    }
 }
 
 /// A pod that holds host ports now.
@@ -110,44 +132,44 @@ pub struct Holder<K> {
 /// Decides, for each candidate in order (the caller's priority: pods that
 /// already run first, then the oldest), whether it may start: its host
 /// ports must not overlap those of a staying holder or of an earlier
-/// candidate that was given them. Overlapping only leaving holders means it
-/// starts after them.
+/// candidate that was given them, and at most `room` candidates start (the
+/// node's `--max-pods` less the pods that stay). Overlapping only leaving
+/// holders means it starts after them.
 pub fn allocate<K: Clone>(
     holders: &[Holder<K>],
     candidates: &[(K, Vec<HostPort>)],
+    mut room: usize,
 ) -> Vec<Allocation<K>> {
     let mut taken: Vec<&[HostPort]> = Vec::new();
     let mut out = Vec::with_capacity(candidates.len());
     for (_, ports) in candidates {
-        if ports.is_empty() {
-            out.push(Allocation::Free);
-            continue;
-        }
         let clashing: Vec<&Holder<K>> = holders
             .iter()
             .filter(|h| conflict(&h.ports, ports))
             .collect();
         let allocation =
             if clashing.iter().any(|h| !h.leaving) || taken.iter().any(|t| conflict(t, ports)) {
-                Allocation::Wait
+                Allocation::Wait(Wait::Ports)
+            } else if room == 0 {
+                Allocation::Wait(Wait::TooManyPods)
             } else if clashing.is_empty() {
                 Allocation::Free
             } else {
                 Allocation::After(clashing.iter().map(|h| h.key.clone()).collect())
             };
-        if !matches!(allocation, Allocation::Wait) {
+        if !matches!(allocation, Allocation::Wait(_)) {
             taken.push(ports);
+            room -= 1;
         }
         out.push(allocation);
     }
     out
 }
 
-/// The status of a pod waiting for a host port: `Pending` with
+/// The status of a pod waiting for a host port or for room: `Pending` with
 /// `PodScheduled=False`, reason `Unschedulable` and the scheduler's
-/// message, as a pod no node has room for. `now` is the transition time
-/// (RFC 3339).
-pub fn unschedulable_status(pod: &Pod, now: k8s_openapi::jiff::Timestamp) -> PodStatus {
+/// message, as a pod no node has room for. `now` is the transition time.
+pub fn unschedulable_status(pod: &Pod, why: Wait, now: k8s_openapi::jiff::Timestamp) -> PodStatus {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     PodStatus {
         phase: Some("Pending".into()),
@@ -155,7 +177,7 @@ pub fn unschedulable_status(pod: &Pod, now: k8s_openapi::jiff::Timestamp) -> Pod
             type_: "PodScheduled".into(),
             status: "False".into(),
             reason: Some(REASON_UNSCHEDULABLE.into()),
-            message: Some(MESSAGE_NO_FREE_PORTS.into()),
+            message: Some(why.message().into()),
             last_transition_time: Some(Time(now)),
             ..Default::default()
         }]),
@@ -237,8 +259,19 @@ spec:
 
     #[test]
     fn the_first_candidate_gets_a_free_port_and_the_next_one_waits() {
-        let got = allocate(&[], &[cand("a", &[80]), cand("b", &[80]), cand("c", &[81])]);
-        assert_eq!(got, [Allocation::Free, Allocation::Wait, Allocation::Free]);
+        let got = allocate(
+            &[],
+            &[cand("a", &[80]), cand("b", &[80]), cand("c", &[81])],
+            10,
+        );
+        assert_eq!(
+            got,
+            [
+                Allocation::Free,
+                Allocation::Wait(Wait::Ports),
+                Allocation::Free
+            ]
+        );
     }
 
     #[test]
@@ -251,11 +284,12 @@ spec:
                 cand("c", &[]),
                 cand("d", &[82]),
             ],
+            10,
         );
         assert_eq!(
             got,
             [
-                Allocation::Wait,
+                Allocation::Wait(Wait::Ports),
                 Allocation::After(vec!["gone".to_string()]),
                 Allocation::Free,
                 Allocation::Free,
@@ -268,19 +302,48 @@ spec:
         let got = allocate(
             &[holder("x", 80, true), holder("y", 81, true)],
             &[cand("a", &[80, 81]), cand("b", &[81])],
+            10,
         );
         assert_eq!(
             got,
             [
                 Allocation::After(vec!["x".to_string(), "y".to_string()]),
-                Allocation::Wait,
+                Allocation::Wait(Wait::Ports),
             ]
         );
     }
 
     #[test]
+    fn candidates_beyond_the_room_left_wait_and_a_waiting_one_takes_no_room() {
+        let got = allocate(
+            &[],
+            &[
+                cand("a", &[80]),
+                cand("b", &[80]),
+                cand("c", &[]),
+                cand("d", &[81]),
+            ],
+            2,
+        );
+        assert_eq!(
+            got,
+            [
+                Allocation::Free,
+                Allocation::Wait(Wait::Ports),
+                Allocation::Free,
+                Allocation::Wait(Wait::TooManyPods),
+            ]
+        );
+        assert_eq!(
+            allocate(&[], &[cand("a", &[])], 0),
+            [Allocation::Wait(Wait::TooManyPods)]
+        );
+    }
+
+    #[test]
     fn a_waiting_pod_is_pending_and_unschedulable_with_the_schedulers_message() {
-        let s = unschedulable_status(&Pod::default(), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let epoch = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
+        let s = unschedulable_status(&Pod::default(), Wait::Ports, epoch);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         let c = &s.conditions.as_ref().expect("conditions")[0];
         assert_eq!(
@@ -292,5 +355,11 @@ spec:
             Some("0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.")
         );
         assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+        let s = unschedulable_status(&Pod::default(), Wait::TooManyPods, epoch);
+        let c = &s.conditions.as_ref().expect("conditions")[0];
+        assert_eq!(
+            c.message.as_deref(),
+            Some("0/1 nodes are available: 1 Too many pods.")
+        );
     }
 }

@@ -1,11 +1,13 @@
-//! The host-port gate between the merged desired pods and the workers.
+//! The host-port and `--max-pods` gate between the merged desired pods and
+//! the workers.
 //!
 //! Owns which pods hold host ports on this node (those given a worker) and
 //! which pods wait for one: a new pod whose `hostPort` is held by a pod that
 //! stays gets no worker and is published `Pending` / `PodScheduled=False`
 //! (the scheduler's `Unschedulable` and message) with a `FailedScheduling`
 //! event; once every holder is on its way out the pod gets a worker that
-//! starts when they are gone. The decisions are [`crate::pod::host_ports`]'s;
+//! starts when they are gone. Likewise pods beyond `--max-pods` wait with
+//! the scheduler's "Too many pods" until others go. The decisions are [`crate::pod::host_ports`]'s;
 //! this module feeds them the workers and the store. It is re-run on every
 //! merged snapshot, which is when a holder can go away (its manifest removed
 //! or changed); nothing polls.
@@ -17,23 +19,44 @@ use tokio_util::sync::CancellationToken;
 use super::pod_worker::{WorkerContext, WorkerHandle};
 use super::store::PodRecord;
 use crate::events::Involved;
-use crate::pod::host_ports::{self, Allocation, Holder, HostPort};
+use crate::pod::host_ports::{self, Allocation, Holder, HostPort, Wait};
+
+/// The kubelet's default `--max-pods`.
+pub const DEFAULT_MAX_PODS: usize = 110;
 use crate::source::Desired;
 
-/// Host ports held and waited for, across snapshots.
-#[derive(Debug, Default)]
+/// Host ports held and waited for, and the room for pods, across snapshots.
+#[derive(Debug)]
 pub struct PortGate {
+    /// `--max-pods`: how many pods may run at once.
+    max_pods: usize,
     /// The host ports of each pod given a worker, by UID.
     held: HashMap<String, Vec<HostPort>>,
-    /// Pods waiting for a port (UID to `namespace/name`), published
-    /// `Pending` in the store.
-    waiting: HashMap<String, String>,
+    /// Pods waiting for a port or for room (UID to `namespace/name` and
+    /// why), published `Pending` in the store.
+    waiting: HashMap<String, (String, Wait)>,
     /// UIDs that had containers when rkubelet started: they already hold
     /// their ports, so they win over pods that never ran.
     running_at_start: BTreeSet<String>,
 }
 
+impl Default for PortGate {
+    fn default() -> Self {
+        PortGate::new(DEFAULT_MAX_PODS)
+    }
+}
+
 impl PortGate {
+    /// A gate letting at most `max_pods` pods run.
+    pub fn new(max_pods: usize) -> Self {
+        PortGate {
+            max_pods,
+            held: HashMap::new(),
+            waiting: HashMap::new(),
+            running_at_start: BTreeSet::new(),
+        }
+    }
+
     /// Remembers the pods found running at startup (adoption), so they keep
     /// their ports.
     pub fn adopted(&mut self, uids: impl IntoIterator<Item = String>) {
@@ -75,7 +98,11 @@ impl PortGate {
         let with_ports: Vec<(String, Vec<HostPort>)> = (candidates.iter())
             .map(|(uid, sp)| ((*uid).clone(), HostPort::of(&sp.pod)))
             .collect();
-        let decisions = host_ports::allocate(&holders, &with_ports);
+        let staying = (workers.iter())
+            .filter(|(uid, w)| desired.pods.contains_key(*uid) && !w.terminate.is_cancelled())
+            .count();
+        let room = self.max_pods.saturating_sub(staying);
+        let decisions = host_ports::allocate(&holders, &with_ports, room);
         let mut after = HashMap::new();
         let mut waiting = HashMap::new();
         for ((uid, ports), decision) in with_ports.into_iter().zip(decisions) {
@@ -89,14 +116,20 @@ impl PortGate {
                         .collect::<Vec<_>>();
                     after.insert(uid.clone(), tokens);
                 }
-                Allocation::Wait => {
+                Allocation::Wait(why) => {
                     let Some(sp) = desired.pods.remove(&uid) else {
                         continue;
                     };
                     let full_name = sp.full_name();
-                    if !self.waiting.contains_key(&uid) {
-                        tracing::warn!(pod = %full_name, %uid, ports = ?ports,
-                            "pod waits for a host port another pod of this node holds");
+                    if self.waiting.get(&uid).map(|(_, w)| *w) != Some(why) {
+                        match why {
+                            Wait::Ports => tracing::warn!(pod = %full_name, %uid, ports = ?ports,
+                                "pod waits for a host port another pod of this node holds"),
+                            Wait::TooManyPods => {
+                                tracing::warn!(pod = %full_name, %uid, max_pods = self.max_pods,
+                                "pod waits: this node already runs --max-pods pods")
+                            }
+                        }
                         let meta = &sp.pod.metadata;
                         let involved = Involved::pod(
                             crate::k8s::meta::namespace_of(meta),
@@ -106,11 +139,14 @@ impl PortGate {
                         ctx.recorder.warning(
                             &involved,
                             host_ports::EVENT_FAILED_SCHEDULING,
-                            host_ports::MESSAGE_NO_FREE_PORTS,
+                            why.message(),
                         );
                         let mut pod = (*sp.pod).clone();
-                        pod.status =
-                            Some(host_ports::unschedulable_status(&sp.pod, ctx.clock.now()));
+                        pod.status = Some(host_ports::unschedulable_status(
+                            &sp.pod,
+                            why,
+                            ctx.clock.now(),
+                        ));
                         ctx.store.put(
                             &uid,
                             PodRecord {
@@ -120,20 +156,20 @@ impl PortGate {
                             },
                         );
                     }
-                    waiting.insert(uid, full_name);
+                    waiting.insert(uid, (full_name, why));
                     continue;
                 }
             }
             self.held.insert(uid, ports);
         }
-        for (uid, full_name) in &self.waiting {
+        for (uid, (full_name, _)) in &self.waiting {
             if waiting.contains_key(uid) {
                 continue;
             }
             if desired.pods.contains_key(uid) {
-                tracing::info!(pod = %full_name, %uid, "host port free; pod starts");
+                tracing::info!(pod = %full_name, %uid, "pod no longer waits; it starts");
             } else {
-                tracing::info!(pod = %full_name, %uid, "pod waiting for a host port removed from its source");
+                tracing::info!(pod = %full_name, %uid, "waiting pod removed from its source");
                 ctx.store.remove(uid);
             }
         }

@@ -115,6 +115,12 @@ impl Manager {
         self
     }
 
+    /// Lets at most `max_pods` pods run at once (`--max-pods`; default 110).
+    pub fn with_max_pods(mut self, max_pods: usize) -> Self {
+        self.ports = PortGate::new(max_pods);
+        self
+    }
+
     /// Runs until `shutdown`; then waits (bounded) for workers to stop.
     pub async fn run(
         mut self,
@@ -503,7 +509,7 @@ mod tests {
         sources: &[&str],
         node: NodeInfo,
     ) -> (Harness, Arc<PodStore>) {
-        start_with_slots(fake, sources, node, 64)
+        start_with_slots(fake, sources, node, 64, 110)
     }
 
     /// [`start_with`] with `slots` containers allowed to start at once.
@@ -512,6 +518,7 @@ mod tests {
         sources: &[&str],
         node: NodeInfo,
         slots: usize,
+        max_pods: usize,
     ) -> (Harness, Arc<PodStore>) {
         let root = tempfile::tempdir().expect("tmp");
         let store = Arc::new(PodStore::default());
@@ -538,7 +545,9 @@ mod tests {
             shutdown.clone(),
         ));
         let sources = sources.iter().map(|s| s.to_string()).collect();
-        let manager = Manager::new(ctx, sources, routes, Default::default()).with_node(node);
+        let manager = Manager::new(ctx, sources, routes, Default::default())
+            .with_node(node)
+            .with_max_pods(max_pods);
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
         (
@@ -647,7 +656,7 @@ mod tests {
         let fake = Arc::new(FakeRuntime::new());
         fake.add_image("img:1");
         fake.set_start_delay(Duration::from_millis(30));
-        let (h, _) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 3);
+        let (h, _) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 3, 110);
         let pods: Vec<SourcePod> = (0..8).map(|i| pod(&format!("p{i}"), "1")).collect();
         let uids: Vec<String> = pods.iter().map(|p| p.uid().to_string()).collect();
         h.send(pods).await;
@@ -1039,6 +1048,53 @@ mod tests {
             .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
             .count();
         assert_eq!(failed_scheduling, 1, "still one event");
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pods_beyond_max_pods_stay_pending_with_too_many_pods_until_another_goes() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 8, 2);
+        let (a, b, c) = (pod("a", "1"), pod("b", "1"), pod("c", "1"));
+        let uids = [
+            a.uid().to_string(),
+            b.uid().to_string(),
+            c.uid().to_string(),
+        ];
+        h.send(vec![a.clone(), b.clone(), c.clone()]).await;
+        eventually("two running", || {
+            uids.iter().filter(|u| running(&fake, u) == 2).count() == 2
+        })
+        .await;
+        let waiting: Vec<&String> = (uids.iter())
+            .filter(|u| {
+                scheduled_condition(&store, u).is_some_and(|(p, _, _)| p.ends_with("/False"))
+            })
+            .collect();
+        assert_eq!(waiting.len(), 1, "one waits");
+        let (phase, reason, message) = scheduled_condition(&store, waiting[0]).expect("listed");
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Pending/False", "Unschedulable")
+        );
+        assert_eq!(message, "0/1 nodes are available: 1 Too many pods.");
+        assert_eq!(running(&fake, waiting[0]), 0);
+        let waiting = waiting[0].clone();
+        let stays = uids
+            .iter()
+            .find(|u| **u != waiting)
+            .expect("a running pod")
+            .clone();
+        let keep: Vec<SourcePod> = [a, b, c]
+            .into_iter()
+            .filter(|p| p.uid() == waiting || p.uid() == stays)
+            .collect();
+        h.send(keep).await;
+        eventually("the waiting pod runs once another is gone", || {
+            running(&fake, &waiting) == 2
+        })
+        .await;
         h.stop().await;
     }
 
