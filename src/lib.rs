@@ -33,6 +33,11 @@
 //!   downward API, probe tracking, the ConfigMap/Secret set, volume payloads and
 //!   the layout of `--root-dir/pods`. No tasks, no file system, no Docker, no
 //!   clock reads: time comes in as an argument.
+//! * [`workload`] — the workload controllers as pure functions: the
+//!   ReplicaSet controller ([`workload::replicaset`]: pod names, scale-down
+//!   order, counts) and the Deployment controller
+//!   ([`workload::deployment`]: rolling update, Recreate, paused, status).
+//!   Not wired to the manager yet.
 //! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
 //!   unit tests, container labels, the pause image.
 //! * [`pleg`] — the runtime's events stream, waking pod workers;
@@ -49,8 +54,8 @@
 //!
 //! # Where the next pieces go
 //!
-//! * **Workload controllers** (Deployment, ReplicaSet, DaemonSet, Job,
-//!   CronJob): pure functions in a new `controller/` module beside [`pod`] —
+//! * **Workload controllers** (Deployment and ReplicaSet started in
+//!   [`workload`]; DaemonSet, Job, CronJob to come): pure functions —
 //!   (workload spec, observed pods with status, now) → pods to create, pods to
 //!   delete, workload status. They sit between [`source::merge`] and
 //!   [`worker::manager`]: the merger's desired workloads go in, desired pods
@@ -67,7 +72,7 @@
 //!
 //! The purity of the core is checked by `scripts/check-pure` (run by
 //! `scripts/test`): no `tokio::spawn`, `std::fs`, `bollard` or clock reads in
-//! `pod/`, `k8s/`, `manifest/`, `admission.rs` and `source/merge.rs` outside
+//! `pod/`, `k8s/`, `manifest/`, `workload/`, `admission.rs` and `source/merge.rs` outside
 //! tests.
 
 #![cfg_attr(
@@ -94,3 +99,4 @@ pub mod runtime;
 pub mod source;
 pub mod watch;
 pub mod worker;
+pub mod workload;
