@@ -36,8 +36,9 @@
 //! * [`workload`] — the workload controllers as pure functions: the
 //!   ReplicaSet controller ([`workload::replicaset`]: pod names, scale-down
 //!   order, counts) and the Deployment controller
-//!   ([`workload::deployment`]: rolling update, Recreate, paused, status).
-//!   Not wired to the manager yet.
+//!   ([`workload::deployment`]: rolling update, Recreate, paused, status),
+//!   the pods they make ([`workload::pods`]); run by
+//!   [`worker::workloads`] between the merger and the manager.
 //! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
 //!   unit tests, container labels, the pause image.
 //! * [`pleg`] — the runtime's events stream, waking pod workers;

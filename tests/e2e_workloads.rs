@@ -228,3 +228,177 @@ fn pods_beyond_max_pods_stay_pending_with_the_schedulers_message() {
     d.remove("a.yaml");
     d.wait_running("two", &["main"], SECS30);
 }
+
+fn deployment(replicas: u32, version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        env: [{{name: VERSION, value: "{version}"}}]
+        command: ["sh", "-c", "touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 1; done"]
+        readinessProbe:
+          exec: {{command: [cat, /tmp/ready]}}
+          periodSeconds: 1
+"#
+    )
+}
+
+/// The Deployment's pods in `/pods` not being deleted (as the controllers
+/// count them): (name, uid, hash, ready).
+fn web_pods(d: &Daemon) -> Vec<(String, String, String, bool)> {
+    let list = d.get_json("/pods");
+    let mut pods: Vec<_> = (list["items"].as_array().cloned().unwrap_or_default().iter())
+        .filter(|p| p["metadata"]["labels"]["app"] == "web")
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let ready = (p["status"]["conditions"].as_array().into_iter().flatten())
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["labels"]["pod-template-hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                ready,
+            )
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// UIDs of pods of the Deployment with a running app container in Docker.
+fn running_uids(d: &Daemon) -> std::collections::BTreeSet<String> {
+    (d.containers().into_iter())
+        .filter(|c| {
+            c.running && c.cname() == "web" && c.label("io.kubernetes.pod.name").starts_with("web-")
+        })
+        .map(|c| c.uid().to_string())
+        .collect()
+}
+
+#[test]
+fn a_deployment_runs_scales_rolls_out_and_is_adopted_after_kill_9() {
+    let mut d = Daemon::start();
+    d.write("web.yaml", &deployment(3, "1"));
+    let first = wait_until("3 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3) && running_uids(&d).len() == 3).then_some(pods)
+    });
+    let hash = first[0].2.clone();
+    assert!(!hash.is_empty());
+    for (name, ..) in &first {
+        let rest = name
+            .strip_prefix(&format!("web-{hash}-"))
+            .expect("named web-<hash>-<5>");
+        assert_eq!(rest.len(), 5, "{name}");
+    }
+    let pod = d.get_json("/pods")["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["metadata"]["name"] == first[0].0.as_str())
+                .cloned()
+        })
+        .expect("pod");
+    let owner = &pod["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "ReplicaSet");
+    assert_eq!(owner["name"], format!("web-{hash}").as_str());
+    assert_eq!(owner["controller"], true);
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // Scaling up keeps the three and adds two; scaling down to one.
+    d.write("web.yaml", &deployment(5, "1"));
+    let five = wait_until("5 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 5 && pods.iter().all(|p| p.3)).then_some(pods)
+    });
+    for p in &first {
+        assert!(five.iter().any(|q| q.1 == p.1), "{} kept", p.0);
+    }
+    d.write("web.yaml", &deployment(1, "1"));
+    wait_until("1 replica left", SECS30, || {
+        (web_pods(&d).len() == 1 && running_uids(&d).len() == 1).then_some(())
+    });
+
+    // A rolling update of 3 with maxSurge 1, maxUnavailable 0.
+    d.write("web.yaml", &deployment(3, "1"));
+    wait_until("3 ready again", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(())
+    });
+    d.write("web.yaml", &deployment(3, "2"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let new_hash = loop {
+        let pods = web_pods(&d);
+        let ready = pods.iter().filter(|p| p.3).count();
+        assert!(ready >= 3, "at least 3 ready throughout: {pods:?}");
+        assert!(pods.len() <= 4, "at most 3 + 1 pods: {pods:?}");
+        if pods.len() == 3 && pods.iter().all(|p| p.2 != hash && p.3) {
+            break pods[0].2.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollout did not finish: {pods:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_until("old pods gone from Docker", SECS30, || {
+        (running_uids(&d).len() == 3).then_some(())
+    });
+
+    // kill -9 and restart: the same containers, nothing new.
+    let uids: Vec<String> = web_pods(&d).into_iter().map(|p| p.1).collect();
+    let of_pods = |d: &Daemon| -> Vec<String> {
+        let mut ids: Vec<String> = (d.containers().into_iter())
+            .filter(|c| {
+                uids.iter().any(|u| u == c.uid())
+                    || c.label("io.kubernetes.pod.name")
+                        .starts_with(&format!("web-{new_hash}-"))
+            })
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = of_pods(&d);
+    assert_eq!(before.len(), 6, "3 pods of 2 containers");
+    d.kill9();
+    d.spawn();
+    wait_until("3 ready after restart", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3 && p.2 == new_hash)).then_some(())
+    });
+    let after_uids: Vec<String> = web_pods(&d).into_iter().map(|p| p.1).collect();
+    assert_eq!(after_uids, uids, "the same pods");
+    assert_eq!(of_pods(&d), before, "adopted, not recreated");
+    let log = d.last_log();
+    assert!(
+        !log.contains("creating pod sandbox"),
+        "no sandbox created after the restart:\n{log}"
+    );
+}

@@ -199,12 +199,13 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
                 located(index)(e)
             })?;
             workload::apply_defaults(&mut w);
-            warnings.push(format!(
-                "{}: document {index}: {prefix}{} {:?} is valid, but this rkubelet does not run workloads yet (skipped)",
-                ctx.origin.location,
-                w.kind(),
-                w.metadata().name.as_deref().unwrap_or_default()
-            ));
+            if matches!(w, workload::Workload::DaemonSet(_)) {
+                warnings.push(format!(
+                    "{}: document {index}: {prefix}DaemonSet {:?} is valid, but this rkubelet does not run DaemonSets yet (skipped)",
+                    ctx.origin.location,
+                    w.metadata().name.as_deref().unwrap_or_default()
+                ));
+            }
             Ok(w)
         })
         .collect::<Result<Vec<_>, ManifestError>>()?;
@@ -310,14 +311,14 @@ mod tests {
         let keys: Vec<String> = loaded.workloads.iter().map(|w| w.key()).collect();
         assert_eq!(keys, ["default/web", "default/api"]);
         assert!(loaded.pods.is_empty());
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let ds = DEPLOYMENT
+            .replace("Deployment", "DaemonSet")
+            .replace("  replicas: 2\n", "");
+        let loaded = load_str(&ds).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            loaded.warnings[0],
-            "/d/objects.yaml: document 1: Deployment \"web\" is valid, but this rkubelet does not run workloads yet (skipped)"
-        );
-        assert!(
-            loaded.warnings[1].contains("document 2: items[0].Deployment \"api\""),
-            "{:?}",
-            loaded.warnings
+            loaded.warnings,
+            ["/d/objects.yaml: document 1: DaemonSet \"web\" is valid, but this rkubelet does not run DaemonSets yet (skipped)"]
         );
     }
 

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::host_ports::{all_done, PortGate};
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
+use super::workloads::Controllers;
 use crate::admission;
 use crate::events::Involved;
 use crate::node::NodeInfo;
@@ -83,6 +84,13 @@ pub struct Manager {
     kept: BTreeSet<String>,
     /// Host ports held by workers' pods and pods waiting for one.
     ports: PortGate,
+    /// The workload controllers and the pods they made.
+    controllers: Controllers,
+    /// The last merged desired set (before the controllers), to run them
+    /// again when a workload's pod changes.
+    last: Option<Desired>,
+    /// Have the controllers been told which pods run at start?
+    seeded: bool,
 }
 
 impl Manager {
@@ -105,6 +113,9 @@ impl Manager {
             rejected: HashMap::new(),
             kept: BTreeSet::new(),
             ports: PortGate::default(),
+            controllers: Controllers::new(&node_name),
+            last: None,
+            seeded: false,
         }
     }
 
@@ -128,6 +139,8 @@ impl Manager {
         shutdown: CancellationToken,
     ) {
         let mut prune = tokio::time::interval(Duration::from_secs(5));
+        let store = self.ctx.store.clone();
+        let mut pods = store.pods().watch(Some(store.pods().list().1)).ok();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -135,6 +148,19 @@ impl Manager {
                     Some(snap) => self.on_snapshot(snap, &shutdown).await,
                     None => break,
                 },
+                change = next_change(&mut pods) => {
+                    // A workload's pod changed (readiness, gone): its
+                    // controller decides again.
+                    let owned = change.as_ref().is_none_or(|c| {
+                        c.object.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
+                    });
+                    if change.is_none() {
+                        pods = store.pods().watch(Some(store.pods().list().1)).ok();
+                    }
+                    if owned && self.last.as_ref().is_some_and(|d| !d.workloads.is_empty()) {
+                        self.resync(&shutdown).await;
+                    }
+                }
                 _ = prune.tick() => self.prune(),
             }
         }
@@ -172,13 +198,31 @@ impl Manager {
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
                     let reason = match c.kind {
                         ObjectKind::Pod => "DuplicatePod",
-                        ObjectKind::ConfigMap | ObjectKind::Secret => "DuplicateObject",
+                        ObjectKind::ConfigMap | ObjectKind::Secret | ObjectKind::Workload => {
+                            "DuplicateObject"
+                        }
                     };
                     self.ctx.recorder.warning(&node, reason, c.to_string());
                 }
                 *d = diag;
             }
         }
+        self.last = Some(desired);
+        self.resync(shutdown).await;
+    }
+
+    /// Runs the workload controllers on the last merged desired set, then
+    /// admission, the host-port gate and the workers.
+    async fn resync(&mut self, shutdown: &CancellationToken) {
+        let Some(mut desired) = self.last.clone() else {
+            return;
+        };
+        if !desired.workloads.is_empty() && !self.seeded {
+            self.seeded = true;
+            self.seed_workload_pods().await;
+        }
+        let now = self.ctx.clock.now();
+        (self.controllers).expand(&mut desired, &self.ctx.store, &self.workers, now);
         let mut desired = self.admit(desired);
         if !desired.complete {
             return;
@@ -201,6 +245,28 @@ impl Manager {
         }
         let after = self.ports.gate(&mut desired, &self.workers, &self.ctx);
         self.apply_desired(&desired, after, shutdown);
+    }
+
+    /// Tells the workload controllers which pods run at start, so they adopt
+    /// them instead of making new ones.
+    async fn seed_workload_pods(&mut self) {
+        match self.ctx.runtime.list_containers(None).await {
+            Ok(containers) => {
+                let node = self.ctx.node_name.as_str();
+                let found = (containers.iter())
+                    .filter(|c| crate::runtime::labels::node_of(&c.labels) == Some(node))
+                    .filter_map(|c| c.meta())
+                    .map(|m| {
+                        (
+                            format!("{}/{}", m.pod.namespace, m.pod.name),
+                            m.pod.uid.clone(),
+                        )
+                    });
+                self.controllers.seed(found.collect::<Vec<_>>());
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "cannot list containers; workload pods running from before may be replaced"),
+        }
     }
 
     /// Runs admission on the merged pods: returns the admitted ones, and
@@ -435,6 +501,17 @@ impl Manager {
             self.workers.remove(&uid);
         }
         self.by_name.retain(|_, w| !w.done.is_cancelled());
+    }
+}
+
+/// The next change of the pod store's watch; `None` when the watch lagged
+/// (the caller subscribes again). Pending forever without a watch.
+async fn next_change(
+    watch: &mut Option<crate::watch::Watch<k8s_openapi::api::core::v1::Pod>>,
+) -> Option<Arc<crate::watch::Change<k8s_openapi::api::core::v1::Pod>>> {
+    match watch {
+        Some(w) => w.next().await.ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -11,6 +11,8 @@
 //!   limits), with the [`atomic_writer`] for API-data volumes.
 //! * [`store`] — the status store the API reads.
 //! * [`host_ports`] — the gate holding back pods whose host port is taken.
+//! * [`workloads`] — runs the workload controllers: Deployments and
+//!   ReplicaSets to pods of the desired set.
 
 pub mod actions;
 pub mod atomic_writer;
@@ -20,3 +22,4 @@ pub mod pod_worker;
 pub mod prober;
 pub mod store;
 pub mod volumes;
+pub mod workloads;

@@ -16,6 +16,7 @@
 //! shell that runs them against the pod manager is not part of this module.
 
 pub mod deployment;
+pub mod pods;
 pub mod replicaset;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;

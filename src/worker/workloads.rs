@@ -1,0 +1,352 @@
+//! The shell around the workload controllers: Deployments and ReplicaSets
+//! become pods of the desired set.
+//!
+//! Owns the pods made for workloads (by UID, with their ReplicaSet and
+//! creation time) and feeds the pure controllers ([`crate::workload`]) what
+//! they observe: those pods with their status from the [`PodStore`]
+//! (running, ready since, restarts) and whether a deleted one still
+//! terminates. [`Controllers::expand`] runs them and adds the pods that
+//! should exist to the merged desired set, so the manager runs them like
+//! static pods; the pods a controller deletes are left out, so the manager
+//! terminates them. The manager calls it on every snapshot and on every
+//! change of a workload pod in the store (readiness): nothing polls.
+//!
+//! No state of its own survives a restart: pod names and UIDs are
+//! deterministic, so pods of the current template found in Docker at start
+//! ([`Controllers::seed`]) are rebuilt identically and adopted.
+//! DaemonSets are not run yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
+use super::pod_worker::WorkerHandle;
+use super::store::PodStore;
+use crate::manifest::workload::Workload;
+use crate::source::{Desired, SourcePod, SourceWorkload};
+use crate::workload::pods::{derived_uid, pod_for, Owner, Site};
+use crate::workload::{deployment, replicaset, template_hash, PodView, POD_TEMPLATE_HASH};
+
+/// One pod made for a workload.
+#[derive(Debug, Clone)]
+struct Made {
+    pod: SourcePod,
+    /// `Kind/namespace/name` of the workload.
+    owner: String,
+    /// Its ReplicaSet's `pod-template-hash` (empty for a standalone one).
+    hash: String,
+    created: Timestamp,
+    /// Deleted by its controller; kept while its worker terminates it.
+    deleted: bool,
+}
+
+/// The pods made for workloads.
+#[derive(Debug)]
+pub struct Controllers {
+    node: String,
+    made: BTreeMap<String, Made>,
+    /// Pods found in Docker at start: `namespace/name` → UID.
+    found: BTreeMap<String, String>,
+}
+
+impl Controllers {
+    pub fn new(node: &str) -> Self {
+        Controllers {
+            node: node.to_string(),
+            made: BTreeMap::new(),
+            found: BTreeMap::new(),
+        }
+    }
+
+    /// Remembers the pods running at start (`namespace/name`, UID), to adopt
+    /// those a controller would make again.
+    pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String)>) {
+        self.found.extend(found);
+    }
+
+    /// Runs the controllers of `desired`'s workloads and adds their pods to
+    /// `desired.pods`. `workers` tells which pods still have a worker (a
+    /// deleted pod counts as terminating until its worker is done).
+    pub fn expand(
+        &mut self,
+        desired: &mut Desired,
+        store: &PodStore,
+        workers: &HashMap<String, WorkerHandle>,
+        now: Timestamp,
+    ) {
+        let alive = |uid: &str| workers.get(uid).is_some_and(|w| !w.done.is_cancelled());
+        self.made.retain(|uid, m| !m.deleted || alive(uid));
+        for m in self.made.values_mut() {
+            if !desired.workloads.contains_key(&m.owner) {
+                m.deleted = true;
+            }
+        }
+        for (key, sw) in &desired.workloads {
+            match &*sw.object {
+                Workload::Deployment(_) => self.deployment(key, sw, store, now),
+                Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
+                Workload::DaemonSet(_) => {}
+            }
+        }
+        for (uid, m) in &self.made {
+            if !m.deleted {
+                desired.pods.insert(uid.clone(), m.pod.clone());
+            }
+        }
+    }
+
+    fn views(&self, owner: &str, hash: Option<&str>, store: &PodStore) -> Vec<PodView> {
+        (self.made.iter())
+            .filter(|(_, m)| m.owner == owner && hash.is_none_or(|h| m.hash == h))
+            .map(|(uid, m)| view(uid, m, store))
+            .collect()
+    }
+
+    /// Adopts pods found at start that `make` builds again identically.
+    fn adopt(
+        &mut self,
+        key: &str,
+        hash: &str,
+        namespace: &str,
+        prefix: &str,
+        make: impl Fn(&str) -> SourcePod,
+        now: Timestamp,
+    ) {
+        let candidates: Vec<(String, String)> = (self.found.iter())
+            .filter(|(full, _)| {
+                full.strip_prefix(&format!("{namespace}/{prefix}-"))
+                    .is_some_and(|suffix| suffix.len() == 5 && !suffix.contains('-'))
+            })
+            .map(|(f, u)| (f.clone(), u.clone()))
+            .collect();
+        for (full, uid) in candidates {
+            let name = full.split_once('/').map(|(_, n)| n).unwrap_or_default();
+            let pod = make(name);
+            if pod.uid() == uid && !self.made.contains_key(&uid) {
+                self.found.remove(&full);
+                self.made.insert(
+                    uid,
+                    Made {
+                        pod,
+                        owner: key.to_string(),
+                        hash: hash.to_string(),
+                        created: now,
+                        deleted: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn deployment(&mut self, key: &str, sw: &SourceWorkload, store: &PodStore, now: Timestamp) {
+        let Workload::Deployment(d) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&d.spec, d.metadata.name.as_deref()) else {
+            return;
+        };
+        let namespace = d.metadata.namespace.as_deref().unwrap_or("default");
+        let new_hash = template_hash(&spec.template);
+        let strategy = match spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
+            Some("Recreate") => deployment::Strategy::Recreate,
+            _ => {
+                let ru = spec
+                    .strategy
+                    .as_ref()
+                    .and_then(|s| s.rolling_update.as_ref());
+                let pct = || {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("25%".into())
+                };
+                deployment::Strategy::RollingUpdate {
+                    max_surge: ru.and_then(|r| r.max_surge.clone()).unwrap_or_else(pct),
+                    max_unavailable: ru
+                        .and_then(|r| r.max_unavailable.clone())
+                        .unwrap_or_else(pct),
+                }
+            }
+        };
+        let dspec = deployment::Spec {
+            replicas: spec.replicas.unwrap_or(1),
+            strategy,
+            paused: spec.paused.unwrap_or(false),
+            min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
+        };
+        let node = self.node.clone();
+        let make = |hash: &str, pod_name: &str| {
+            let rs = format!("{name}-{hash}");
+            let owner = Owner {
+                kind: "ReplicaSet".into(),
+                uid: derived_uid(&["ReplicaSet", namespace, &rs], &node, &sw.origin),
+                name: rs,
+            };
+            let pod = pod_for(
+                namespace,
+                pod_name,
+                &spec.template,
+                &[(POD_TEMPLATE_HASH, hash)],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            );
+            SourcePod {
+                pod: Arc::new(pod),
+                origin: sw.origin.clone(),
+            }
+        };
+        let prefix = format!("{name}-{new_hash}");
+        self.adopt(
+            key,
+            &new_hash,
+            namespace,
+            &prefix,
+            |n| make(&new_hash, n),
+            now,
+        );
+        // The ReplicaSets, oldest first.
+        let mut hashes: Vec<(Timestamp, String)> = Vec::new();
+        for m in self.made.values().filter(|m| m.owner == key) {
+            match hashes.iter_mut().find(|(_, h)| *h == m.hash) {
+                Some((t, _)) => *t = (*t).min(m.created),
+                None => hashes.push((m.created, m.hash.clone())),
+            }
+        }
+        hashes.sort();
+        let sets: Vec<deployment::ReplicaSetView> = (hashes.iter())
+            .map(|(_, h)| {
+                let pods = self.views(key, Some(h), store);
+                deployment::ReplicaSetView {
+                    hash: h.clone(),
+                    replicas: pods.iter().filter(|p| !p.terminating).count() as i32,
+                    pods,
+                }
+            })
+            .collect();
+        for (hash, replicas) in deployment::scale(&dspec, &new_hash, &sets, now) {
+            let rs = format!("{name}-{hash}");
+            let pods = self.views(key, Some(&hash), store);
+            let plan = replicaset::reconcile(
+                &format!("{namespace}/{rs}"),
+                &rs,
+                replicas,
+                dspec.min_ready_seconds,
+                &pods,
+                now,
+            );
+            if hash == new_hash {
+                for pod_name in plan.create {
+                    let pod = make(&hash, &pod_name);
+                    self.made.insert(
+                        pod.uid().to_string(),
+                        Made {
+                            pod,
+                            owner: key.to_string(),
+                            hash: hash.clone(),
+                            created: now,
+                            deleted: false,
+                        },
+                    );
+                }
+            }
+            self.delete(key, &plan.delete);
+        }
+    }
+
+    fn replica_set(&mut self, key: &str, sw: &SourceWorkload, store: &PodStore, now: Timestamp) {
+        let Workload::ReplicaSet(r) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&r.spec, r.metadata.name.as_deref()) else {
+            return;
+        };
+        let Some(template) = &spec.template else {
+            return;
+        };
+        let namespace = r.metadata.namespace.as_deref().unwrap_or("default");
+        let node = self.node.clone();
+        let owner = Owner {
+            kind: "ReplicaSet".into(),
+            uid: derived_uid(&["ReplicaSet", namespace, name], &node, &sw.origin),
+            name: name.to_string(),
+        };
+        let make = |pod_name: &str| SourcePod {
+            pod: Arc::new(pod_for(
+                namespace,
+                pod_name,
+                template,
+                &[],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            )),
+            origin: sw.origin.clone(),
+        };
+        self.adopt(key, "", namespace, name, make, now);
+        let pods = self.views(key, None, store);
+        let plan = replicaset::reconcile(
+            &format!("{namespace}/{name}"),
+            name,
+            spec.replicas.unwrap_or(1),
+            spec.min_ready_seconds.unwrap_or(0),
+            &pods,
+            now,
+        );
+        for pod_name in plan.create {
+            let pod = make(&pod_name);
+            self.made.insert(
+                pod.uid().to_string(),
+                Made {
+                    pod,
+                    owner: key.to_string(),
+                    hash: String::new(),
+                    created: now,
+                    deleted: false,
+                },
+            );
+        }
+        self.delete(key, &plan.delete);
+    }
+
+    fn delete(&mut self, key: &str, names: &[String]) {
+        for m in self.made.values_mut().filter(|m| m.owner == key) {
+            if names
+                .iter()
+                .any(|n| Some(n.as_str()) == m.pod.pod.metadata.name.as_deref())
+            {
+                m.deleted = true;
+            }
+        }
+    }
+}
+
+/// What the controller sees of a made pod: its status from the store.
+fn view(uid: &str, m: &Made, store: &PodStore) -> PodView {
+    let pod: Option<Arc<Pod>> = store.pods().get(uid);
+    let status = pod.as_ref().and_then(|p| p.status.as_ref());
+    let ready_since = (status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten())
+    .find(|c| c.type_ == "Ready" && c.status == "True")
+    .map(|c| c.last_transition_time.as_ref().map_or(m.created, |t| t.0));
+    PodView {
+        name: m.pod.pod.metadata.name.clone().unwrap_or_default(),
+        created: m.created,
+        running: status.and_then(|s| s.phase.as_deref()) == Some("Running"),
+        ready_since: ready_since.filter(|_| !m.deleted),
+        restarts: (status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten())
+        .map(|c| c.restart_count)
+        .sum(),
+        terminating: m.deleted,
+    }
+}
