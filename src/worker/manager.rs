@@ -161,6 +161,10 @@ impl Manager {
                         self.resync(&shutdown).await;
                     }
                 }
+                _ = wake_at(self.controllers.next_wake(), self.ctx.clock.now()) => {
+                    // A pod has been ready for its minReadySeconds.
+                    self.resync(&shutdown).await;
+                }
                 _ = prune.tick() => self.prune(),
             }
         }
@@ -501,6 +505,18 @@ impl Manager {
             self.workers.remove(&uid);
         }
         self.by_name.retain(|_, w| !w.done.is_cancelled());
+    }
+}
+
+/// Sleeps until `at` (measured from `now`); forever when `None`.
+async fn wake_at(at: Option<k8s_openapi::jiff::Timestamp>, now: k8s_openapi::jiff::Timestamp) {
+    match at {
+        Some(at) => {
+            let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            // A little after, so the pod is available when looked at.
+            tokio::time::sleep(wait + Duration::from_millis(10)).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -1172,6 +1188,57 @@ mod tests {
             running(&fake, &waiting) == 2
         })
         .await;
+        h.stop().await;
+    }
+
+    fn deployment_snapshot(replicas: u32, version: &str, min_ready: u32) -> Snapshot {
+        let yaml = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  minReadySeconds: {min_ready}\n  selector: {{matchLabels: {{app: web}}}}\n  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: app, image: 'img:1', env: [{{name: V, value: '{version}'}}]}}]\n"
+        );
+        let origin = Origin::file("/m/web.yaml");
+        let loaded = crate::pod::fixtures::load(&yaml, NODE, &origin);
+        Snapshot {
+            source: "file".into(),
+            workloads: Defined::new(loaded, &origin).workloads,
+            ..Default::default()
+        }
+    }
+
+    /// Names of the Deployment `web`'s pods in the store that are not
+    /// being deleted (as the controllers count them).
+    fn web_pods(store: &PodStore) -> Vec<String> {
+        let mut names: Vec<String> = (store.list().into_iter())
+            .filter(|r| r.pod.metadata.deletion_timestamp.is_none())
+            .filter_map(|r| r.pod.metadata.name)
+            .filter(|n| n.starts_with("web-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_deployment_rolls_out_once_new_pods_were_ready_for_min_ready_seconds() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        h.send_snapshot(deployment_snapshot(2, "1", 1)).await;
+        eventually("two pods", || web_pods(&store).len() == 2).await;
+        let first = web_pods(&store);
+        h.send_snapshot(deployment_snapshot(2, "2", 1)).await;
+        // Nothing but the clock can move it on once the new pods are ready.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let pods = web_pods(&store);
+            assert!(pods.len() <= 3, "at most 2 + 1: {pods:?}");
+            if pods.len() == 2 && pods.iter().all(|n| !first.contains(n)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout stalled: {pods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         h.stop().await;
     }
 

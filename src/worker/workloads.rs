@@ -49,6 +49,9 @@ pub struct Controllers {
     made: BTreeMap<String, Made>,
     /// Pods found in Docker at start: `namespace/name` → UID.
     found: BTreeMap<String, String>,
+    /// When a ready pod becomes available (`minReadySeconds`): the
+    /// controllers must look again then.
+    wake: Option<Timestamp>,
 }
 
 impl Controllers {
@@ -57,6 +60,26 @@ impl Controllers {
             node: node.to_string(),
             made: BTreeMap::new(),
             found: BTreeMap::new(),
+            wake: None,
+        }
+    }
+
+    /// When the controllers must run again without any event: the next time
+    /// a ready pod has been ready for its `minReadySeconds`.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.wake
+    }
+
+    /// Notes when the ready but not yet available pods become available.
+    fn note_min_ready(&mut self, pods: &[PodView], min_ready: i32, now: Timestamp) {
+        if min_ready <= 0 {
+            return;
+        }
+        let secs = k8s_openapi::jiff::SignedDuration::from_secs(i64::from(min_ready));
+        for p in pods.iter().filter(|p| !p.terminating) {
+            if let Some(at) = p.ready_since.map(|s| s + secs).filter(|at| *at > now) {
+                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            }
         }
     }
 
@@ -76,6 +99,7 @@ impl Controllers {
         workers: &HashMap<String, WorkerHandle>,
         now: Timestamp,
     ) {
+        self.wake = None;
         let alive = |uid: &str| workers.get(uid).is_some_and(|w| !w.done.is_cancelled());
         self.made.retain(|uid, m| !m.deleted || alive(uid));
         for m in self.made.values_mut() {
@@ -229,6 +253,7 @@ impl Controllers {
         for (hash, replicas) in deployment::scale(&dspec, &new_hash, &sets, now) {
             let rs = format!("{name}-{hash}");
             let pods = self.views(key, Some(&hash), store);
+            self.note_min_ready(&pods, dspec.min_ready_seconds, now);
             let plan = replicaset::reconcile(
                 &format!("{namespace}/{rs}"),
                 &rs,
@@ -290,6 +315,7 @@ impl Controllers {
         };
         self.adopt(key, "", namespace, name, make, now);
         let pods = self.views(key, None, store);
+        self.note_min_ready(&pods, spec.min_ready_seconds.unwrap_or(0), now);
         let plan = replicaset::reconcile(
             &format!("{namespace}/{name}"),
             name,
