@@ -402,3 +402,95 @@ fn a_deployment_runs_scales_rolls_out_and_is_adopted_after_kill_9() {
         "no sandbox created after the restart:\n{log}"
     );
 }
+
+fn daemon_set(name: &str, selector: &str, version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      nodeSelector: {{{selector}}}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        env: [{{name: VERSION, value: "{version}"}}]
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+/// Names of the pods in `/pods` whose name starts with `prefix`, and
+/// whether each is being deleted.
+fn pods_named(d: &Daemon, prefix: &str) -> Vec<(String, bool)> {
+    let list = d.get_json("/pods");
+    (list["items"].as_array().cloned().unwrap_or_default().iter())
+        .filter_map(|p| {
+            let name = p["metadata"]["name"].as_str()?;
+            name.starts_with(prefix).then(|| {
+                (
+                    name.to_string(),
+                    !p["metadata"]["deletionTimestamp"].is_null(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_daemon_set_runs_one_pod_where_the_node_labels_match_and_replaces_it_without_overlap() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--node-labels".into(),
+            "role=edge".into(),
+        ],
+    });
+    d.write("agent.yaml", &daemon_set("agent", "role: edge", "1"));
+    d.write("gpu.yaml", &daemon_set("gpu", "gpu: \"true\"", "1"));
+    let first = wait_until("the agent pod running", SECS30, || {
+        let pods = pods_named(&d, "agent-");
+        let name = pods.first()?.0.clone();
+        let running = (d.containers().iter())
+            .any(|c| c.running && c.cname() == "main" && c.label("io.kubernetes.pod.name") == name);
+        (pods.len() == 1 && running).then_some(name)
+    });
+    assert_eq!(first.len(), "agent-".len() + 5, "{first}");
+    let pod = d.get_json("/pods")["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["metadata"]["name"] == first.as_str())
+                .cloned()
+        })
+        .expect("pod");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "DaemonSet");
+    assert!(pod["metadata"]["labels"]["controller-revision-hash"].is_string());
+    assert!(
+        pods_named(&d, "gpu").is_empty(),
+        "no pod where the node does not fit"
+    );
+    // A template change: the old pod goes before the new one starts.
+    d.write("agent.yaml", &daemon_set("agent", "role: edge", "2"));
+    let second = wait_until("the new agent pod running", SECS30, || {
+        let pods = pods_named(&d, "agent-");
+        let live: Vec<&(String, bool)> = pods.iter().filter(|p| !p.1).collect();
+        assert!(live.len() <= 1, "never two live pods: {pods:?}");
+        let running: Vec<String> = (d.containers().into_iter())
+            .filter(|c| {
+                c.running
+                    && c.cname() == "main"
+                    && c.label("io.kubernetes.pod.name").starts_with("agent-")
+            })
+            .map(|c| c.label("io.kubernetes.pod.name").to_string())
+            .collect();
+        assert!(running.len() <= 1, "never two running: {running:?}");
+        (running.len() == 1 && running[0] != first).then(|| running[0].clone())
+    });
+    assert_ne!(second, first);
+}

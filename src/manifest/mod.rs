@@ -190,7 +190,6 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
             Ok(secret)
         })
         .collect::<Result<Vec<_>, ManifestError>>()?;
-    let mut warnings = warnings;
     let workloads = workloads
         .into_iter()
         .map(|(index, prefix, mut w)| {
@@ -199,13 +198,6 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
                 located(index)(e)
             })?;
             workload::apply_defaults(&mut w);
-            if matches!(w, workload::Workload::DaemonSet(_)) {
-                warnings.push(format!(
-                    "{}: document {index}: {prefix}DaemonSet {:?} is valid, but this rkubelet does not run DaemonSets yet (skipped)",
-                    ctx.origin.location,
-                    w.metadata().name.as_deref().unwrap_or_default()
-                ));
-            }
             Ok(w)
         })
         .collect::<Result<Vec<_>, ManifestError>>()?;
@@ -316,10 +308,8 @@ mod tests {
             .replace("Deployment", "DaemonSet")
             .replace("  replicas: 2\n", "");
         let loaded = load_str(&ds).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            loaded.warnings,
-            ["/d/objects.yaml: document 1: DaemonSet \"web\" is valid, but this rkubelet does not run DaemonSets yet (skipped)"]
-        );
+        assert_eq!(loaded.workloads[0].kind(), "DaemonSet");
+        assert!(loaded.warnings.is_empty());
     }
 
     #[test]

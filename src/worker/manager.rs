@@ -161,6 +161,10 @@ impl Manager {
                         self.resync(&shutdown).await;
                     }
                 }
+                _ = any_done(self.terminating_workload_pods()) => {
+                    // A pod a controller deleted is gone.
+                    self.resync(&shutdown).await;
+                }
                 _ = wake_at(self.controllers.next_wake(), self.ctx.clock.now()) => {
                     // A pod has been ready for its minReadySeconds.
                     self.resync(&shutdown).await;
@@ -226,7 +230,13 @@ impl Manager {
             self.seed_workload_pods().await;
         }
         let now = self.ctx.clock.now();
-        (self.controllers).expand(&mut desired, &self.ctx.store, &self.workers, now);
+        (self.controllers).expand(
+            &mut desired,
+            &self.ctx.store,
+            &self.workers,
+            &self.node,
+            now,
+        );
         let mut desired = self.admit(desired);
         if !desired.complete {
             return;
@@ -249,6 +259,15 @@ impl Manager {
         }
         let after = self.ports.gate(&mut desired, &self.workers, &self.ctx);
         self.apply_desired(&desired, after, shutdown);
+    }
+
+    /// The `done` tokens of the workers of pods the controllers deleted.
+    fn terminating_workload_pods(&self) -> Vec<CancellationToken> {
+        (self.controllers.terminating())
+            .filter_map(|uid| self.workers.get(uid))
+            .filter(|w| !w.done.is_cancelled())
+            .map(|w| w.done.clone())
+            .collect()
     }
 
     /// Tells the workload controllers which pods run at start, so they adopt
@@ -506,6 +525,15 @@ impl Manager {
         }
         self.by_name.retain(|_, w| !w.done.is_cancelled());
     }
+}
+
+/// Waits until one of `tokens` is cancelled; forever when there is none.
+async fn any_done(tokens: Vec<CancellationToken>) {
+    if tokens.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = tokens.into_iter().map(|t| Box::pin(t.cancelled_owned()));
+    futures_util::future::select_all(waits).await;
 }
 
 /// Sleeps until `at` (measured from `now`); forever when `None`.

@@ -1,5 +1,5 @@
-//! The shell around the workload controllers: Deployments and ReplicaSets
-//! become pods of the desired set.
+//! The shell around the workload controllers: Deployments, ReplicaSets and
+//! DaemonSets become pods of the desired set.
 //!
 //! Owns the pods made for workloads (by UID, with their ReplicaSet and
 //! creation time) and feeds the pure controllers ([`crate::workload`]) what
@@ -14,7 +14,8 @@
 //! No state of its own survives a restart: pod names and UIDs are
 //! deterministic, so pods of the current template found in Docker at start
 //! ([`Controllers::seed`]) are rebuilt identically and adopted.
-//! DaemonSets are not run yet.
+//! A DaemonSet runs one pod here when the pod would pass admission on this
+//! node (node selector, required node affinity against `--node-labels`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,9 +26,13 @@ use k8s_openapi::jiff::Timestamp;
 use super::pod_worker::WorkerHandle;
 use super::store::PodStore;
 use crate::manifest::workload::Workload;
+use crate::node::NodeInfo;
 use crate::source::{Desired, SourcePod, SourceWorkload};
 use crate::workload::pods::{derived_uid, pod_for, Owner, Site};
-use crate::workload::{deployment, replicaset, template_hash, PodView, POD_TEMPLATE_HASH};
+use crate::workload::{
+    daemonset, deployment, replicaset, template_hash, PodView, CONTROLLER_REVISION_HASH,
+    POD_TEMPLATE_HASH,
+};
 
 /// One pod made for a workload.
 #[derive(Debug, Clone)]
@@ -70,6 +75,15 @@ impl Controllers {
         self.wake
     }
 
+    /// UIDs of the pods a controller deleted that still terminate: when one
+    /// is gone, the controllers must look again (a DaemonSet's or a
+    /// `Recreate` Deployment's new pod waits for it).
+    pub fn terminating(&self) -> impl Iterator<Item = &str> {
+        (self.made.iter())
+            .filter(|(_, m)| m.deleted)
+            .map(|(uid, _)| uid.as_str())
+    }
+
     /// Notes when the ready but not yet available pods become available.
     fn note_min_ready(&mut self, pods: &[PodView], min_ready: i32, now: Timestamp) {
         if min_ready <= 0 {
@@ -97,6 +111,7 @@ impl Controllers {
         desired: &mut Desired,
         store: &PodStore,
         workers: &HashMap<String, WorkerHandle>,
+        node: &NodeInfo,
         now: Timestamp,
     ) {
         self.wake = None;
@@ -111,7 +126,7 @@ impl Controllers {
             match &*sw.object {
                 Workload::Deployment(_) => self.deployment(key, sw, store, now),
                 Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
-                Workload::DaemonSet(_) => {}
+                Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
             }
         }
         for (uid, m) in &self.made {
@@ -332,6 +347,93 @@ impl Controllers {
                     pod,
                     owner: key.to_string(),
                     hash: String::new(),
+                    created: now,
+                    deleted: false,
+                },
+            );
+        }
+        self.delete(key, &plan.delete);
+    }
+
+    fn daemon_set(
+        &mut self,
+        key: &str,
+        sw: &SourceWorkload,
+        store: &PodStore,
+        node_info: &NodeInfo,
+        now: Timestamp,
+    ) {
+        let Workload::DaemonSet(ds) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&ds.spec, ds.metadata.name.as_deref()) else {
+            return;
+        };
+        let namespace = ds.metadata.namespace.as_deref().unwrap_or("default");
+        let hash = template_hash(&spec.template);
+        let node = self.node.clone();
+        let owner = Owner {
+            kind: "DaemonSet".into(),
+            uid: derived_uid(&["DaemonSet", namespace, name], &node, &sw.origin),
+            name: name.to_string(),
+        };
+        let make = |pod_name: &str| SourcePod {
+            pod: Arc::new(pod_for(
+                namespace,
+                pod_name,
+                &spec.template,
+                &[(CONTROLLER_REVISION_HASH, &hash)],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            )),
+            origin: sw.origin.clone(),
+        };
+        self.adopt(key, &hash, namespace, name, make, now);
+        // The node fits when the pod would pass admission here.
+        let fits = crate::admission::admit(&make(name).pod, node_info).is_ok();
+        let strategy = spec.update_strategy.as_ref();
+        let update = match strategy.and_then(|s| s.type_.as_deref()) {
+            Some("OnDelete") => daemonset::Update::OnDelete,
+            _ => {
+                let surge = (strategy.and_then(|s| s.rolling_update.as_ref()))
+                    .and_then(|r| r.max_surge.as_ref())
+                    .is_some_and(|s| crate::workload::scaled_value(s, 1, true) > 0);
+                daemonset::Update::Rolling { surge }
+            }
+        };
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let pods: Vec<daemonset::DaemonPod> = (self.made.iter())
+            .filter(|(_, m)| m.owner == key)
+            .map(|(uid, m)| daemonset::DaemonPod {
+                view: view(uid, m, store),
+                hash: m.hash.clone(),
+            })
+            .collect();
+        let views: Vec<PodView> = pods.iter().map(|p| p.view.clone()).collect();
+        self.note_min_ready(&views, min_ready, now);
+        // Names follow the template: a replaced pod gets a new name.
+        let owner_key = format!("{namespace}/{name}/{hash}");
+        let ds = daemonset::Daemon {
+            owner: &owner_key,
+            prefix: name,
+            fits,
+            hash: &hash,
+            update,
+            min_ready_seconds: min_ready,
+        };
+        let plan = daemonset::reconcile(&ds, &pods, now);
+        if let Some(pod_name) = plan.create {
+            let pod = make(&pod_name);
+            self.made.insert(
+                pod.uid().to_string(),
+                Made {
+                    pod,
+                    owner: key.to_string(),
+                    hash: hash.clone(),
                     created: now,
                     deleted: false,
                 },

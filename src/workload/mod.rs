@@ -6,7 +6,8 @@
 //! status. [`replicaset`] keeps a number of pods from one template (and
 //! picks which to delete the way the ReplicaSet controller does);
 //! [`deployment`] moves replicas between the ReplicaSets of its templates
-//! (rolling update with `maxSurge`/`maxUnavailable`, `Recreate`, `paused`).
+//! (rolling update with `maxSurge`/`maxUnavailable`, `Recreate`, `paused`);
+//! [`daemonset`] keeps one pod on this node when it fits.
 //! This module has what they share: the observed pod ([`PodView`]) and its
 //! availability, `maxSurge`/`maxUnavailable` resolution, the
 //! `pod-template-hash` and deterministic pod name suffixes (so a restarted
@@ -15,6 +16,7 @@
 //! Pure: no tasks, no Docker, no clock reads (`now` is an argument). The
 //! shell that runs them against the pod manager is not part of this module.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod pods;
 pub mod replicaset;
@@ -26,6 +28,8 @@ use sha2::{Digest, Sha256};
 
 /// The label a Deployment's ReplicaSets and pods carry.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// The label a DaemonSet's pods carry.
+pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
 
 /// The characters Kubernetes uses for generated name suffixes (no vowels,
 /// no look-alikes).
