@@ -111,6 +111,32 @@ fn the_offline_examples_run_and_answer_on_their_host_ports() {
                 .then_some(())
         },
     );
+    // The Deployment: three Ready replicas named web-<hash>-<5>; the
+    // DaemonSet's node selector does not match this node: no pod.
+    let ready_web = |d: &Daemon| -> Vec<String> {
+        let pods = d.get_json("/pods");
+        (pods["items"].as_array().cloned().unwrap_or_default().iter())
+            .filter(|p| p["metadata"]["labels"]["app"] == "web")
+            .filter(|p| {
+                (p["status"]["conditions"].as_array().into_iter().flatten())
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+            .collect()
+    };
+    let web = wait_until("3 ready web replicas", Duration::from_secs(30), || {
+        Some(ready_web(&d)).filter(|w| w.len() == 3)
+    });
+    assert!(
+        web.iter().all(|n| n.starts_with("web-") && n.len() > 12),
+        "{web:?}"
+    );
+    let pods = d.get_json("/pods");
+    assert!(
+        !(pods["items"].as_array().into_iter().flatten())
+            .any(|p| p["metadata"]["labels"]["app"] == "node-agent"),
+        "no DaemonSet pod without the node label"
+    );
     let v = d.get_json("/manifests");
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
 }
