@@ -151,10 +151,21 @@ impl Manager {
                 change = next_change(&mut pods) => {
                     // A workload's pod changed (readiness, gone): its
                     // controller decides again.
-                    let owned = change.as_ref().is_none_or(|c| {
+                    let is_owned = |c: &crate::watch::Change<k8s_openapi::api::core::v1::Pod>| {
                         c.object.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
-                    });
-                    if change.is_none() {
+                    };
+                    let mut owned = change.as_ref().is_none_or(|c| is_owned(c));
+                    let mut lagged = change.is_none();
+                    // Changes that are already there make one run, not one each.
+                    while let Some(w) = pods.as_mut().filter(|_| !lagged) {
+                        match futures_util::FutureExt::now_or_never(w.next()) {
+                            Some(Ok(c)) => owned |= is_owned(&c),
+                            Some(Err(_)) => lagged = true,
+                            None => break,
+                        }
+                    }
+                    if lagged {
+                        owned = true;
                         pods = store.pods().watch(Some(store.pods().list().1)).ok();
                     }
                     if owned && self.last.as_ref().is_some_and(|d| !d.workloads.is_empty()) {
@@ -1220,8 +1231,17 @@ mod tests {
     }
 
     fn deployment_snapshot(replicas: u32, version: &str, min_ready: u32) -> Snapshot {
+        deployment_with(
+            replicas,
+            version,
+            min_ready,
+            "{rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+        )
+    }
+
+    fn deployment_with(replicas: u32, version: &str, min_ready: u32, strategy: &str) -> Snapshot {
         let yaml = format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  minReadySeconds: {min_ready}\n  selector: {{matchLabels: {{app: web}}}}\n  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: app, image: 'img:1', env: [{{name: V, value: '{version}'}}]}}]\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  minReadySeconds: {min_ready}\n  selector: {{matchLabels: {{app: web}}}}\n  strategy: {strategy}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: app, image: 'img:1', env: [{{name: V, value: '{version}'}}]}}]\n"
         );
         let origin = Origin::file("/m/web.yaml");
         let loaded = crate::pod::fixtures::load(&yaml, NODE, &origin);
@@ -1242,6 +1262,51 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[tokio::test]
+    async fn a_recreate_rollout_starts_new_pods_only_once_every_old_container_is_gone() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        h.send_snapshot(deployment_with(2, "1", 0, "{type: Recreate}"))
+            .await;
+        eventually("two pods", || web_pods(&store).len() == 2).await;
+        let old_prefix = web_pods(&store)[0][..web_pods(&store)[0].len() - 5].to_string();
+        // Old containers take a while to stop: the new ones must wait.
+        fake.set_stop_delay(Duration::from_millis(300));
+        h.send_snapshot(deployment_with(2, "2", 0, "{type: Recreate}"))
+            .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (mut old, mut new) = (0, 0);
+            for c in fake.containers().iter().filter(|c| c.is_running()) {
+                let name = c.labels.get(labels::POD_NAME).cloned().unwrap_or_default();
+                if name.starts_with(&old_prefix) {
+                    old += 1;
+                } else if name.starts_with("web-") {
+                    new += 1;
+                }
+            }
+            assert!(
+                old == 0 || new == 0,
+                "{old} old and {new} new containers together"
+            );
+            let pods = web_pods(&store);
+            if old == 0
+                && pods.len() == 2
+                && pods.iter().all(|n| !n.starts_with(&old_prefix))
+                && new == 4
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout stalled: {pods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        h.stop().await;
     }
 
     #[tokio::test]
