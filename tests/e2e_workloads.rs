@@ -494,3 +494,74 @@ fn a_daemon_set_runs_one_pod_where_the_node_labels_match_and_replaces_it_without
     });
     assert_ne!(second, first);
 }
+
+#[test]
+fn a_deployment_with_a_host_port_runs_one_replica_and_leaves_the_others_pending() {
+    let d = Daemon::start();
+    let port = common::daemon::free_port();
+    d.write(
+        "hp.yaml",
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: hp}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: hp}}}}
+  template:
+    metadata: {{labels: {{app: hp}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+        ports: [{{containerPort: 80, hostPort: {port}}}]
+"#
+        ),
+    );
+    let pending = wait_until("one running, two pending", SECS30, || {
+        let list = d.get_json("/pods");
+        let pods: Vec<serde_json::Value> = (list["items"].as_array()?.iter())
+            .filter(|p| p["metadata"]["labels"]["app"] == "hp")
+            .cloned()
+            .collect();
+        let pending: Vec<String> = (pods.iter())
+            .filter(|p| p["status"]["phase"] == "Pending")
+            .filter_map(|p| {
+                (p["status"]["conditions"].as_array()?.iter())
+                    .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+                    .and_then(|c| c["message"].as_str().map(String::from))
+            })
+            .collect();
+        let running = (d.containers().iter())
+            .filter(|c| {
+                c.running
+                    && c.cname() == "web"
+                    && c.label("io.kubernetes.pod.name").starts_with("hp-")
+            })
+            .count();
+        (pods.len() == 3 && pending.len() == 2 && running == 1).then_some(pending)
+    });
+    assert!(
+        pending.iter().all(|m| m.contains("didn't have free ports")),
+        "{pending:?}"
+    );
+    let body = wait_until("the replica serves on the host port", SECS30, || {
+        common::daemon::http_get(&format!("http://127.0.0.1:{port}/"))
+    });
+    assert!(body.contains("hello from rkubelet"), "{body}");
+    // Settled: the waiting pods cause no stream of events or controller runs.
+    let events = |d: &Daemon| {
+        let v = d.get_json("/api/v1/events");
+        v["items"].as_array().map(Vec::len).unwrap_or(0)
+    };
+    let before = events(&d);
+    let log_before = d.last_log().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events(&d), before, "no new events while settled");
+    assert!(
+        d.last_log().len() - log_before < 10_000,
+        "the log stays quiet while settled"
+    );
+}
