@@ -565,3 +565,52 @@ spec:
         "the log stays quiet while settled"
     );
 }
+
+#[test]
+fn two_nodes_fed_by_one_url_each_run_the_daemon_set_pod_where_their_labels_match() {
+    let server = common::manifest_server::ManifestServer::start();
+    server.serve(daemon_set("agent", "role: edge", "1"));
+    let node = |labels: &str| {
+        Daemon::start_with(common::daemon::Opts {
+            extra_args: vec![
+                "--file-check-frequency".into(),
+                "1s".into(),
+                "--manifest-url".into(),
+                server.url(),
+                "--http-check-frequency".into(),
+                "300ms".into(),
+                "--node-labels".into(),
+                labels.into(),
+            ],
+        })
+    };
+    let edge = node("role=edge");
+    let core = node("role=core");
+    let name = wait_until("the edge node's agent pod", SECS30, || {
+        let pods = pods_named(&edge, "agent-");
+        let name = pods.first()?.0.clone();
+        let running = (edge.containers().iter())
+            .any(|c| c.running && c.cname() == "main" && c.label("io.kubernetes.pod.name") == name);
+        (pods.len() == 1 && running).then_some(name)
+    });
+    let pod = (edge.get_json("/pods")["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+    .into_iter()
+    .find(|p| p["metadata"]["name"] == name.as_str())
+    .expect("pod");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "http"
+    );
+    assert_eq!(pod["spec"]["nodeName"], edge.node.as_str());
+    // The core node read the same body and runs nothing of it.
+    wait_until("the core node read the URL", SECS30, || {
+        let v = core.get_json("/manifests");
+        (v["pods"]["http"].is_number() && v["failing"].is_null()).then_some(())
+    });
+    assert!(pods_named(&core, "agent-").is_empty());
+    assert!(!(core.containers().iter())
+        .any(|c| c.label("io.kubernetes.pod.name").starts_with("agent-")));
+}
