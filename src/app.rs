@@ -175,9 +175,13 @@ impl App {
             sources.push(http_source::SOURCE_NAME.to_string());
         }
         tracing::info!(labels = ?self.config.node_labels, "node labels");
+        let workloads = Arc::new(crate::worker::workloads::WorkloadObjects::new(
+            versions.clone(),
+        ));
         let manager = Manager::new(ctx, sources, routes, diagnostics.clone())
             .with_node(self.config.node())
-            .with_max_pods(self.config.max_pods);
+            .with_max_pods(self.config.max_pods)
+            .with_workload_objects(workloads.clone());
         tasks.spawn(manager.run(rx, shutdown.clone()));
 
         if let Some(listener) = self.listener {
@@ -194,6 +198,7 @@ impl App {
                     started: k8s_openapi::jiff::Timestamp::now(),
                 }),
                 served: Arc::new(api::objects::Stores::new(versions)),
+                workloads,
             };
             api::objects::sync(&state, self.runtime_version);
             tasks.spawn(api::objects::feed(state.clone()));

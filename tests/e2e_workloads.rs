@@ -614,3 +614,53 @@ fn two_nodes_fed_by_one_url_each_run_the_daemon_set_pod_where_their_labels_match
     assert!(!(core.containers().iter())
         .any(|c| c.label("io.kubernetes.pod.name").starts_with("agent-")));
 }
+
+#[test]
+fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
+    let d = Daemon::start();
+    d.write("web.yaml", &deployment(2, "1"));
+    wait_until("2 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 2 && pods.iter().all(|p| p.3)).then_some(())
+    });
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(ok, "rollout status: {out}{err}");
+    let (ok, out, err) = d.kubectl(&["get", "deploy,rs,ds", "-o", "wide"]);
+    assert!(ok, "{err}");
+    let deploy = out
+        .lines()
+        .find(|l| l.starts_with("deployment.apps/web "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = deploy.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["2/2", "2", "2"], "{out}");
+    assert!(
+        out.contains("READY") && out.contains("UP-TO-DATE") && out.contains("DESIRED"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("replicaset.apps/web-")),
+        "{out}"
+    );
+    let (ok, out, err) = d.kubectl(&["describe", "deployment", "web"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Name:") && out.contains("web"), "{out}");
+    assert!(out.contains("MinimumReplicasAvailable"), "{out}");
+    // A new template: rollout status waits for it and returns 0.
+    let old_hash = web_pods(&d)[0].2.clone();
+    d.write("web.yaml", &deployment(2, "2"));
+    // A file write is not an API call: wait until rkubelet has read it.
+    wait_until("the new template served", SECS30, || {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"];
+        (env == "2").then_some(())
+    });
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert!(ok, "rollout status: {out}{err}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = web_pods(&d);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(pods.iter().all(|p| p.2 != old_hash && p.3), "all new and ready: {pods:?}");
+    let (ok, out, err) = d.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().count() >= 1, "{out}");
+}

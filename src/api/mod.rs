@@ -21,6 +21,7 @@
 //!
 //! Nothing here mutates; it binds loopback unless told otherwise.
 
+pub mod apps;
 pub mod kube;
 pub mod logs;
 pub mod objects;
@@ -64,6 +65,9 @@ pub struct ApiState {
     /// The versioned nodes, namespaces, ConfigMaps and Secrets
     /// ([`objects::feed`] keeps them current).
     pub served: Arc<objects::Stores>,
+    /// Deployments, ReplicaSets and DaemonSets with their status
+    /// (`/apis/apps/v1`), kept current by the pod manager.
+    pub workloads: Arc<crate::worker::workloads::WorkloadObjects>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {
@@ -84,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
+        .merge(apps::routes())
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::host_ports::{all_done, PortGate};
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
-use super::workloads::Controllers;
+use super::workloads::{Controllers, WorkloadObjects};
 use crate::admission;
 use crate::events::Involved;
 use crate::node::NodeInfo;
@@ -91,6 +91,8 @@ pub struct Manager {
     last: Option<Desired>,
     /// Have the controllers been told which pods run at start?
     seeded: bool,
+    /// Where the workloads are published for the API.
+    served: Option<Arc<WorkloadObjects>>,
 }
 
 impl Manager {
@@ -116,6 +118,7 @@ impl Manager {
             controllers: Controllers::new(&node_name),
             last: None,
             seeded: false,
+            served: None,
         }
     }
 
@@ -123,6 +126,13 @@ impl Manager {
     /// labels of the worker context's node name).
     pub fn with_node(mut self, node: NodeInfo) -> Self {
         self.node = node;
+        self
+    }
+
+    /// Publishes the workloads with their status to `served` (the API's
+    /// `/apis/apps/v1`).
+    pub fn with_workload_objects(mut self, served: Arc<WorkloadObjects>) -> Self {
+        self.served = Some(served);
         self
     }
 
@@ -248,6 +258,9 @@ impl Manager {
             &self.node,
             now,
         );
+        if let Some(served) = &self.served {
+            served.publish(&self.controllers);
+        }
         let mut desired = self.admit(desired);
         if !desired.complete {
             return;

@@ -25,9 +25,13 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::pod_worker::WorkerHandle;
 use super::store::PodStore;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
 use crate::manifest::workload::Workload;
 use crate::node::NodeInfo;
 use crate::source::{Desired, SourcePod, SourceWorkload};
+use crate::workload::objects as served;
 use crate::workload::pods::{derived_uid, pod_for, Owner, Site};
 use crate::workload::{
     daemonset, deployment, replicaset, template_hash, PodView, CONTROLLER_REVISION_HASH,
@@ -47,6 +51,54 @@ struct Made {
     deleted: bool,
 }
 
+/// The workloads as the API serves them, kept current by the manager after
+/// every controller run.
+#[derive(Debug)]
+pub struct WorkloadObjects {
+    pub deployments: crate::watch::Store<Deployment>,
+    pub replicasets: crate::watch::Store<ReplicaSet>,
+    pub daemonsets: crate::watch::Store<DaemonSet>,
+}
+
+impl WorkloadObjects {
+    /// Empty stores drawing resourceVersions from the node's counter.
+    pub fn new(versions: Arc<crate::watch::Versions>) -> Self {
+        WorkloadObjects {
+            deployments: crate::watch::Store::new(versions.clone()),
+            replicasets: crate::watch::Store::new(versions.clone()),
+            daemonsets: crate::watch::Store::new(versions),
+        }
+    }
+
+    /// Makes the stores hold what the last controller run saw.
+    pub fn publish(&self, c: &Controllers) {
+        replace_all(&self.deployments, &c.deployments);
+        replace_all(&self.replicasets, &c.replica_sets);
+        replace_all(&self.daemonsets, &c.daemon_sets);
+    }
+}
+
+/// Makes `store` hold exactly `objects` (unchanged ones are no-ops).
+fn replace_all<T: crate::watch::Object>(store: &crate::watch::Store<T>, objects: &[T]) {
+    let key = |m: &ObjectMeta| {
+        format!(
+            "{}/{}",
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default()
+        )
+    };
+    let keep: std::collections::BTreeSet<String> = objects.iter().map(|o| key(o.meta())).collect();
+    for o in objects {
+        store.put(&key(o.meta()), o.clone());
+    }
+    for old in store.list().0 {
+        let k = key(old.meta());
+        if !keep.contains(&k) {
+            store.remove(&k);
+        }
+    }
+}
+
 /// The pods made for workloads.
 #[derive(Debug)]
 pub struct Controllers {
@@ -57,6 +109,12 @@ pub struct Controllers {
     /// When a ready pod becomes available (`minReadySeconds`): the
     /// controllers must look again then.
     wake: Option<Timestamp>,
+    /// First seen, by workload or ReplicaSet key (their creation time).
+    seen: BTreeMap<String, Timestamp>,
+    /// The objects with status, as of the last run.
+    deployments: Vec<Deployment>,
+    replica_sets: Vec<ReplicaSet>,
+    daemon_sets: Vec<DaemonSet>,
 }
 
 impl Controllers {
@@ -66,7 +124,30 @@ impl Controllers {
             made: BTreeMap::new(),
             found: BTreeMap::new(),
             wake: None,
+            seen: BTreeMap::new(),
+            deployments: Vec::new(),
+            replica_sets: Vec::new(),
+            daemon_sets: Vec::new(),
         }
+    }
+
+    /// The metadata of an object rkubelet serves for a workload: UID,
+    /// generation 1 (the manifest is the only writer), creation time.
+    fn served_meta(
+        &mut self,
+        mut meta: ObjectMeta,
+        kind: &str,
+        origin: &crate::manifest::Origin,
+        now: Timestamp,
+    ) -> ObjectMeta {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let key = format!("{kind}/{namespace}/{name}");
+        let created = *self.seen.entry(key).or_insert(now);
+        meta.uid = Some(derived_uid(&[kind, &namespace, &name], &self.node, origin));
+        meta.generation = Some(1);
+        meta.creation_timestamp = Some(Time(created));
+        meta
     }
 
     /// When the controllers must run again without any event: the next time
@@ -115,6 +196,9 @@ impl Controllers {
         now: Timestamp,
     ) {
         self.wake = None;
+        self.deployments.clear();
+        self.replica_sets.clear();
+        self.daemon_sets.clear();
         let alive = |uid: &str| workers.get(uid).is_some_and(|w| !w.done.is_cancelled());
         self.made.retain(|uid, m| !m.deleted || alive(uid));
         for m in self.made.values_mut() {
@@ -265,10 +349,58 @@ impl Controllers {
                 }
             })
             .collect();
+        // The Deployment and its ReplicaSets as served, with their status.
+        let status = deployment::status(&dspec, &new_hash, &sets, now);
+        let mut served_d = d.clone();
+        served_d.metadata = self.served_meta(d.metadata.clone(), "Deployment", &sw.origin, now);
+        served_d.status = Some(served::deployment_status(
+            &status,
+            &format!("{name}-{new_hash}"),
+            1,
+        ));
+        let d_owner = OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.to_string(),
+            uid: served_d.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        self.deployments.push(served_d);
         for (hash, replicas) in deployment::scale(&dspec, &new_hash, &sets, now) {
             let rs = format!("{name}-{hash}");
             let pods = self.views(key, Some(&hash), store);
             self.note_min_ready(&pods, dspec.min_ready_seconds, now);
+            let mut labels = (spec.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+            let mut selector = spec.selector.clone();
+            (selector.match_labels.get_or_insert_with(Default::default))
+                .insert(POD_TEMPLATE_HASH.into(), hash.clone());
+            let meta = ObjectMeta {
+                name: Some(rs.clone()),
+                namespace: Some(namespace.to_string()),
+                labels: Some(labels.clone()),
+                owner_references: Some(vec![d_owner.clone()]),
+                ..Default::default()
+            };
+            let mut template = (hash == new_hash).then(|| spec.template.clone());
+            if let Some(t) = template.as_mut() {
+                t.metadata.get_or_insert_with(Default::default).labels = Some(labels);
+            }
+            let counts = replicaset::count(&pods, dspec.min_ready_seconds, now);
+            let served_rs = ReplicaSet {
+                metadata: self.served_meta(meta, "ReplicaSet", &sw.origin, now),
+                spec: Some(ReplicaSetSpec {
+                    replicas: Some(replicas),
+                    min_ready_seconds: Some(dspec.min_ready_seconds),
+                    selector,
+                    template,
+                }),
+                status: Some(served::replica_set_status(&counts, 1)),
+            };
+            self.replica_sets.push(served_rs);
             let plan = replicaset::reconcile(
                 &format!("{namespace}/{rs}"),
                 &rs,
@@ -339,6 +471,10 @@ impl Controllers {
             &pods,
             now,
         );
+        let mut served_rs = r.clone();
+        served_rs.metadata = self.served_meta(r.metadata.clone(), "ReplicaSet", &sw.origin, now);
+        served_rs.status = Some(served::replica_set_status(&plan.status, 1));
+        self.replica_sets.push(served_rs);
         for pod_name in plan.create {
             let pod = make(&pod_name);
             self.made.insert(
@@ -363,13 +499,13 @@ impl Controllers {
         node_info: &NodeInfo,
         now: Timestamp,
     ) {
-        let Workload::DaemonSet(ds) = &*sw.object else {
+        let Workload::DaemonSet(ds_object) = &*sw.object else {
             return;
         };
-        let (Some(spec), Some(name)) = (&ds.spec, ds.metadata.name.as_deref()) else {
+        let (Some(spec), Some(name)) = (&ds_object.spec, ds_object.metadata.name.as_deref()) else {
             return;
         };
-        let namespace = ds.metadata.namespace.as_deref().unwrap_or("default");
+        let namespace = ds_object.metadata.namespace.as_deref().unwrap_or("default");
         let hash = template_hash(&spec.template);
         let node = self.node.clone();
         let owner = Owner {
@@ -426,6 +562,11 @@ impl Controllers {
             min_ready_seconds: min_ready,
         };
         let plan = daemonset::reconcile(&ds, &pods, now);
+        let mut served_ds = ds_object.clone();
+        served_ds.metadata =
+            self.served_meta(ds_object.metadata.clone(), "DaemonSet", &sw.origin, now);
+        served_ds.status = Some(served::daemon_set_status(&plan.status, 1));
+        self.daemon_sets.push(served_ds);
         if let Some(pod_name) = plan.create {
             let pod = make(&pod_name);
             self.made.insert(
