@@ -659,7 +659,19 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
     assert!(out.contains("successfully rolled out"), "{out}");
     let pods = web_pods(&d);
     assert_eq!(pods.len(), 2, "{pods:?}");
-    assert!(pods.iter().all(|p| p.2 != old_hash && p.3), "all new and ready: {pods:?}");
+    assert!(
+        pods.iter().all(|p| p.2 != old_hash && p.3),
+        "all new and ready: {pods:?}"
+    );
+    let (ok, out, err) = d.ctl(&["get", "deploy"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["web", "2/2", "2", "2"]),
+        "rkubelet get deploy:\n{out}"
+    );
+    let (ok, out, err) = d.ctl(&["get", "ds", "-o", "name"]);
+    assert!(ok && out.trim().is_empty(), "{out}{err}");
     let (ok, out, err) = d.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
     assert!(ok, "{err}");
     assert!(out.lines().count() >= 1, "{out}");
