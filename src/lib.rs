@@ -15,7 +15,8 @@
 //! * [`api`] — the read-only HTTP API: routes, [`api::kube`] for
 //!   Kubernetes discovery and server-side Tables, [`api::query`] for list
 //!   options, [`api::watch`] for generic lists and watches, [`api::logs`]
-//!   for the log options, [`api::resources`] (pure builders and Tables of
+//!   for the log options, [`api::apps`] for `/apis/apps/v1` (workloads),
+//!   [`api::resources`] (pure builders and Tables of
 //!   the node, namespaces, ConfigMaps and value-less Secrets) served by
 //!   [`api::objects`].
 //! * [`source`] — the manifest directory ([`source::file`]) and URL
