@@ -663,6 +663,30 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
         pods.iter().all(|p| p.2 != old_hash && p.3),
         "all new and ready: {pods:?}"
     );
+    let (ok, out, err) = d.kubectl(&[
+        "get",
+        "events",
+        "-o",
+        "custom-columns=KIND:.involvedObject.kind,REASON:.reason,MESSAGE:.message",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("Deployment")
+            && l.contains("ScalingReplicaSet")
+            && l.contains("Scaled up replica set web-")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("ReplicaSet")
+            && l.contains("SuccessfulCreate")
+            && l.contains("Created pod: web-")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ReplicaSet") && l.contains("SuccessfulDelete")),
+        "{out}"
+    );
     let (ok, out, err) = d.ctl(&["get", "deploy"]);
     assert!(ok, "{err}");
     assert!(

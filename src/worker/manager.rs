@@ -261,6 +261,9 @@ impl Manager {
         if let Some(served) = &self.served {
             served.publish(&self.controllers);
         }
+        for (involved, reason, message) in self.controllers.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
         let mut desired = self.admit(desired);
         if !desired.complete {
             return;

@@ -28,6 +28,7 @@ use super::store::PodStore;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
+use crate::events::Involved;
 use crate::manifest::workload::Workload;
 use crate::node::NodeInfo;
 use crate::source::{Desired, SourcePod, SourceWorkload};
@@ -111,6 +112,11 @@ pub struct Controllers {
     wake: Option<Timestamp>,
     /// First seen, by workload or ReplicaSet key (their creation time).
     seen: BTreeMap<String, Timestamp>,
+    /// The replica count last given to each ReplicaSet of a Deployment
+    /// (`namespace/name`), for `ScalingReplicaSet` events.
+    targets: BTreeMap<String, i32>,
+    /// Events of the last run, for the manager to record.
+    events: Vec<(Involved, &'static str, String)>,
     /// The objects with status, as of the last run.
     deployments: Vec<Deployment>,
     replica_sets: Vec<ReplicaSet>,
@@ -125,6 +131,8 @@ impl Controllers {
             found: BTreeMap::new(),
             wake: None,
             seen: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            events: Vec::new(),
             deployments: Vec::new(),
             replica_sets: Vec::new(),
             daemon_sets: Vec::new(),
@@ -148,6 +156,30 @@ impl Controllers {
         meta.generation = Some(1);
         meta.creation_timestamp = Some(Time(created));
         meta
+    }
+
+    /// The events of the last run (`ScalingReplicaSet`, `SuccessfulCreate`,
+    /// `SuccessfulDelete`), taken out.
+    pub fn take_events(&mut self) -> Vec<(Involved, &'static str, String)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Events for the pods `plan` creates and deletes, on their owner.
+    fn record_pods(&mut self, owner: &Involved, created: &[String], deleted: &[String]) {
+        for n in created {
+            self.events.push((
+                owner.clone(),
+                "SuccessfulCreate",
+                format!("Created pod: {n}"),
+            ));
+        }
+        for n in deleted {
+            self.events.push((
+                owner.clone(),
+                "SuccessfulDelete",
+                format!("Deleted pod: {n}"),
+            ));
+        }
     }
 
     /// When the controllers must run again without any event: the next time
@@ -358,6 +390,7 @@ impl Controllers {
             &format!("{name}-{new_hash}"),
             1,
         ));
+        let d_involved = involved("Deployment", &served_d.metadata);
         let d_owner = OwnerReference {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
@@ -400,7 +433,19 @@ impl Controllers {
                 }),
                 status: Some(served::replica_set_status(&counts, 1)),
             };
+            let rs_involved = involved("ReplicaSet", &served_rs.metadata);
             self.replica_sets.push(served_rs);
+            let rs_key = format!("{namespace}/{rs}");
+            let live = pods.iter().filter(|p| !p.terminating).count() as i32;
+            let before = self.targets.insert(rs_key, replicas).unwrap_or(live);
+            if before != replicas {
+                let how = if replicas > before { "up" } else { "down" };
+                self.events.push((
+                    d_involved.clone(),
+                    "ScalingReplicaSet",
+                    format!("Scaled {how} replica set {rs} from {before} to {replicas}"),
+                ));
+            }
             let plan = replicaset::reconcile(
                 &format!("{namespace}/{rs}"),
                 &rs,
@@ -409,6 +454,8 @@ impl Controllers {
                 &pods,
                 now,
             );
+            let created: &[String] = if hash == new_hash { &plan.create } else { &[] };
+            self.record_pods(&rs_involved, created, &plan.delete);
             if hash == new_hash {
                 for pod_name in plan.create {
                     let pod = make(&hash, &pod_name);
@@ -474,7 +521,9 @@ impl Controllers {
         let mut served_rs = r.clone();
         served_rs.metadata = self.served_meta(r.metadata.clone(), "ReplicaSet", &sw.origin, now);
         served_rs.status = Some(served::replica_set_status(&plan.status, 1));
+        let rs_involved = involved("ReplicaSet", &served_rs.metadata);
         self.replica_sets.push(served_rs);
+        self.record_pods(&rs_involved, &plan.create, &plan.delete);
         for pod_name in plan.create {
             let pod = make(&pod_name);
             self.made.insert(
@@ -566,7 +615,10 @@ impl Controllers {
         served_ds.metadata =
             self.served_meta(ds_object.metadata.clone(), "DaemonSet", &sw.origin, now);
         served_ds.status = Some(served::daemon_set_status(&plan.status, 1));
+        let ds_involved = involved("DaemonSet", &served_ds.metadata);
         self.daemon_sets.push(served_ds);
+        let created: Vec<String> = plan.create.iter().cloned().collect();
+        self.record_pods(&ds_involved, &created, &plan.delete);
         if let Some(pod_name) = plan.create {
             let pod = make(&pod_name);
             self.made.insert(
@@ -592,6 +644,17 @@ impl Controllers {
                 m.deleted = true;
             }
         }
+    }
+}
+
+/// An event's object: a served workload.
+fn involved(kind: &str, meta: &ObjectMeta) -> Involved {
+    Involved {
+        kind: kind.into(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        field_path: None,
     }
 }
 
