@@ -700,3 +700,42 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
     assert!(ok, "{err}");
     assert!(out.lines().count() >= 1, "{out}");
 }
+
+#[test]
+fn a_rollout_without_progress_exceeds_its_deadline_and_kubectl_rollout_status_fails() {
+    let d = Daemon::start();
+    d.write(
+        "stuck.yaml",
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: stuck}}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 3
+  selector: {{matchLabels: {{app: stuck}}}}
+  template:
+    metadata: {{labels: {{app: stuck}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+        readinessProbe:
+          exec: {{command: [cat, /never]}}
+          periodSeconds: 1
+"#
+        ),
+    );
+    let condition = wait_until("Progressing=False", SECS30, || {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/stuck");
+        (dep["status"]["conditions"].as_array()?.iter())
+            .find(|c| c["type"] == "Progressing" && c["status"] == "False")
+            .cloned()
+    });
+    assert_eq!(condition["reason"], "ProgressDeadlineExceeded");
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=20s"]);
+    assert!(!ok, "rollout status fails: {out}");
+    assert!(err.contains("exceeded its progress deadline"), "{out}{err}");
+}

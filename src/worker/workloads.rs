@@ -100,6 +100,10 @@ fn replace_all<T: crate::watch::Object>(store: &crate::watch::Store<T>, objects:
     }
 }
 
+/// What a Deployment's progress looks like: its template hash and its
+/// updated, ready and available pods. A change is progress.
+type Progress = (String, i32, i32, i32);
+
 /// The pods made for workloads.
 #[derive(Debug)]
 pub struct Controllers {
@@ -115,6 +119,9 @@ pub struct Controllers {
     /// The replica count last given to each ReplicaSet of a Deployment
     /// (`namespace/name`), for `ScalingReplicaSet` events.
     targets: BTreeMap<String, i32>,
+    /// Per Deployment: what its progress looked like and since when, for
+    /// `progressDeadlineSeconds`.
+    progress: BTreeMap<String, (Progress, Timestamp)>,
     /// Events of the last run, for the manager to record.
     events: Vec<(Involved, &'static str, String)>,
     /// The objects with status, as of the last run.
@@ -132,6 +139,7 @@ impl Controllers {
             wake: None,
             seen: BTreeMap::new(),
             targets: BTreeMap::new(),
+            progress: BTreeMap::new(),
             events: Vec::new(),
             deployments: Vec::new(),
             replica_sets: Vec::new(),
@@ -385,10 +393,31 @@ impl Controllers {
         let status = deployment::status(&dspec, &new_hash, &sets, now);
         let mut served_d = d.clone();
         served_d.metadata = self.served_meta(d.metadata.clone(), "Deployment", &sw.origin, now);
+        // Progress: the new template, more updated, ready or available pods.
+        let shape = (
+            new_hash.clone(),
+            status.updated,
+            status.ready,
+            status.available,
+        );
+        let since = match self.progress.get(key) {
+            Some((s, t)) if *s == shape => *t,
+            _ => now,
+        };
+        self.progress.insert(key.to_string(), (shape, since));
+        let deadline = k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+            spec.progress_deadline_seconds.unwrap_or(600),
+        ));
+        let stalled = !status.complete && !dspec.paused && since + deadline <= now;
+        if !status.complete && !dspec.paused && !stalled {
+            let at = since + deadline;
+            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        }
         served_d.status = Some(served::deployment_status(
             &status,
             &format!("{name}-{new_hash}"),
             1,
+            stalled,
         ));
         let d_involved = involved("Deployment", &served_d.metadata);
         let d_owner = OwnerReference {

@@ -68,8 +68,9 @@ fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Deployment
 }
 
 /// A Deployment's status as the deployment controller writes it. `rs` is
-/// the name of its current ReplicaSet (for the messages).
-pub fn deployment_status(s: &Status, rs: &str, generation: i64) -> DeploymentStatus {
+/// the name of its current ReplicaSet (for the messages); `stalled`: no
+/// progress for `progressDeadlineSeconds`.
+pub fn deployment_status(s: &Status, rs: &str, generation: i64, stalled: bool) -> DeploymentStatus {
     let available = if s.minimum_available {
         condition(
             "Available",
@@ -91,6 +92,13 @@ pub fn deployment_status(s: &Status, rs: &str, generation: i64) -> DeploymentSta
             true,
             "NewReplicaSetAvailable",
             format!("ReplicaSet \"{rs}\" has successfully progressed."),
+        )
+    } else if stalled {
+        condition(
+            "Progressing",
+            false,
+            "ProgressDeadlineExceeded",
+            format!("ReplicaSet \"{rs}\" has timed out progressing."),
         )
     } else {
         condition(
@@ -155,7 +163,7 @@ mod tests {
             complete: true,
             minimum_available: true,
         };
-        let st = deployment_status(&s, "web-abc", 1);
+        let st = deployment_status(&s, "web-abc", 1, false);
         assert_eq!(st.observed_generation, Some(1));
         let c = st.conditions.expect("conditions");
         assert_eq!(
@@ -174,8 +182,17 @@ mod tests {
         let mut s = s;
         s.complete = false;
         s.minimum_available = false;
-        let c = deployment_status(&s, "web-abc", 1).conditions.expect("c");
+        let c = deployment_status(&s, "web-abc", 1, false)
+            .conditions
+            .expect("c");
         assert_eq!(c[0].reason.as_deref(), Some("MinimumReplicasUnavailable"));
         assert_eq!(c[1].reason.as_deref(), Some("ReplicaSetUpdated"));
+        let c = deployment_status(&s, "web-abc", 1, true)
+            .conditions
+            .expect("c");
+        assert_eq!(
+            (c[1].status.as_str(), c[1].reason.as_deref()),
+            ("False", Some("ProgressDeadlineExceeded"))
+        );
     }
 }
