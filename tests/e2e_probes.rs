@@ -234,15 +234,8 @@ fn a_failing_startup_probe_restarts_the_container_and_a_slow_one_holds_off_liven
         if docker_exec(&app.id, &["test", "-f", "/tmp/started"]).0 {
             break;
         }
-        assert_eq!(
-            st.restart_count, 0,
-            "liveness ran before startup succeeded: {st:?}"
-        );
-        assert_eq!(
-            st.started,
-            Some(false),
-            "started is reported as false: {st:?}"
-        );
+        assert_eq!(st.restart_count, 0, "liveness ran before startup succeeded: {st:?}");
+        assert_eq!(st.started, Some(false), "started is reported as false: {st:?}");
         unstarted_for = watching.elapsed();
         assert!(unstarted_for < SECS30, "the startup file never appeared");
         std::thread::sleep(Duration::from_millis(200));
