@@ -246,7 +246,8 @@ impl Controllers {
                 m.deleted = true;
             }
         }
-        self.progress.retain(|key, _| desired.workloads.contains_key(key));
+        self.progress
+            .retain(|key, _| desired.workloads.contains_key(key));
         for (key, sw) in &desired.workloads {
             match &*sw.object {
                 Workload::Deployment(_) => self.deployment(key, sw, store, now),
