@@ -245,9 +245,14 @@ impl App {
         }
         tracing::info!(labels = ?self.config.node_labels, "node labels");
         let health = crate::service::Health::new();
+        let workloads = Arc::new(crate::worker::workloads::WorkloadObjects::new(
+            versions.clone(),
+        ));
         let manager = Manager::new(ctx, sources, routes, diagnostics.clone())
             .with_node(self.config.node())
-            .with_health(health.clone());
+            .with_health(health.clone())
+            .with_max_pods(self.config.max_pods)
+            .with_workload_objects(workloads.clone());
         tasks.spawn(manager.run(rx, shutdown.clone()));
         tasks.spawn(crate::service::run(health, store.clone(), shutdown.clone()));
         tasks.spawn(crate::metrics::feed(store.clone(), shutdown.clone()));
@@ -268,6 +273,7 @@ impl App {
                 }),
                 served: Arc::new(api::objects::Stores::new(versions)),
                 stats: Arc::new(crate::metrics::stats::StatsCache::new(self.runtime.clone())),
+                workloads,
             };
             api::objects::sync(&state, self.runtime_version);
             tasks.spawn(api::objects::feed(state.clone()));

@@ -474,6 +474,11 @@ pub struct DaemonArgs {
           hide = true)]
     pub image_pull_progress_period: Duration,
 
+    /// Most pods this node runs at once, as the kubelet's --max-pods; pods
+    /// beyond it stay Pending ("Too many pods") until others go.
+    #[arg(long, value_name = "N", default_value_t = 110)]
+    pub max_pods: usize,
+
     /// How often all containers are relisted as a safety net for missed events.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
           hide = true)]

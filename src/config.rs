@@ -72,6 +72,8 @@ pub struct Config {
     pub relist_period: Duration,
     /// `--max-parallel-starts`: container creations + starts in flight at once.
     pub max_parallel_starts: usize,
+    /// `--max-pods`: pods this node runs at once.
+    pub max_pods: usize,
     /// `--manifest-url`, checked to be http(s).
     pub manifest_url: Option<String>,
     /// `--manifest-url-header`s as (name, value), in the order given.
@@ -170,6 +172,12 @@ impl Config {
                 "--max-parallel-starts must be at least 1",
             ));
         }
+        if args.max_pods == 0 {
+            return Err(UsageError::flag(
+                "--max-pods",
+                "--max-pods must be at least 1",
+            ));
+        }
         let api_address =
             (args.read_only_port != 0).then(|| SocketAddr::new(args.address, args.read_only_port));
         let secure = (args.secure.port != 0).then(|| crate::api::secure::SecureSettings {
@@ -211,6 +219,7 @@ impl Config {
             },
             relist_period: args.relist_period,
             max_parallel_starts,
+            max_pods: args.max_pods,
             manifest_url: args.manifest_url.clone(),
             manifest_url_headers,
             http_check_frequency: args.http_check_frequency,

@@ -30,7 +30,8 @@
 //!   [`api::spdy`]) and restart ([`api::lifecycle`]); routes, [`api::kube`] for
 //!   Kubernetes discovery and server-side Tables, [`api::query`] for list
 //!   options, [`api::watch`] for generic lists and watches, [`api::logs`]
-//!   for the log options, [`api::resources`] (pure builders and Tables of
+//!   for the log options, [`api::apps`] for `/apis/apps/v1` (workloads),
+//!   [`api::resources`] (pure builders and Tables of
 //!   the node, namespaces, ConfigMaps and value-less Secrets) served by
 //!   [`api::objects`].
 //! * [`source`] — the manifest directory ([`source::file`]) and URL
@@ -48,6 +49,12 @@
 //!   downward API, probe tracking, the ConfigMap/Secret set, volume payloads and
 //!   the layout of `--root-dir/pods`. No tasks, no file system, no Docker, no
 //!   clock reads: time comes in as an argument.
+//! * [`workload`] — the workload controllers as pure functions: the
+//!   ReplicaSet controller ([`workload::replicaset`]: pod names, scale-down
+//!   order, counts) and the Deployment controller
+//!   ([`workload::deployment`]: rolling update, Recreate, paused, status),
+//!   the pods they make ([`workload::pods`]); run by
+//!   [`worker::workloads`] between the merger and the manager.
 //! * [`runtime`] — the container runtime trait; Docker (bollard), a fake for
 //!   unit tests, container labels, the pause image, the runtime's health
 //!   (outages, `/healthz`'s runtime check); [`startup`] — waiting for Docker
@@ -66,8 +73,8 @@
 //!
 //! # Where the next pieces go
 //!
-//! * **Workload controllers** (Deployment, ReplicaSet, DaemonSet, Job,
-//!   CronJob): pure functions in a new `controller/` module beside [`pod`] —
+//! * **Workload controllers** (Deployment and ReplicaSet started in
+//!   [`workload`]; DaemonSet, Job, CronJob to come): pure functions —
 //!   (workload spec, observed pods with status, now) → pods to create, pods to
 //!   delete, workload status. They sit between [`source::merge`] and
 //!   [`worker::manager`]: the merger's desired workloads go in, desired pods
@@ -81,7 +88,7 @@
 //!
 //! The purity of the core is checked by `scripts/check-pure` (run by
 //! `scripts/test`): no `tokio::spawn`, `std::fs`, `bollard` or clock reads in
-//! `pod/`, `k8s/`, `manifest/`, `admission.rs` and `source/merge.rs` outside
+//! `pod/`, `k8s/`, `manifest/`, `workload/`, `admission.rs` and `source/merge.rs` outside
 //! tests.
 
 #![cfg_attr(
@@ -114,3 +121,4 @@ pub mod source;
 pub mod startup;
 pub mod watch;
 pub mod worker;
+pub mod workload;

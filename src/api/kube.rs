@@ -27,9 +27,9 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-/// `GET /apis`: rkubelet serves no API groups.
+/// `GET /apis`: the `apps` group (Deployments, ReplicaSets, DaemonSets).
 pub fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [super::apps::group()]})
 }
 
 /// `GET /api/v1`: the read-only resources rkubelet serves.

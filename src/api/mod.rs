@@ -30,6 +30,7 @@
 //! `--read-only-port-logs` (else `403`). Nothing on the read-only port
 //! mutates; both ports bind loopback unless told otherwise.
 
+pub mod apps;
 pub mod kube;
 pub mod lifecycle;
 pub mod logs;
@@ -83,6 +84,9 @@ pub struct ApiState {
     pub served: Arc<objects::Stores>,
     /// Docker stats for `/stats/summary`, cached.
     pub stats: Arc<crate::metrics::stats::StatsCache>,
+    /// Deployments, ReplicaSets and DaemonSets with their status
+    /// (`/apis/apps/v1`), kept current by the pod manager.
+    pub workloads: Arc<crate::worker::workloads::WorkloadObjects>,
 }
 
 const PODS: watch::Kind<Pod> = watch::Kind {
@@ -148,6 +152,7 @@ fn read_routes() -> Router<ApiState> {
         .route("/version", get(|| async { Json(kube::version()) }))
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
+        .merge(apps::routes())
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",

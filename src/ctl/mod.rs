@@ -149,14 +149,17 @@ struct Resource {
     /// The singular, as `-o name` prints it (`configmap`).
     singular: &'static str,
     namespaced: bool,
+    /// The group version's path (`/api/v1`, `/apis/apps/v1`).
+    api: &'static str,
 }
 
-const RESOURCES: [(Resource, &[&str]); 6] = [
+const RESOURCES: [(Resource, &[&str]); 9] = [
     (
         Resource {
             plural: "pods",
             singular: "pod",
             namespaced: true,
+            api: "/api/v1",
         },
         &["po"],
     ),
@@ -165,6 +168,7 @@ const RESOURCES: [(Resource, &[&str]); 6] = [
             plural: "events",
             singular: "event",
             namespaced: true,
+            api: "/api/v1",
         },
         &["ev"],
     ),
@@ -173,6 +177,7 @@ const RESOURCES: [(Resource, &[&str]); 6] = [
             plural: "nodes",
             singular: "node",
             namespaced: false,
+            api: "/api/v1",
         },
         &["no"],
     ),
@@ -181,6 +186,7 @@ const RESOURCES: [(Resource, &[&str]); 6] = [
             plural: "namespaces",
             singular: "namespace",
             namespaced: false,
+            api: "/api/v1",
         },
         &["ns"],
     ),
@@ -189,6 +195,7 @@ const RESOURCES: [(Resource, &[&str]); 6] = [
             plural: "configmaps",
             singular: "configmap",
             namespaced: true,
+            api: "/api/v1",
         },
         &["cm"],
     ),
@@ -197,8 +204,36 @@ const RESOURCES: [(Resource, &[&str]); 6] = [
             plural: "secrets",
             singular: "secret",
             namespaced: true,
+            api: "/api/v1",
         },
         &[],
+    ),
+    (
+        Resource {
+            plural: "deployments",
+            singular: "deployment.apps",
+            namespaced: true,
+            api: "/apis/apps/v1",
+        },
+        &["deploy", "deployment"],
+    ),
+    (
+        Resource {
+            plural: "replicasets",
+            singular: "replicaset.apps",
+            namespaced: true,
+            api: "/apis/apps/v1",
+        },
+        &["rs", "replicaset"],
+    ),
+    (
+        Resource {
+            plural: "daemonsets",
+            singular: "daemonset.apps",
+            namespaced: true,
+            api: "/apis/apps/v1",
+        },
+        &["ds", "daemonset"],
     ),
 ];
 
@@ -210,7 +245,7 @@ fn resource(name: &str) -> Result<Resource> {
         .map(|(r, _)| *r)
         .ok_or_else(|| {
             CtlError(format!(
-                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets)"
+                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets, deployments, replicasets, daemonsets)"
             ))
         })
 }
@@ -267,12 +302,13 @@ fn encode(value: &serde_json::Value, output: Option<Output>) -> Result<String> {
 fn collection_path(args: &GetArgs, r: Resource, query: &str) -> String {
     let base = if r.namespaced && !args.all_namespaces {
         format!(
-            "/api/v1/namespaces/{}/{}",
+            "{}/namespaces/{}/{}",
+            r.api,
             namespace(&args.client),
             r.plural
         )
     } else {
-        format!("/api/v1/{}", r.plural)
+        format!("{}/{}", r.api, r.plural)
     };
     if query.is_empty() {
         base
@@ -288,8 +324,8 @@ async fn get_other(args: &GetArgs, r: Resource, out: &mut dyn Write) -> Result<(
     let client = Client::new(&args.client)?;
     let ns = namespace(&args.client);
     let path = match &args.name {
-        Some(name) if r.namespaced => format!("/api/v1/namespaces/{ns}/{}/{name}", r.plural),
-        Some(name) => format!("/api/v1/{}/{name}", r.plural),
+        Some(name) if r.namespaced => format!("{}/namespaces/{ns}/{}/{name}", r.api, r.plural),
+        Some(name) => format!("{}/{}/{name}", r.api, r.plural),
         None => collection_path(args, r, &selector_query(args, None)),
     };
     let wide = args.output == Some(Output::Wide);
@@ -670,10 +706,15 @@ mod tests {
             ("cm", "configmaps"),
             ("configmap", "configmaps"),
             ("secret", "secrets"),
+            ("deploy", "deployments"),
+            ("rs", "replicasets"),
+            ("ds", "daemonsets"),
+            ("DaemonSet", "daemonsets"),
         ] {
             assert_eq!(resource(name).expect(name).plural, plural, "{name}");
         }
-        let e = resource("deployments").expect_err("unknown");
+        assert_eq!(resource("deploy").expect("deploy").api, "/apis/apps/v1");
+        let e = resource("statefulsets").expect_err("unknown");
         assert!(e.0.contains("doesn't have a resource type"), "{e}");
         assert!(check_resource("po").is_ok());
         assert!(check_resource("nodes").is_err());

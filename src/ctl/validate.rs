@@ -216,8 +216,27 @@ fn check(inputs: &[Input], node: &NodeInfo, out: &mut dyn Write) -> Summary {
         for w in warnings {
             line(format!("WARNING {w}"));
         }
-        if defined.pods.is_empty() {
+        if defined.pods.is_empty() && defined.workloads.is_empty() {
             line(format!("OK {location}: no pods"));
+        }
+        for w in &defined.workloads {
+            let key = format!("{}/{}", w.object.kind(), w.object.key());
+            let won =
+                (desired.workloads.get(&key)).is_some_and(|m| Arc::ptr_eq(&m.object, &w.object));
+            let kind = w.object.kind().to_lowercase();
+            if won {
+                summary.ok += 1;
+                line(format!("OK {kind} {} ({location})", w.object.key()));
+                continue;
+            }
+            summary.errors += 1;
+            match conflict(ObjectKind::Workload, &key, &w.origin) {
+                Some(c) => line(format!("ERROR {c}")),
+                None => line(format!(
+                    "ERROR {kind} {} ({location}): ignored",
+                    w.object.key()
+                )),
+            }
         }
         for sp in &defined.pods {
             let name = sp.full_name();
@@ -385,6 +404,30 @@ mod tests {
                 == format!(
                     "ERROR configmap default/settings from {d}/b.yaml is ignored: {d}/a.yaml already defines it"
                 )),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn workloads_get_a_verdict_and_one_defined_twice_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+        std::fs::write(dir.path().join("a.yaml"), deploy).expect("write");
+        let d = dir.path().display().to_string();
+        let (s, out) = validate(&args(vec![d.clone()], &[])).await;
+        assert!(s.all_ok(), "{out}");
+        assert_eq!(
+            out.trim(),
+            format!("OK deployment default/web ({d}/a.yaml)")
+        );
+        std::fs::write(dir.path().join("b.yaml"), deploy).expect("write");
+        let (s, out) = validate(&args(vec![d.clone()], &[])).await;
+        assert_eq!(s.errors, 1, "{out}");
+        assert!(
+            out.lines().any(
+                |l| l.starts_with("ERROR workload Deployment/default/web from")
+                    && l.ends_with(&format!("{d}/a.yaml already defines it"))
+            ),
             "{out}"
         );
     }

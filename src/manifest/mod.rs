@@ -1,7 +1,8 @@
 //! Manifests: from bytes to validated, identified, defaulted Pods.
 //!
 //! Owns parsing (YAML or JSON, several documents, `Pod`, `ConfigMap`,
-//! `Secret` and `List`/`PodList` of those), validation mirroring the API
+//! `Secret`, the `apps/v1` workloads of [`workload`] and `List`/`PodList`
+//! of those), validation mirroring the API
 //! server's, the kubelet-compatible static pod identity (name suffix,
 //! namespace, UID, `kubernetes.io/config.*` annotations) and Kubernetes
 //! defaulting. ConfigMaps and Secrets keep their names (pods refer to them by
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod limits;
 pub mod parse;
 pub mod validate;
+pub mod workload;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
@@ -177,6 +179,8 @@ pub struct Loaded {
     /// Validated Secrets, namespace and type defaulted, `stringData` merged
     /// into `data`.
     pub secrets: Vec<Secret>,
+    /// Validated and defaulted `apps/v1` workloads.
+    pub workloads: Vec<workload::Workload>,
     /// Non-fatal findings (unknown fields, skipped kinds), each naming the
     /// location, document and field path.
     pub warnings: Vec<String>,
@@ -194,6 +198,7 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
         documents,
         configmaps,
         secrets,
+        workloads,
         warnings,
     } = parse::parse_documents(content, &ctx.origin.location)?;
     let located = |index: usize| {
@@ -228,6 +233,17 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
             Ok(secret)
         })
         .collect::<Result<Vec<_>, ManifestError>>()?;
+    let workloads = workloads
+        .into_iter()
+        .map(|(index, prefix, mut w)| {
+            workload::validate(&w).map_err(|mut e| {
+                e.field = e.field.map(|f| format!("{prefix}{f}"));
+                located(index)(e)
+            })?;
+            workload::apply_defaults(&mut w);
+            Ok(w)
+        })
+        .collect::<Result<Vec<_>, ManifestError>>()?;
     let mut pods = Vec::new();
     for doc in documents {
         let parse::Document { index, raw, pod } = doc;
@@ -245,6 +261,7 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
         pods,
         configmaps,
         secrets,
+        workloads,
         warnings,
     })
 }
@@ -314,6 +331,49 @@ mod tests {
             .expect_err("name");
         assert_eq!(e.field.as_deref(), Some("metadata.name"));
         assert_eq!(e.document, Some(1));
+    }
+
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: busybox}]\n";
+
+    #[test]
+    fn workloads_load_validated_and_defaulted_from_documents_and_lists() {
+        let list = format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}",
+            DEPLOYMENT.replace("web", "api").replace('\n', "\n  ")
+        );
+        let loaded =
+            load_str(&format!("{DEPLOYMENT}---\n{list}")).unwrap_or_else(|e| panic!("{e}"));
+        let keys: Vec<String> = loaded.workloads.iter().map(|w| w.key()).collect();
+        assert_eq!(keys, ["default/web", "default/api"]);
+        assert!(loaded.pods.is_empty());
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let ds = DEPLOYMENT
+            .replace("Deployment", "DaemonSet")
+            .replace("  replicas: 2\n", "");
+        let loaded = load_str(&ds).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.workloads[0].kind(), "DaemonSet");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_bad_workload_names_file_document_and_field_and_fails_the_file() {
+        let e = load_str(&format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}",
+            DEPLOYMENT
+                .replace("replicas: 2", "replicas: -2")
+                .replace('\n', "\n  ")
+        ))
+        .expect_err("negative replicas");
+        assert_eq!(
+            e.to_string(),
+            "/d/objects.yaml: document 1: items[0].spec.replicas: Invalid value: -2: must be greater than or equal to 0"
+        );
+        let e = load_str(&DEPLOYMENT.replace("matchLabels: {app: web}", "matchLabels: {app: api}"))
+            .expect_err("selector");
+        assert_eq!(e.field.as_deref(), Some("spec.template.metadata.labels"));
+        let e = load_str(&DEPLOYMENT.replace("apps/v1", "extensions/v1beta1")).expect_err("group");
+        assert_eq!(e.field.as_deref(), Some("apiVersion"));
+        assert!(e.reason.contains("supported values: \"apps/v1\""), "{e}");
     }
 
     const MAX_OBJECT_SIZE_FOR_TESTS: usize = validate::MAX_OBJECT_SIZE;

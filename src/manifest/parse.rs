@@ -2,7 +2,9 @@
 //!
 //! Owns reading the manifest text: several `---` documents (JSON is YAML, so
 //! one parser serves both), YAML merge keys, the accepted kinds (`Pod`,
-//! `List`/`PodList` of those, `ConfigMap` and `Secret`), typed
+//! `List`/`PodList` of those, `ConfigMap`, `Secret`, `apps/v1`
+//! `Deployment`/`ReplicaSet`/`DaemonSet`; other kinds are skipped with a
+//! warning), typed
 //! deserialization into `k8s_openapi`'s types with a field path on type
 //! errors, and warnings for fields Kubernetes does not know (k8s-openapi
 //! ignores them silently; we compare the document with its round trip).
@@ -14,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::workload::Workload;
 use super::ManifestError;
 
 /// One pod found in a manifest.
@@ -34,6 +37,9 @@ pub struct Parsed {
     pub configmaps: Vec<(usize, ConfigMap)>,
     /// `Secret`s with the number of the document they came from.
     pub secrets: Vec<(usize, Secret)>,
+    /// `apps/v1` workloads with the number of the document they came from
+    /// and their field prefix inside a `List` (`items[2].`, or empty).
+    pub workloads: Vec<(usize, String, Workload)>,
     /// Unknown fields, each naming
     /// the location, document and field path.
     pub warnings: Vec<String>,
@@ -41,8 +47,10 @@ pub struct Parsed {
 
 /// Parses every document of a manifest into pods.
 ///
-/// Fails on the first malformed document, unknown kind or field that cannot be
-/// deserialized, naming `location`, the document and the line/field.
+/// Fails on the first malformed document or field that cannot be
+/// deserialized, naming `location`, the document and the line/field. A kind
+/// rkubelet does not run (a Service, RBAC, a custom resource) is skipped with
+/// a warning naming the document and the kind.
 pub fn parse_documents(content: &[u8], location: &str) -> Result<Parsed, ManifestError> {
     let mut parsed = Parsed::default();
     if let Some(err) = super::limits::check_size(content.len(), location) {
@@ -154,6 +162,27 @@ impl Object<'_> {
                     format!("Unsupported value: {api_version:?}: supported values: \"v1\" (for kind {kind:?})"),
                 ))
             }
+            "Deployment" | "ReplicaSet" | "DaemonSet" if api_version != "apps/v1" => {
+                Err(self.error(
+                    "apiVersion",
+                    format!("Unsupported value: {api_version:?}: supported values: \"apps/v1\" (for kind {kind:?})"),
+                ))
+            }
+            "Deployment" => {
+                let w = Workload::Deployment(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
+            "ReplicaSet" => {
+                let w = Workload::ReplicaSet(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
+            "DaemonSet" => {
+                let w = Workload::DaemonSet(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
             "Pod" => {
                 let pod = self.deserialize(&value, parsed)?;
                 parsed.documents.push(Document { index: self.index, raw: value, pod });
@@ -199,13 +228,20 @@ impl Object<'_> {
                 }
                 Ok(())
             }
-            other => Err(self.error(
+            "List" | "PodList" => Err(self.error(
                 "kind",
-                format!(
-                    "unsupported kind {other:?} (apiVersion {api_version:?}): a manifest may hold Pod, ConfigMap, Secret{}",
-                    if nested { "" } else { ", and List or PodList of those" }
-                ),
+                format!("Unsupported value: {kind:?}: a list may not hold another list"),
             )),
+            other => {
+                parsed.warnings.push(skipped_kind(
+                    self.location,
+                    self.index,
+                    self.prefix,
+                    other,
+                    api_version,
+                ));
+                Ok(())
+            }
         }
     }
 
@@ -276,6 +312,62 @@ impl Object<'_> {
         }
         Ok(object)
     }
+}
+
+/// Kinds a cluster manifest commonly carries next to its pods that only the
+/// control plane acts on (`apiVersion`-independent, as written by users).
+const CLUSTER_KINDS: &[&str] = &[
+    "Service",
+    "Endpoints",
+    "EndpointSlice",
+    "Ingress",
+    "IngressClass",
+    "ServiceAccount",
+    "Namespace",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "StorageClass",
+    "NetworkPolicy",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "LimitRange",
+    "ResourceQuota",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "PriorityClass",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// The warning for a document (or list item) whose kind rkubelet does not
+/// run: it is skipped and the rest of the manifest runs, so a file with a
+/// Pod and its Service (or a custom resource) still runs its Pod.
+fn skipped_kind(
+    location: &str,
+    index: usize,
+    prefix: &str,
+    kind: &str,
+    api_version: &str,
+) -> String {
+    let at = match prefix.trim_end_matches('.') {
+        "" => String::new(),
+        item => format!("{item}: "),
+    };
+    let known = if CLUSTER_KINDS.contains(&kind) {
+        ""
+    } else {
+        "unknown "
+    };
+    format!(
+        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)"
+    )
 }
 
 /// Collects the paths of keys present in `raw` but lost in `known` (the
@@ -580,8 +672,9 @@ items:
 
     #[test]
     fn errors_inside_a_list_name_the_item() {
-        let e =
-            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n");
+        let e = err(
+            "apiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n",
+        );
         assert_eq!(e.field.as_deref(), Some("items[0].kind"));
         assert!(e.reason.contains("\"Deployment\""), "{e}");
         let e = err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, spec: {containers: [{name: 1, image: i}]}}\n");
@@ -667,13 +760,51 @@ items:
     }
 
     #[test]
-    fn unknown_kinds_are_an_error_naming_document_and_kind() {
-        let text =
-            format!("{WEB}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\n");
-        let e = err(&text);
-        assert_eq!(e.document, Some(2));
-        assert_eq!(e.field.as_deref(), Some("kind"));
-        assert!(e.reason.contains("unsupported kind \"Deployment\""), "{e}");
+    fn other_cluster_kinds_are_skipped_with_a_warning_naming_document_and_kind() {
+        let text = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\n{WEB}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: r}}\n"
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.documents[0].index, 2);
+        assert_eq!(
+            parsed.warnings,
+            [
+                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)",
+                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_does_not_take_the_pods_of_its_file_down() {
+        let text = format!(
+            "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata: {{name: f}}\n---\napiVersion: v1\nkind: List\nitems:\n- {{apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {{name: i}}}}\n---\n{WEB}"
+        );
+        let parsed = ok(&text);
+        assert_eq!(names(&parsed), ["web"]);
+        assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+        assert!(
+            parsed.warnings[0].starts_with(
+                "etc/kubelet.d/web.yaml: document 1: unknown kind \"Frobnicator\" (apiVersion \"example.com/v1\") is not run by rkubelet"
+            ),
+            "{:?}",
+            parsed.warnings
+        );
+        assert!(
+            parsed.warnings[1]
+                .starts_with("etc/kubelet.d/web.yaml: document 2: items[0]: kind \"Ingress\""),
+            "{:?}",
+            parsed.warnings
+        );
+    }
+
+    #[test]
+    fn a_list_inside_a_list_is_an_error() {
+        let e =
+            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, items: []}\n");
+        assert_eq!(e.field.as_deref(), Some("items[0].kind"));
+        assert!(e.reason.contains("may not hold another list"), "{e}");
     }
 
     #[test]

@@ -44,6 +44,20 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ManifestError> {
     errs.into_result()
 }
 
+/// Validates a workload's pod template spec as the API server validates a
+/// pod's: the errors' fields are prefixed with `prefix` (e.g.
+/// `spec.template.`).
+///
+/// Fails with every problem found, joined by `; `.
+pub fn validate_template_spec(spec: &PodSpec, prefix: &str) -> Result<(), ManifestError> {
+    let mut errs = Errors::default();
+    validate_spec(spec, &mut errs);
+    for (field, _) in &mut errs.0 {
+        *field = format!("{prefix}{field}");
+    }
+    errs.into_result()
+}
+
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const ENV_NAME_MSG: &str =

@@ -18,11 +18,14 @@
 //! * [`volumes`] — volume payloads (configMap, secret, downwardAPI,
 //!   projected), the hosts file, volume plugin selection.
 //! * [`layout`] — every path under `--root-dir/pods`.
+//! * [`host_ports`] — which pods may bind their `hostPort`s, which wait
+//!   `Pending` as the scheduler would leave them.
 
 pub mod convert;
 pub mod downward;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod host_ports;
 pub mod layout;
 pub mod objects;
 pub mod observed;

@@ -22,6 +22,7 @@ pub enum ObjectKind {
     Pod,
     ConfigMap,
     Secret,
+    Workload,
 }
 
 impl ObjectKind {
@@ -31,6 +32,7 @@ impl ObjectKind {
             ObjectKind::Pod => "pod",
             ObjectKind::ConfigMap => "configmap",
             ObjectKind::Secret => "secret",
+            ObjectKind::Workload => "workload",
         }
     }
 }
@@ -147,6 +149,24 @@ impl Merger {
                 &mut origins,
                 &mut diag,
             );
+        }
+        origins.clear();
+        for snap in self.order.iter().filter_map(|s| self.snapshots.get(s)) {
+            for w in &snap.workloads {
+                let key = format!("{}/{}", w.object.kind(), w.object.key());
+                match origins.get(&key) {
+                    Some(first) => diag.conflicts.push(Conflict {
+                        kind: ObjectKind::Workload,
+                        name: key,
+                        ignored: w.origin.clone(),
+                        first: first.clone(),
+                    }),
+                    None => {
+                        origins.insert(key.clone(), w.origin.clone());
+                        desired.workloads.insert(key, w.clone());
+                    }
+                }
+            }
         }
         (desired, diag)
     }

@@ -51,6 +51,7 @@ pub struct SourceObject<T> {
 
 pub type SourceConfigMap = SourceObject<ConfigMap>;
 pub type SourceSecret = SourceObject<Secret>;
+pub type SourceWorkload = SourceObject<crate::manifest::workload::Workload>;
 
 /// What one good manifest (a file, the URL's body) defines, each object
 /// with its origin: that manifest's share of a snapshot.
@@ -59,6 +60,7 @@ pub struct Defined {
     pub pods: Vec<SourcePod>,
     pub configmaps: Vec<SourceConfigMap>,
     pub secrets: Vec<SourceSecret>,
+    pub workloads: Vec<SourceWorkload>,
 }
 
 impl Defined {
@@ -82,6 +84,7 @@ impl Defined {
                 .collect(),
             configmaps: with_origin(loaded.configmaps, origin),
             secrets: with_origin(loaded.secrets, origin),
+            workloads: with_origin(loaded.workloads, origin),
         }
     }
 
@@ -90,6 +93,7 @@ impl Defined {
         snapshot.pods.extend(self.pods.iter().cloned());
         snapshot.configmaps.extend(self.configmaps.iter().cloned());
         snapshot.secrets.extend(self.secrets.iter().cloned());
+        snapshot.workloads.extend(self.workloads.iter().cloned());
     }
 }
 
@@ -108,6 +112,8 @@ pub struct Snapshot {
     pub configmaps: Vec<SourceConfigMap>,
     /// Secrets in the source's order.
     pub secrets: Vec<SourceSecret>,
+    /// Deployments, ReplicaSets and DaemonSets in the source's order.
+    pub workloads: Vec<SourceWorkload>,
     /// Origin keys (`url:<url>`, `file:<path>`) whose containers orphan
     /// cleanup must leave alone: the source cannot say what they should be
     /// yet (a URL whose fetches failed, a manifest directory not read since
@@ -139,6 +145,8 @@ pub struct Desired {
     pub configmaps: BTreeMap<String, Arc<ConfigMap>>,
     /// Secrets by `namespace/name`.
     pub secrets: BTreeMap<String, Arc<Secret>>,
+    /// Workloads by `Kind/namespace/name`, with their origin.
+    pub workloads: BTreeMap<String, SourceWorkload>,
     /// True once every configured source has reported at least once
     /// (a failed first fetch counts as a report).
     pub complete: bool,

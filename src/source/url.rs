@@ -415,6 +415,7 @@ impl HttpState {
         Snapshot {
             source: SOURCE_NAME.to_string(),
             pods: good.pods,
+            workloads: good.workloads,
             errors: self
                 .fetch_error
                 .iter()

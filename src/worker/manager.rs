@@ -17,6 +17,8 @@
 //! node affinity that does not match) gets no worker; it is published as a
 //! `Failed` pod with the kubelet's reason and message until its manifest goes
 //! away, and counts as not desired for orphan cleanup.
+//! After admission, the [`PortGate`] holds back pods whose `hostPort`
+//! another pod of this node holds (`Pending`, as the scheduler leaves them).
 //! After every merge it publishes the merged ConfigMaps and Secrets to the
 //! workers' shared object store.
 
@@ -27,8 +29,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::host_ports::{all_done, PortGate};
 use super::pod_worker::{kill_pod_until_done, PodWorker, WorkerContext, WorkerHandle};
 use super::store::PodRecord;
+use super::workloads::{Controllers, WorkloadObjects};
 use crate::admission;
 use crate::events::Involved;
 use crate::node::NodeInfo;
@@ -81,6 +85,17 @@ pub struct Manager {
     /// Readiness after the initial sync and the main loop's heartbeat
     /// ([`crate::service`]).
     health: Arc<crate::service::Health>,
+    /// Host ports held by workers' pods and pods waiting for one.
+    ports: PortGate,
+    /// The workload controllers and the pods they made.
+    controllers: Controllers,
+    /// The last merged desired set (before the controllers), to run them
+    /// again when a workload's pod changes.
+    last: Option<Desired>,
+    /// Have the controllers been told which pods run at start?
+    seeded: bool,
+    /// Where the workloads are published for the API.
+    served: Option<Arc<WorkloadObjects>>,
 }
 
 impl Manager {
@@ -103,6 +118,11 @@ impl Manager {
             rejected: HashMap::new(),
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
+            ports: PortGate::default(),
+            controllers: Controllers::new(&node_name),
+            last: None,
+            seeded: false,
+            served: None,
         }
     }
 
@@ -120,6 +140,19 @@ impl Manager {
         self
     }
 
+    /// Publishes the workloads with their status to `served` (the API's
+    /// `/apis/apps/v1`).
+    pub fn with_workload_objects(mut self, served: Arc<WorkloadObjects>) -> Self {
+        self.served = Some(served);
+        self
+    }
+
+    /// Lets at most `max_pods` pods run at once (`--max-pods`; default 110).
+    pub fn with_max_pods(mut self, max_pods: usize) -> Self {
+        self.ports = PortGate::new(max_pods);
+        self
+    }
+
     /// Runs until `shutdown`; then waits (bounded) for workers to stop.
     pub async fn run(
         mut self,
@@ -127,6 +160,8 @@ impl Manager {
         shutdown: CancellationToken,
     ) {
         let mut prune = tokio::time::interval(Duration::from_secs(5));
+        let store = self.ctx.store.clone();
+        let mut pods = store.pods().watch(Some(store.pods().list().1)).ok();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -134,6 +169,38 @@ impl Manager {
                     Some(snap) => self.on_snapshot(snap, &shutdown).await,
                     None => break,
                 },
+                change = next_change(&mut pods) => {
+                    // A workload's pod changed (readiness, gone): its
+                    // controller decides again.
+                    let is_owned = |c: &crate::watch::Change<k8s_openapi::api::core::v1::Pod>| {
+                        c.object.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
+                    };
+                    let mut owned = change.as_ref().is_none_or(|c| is_owned(c));
+                    let mut lagged = change.is_none();
+                    // Changes that are already there make one run, not one each.
+                    while let Some(w) = pods.as_mut().filter(|_| !lagged) {
+                        match futures_util::FutureExt::now_or_never(w.next()) {
+                            Some(Ok(c)) => owned |= is_owned(&c),
+                            Some(Err(_)) => lagged = true,
+                            None => break,
+                        }
+                    }
+                    if lagged {
+                        owned = true;
+                        pods = store.pods().watch(Some(store.pods().list().1)).ok();
+                    }
+                    if owned && self.last.as_ref().is_some_and(|d| !d.workloads.is_empty()) {
+                        self.resync(&shutdown).await;
+                    }
+                }
+                _ = any_done(self.terminating_workload_pods()) => {
+                    // A pod a controller deleted is gone.
+                    self.resync(&shutdown).await;
+                }
+                _ = wake_at(self.controllers.next_wake(), self.ctx.clock.now()) => {
+                    // A pod has been ready for its minReadySeconds.
+                    self.resync(&shutdown).await;
+                }
                 _ = prune.tick() => self.prune(),
                 _ = self.health.poked() => self.health.beat(),
             }
@@ -172,14 +239,44 @@ impl Manager {
                 for c in diag.conflicts.iter().filter(|c| !d.conflicts.contains(c)) {
                     let reason = match c.kind {
                         ObjectKind::Pod => "DuplicatePod",
-                        ObjectKind::ConfigMap | ObjectKind::Secret => "DuplicateObject",
+                        ObjectKind::ConfigMap | ObjectKind::Secret | ObjectKind::Workload => {
+                            "DuplicateObject"
+                        }
                     };
                     self.ctx.recorder.warning(&node, reason, c.to_string());
                 }
                 *d = diag;
             }
         }
-        let desired = self.admit(desired);
+        self.last = Some(desired);
+        self.resync(shutdown).await;
+    }
+
+    /// Runs the workload controllers on the last merged desired set, then
+    /// admission, the host-port gate and the workers.
+    async fn resync(&mut self, shutdown: &CancellationToken) {
+        let Some(mut desired) = self.last.clone() else {
+            return;
+        };
+        if !desired.workloads.is_empty() && !self.seeded {
+            self.seeded = true;
+            self.seed_workload_pods().await;
+        }
+        let now = self.ctx.clock.now();
+        (self.controllers).expand(
+            &mut desired,
+            &self.ctx.store,
+            &self.workers,
+            &self.node,
+            now,
+        );
+        if let Some(served) = &self.served {
+            served.publish(&self.controllers);
+        }
+        for (involved, reason, message) in self.controllers.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        let mut desired = self.admit(desired);
         if !desired.complete {
             return;
         }
@@ -199,9 +296,41 @@ impl Manager {
                     .await;
             }
         }
-        self.apply_desired(&desired, shutdown);
+        let after = self.ports.gate(&mut desired, &self.workers, &self.ctx);
+        self.apply_desired(&desired, after, shutdown);
         self.health
             .set_ready(desired.pods.keys().cloned().collect());
+    }
+
+    /// The `done` tokens of the workers of pods the controllers deleted.
+    fn terminating_workload_pods(&self) -> Vec<CancellationToken> {
+        (self.controllers.terminating())
+            .filter_map(|uid| self.workers.get(uid))
+            .filter(|w| !w.done.is_cancelled())
+            .map(|w| w.done.clone())
+            .collect()
+    }
+
+    /// Tells the workload controllers which pods run at start, so they adopt
+    /// them instead of making new ones.
+    async fn seed_workload_pods(&mut self) {
+        match self.ctx.runtime.list_containers(None).await {
+            Ok(containers) => {
+                let node = self.ctx.node_name.as_str();
+                let found = (containers.iter())
+                    .filter(|c| crate::runtime::labels::node_of(&c.labels) == Some(node))
+                    .filter_map(|c| c.meta())
+                    .map(|m| {
+                        (
+                            format!("{}/{}", m.pod.namespace, m.pod.name),
+                            m.pod.uid.clone(),
+                        )
+                    });
+                self.controllers.seed(found.collect::<Vec<_>>());
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "cannot list containers; workload pods running from before may be replaced"),
+        }
     }
 
     /// Runs admission on the merged pods: returns the admitted ones, and
@@ -297,6 +426,7 @@ impl Manager {
         match &sweep {
             Sweep::Initial => {
                 self.kept = desired.keep_origins.clone();
+                self.ports.adopted(known.iter().cloned());
                 let adopted = known.len() - orphans.len();
                 tracing::info!(
                     adopted,
@@ -365,7 +495,14 @@ impl Manager {
     /// Makes the workers match the desired pods: vanished UIDs are told to
     /// terminate, new UIDs get a worker (after the pod they replace stopped),
     /// and so does a UID whose worker is terminating (after it stopped).
-    fn apply_desired(&mut self, desired: &Desired, shutdown: &CancellationToken) {
+    /// A UID in `after` also waits for those workers (the holders of its
+    /// host ports).
+    fn apply_desired(
+        &mut self,
+        desired: &Desired,
+        mut after: HashMap<String, Vec<CancellationToken>>,
+        shutdown: &CancellationToken,
+    ) {
         for (uid, w) in &self.workers {
             if !desired.pods.contains_key(uid) && !w.terminate.is_cancelled() {
                 tracing::info!(pod = %w.full_name, %uid, "pod removed from its source");
@@ -398,6 +535,10 @@ impl Manager {
                 }
                 previous
             };
+            let waits = previous
+                .into_iter()
+                .chain(after.remove(uid).into_iter().flatten());
+            let previous = all_done(waits.collect());
             let handle = PodWorker::spawn(
                 self.ctx.clone(),
                 sp.pod.clone(),
@@ -425,6 +566,38 @@ impl Manager {
             self.workers.remove(&uid);
         }
         self.by_name.retain(|_, w| !w.done.is_cancelled());
+    }
+}
+
+/// Waits until one of `tokens` is cancelled; forever when there is none.
+async fn any_done(tokens: Vec<CancellationToken>) {
+    if tokens.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = tokens.into_iter().map(|t| Box::pin(t.cancelled_owned()));
+    futures_util::future::select_all(waits).await;
+}
+
+/// Sleeps until `at` (measured from `now`); forever when `None`.
+async fn wake_at(at: Option<k8s_openapi::jiff::Timestamp>, now: k8s_openapi::jiff::Timestamp) {
+    match at {
+        Some(at) => {
+            let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            // A little after, so the pod is available when looked at.
+            tokio::time::sleep(wait + Duration::from_millis(10)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next change of the pod store's watch; `None` when the watch lagged
+/// (the caller subscribes again). Pending forever without a watch.
+async fn next_change(
+    watch: &mut Option<crate::watch::Watch<k8s_openapi::api::core::v1::Pod>>,
+) -> Option<Arc<crate::watch::Change<k8s_openapi::api::core::v1::Pod>>> {
+    match watch {
+        Some(w) => w.next().await.ok(),
+        None => std::future::pending().await,
     }
 }
 
@@ -499,7 +672,7 @@ mod tests {
         sources: &[&str],
         node: NodeInfo,
     ) -> (Harness, Arc<PodStore>) {
-        start_with_slots(fake, sources, node, 64)
+        start_with_slots(fake, sources, node, 64, 110)
     }
 
     /// [`start_with`] with `slots` containers allowed to start at once.
@@ -508,6 +681,7 @@ mod tests {
         sources: &[&str],
         node: NodeInfo,
         slots: usize,
+        max_pods: usize,
     ) -> (Harness, Arc<PodStore>) {
         let root = tempfile::tempdir().expect("tmp");
         let store = Arc::new(PodStore::default());
@@ -536,7 +710,9 @@ mod tests {
             shutdown.clone(),
         ));
         let sources = sources.iter().map(|s| s.to_string()).collect();
-        let manager = Manager::new(ctx, sources, routes, Default::default()).with_node(node);
+        let manager = Manager::new(ctx, sources, routes, Default::default())
+            .with_node(node)
+            .with_max_pods(max_pods);
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(manager.run(rx, shutdown.clone()));
         (
@@ -645,7 +821,7 @@ mod tests {
         let fake = Arc::new(FakeRuntime::new());
         fake.add_image("img:1");
         fake.set_start_delay(Duration::from_millis(30));
-        let (h, _) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 3);
+        let (h, _) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 3, 110);
         let pods: Vec<SourcePod> = (0..8).map(|i| pod(&format!("p{i}"), "1")).collect();
         let uids: Vec<String> = pods.iter().map(|p| p.uid().to_string()).collect();
         h.send(pods).await;
@@ -952,6 +1128,268 @@ mod tests {
             phase_of(&store, &uid).is_some_and(|(phase, _, _)| phase == "Failed")
         })
         .await;
+        h.stop().await;
+    }
+
+    fn host_port_pod(name: &str, port: u16) -> SourcePod {
+        pod_from(
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: 'img:1', ports: [{{containerPort: 80, hostPort: {port}}}]}}\n"),
+            Origin::file(format!("/m/{name}.yaml")),
+        )
+    }
+
+    fn scheduled_condition(store: &PodStore, uid: &str) -> Option<(String, String, String)> {
+        let record =
+            (store.list().into_iter()).find(|r| r.pod.metadata.uid.as_deref() == Some(uid))?;
+        let status = record.pod.status?;
+        let c = (status.conditions?.into_iter()).find(|c| c.type_ == "PodScheduled")?;
+        Some((
+            format!("{}/{}", status.phase.unwrap_or_default(), c.status),
+            c.reason.unwrap_or_default(),
+            c.message.unwrap_or_default(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_pod_whose_host_port_is_held_stays_pending_unschedulable_and_starts_once_the_holder_is_gone(
+    ) {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        let first = host_port_pod("first", 8080);
+        let other_port = host_port_pod("other", 8081);
+        let (first_uid, other_uid) = (first.uid().to_string(), other_port.uid().to_string());
+        h.send(vec![first.clone(), other_port.clone()]).await;
+        eventually("first running", || running(&fake, &first_uid) == 2).await;
+        let second = host_port_pod("second", 8080);
+        let second_uid = second.uid().to_string();
+        h.send(vec![first, other_port.clone(), second.clone()])
+            .await;
+        eventually("second pending", || {
+            scheduled_condition(&store, &second_uid).is_some()
+        })
+        .await;
+        let (phase, reason, message) = scheduled_condition(&store, &second_uid).expect("listed");
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Pending/False", "Unschedulable")
+        );
+        assert_eq!(
+            message,
+            "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+        );
+        assert_eq!(
+            running(&fake, &second_uid),
+            0,
+            "no sandbox for the waiting pod"
+        );
+        assert_eq!(running(&fake, &other_uid), 2, "another port is free");
+        let failed_scheduling = h
+            .recorder
+            .list(None)
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .count();
+        assert_eq!(failed_scheduling, 1, "one event");
+        // The same snapshot again changes nothing: no second event.
+        h.send(vec![
+            host_port_pod("first", 8080),
+            other_port.clone(),
+            second.clone(),
+        ])
+        .await;
+        h.send(vec![other_port, second]).await;
+        eventually("second running after first is gone", || {
+            running(&fake, &second_uid) == 2 && running(&fake, &first_uid) == 0
+        })
+        .await;
+        let starts_first_gone = fake
+            .containers()
+            .iter()
+            .filter(|c| c.labels.get(labels::POD_UID) == Some(&first_uid))
+            .count();
+        assert_eq!(starts_first_gone, 0, "the holder was removed before");
+        let failed_scheduling = (h.recorder.list(None).into_iter())
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .count();
+        assert_eq!(failed_scheduling, 1, "still one event");
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pods_beyond_max_pods_stay_pending_with_too_many_pods_until_another_goes() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with_slots(fake.clone(), &["file"], NodeInfo::new(NODE), 8, 2);
+        let (a, b, c) = (pod("a", "1"), pod("b", "1"), pod("c", "1"));
+        let uids = [
+            a.uid().to_string(),
+            b.uid().to_string(),
+            c.uid().to_string(),
+        ];
+        h.send(vec![a.clone(), b.clone(), c.clone()]).await;
+        eventually("two running", || {
+            uids.iter().filter(|u| running(&fake, u) == 2).count() == 2
+        })
+        .await;
+        let waiting: Vec<&String> = (uids.iter())
+            .filter(|u| {
+                scheduled_condition(&store, u).is_some_and(|(p, _, _)| p.ends_with("/False"))
+            })
+            .collect();
+        assert_eq!(waiting.len(), 1, "one waits");
+        let (phase, reason, message) = scheduled_condition(&store, waiting[0]).expect("listed");
+        assert_eq!(
+            (phase.as_str(), reason.as_str()),
+            ("Pending/False", "Unschedulable")
+        );
+        assert_eq!(message, "0/1 nodes are available: 1 Too many pods.");
+        assert_eq!(running(&fake, waiting[0]), 0);
+        let waiting = waiting[0].clone();
+        let stays = uids
+            .iter()
+            .find(|u| **u != waiting)
+            .expect("a running pod")
+            .clone();
+        let keep: Vec<SourcePod> = [a, b, c]
+            .into_iter()
+            .filter(|p| p.uid() == waiting || p.uid() == stays)
+            .collect();
+        h.send(keep).await;
+        eventually("the waiting pod runs once another is gone", || {
+            running(&fake, &waiting) == 2
+        })
+        .await;
+        h.stop().await;
+    }
+
+    fn deployment_snapshot(replicas: u32, version: &str, min_ready: u32) -> Snapshot {
+        deployment_with(
+            replicas,
+            version,
+            min_ready,
+            "{rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+        )
+    }
+
+    fn deployment_with(replicas: u32, version: &str, min_ready: u32, strategy: &str) -> Snapshot {
+        let yaml = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  minReadySeconds: {min_ready}\n  selector: {{matchLabels: {{app: web}}}}\n  strategy: {strategy}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: app, image: 'img:1', env: [{{name: V, value: '{version}'}}]}}]\n"
+        );
+        let origin = Origin::file("/m/web.yaml");
+        let loaded = crate::pod::fixtures::load(&yaml, NODE, &origin);
+        Snapshot {
+            source: "file".into(),
+            workloads: Defined::new(loaded, &origin).workloads,
+            ..Default::default()
+        }
+    }
+
+    /// Names of the Deployment `web`'s pods in the store that are not
+    /// being deleted (as the controllers count them).
+    fn web_pods(store: &PodStore) -> Vec<String> {
+        let mut names: Vec<String> = (store.list().into_iter())
+            .filter(|r| r.pod.metadata.deletion_timestamp.is_none())
+            .filter_map(|r| r.pod.metadata.name)
+            .filter(|n| n.starts_with("web-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_recreate_rollout_starts_new_pods_only_once_every_old_container_is_gone() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        h.send_snapshot(deployment_with(2, "1", 0, "{type: Recreate}"))
+            .await;
+        eventually("two pods", || web_pods(&store).len() == 2).await;
+        let old_prefix = web_pods(&store)[0][..web_pods(&store)[0].len() - 5].to_string();
+        // Old containers take a while to stop: the new ones must wait.
+        fake.set_stop_delay(Duration::from_millis(300));
+        h.send_snapshot(deployment_with(2, "2", 0, "{type: Recreate}"))
+            .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (mut old, mut new) = (0, 0);
+            for c in fake.containers().iter().filter(|c| c.is_running()) {
+                let name = c.labels.get(labels::POD_NAME).cloned().unwrap_or_default();
+                if name.starts_with(&old_prefix) {
+                    old += 1;
+                } else if name.starts_with("web-") {
+                    new += 1;
+                }
+            }
+            assert!(
+                old == 0 || new == 0,
+                "{old} old and {new} new containers together"
+            );
+            let pods = web_pods(&store);
+            if old == 0
+                && pods.len() == 2
+                && pods.iter().all(|n| !n.starts_with(&old_prefix))
+                && new == 4
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout stalled: {pods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_deployment_rolls_out_once_new_pods_were_ready_for_min_ready_seconds() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        h.send_snapshot(deployment_snapshot(2, "1", 1)).await;
+        eventually("two pods", || web_pods(&store).len() == 2).await;
+        let first = web_pods(&store);
+        h.send_snapshot(deployment_snapshot(2, "2", 1)).await;
+        // Nothing but the clock can move it on once the new pods are ready.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let pods = web_pods(&store);
+            assert!(pods.len() <= 3, "at most 2 + 1: {pods:?}");
+            if pods.len() == 2 && pods.iter().all(|n| !first.contains(n)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout stalled: {pods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_restarted_manager_keeps_the_host_port_with_the_pod_that_runs() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let (h, _) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        // "b" sorts after "a" but it is the one running.
+        let b = host_port_pod("b", 9090);
+        let b_uid = b.uid().to_string();
+        h.send(vec![b.clone()]).await;
+        eventually("b running", || running(&fake, &b_uid) == 2).await;
+        let fake = h.stop().await;
+        let created = fake.containers().len();
+        let (h, store) = start_with(fake.clone(), &["file"], NodeInfo::new(NODE));
+        let a = host_port_pod("a", 9090);
+        let a_uid = a.uid().to_string();
+        h.send(vec![a, b]).await;
+        eventually("a pending", || {
+            scheduled_condition(&store, &a_uid).is_some()
+        })
+        .await;
+        assert_eq!(running(&fake, &b_uid), 2);
+        assert_eq!(fake.containers().len(), created, "nothing created");
         h.stop().await;
     }
 

@@ -10,11 +10,16 @@
 //! * [`volumes`] — volumes on the host (mounts, writes, teardown, size
 //!   limits), with the [`atomic_writer`] for API-data volumes.
 //! * [`store`] — the status store the API reads.
+//! * [`host_ports`] — the gate holding back pods whose host port is taken.
+//! * [`workloads`] — runs the workload controllers: Deployments and
+//!   ReplicaSets to pods of the desired set.
 
 pub mod actions;
 pub mod atomic_writer;
+pub mod host_ports;
 pub mod manager;
 pub mod pod_worker;
 pub mod prober;
 pub mod store;
 pub mod volumes;
+pub mod workloads;

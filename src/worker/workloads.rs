@@ -1,0 +1,715 @@
+//! The shell around the workload controllers: Deployments, ReplicaSets and
+//! DaemonSets become pods of the desired set.
+//!
+//! Owns the pods made for workloads (by UID, with their ReplicaSet and
+//! creation time) and feeds the pure controllers ([`crate::workload`]) what
+//! they observe: those pods with their status from the [`PodStore`]
+//! (running, ready since, restarts) and whether a deleted one still
+//! terminates. [`Controllers::expand`] runs them and adds the pods that
+//! should exist to the merged desired set, so the manager runs them like
+//! static pods; the pods a controller deletes are left out, so the manager
+//! terminates them. The manager calls it on every snapshot and on every
+//! change of a workload pod in the store (readiness): nothing polls.
+//!
+//! No state of its own survives a restart: pod names and UIDs are
+//! deterministic, so pods of the current template found in Docker at start
+//! ([`Controllers::seed`]) are rebuilt identically and adopted.
+//! A DaemonSet runs one pod here when the pod would pass admission on this
+//! node (node selector, required node affinity against `--node-labels`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
+use super::pod_worker::WorkerHandle;
+use super::store::PodStore;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
+use crate::events::Involved;
+use crate::manifest::workload::Workload;
+use crate::node::NodeInfo;
+use crate::source::{Desired, SourcePod, SourceWorkload};
+use crate::workload::objects as served;
+use crate::workload::pods::{derived_uid, pod_for, Owner, Site};
+use crate::workload::{
+    daemonset, deployment, replicaset, template_hash, PodView, CONTROLLER_REVISION_HASH,
+    POD_TEMPLATE_HASH,
+};
+
+/// One pod made for a workload.
+#[derive(Debug, Clone)]
+struct Made {
+    pod: SourcePod,
+    /// `Kind/namespace/name` of the workload.
+    owner: String,
+    /// Its ReplicaSet's `pod-template-hash` (empty for a standalone one).
+    hash: String,
+    created: Timestamp,
+    /// Deleted by its controller; kept while its worker terminates it.
+    deleted: bool,
+}
+
+/// The workloads as the API serves them, kept current by the manager after
+/// every controller run.
+#[derive(Debug)]
+pub struct WorkloadObjects {
+    pub deployments: crate::watch::Store<Deployment>,
+    pub replicasets: crate::watch::Store<ReplicaSet>,
+    pub daemonsets: crate::watch::Store<DaemonSet>,
+}
+
+impl WorkloadObjects {
+    /// Empty stores drawing resourceVersions from the node's counter.
+    pub fn new(versions: Arc<crate::watch::Versions>) -> Self {
+        WorkloadObjects {
+            deployments: crate::watch::Store::new(versions.clone()),
+            replicasets: crate::watch::Store::new(versions.clone()),
+            daemonsets: crate::watch::Store::new(versions),
+        }
+    }
+
+    /// Makes the stores hold what the last controller run saw.
+    pub fn publish(&self, c: &Controllers) {
+        replace_all(&self.deployments, &c.deployments);
+        replace_all(&self.replicasets, &c.replica_sets);
+        replace_all(&self.daemonsets, &c.daemon_sets);
+    }
+}
+
+/// Makes `store` hold exactly `objects` (unchanged ones are no-ops).
+fn replace_all<T: crate::watch::Object>(store: &crate::watch::Store<T>, objects: &[T]) {
+    let key = |m: &ObjectMeta| {
+        format!(
+            "{}/{}",
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default()
+        )
+    };
+    let keep: std::collections::BTreeSet<String> = objects.iter().map(|o| key(o.meta())).collect();
+    for o in objects {
+        store.put(&key(o.meta()), o.clone());
+    }
+    for old in store.list().0 {
+        let k = key(old.meta());
+        if !keep.contains(&k) {
+            store.remove(&k);
+        }
+    }
+}
+
+/// What a Deployment's progress looks like: its template hash and its
+/// updated, ready and available pods. A change is progress.
+type Progress = (String, i32, i32, i32);
+
+/// The pods made for workloads.
+#[derive(Debug)]
+pub struct Controllers {
+    node: String,
+    made: BTreeMap<String, Made>,
+    /// Pods found in Docker at start: `namespace/name` → UID.
+    found: BTreeMap<String, String>,
+    /// When a ready pod becomes available (`minReadySeconds`): the
+    /// controllers must look again then.
+    wake: Option<Timestamp>,
+    /// First seen, by workload or ReplicaSet key (their creation time).
+    seen: BTreeMap<String, Timestamp>,
+    /// The replica count last given to each ReplicaSet of a Deployment
+    /// (`namespace/name`), for `ScalingReplicaSet` events.
+    targets: BTreeMap<String, i32>,
+    /// Per Deployment: what its progress looked like and since when, for
+    /// `progressDeadlineSeconds`.
+    progress: BTreeMap<String, (Progress, Timestamp)>,
+    /// Events of the last run, for the manager to record.
+    events: Vec<(Involved, &'static str, String)>,
+    /// The objects with status, as of the last run.
+    deployments: Vec<Deployment>,
+    replica_sets: Vec<ReplicaSet>,
+    daemon_sets: Vec<DaemonSet>,
+}
+
+impl Controllers {
+    pub fn new(node: &str) -> Self {
+        Controllers {
+            node: node.to_string(),
+            made: BTreeMap::new(),
+            found: BTreeMap::new(),
+            wake: None,
+            seen: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            events: Vec::new(),
+            deployments: Vec::new(),
+            replica_sets: Vec::new(),
+            daemon_sets: Vec::new(),
+        }
+    }
+
+    /// The metadata of an object rkubelet serves for a workload: UID,
+    /// generation 1 (the manifest is the only writer), creation time.
+    fn served_meta(
+        &mut self,
+        mut meta: ObjectMeta,
+        kind: &str,
+        origin: &crate::manifest::Origin,
+        now: Timestamp,
+    ) -> ObjectMeta {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let key = format!("{kind}/{namespace}/{name}");
+        let created = *self.seen.entry(key).or_insert(now);
+        meta.uid = Some(derived_uid(&[kind, &namespace, &name], &self.node, origin));
+        meta.generation = Some(1);
+        meta.creation_timestamp = Some(Time(created));
+        meta
+    }
+
+    /// The events of the last run (`ScalingReplicaSet`, `SuccessfulCreate`,
+    /// `SuccessfulDelete`), taken out.
+    pub fn take_events(&mut self) -> Vec<(Involved, &'static str, String)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Events for the pods `plan` creates and deletes, on their owner.
+    fn record_pods(&mut self, owner: &Involved, created: &[String], deleted: &[String]) {
+        for n in created {
+            self.events.push((
+                owner.clone(),
+                "SuccessfulCreate",
+                format!("Created pod: {n}"),
+            ));
+        }
+        for n in deleted {
+            self.events.push((
+                owner.clone(),
+                "SuccessfulDelete",
+                format!("Deleted pod: {n}"),
+            ));
+        }
+    }
+
+    /// When the controllers must run again without any event: the next time
+    /// a ready pod has been ready for its `minReadySeconds`.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        self.wake
+    }
+
+    /// UIDs of the pods a controller deleted that still terminate: when one
+    /// is gone, the controllers must look again (a DaemonSet's or a
+    /// `Recreate` Deployment's new pod waits for it).
+    pub fn terminating(&self) -> impl Iterator<Item = &str> {
+        (self.made.iter())
+            .filter(|(_, m)| m.deleted)
+            .map(|(uid, _)| uid.as_str())
+    }
+
+    /// Notes when the ready but not yet available pods become available.
+    fn note_min_ready(&mut self, pods: &[PodView], min_ready: i32, now: Timestamp) {
+        if min_ready <= 0 {
+            return;
+        }
+        let secs = k8s_openapi::jiff::SignedDuration::from_secs(i64::from(min_ready));
+        for p in pods.iter().filter(|p| !p.terminating) {
+            if let Some(at) = p.ready_since.map(|s| s + secs).filter(|at| *at > now) {
+                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            }
+        }
+    }
+
+    /// Remembers the pods running at start (`namespace/name`, UID), to adopt
+    /// those a controller would make again.
+    pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String)>) {
+        self.found.extend(found);
+    }
+
+    /// Runs the controllers of `desired`'s workloads and adds their pods to
+    /// `desired.pods`. `workers` tells which pods still have a worker (a
+    /// deleted pod counts as terminating until its worker is done).
+    pub fn expand(
+        &mut self,
+        desired: &mut Desired,
+        store: &PodStore,
+        workers: &HashMap<String, WorkerHandle>,
+        node: &NodeInfo,
+        now: Timestamp,
+    ) {
+        self.wake = None;
+        self.deployments.clear();
+        self.replica_sets.clear();
+        self.daemon_sets.clear();
+        let alive = |uid: &str| workers.get(uid).is_some_and(|w| !w.done.is_cancelled());
+        self.made.retain(|uid, m| !m.deleted || alive(uid));
+        for m in self.made.values_mut() {
+            if !desired.workloads.contains_key(&m.owner) {
+                m.deleted = true;
+            }
+        }
+        self.progress
+            .retain(|key, _| desired.workloads.contains_key(key));
+        for (key, sw) in &desired.workloads {
+            match &*sw.object {
+                Workload::Deployment(_) => self.deployment(key, sw, store, now),
+                Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
+                Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
+            }
+        }
+        for (uid, m) in &self.made {
+            if !m.deleted {
+                desired.pods.insert(uid.clone(), m.pod.clone());
+            }
+        }
+    }
+
+    fn views(&self, owner: &str, hash: Option<&str>, store: &PodStore) -> Vec<PodView> {
+        (self.made.iter())
+            .filter(|(_, m)| m.owner == owner && hash.is_none_or(|h| m.hash == h))
+            .map(|(uid, m)| view(uid, m, store))
+            .collect()
+    }
+
+    /// Adopts pods found at start that `make` builds again identically.
+    fn adopt(
+        &mut self,
+        key: &str,
+        hash: &str,
+        namespace: &str,
+        prefix: &str,
+        make: impl Fn(&str) -> SourcePod,
+        now: Timestamp,
+    ) {
+        let candidates: Vec<(String, String)> = (self.found.iter())
+            .filter(|(full, _)| {
+                full.strip_prefix(&format!("{namespace}/{prefix}-"))
+                    .is_some_and(|suffix| suffix.len() == 5 && !suffix.contains('-'))
+            })
+            .map(|(f, u)| (f.clone(), u.clone()))
+            .collect();
+        for (full, uid) in candidates {
+            let name = full.split_once('/').map(|(_, n)| n).unwrap_or_default();
+            let pod = make(name);
+            if pod.uid() == uid && !self.made.contains_key(&uid) {
+                self.found.remove(&full);
+                self.made.insert(
+                    uid,
+                    Made {
+                        pod,
+                        owner: key.to_string(),
+                        hash: hash.to_string(),
+                        created: now,
+                        deleted: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn deployment(&mut self, key: &str, sw: &SourceWorkload, store: &PodStore, now: Timestamp) {
+        let Workload::Deployment(d) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&d.spec, d.metadata.name.as_deref()) else {
+            return;
+        };
+        let namespace = d.metadata.namespace.as_deref().unwrap_or("default");
+        let new_hash = template_hash(&spec.template);
+        let strategy = match spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
+            Some("Recreate") => deployment::Strategy::Recreate,
+            _ => {
+                let ru = spec
+                    .strategy
+                    .as_ref()
+                    .and_then(|s| s.rolling_update.as_ref());
+                let pct = || {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("25%".into())
+                };
+                deployment::Strategy::RollingUpdate {
+                    max_surge: ru.and_then(|r| r.max_surge.clone()).unwrap_or_else(pct),
+                    max_unavailable: ru
+                        .and_then(|r| r.max_unavailable.clone())
+                        .unwrap_or_else(pct),
+                }
+            }
+        };
+        let dspec = deployment::Spec {
+            replicas: spec.replicas.unwrap_or(1),
+            strategy,
+            paused: spec.paused.unwrap_or(false),
+            min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
+        };
+        let node = self.node.clone();
+        let make = |hash: &str, pod_name: &str| {
+            let rs = format!("{name}-{hash}");
+            let owner = Owner {
+                kind: "ReplicaSet".into(),
+                uid: derived_uid(&["ReplicaSet", namespace, &rs], &node, &sw.origin),
+                name: rs,
+            };
+            let pod = pod_for(
+                namespace,
+                pod_name,
+                &spec.template,
+                &[(POD_TEMPLATE_HASH, hash)],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            );
+            SourcePod {
+                pod: Arc::new(pod),
+                origin: sw.origin.clone(),
+            }
+        };
+        let prefix = format!("{name}-{new_hash}");
+        self.adopt(
+            key,
+            &new_hash,
+            namespace,
+            &prefix,
+            |n| make(&new_hash, n),
+            now,
+        );
+        // The ReplicaSets, oldest first.
+        let mut hashes: Vec<(Timestamp, String)> = Vec::new();
+        for m in self.made.values().filter(|m| m.owner == key) {
+            match hashes.iter_mut().find(|(_, h)| *h == m.hash) {
+                Some((t, _)) => *t = (*t).min(m.created),
+                None => hashes.push((m.created, m.hash.clone())),
+            }
+        }
+        hashes.sort();
+        let sets: Vec<deployment::ReplicaSetView> = (hashes.iter())
+            .map(|(_, h)| {
+                let pods = self.views(key, Some(h), store);
+                deployment::ReplicaSetView {
+                    hash: h.clone(),
+                    replicas: pods.iter().filter(|p| !p.terminating).count() as i32,
+                    pods,
+                }
+            })
+            .collect();
+        // The Deployment and its ReplicaSets as served, with their status.
+        let status = deployment::status(&dspec, &new_hash, &sets, now);
+        let mut served_d = d.clone();
+        served_d.metadata = self.served_meta(d.metadata.clone(), "Deployment", &sw.origin, now);
+        // Progress: the new template, more updated, ready or available pods.
+        let shape = (
+            new_hash.clone(),
+            status.updated,
+            status.ready,
+            status.available,
+        );
+        let since = match self.progress.get(key) {
+            Some((s, t)) if *s == shape => *t,
+            _ => now,
+        };
+        self.progress.insert(key.to_string(), (shape, since));
+        let deadline = k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+            spec.progress_deadline_seconds.unwrap_or(600),
+        ));
+        let stalled = !status.complete && !dspec.paused && since + deadline <= now;
+        if !status.complete && !dspec.paused && !stalled {
+            let at = since + deadline;
+            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        }
+        served_d.status = Some(served::deployment_status(
+            &status,
+            &format!("{name}-{new_hash}"),
+            1,
+            stalled,
+        ));
+        let d_involved = involved("Deployment", &served_d.metadata);
+        let d_owner = OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.to_string(),
+            uid: served_d.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        self.deployments.push(served_d);
+        for (hash, replicas) in deployment::scale(&dspec, &new_hash, &sets, now) {
+            let rs = format!("{name}-{hash}");
+            let pods = self.views(key, Some(&hash), store);
+            self.note_min_ready(&pods, dspec.min_ready_seconds, now);
+            let mut labels = (spec.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+            let mut selector = spec.selector.clone();
+            (selector.match_labels.get_or_insert_with(Default::default))
+                .insert(POD_TEMPLATE_HASH.into(), hash.clone());
+            let meta = ObjectMeta {
+                name: Some(rs.clone()),
+                namespace: Some(namespace.to_string()),
+                labels: Some(labels.clone()),
+                owner_references: Some(vec![d_owner.clone()]),
+                ..Default::default()
+            };
+            let mut template = (hash == new_hash).then(|| spec.template.clone());
+            if let Some(t) = template.as_mut() {
+                t.metadata.get_or_insert_with(Default::default).labels = Some(labels);
+            }
+            let counts = replicaset::count(&pods, dspec.min_ready_seconds, now);
+            let served_rs = ReplicaSet {
+                metadata: self.served_meta(meta, "ReplicaSet", &sw.origin, now),
+                spec: Some(ReplicaSetSpec {
+                    replicas: Some(replicas),
+                    min_ready_seconds: Some(dspec.min_ready_seconds),
+                    selector,
+                    template,
+                }),
+                status: Some(served::replica_set_status(&counts, 1)),
+            };
+            let rs_involved = involved("ReplicaSet", &served_rs.metadata);
+            self.replica_sets.push(served_rs);
+            let rs_key = format!("{namespace}/{rs}");
+            let live = pods.iter().filter(|p| !p.terminating).count() as i32;
+            let before = self.targets.insert(rs_key, replicas).unwrap_or(live);
+            if before != replicas {
+                let how = if replicas > before { "up" } else { "down" };
+                self.events.push((
+                    d_involved.clone(),
+                    "ScalingReplicaSet",
+                    format!("Scaled {how} replica set {rs} from {before} to {replicas}"),
+                ));
+            }
+            let plan = replicaset::reconcile(
+                &format!("{namespace}/{rs}"),
+                &rs,
+                replicas,
+                dspec.min_ready_seconds,
+                &pods,
+                now,
+            );
+            let created: &[String] = if hash == new_hash { &plan.create } else { &[] };
+            self.record_pods(&rs_involved, created, &plan.delete);
+            if hash == new_hash {
+                for pod_name in plan.create {
+                    let pod = make(&hash, &pod_name);
+                    self.made.insert(
+                        pod.uid().to_string(),
+                        Made {
+                            pod,
+                            owner: key.to_string(),
+                            hash: hash.clone(),
+                            created: now,
+                            deleted: false,
+                        },
+                    );
+                }
+            }
+            self.delete(key, &plan.delete);
+        }
+    }
+
+    fn replica_set(&mut self, key: &str, sw: &SourceWorkload, store: &PodStore, now: Timestamp) {
+        let Workload::ReplicaSet(r) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&r.spec, r.metadata.name.as_deref()) else {
+            return;
+        };
+        let Some(template) = &spec.template else {
+            return;
+        };
+        let namespace = r.metadata.namespace.as_deref().unwrap_or("default");
+        let node = self.node.clone();
+        let owner = Owner {
+            kind: "ReplicaSet".into(),
+            uid: derived_uid(&["ReplicaSet", namespace, name], &node, &sw.origin),
+            name: name.to_string(),
+        };
+        let make = |pod_name: &str| SourcePod {
+            pod: Arc::new(pod_for(
+                namespace,
+                pod_name,
+                template,
+                &[],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            )),
+            origin: sw.origin.clone(),
+        };
+        self.adopt(key, "", namespace, name, make, now);
+        let pods = self.views(key, None, store);
+        self.note_min_ready(&pods, spec.min_ready_seconds.unwrap_or(0), now);
+        let plan = replicaset::reconcile(
+            &format!("{namespace}/{name}"),
+            name,
+            spec.replicas.unwrap_or(1),
+            spec.min_ready_seconds.unwrap_or(0),
+            &pods,
+            now,
+        );
+        let mut served_rs = r.clone();
+        served_rs.metadata = self.served_meta(r.metadata.clone(), "ReplicaSet", &sw.origin, now);
+        served_rs.status = Some(served::replica_set_status(&plan.status, 1));
+        let rs_involved = involved("ReplicaSet", &served_rs.metadata);
+        self.replica_sets.push(served_rs);
+        self.record_pods(&rs_involved, &plan.create, &plan.delete);
+        for pod_name in plan.create {
+            let pod = make(&pod_name);
+            self.made.insert(
+                pod.uid().to_string(),
+                Made {
+                    pod,
+                    owner: key.to_string(),
+                    hash: String::new(),
+                    created: now,
+                    deleted: false,
+                },
+            );
+        }
+        self.delete(key, &plan.delete);
+    }
+
+    fn daemon_set(
+        &mut self,
+        key: &str,
+        sw: &SourceWorkload,
+        store: &PodStore,
+        node_info: &NodeInfo,
+        now: Timestamp,
+    ) {
+        let Workload::DaemonSet(ds_object) = &*sw.object else {
+            return;
+        };
+        let (Some(spec), Some(name)) = (&ds_object.spec, ds_object.metadata.name.as_deref()) else {
+            return;
+        };
+        let namespace = ds_object.metadata.namespace.as_deref().unwrap_or("default");
+        let hash = template_hash(&spec.template);
+        let node = self.node.clone();
+        let owner = Owner {
+            kind: "DaemonSet".into(),
+            uid: derived_uid(&["DaemonSet", namespace, name], &node, &sw.origin),
+            name: name.to_string(),
+        };
+        let make = |pod_name: &str| SourcePod {
+            pod: Arc::new(pod_for(
+                namespace,
+                pod_name,
+                &spec.template,
+                &[(CONTROLLER_REVISION_HASH, &hash)],
+                &owner,
+                Site {
+                    node: &node,
+                    origin: &sw.origin,
+                    seen: now,
+                },
+            )),
+            origin: sw.origin.clone(),
+        };
+        self.adopt(key, &hash, namespace, name, make, now);
+        // The node fits when the pod would pass admission here.
+        let fits = crate::admission::admit(&make(name).pod, node_info).is_ok();
+        let strategy = spec.update_strategy.as_ref();
+        let update = match strategy.and_then(|s| s.type_.as_deref()) {
+            Some("OnDelete") => daemonset::Update::OnDelete,
+            _ => {
+                let surge = (strategy.and_then(|s| s.rolling_update.as_ref()))
+                    .and_then(|r| r.max_surge.as_ref())
+                    .is_some_and(|s| crate::workload::scaled_value(s, 1, true) > 0);
+                daemonset::Update::Rolling { surge }
+            }
+        };
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let pods: Vec<daemonset::DaemonPod> = (self.made.iter())
+            .filter(|(_, m)| m.owner == key)
+            .map(|(uid, m)| daemonset::DaemonPod {
+                view: view(uid, m, store),
+                hash: m.hash.clone(),
+            })
+            .collect();
+        let views: Vec<PodView> = pods.iter().map(|p| p.view.clone()).collect();
+        self.note_min_ready(&views, min_ready, now);
+        // Names follow the template: a replaced pod gets a new name.
+        let owner_key = format!("{namespace}/{name}/{hash}");
+        let ds = daemonset::Daemon {
+            owner: &owner_key,
+            prefix: name,
+            fits,
+            hash: &hash,
+            update,
+            min_ready_seconds: min_ready,
+        };
+        let plan = daemonset::reconcile(&ds, &pods, now);
+        let mut served_ds = ds_object.clone();
+        served_ds.metadata =
+            self.served_meta(ds_object.metadata.clone(), "DaemonSet", &sw.origin, now);
+        served_ds.status = Some(served::daemon_set_status(&plan.status, 1));
+        let ds_involved = involved("DaemonSet", &served_ds.metadata);
+        self.daemon_sets.push(served_ds);
+        let created: Vec<String> = plan.create.iter().cloned().collect();
+        self.record_pods(&ds_involved, &created, &plan.delete);
+        if let Some(pod_name) = plan.create {
+            let pod = make(&pod_name);
+            self.made.insert(
+                pod.uid().to_string(),
+                Made {
+                    pod,
+                    owner: key.to_string(),
+                    hash: hash.clone(),
+                    created: now,
+                    deleted: false,
+                },
+            );
+        }
+        self.delete(key, &plan.delete);
+    }
+
+    fn delete(&mut self, key: &str, names: &[String]) {
+        for m in self.made.values_mut().filter(|m| m.owner == key) {
+            if names
+                .iter()
+                .any(|n| Some(n.as_str()) == m.pod.pod.metadata.name.as_deref())
+            {
+                m.deleted = true;
+            }
+        }
+    }
+}
+
+/// An event's object: a served workload.
+fn involved(kind: &str, meta: &ObjectMeta) -> Involved {
+    Involved {
+        kind: kind.into(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        field_path: None,
+    }
+}
+
+/// What the controller sees of a made pod: its status from the store.
+fn view(uid: &str, m: &Made, store: &PodStore) -> PodView {
+    let pod: Option<Arc<Pod>> = store.pods().get(uid);
+    let status = pod.as_ref().and_then(|p| p.status.as_ref());
+    let ready_since = (status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten())
+    .find(|c| c.type_ == "Ready" && c.status == "True")
+    .map(|c| c.last_transition_time.as_ref().map_or(m.created, |t| t.0));
+    PodView {
+        name: m.pod.pod.metadata.name.clone().unwrap_or_default(),
+        created: m.created,
+        running: status.and_then(|s| s.phase.as_deref()) == Some("Running"),
+        ready_since: ready_since.filter(|_| !m.deleted),
+        restarts: (status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten())
+        .map(|c| c.restart_count)
+        .sum(),
+        terminating: m.deleted,
+    }
+}

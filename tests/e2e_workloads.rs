@@ -1,0 +1,741 @@
+//! End-to-end: the real `rkubelet` binary against the real Docker daemon:
+//! what a cluster manifest carries beyond Pods (kinds rkubelet skips) and
+//! host ports shared between the pods of one node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::{wait_until, Daemon, IMAGE};
+
+const SECS30: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_pod_and_service_file_runs_its_pod_and_warns_about_the_service() {
+    let d = Daemon::start();
+    d.write(
+        "web.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+---
+apiVersion: example.com/v1
+kind: Frobnicator
+metadata: {{name: f}}
+"#
+        ),
+    );
+    d.wait_running("web", &["web"], SECS30);
+    let warnings = wait_until("the skipped kinds in /manifests", SECS30, || {
+        let v = d.get_json("/manifests");
+        let warnings: Vec<String> = (v["warnings"].as_array()?.iter())
+            .filter_map(|w| w.as_str().map(String::from))
+            .filter(|w| w.contains("web.yaml"))
+            .collect();
+        (warnings.len() == 2).then_some(warnings)
+    });
+    assert!(
+        warnings[0].ends_with(
+            "web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet and List)"
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("document 3: unknown kind \"Frobnicator\""),
+        "{warnings:?}"
+    );
+    let v = d.get_json("/manifests");
+    assert!(
+        v["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "no error: {v}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("kind \"Service\" (apiVersion \"v1\") is not run by rkubelet"),
+        "the warning is logged:\n{log}"
+    );
+}
+
+fn host_port_pod(name: &str, port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["sh", "-c", "echo {name} > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+    ports: [{{containerPort: 80, hostPort: {port}}}]
+"#
+    )
+}
+
+#[test]
+fn a_pod_whose_host_port_another_pod_holds_stays_pending_and_starts_when_the_holder_goes() {
+    let d = Daemon::start();
+    let port = common::daemon::free_port();
+    d.write("a-first.yaml", &host_port_pod("first", port));
+    d.wait_running("first", &["web"], SECS30);
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let body = wait_until("the first pod serves", SECS30, || {
+        common::daemon::http_get(&url)
+    });
+    assert_eq!(body.trim(), "first");
+    d.write("b-second.yaml", &host_port_pod("second", port));
+    let condition = wait_until("second is pending and unschedulable", SECS30, || {
+        let pod = d.api_pod("second")?;
+        let conditions = pod["status"]["conditions"].as_array()?.clone();
+        let scheduled = conditions
+            .into_iter()
+            .find(|c| c["type"] == "PodScheduled")?;
+        Some((pod["status"]["phase"].clone(), scheduled))
+    });
+    assert_eq!(condition.0, "Pending");
+    assert_eq!(condition.1["status"], "False");
+    assert_eq!(condition.1["reason"], "Unschedulable");
+    assert_eq!(
+        condition.1["message"],
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+    );
+    let (ok, out, err) = d.kubectl(&["get", "pod", &format!("second-{}", d.node)]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Pending"), "{out}");
+    let (ok, out, err) = d.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedScheduling",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("didn't have free ports"), "{out}");
+    assert!(
+        d.pod_containers("second").is_empty(),
+        "no container for the waiting pod"
+    );
+    // The holder goes away: the waiting pod starts and takes the port.
+    d.remove("a-first.yaml");
+    d.wait_running("second", &["web"], SECS30);
+    let body = wait_until("the second pod serves", SECS30, || {
+        common::daemon::http_get(&url).filter(|b| b.trim() == "second")
+    });
+    assert_eq!(body.trim(), "second");
+    assert!(
+        !d.log().contains("FailedCreatePodSandBox"),
+        "no sandbox failed for a taken port"
+    );
+}
+
+fn sleeper(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+#[test]
+fn an_invalid_deployment_is_reported_with_file_document_and_field_and_leaves_running_pods_alone() {
+    let d = Daemon::start();
+    d.write("a.yaml", &sleeper("steady"));
+    let before = d.wait_running("steady", &["main"], SECS30);
+    d.write(
+        "web.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {{name: web}}
+  spec:
+    replicas: 3
+    selector: {{matchLabels: {{app: web}}}}
+    template:
+      metadata: {{labels: {{app: api}}}}
+      spec:
+        containers: [{{name: web, image: {IMAGE}}}]
+"#
+        ),
+    );
+    let error = wait_until("the Deployment's error in /manifests", SECS30, || {
+        let v = d.get_json("/manifests");
+        (v["errors"].as_array()?.iter())
+            .filter_map(|e| e.as_str())
+            .find(|e| e.contains("web.yaml"))
+            .map(String::from)
+    });
+    assert!(
+        error.ends_with(
+            "web.yaml: document 1: items[0].spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`"
+        ),
+        "{error}"
+    );
+    let after = d.pod_containers("steady");
+    assert_eq!(
+        before.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        after.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        "the running pod is untouched"
+    );
+}
+
+#[test]
+fn pods_beyond_max_pods_stay_pending_with_the_schedulers_message() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--max-pods".into(),
+            "1".into(),
+        ],
+    });
+    d.write("a.yaml", &sleeper("one"));
+    d.wait_running("one", &["main"], SECS30);
+    d.write("b.yaml", &sleeper("two"));
+    let message = wait_until("the second pod pending", SECS30, || {
+        let pod = d.api_pod("two")?;
+        let c = (pod["status"]["conditions"].as_array()?.iter())
+            .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")?
+            .clone();
+        Some(c["message"].as_str()?.to_string())
+    });
+    assert_eq!(message, "0/1 nodes are available: 1 Too many pods.");
+    assert!(d.pod_containers("two").is_empty());
+    d.remove("a.yaml");
+    d.wait_running("two", &["main"], SECS30);
+}
+
+fn deployment(replicas: u32, version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        env: [{{name: VERSION, value: "{version}"}}]
+        command: ["sh", "-c", "touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 1; done"]
+        readinessProbe:
+          exec: {{command: [cat, /tmp/ready]}}
+          periodSeconds: 1
+"#
+    )
+}
+
+/// The Deployment's pods in `/pods` not being deleted (as the controllers
+/// count them): (name, uid, hash, ready).
+fn web_pods(d: &Daemon) -> Vec<(String, String, String, bool)> {
+    let list = d.get_json("/pods");
+    let mut pods: Vec<_> = (list["items"].as_array().cloned().unwrap_or_default().iter())
+        .filter(|p| p["metadata"]["labels"]["app"] == "web")
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let ready = (p["status"]["conditions"].as_array().into_iter().flatten())
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["labels"]["pod-template-hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                ready,
+            )
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// UIDs of pods of the Deployment with a running app container in Docker.
+fn running_uids(d: &Daemon) -> std::collections::BTreeSet<String> {
+    (d.containers().into_iter())
+        .filter(|c| {
+            c.running && c.cname() == "web" && c.label("io.kubernetes.pod.name").starts_with("web-")
+        })
+        .map(|c| c.uid().to_string())
+        .collect()
+}
+
+#[test]
+fn a_deployment_runs_scales_rolls_out_and_is_adopted_after_kill_9() {
+    let mut d = Daemon::start();
+    d.write("web.yaml", &deployment(3, "1"));
+    let first = wait_until("3 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3) && running_uids(&d).len() == 3).then_some(pods)
+    });
+    let hash = first[0].2.clone();
+    assert!(!hash.is_empty());
+    for (name, ..) in &first {
+        let rest = name
+            .strip_prefix(&format!("web-{hash}-"))
+            .expect("named web-<hash>-<5>");
+        assert_eq!(rest.len(), 5, "{name}");
+    }
+    let pod = d.get_json("/pods")["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["metadata"]["name"] == first[0].0.as_str())
+                .cloned()
+        })
+        .expect("pod");
+    let owner = &pod["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "ReplicaSet");
+    assert_eq!(owner["name"], format!("web-{hash}").as_str());
+    assert_eq!(owner["controller"], true);
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+    let (ok, out, err) = d.kubectl(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // Scaling up keeps the three and adds two; scaling down to one.
+    d.write("web.yaml", &deployment(5, "1"));
+    let five = wait_until("5 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 5 && pods.iter().all(|p| p.3)).then_some(pods)
+    });
+    for p in &first {
+        assert!(five.iter().any(|q| q.1 == p.1), "{} kept", p.0);
+    }
+    d.write("web.yaml", &deployment(1, "1"));
+    wait_until("1 replica left", SECS30, || {
+        (web_pods(&d).len() == 1 && running_uids(&d).len() == 1).then_some(())
+    });
+
+    // A rolling update of 3 with maxSurge 1, maxUnavailable 0.
+    d.write("web.yaml", &deployment(3, "1"));
+    wait_until("3 ready again", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(())
+    });
+    d.write("web.yaml", &deployment(3, "2"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let new_hash = loop {
+        let pods = web_pods(&d);
+        let ready = pods.iter().filter(|p| p.3).count();
+        assert!(ready >= 3, "at least 3 ready throughout: {pods:?}");
+        assert!(pods.len() <= 4, "at most 3 + 1 pods: {pods:?}");
+        if pods.len() == 3 && pods.iter().all(|p| p.2 != hash && p.3) {
+            break pods[0].2.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollout did not finish: {pods:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_until("old pods gone from Docker", SECS30, || {
+        (running_uids(&d).len() == 3).then_some(())
+    });
+
+    // kill -9 and restart: the same containers, nothing new.
+    let uids: Vec<String> = web_pods(&d).into_iter().map(|p| p.1).collect();
+    let of_pods = |d: &Daemon| -> Vec<String> {
+        let mut ids: Vec<String> = (d.containers().into_iter())
+            .filter(|c| {
+                uids.iter().any(|u| u == c.uid())
+                    || c.label("io.kubernetes.pod.name")
+                        .starts_with(&format!("web-{new_hash}-"))
+            })
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = of_pods(&d);
+    assert_eq!(before.len(), 6, "3 pods of 2 containers");
+    d.kill9();
+    d.spawn();
+    wait_until("3 ready after restart", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3 && p.2 == new_hash)).then_some(())
+    });
+    let after_uids: Vec<String> = web_pods(&d).into_iter().map(|p| p.1).collect();
+    assert_eq!(after_uids, uids, "the same pods");
+    assert_eq!(of_pods(&d), before, "adopted, not recreated");
+    let log = d.last_log();
+    assert!(
+        !log.contains("creating pod sandbox"),
+        "no sandbox created after the restart:\n{log}"
+    );
+}
+
+fn daemon_set(name: &str, selector: &str, version: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      nodeSelector: {{{selector}}}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        env: [{{name: VERSION, value: "{version}"}}]
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+/// Names of the pods in `/pods` whose name starts with `prefix`, and
+/// whether each is being deleted.
+fn pods_named(d: &Daemon, prefix: &str) -> Vec<(String, bool)> {
+    let list = d.get_json("/pods");
+    (list["items"].as_array().cloned().unwrap_or_default().iter())
+        .filter_map(|p| {
+            let name = p["metadata"]["name"].as_str()?;
+            name.starts_with(prefix).then(|| {
+                (
+                    name.to_string(),
+                    !p["metadata"]["deletionTimestamp"].is_null(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_daemon_set_runs_one_pod_where_the_node_labels_match_and_replaces_it_without_overlap() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--node-labels".into(),
+            "role=edge".into(),
+        ],
+    });
+    d.write("agent.yaml", &daemon_set("agent", "role: edge", "1"));
+    d.write("gpu.yaml", &daemon_set("gpu", "gpu: \"true\"", "1"));
+    let first = wait_until("the agent pod running", SECS30, || {
+        let pods = pods_named(&d, "agent-");
+        let name = pods.first()?.0.clone();
+        let running = (d.containers().iter())
+            .any(|c| c.running && c.cname() == "main" && c.label("io.kubernetes.pod.name") == name);
+        (pods.len() == 1 && running).then_some(name)
+    });
+    assert_eq!(first.len(), "agent-".len() + 5, "{first}");
+    let pod = d.get_json("/pods")["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["metadata"]["name"] == first.as_str())
+                .cloned()
+        })
+        .expect("pod");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "DaemonSet");
+    assert!(pod["metadata"]["labels"]["controller-revision-hash"].is_string());
+    assert!(
+        pods_named(&d, "gpu").is_empty(),
+        "no pod where the node does not fit"
+    );
+    // A template change: the old pod goes before the new one starts.
+    d.write("agent.yaml", &daemon_set("agent", "role: edge", "2"));
+    let second = wait_until("the new agent pod running", SECS30, || {
+        let pods = pods_named(&d, "agent-");
+        let live: Vec<&(String, bool)> = pods.iter().filter(|p| !p.1).collect();
+        assert!(live.len() <= 1, "never two live pods: {pods:?}");
+        let running: Vec<String> = (d.containers().into_iter())
+            .filter(|c| {
+                c.running
+                    && c.cname() == "main"
+                    && c.label("io.kubernetes.pod.name").starts_with("agent-")
+            })
+            .map(|c| c.label("io.kubernetes.pod.name").to_string())
+            .collect();
+        assert!(running.len() <= 1, "never two running: {running:?}");
+        (running.len() == 1 && running[0] != first).then(|| running[0].clone())
+    });
+    assert_ne!(second, first);
+}
+
+#[test]
+fn a_deployment_with_a_host_port_runs_one_replica_and_leaves_the_others_pending() {
+    let d = Daemon::start();
+    let port = common::daemon::free_port();
+    d.write(
+        "hp.yaml",
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: hp}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: hp}}}}
+  template:
+    metadata: {{labels: {{app: hp}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+        ports: [{{containerPort: 80, hostPort: {port}}}]
+"#
+        ),
+    );
+    let pending = wait_until("one running, two pending", SECS30, || {
+        let list = d.get_json("/pods");
+        let pods: Vec<serde_json::Value> = (list["items"].as_array()?.iter())
+            .filter(|p| p["metadata"]["labels"]["app"] == "hp")
+            .cloned()
+            .collect();
+        let pending: Vec<String> = (pods.iter())
+            .filter(|p| p["status"]["phase"] == "Pending")
+            .filter_map(|p| {
+                (p["status"]["conditions"].as_array()?.iter())
+                    .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+                    .and_then(|c| c["message"].as_str().map(String::from))
+            })
+            .collect();
+        let running = (d.containers().iter())
+            .filter(|c| {
+                c.running
+                    && c.cname() == "web"
+                    && c.label("io.kubernetes.pod.name").starts_with("hp-")
+            })
+            .count();
+        (pods.len() == 3 && pending.len() == 2 && running == 1).then_some(pending)
+    });
+    assert!(
+        pending.iter().all(|m| m.contains("didn't have free ports")),
+        "{pending:?}"
+    );
+    let body = wait_until("the replica serves on the host port", SECS30, || {
+        common::daemon::http_get(&format!("http://127.0.0.1:{port}/"))
+    });
+    assert!(body.contains("hello from rkubelet"), "{body}");
+    // Settled: the waiting pods cause no stream of events or controller runs.
+    let events = |d: &Daemon| {
+        let v = d.get_json("/api/v1/events");
+        v["items"].as_array().map(Vec::len).unwrap_or(0)
+    };
+    let before = events(&d);
+    let log_before = d.last_log().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events(&d), before, "no new events while settled");
+    assert!(
+        d.last_log().len() - log_before < 10_000,
+        "the log stays quiet while settled"
+    );
+}
+
+#[test]
+fn two_nodes_fed_by_one_url_each_run_the_daemon_set_pod_where_their_labels_match() {
+    let server = common::manifest_server::ManifestServer::start();
+    server.serve(daemon_set("agent", "role: edge", "1"));
+    let node = |labels: &str| {
+        Daemon::start_with(common::daemon::Opts {
+            extra_args: vec![
+                "--file-check-frequency".into(),
+                "1s".into(),
+                "--manifest-url".into(),
+                server.url(),
+                "--http-check-frequency".into(),
+                "300ms".into(),
+                "--node-labels".into(),
+                labels.into(),
+            ],
+        })
+    };
+    let edge = node("role=edge");
+    let core = node("role=core");
+    let name = wait_until("the edge node's agent pod", SECS30, || {
+        let pods = pods_named(&edge, "agent-");
+        let name = pods.first()?.0.clone();
+        let running = (edge.containers().iter())
+            .any(|c| c.running && c.cname() == "main" && c.label("io.kubernetes.pod.name") == name);
+        (pods.len() == 1 && running).then_some(name)
+    });
+    let pod = (edge.get_json("/pods")["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+    .into_iter()
+    .find(|p| p["metadata"]["name"] == name.as_str())
+    .expect("pod");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "http"
+    );
+    assert_eq!(pod["spec"]["nodeName"], edge.node.as_str());
+    // The core node read the same body and runs nothing of it.
+    wait_until("the core node read the URL", SECS30, || {
+        let v = core.get_json("/manifests");
+        (v["pods"]["http"].is_number() && v["failing"].is_null()).then_some(())
+    });
+    assert!(pods_named(&core, "agent-").is_empty());
+    assert!(!(core.containers().iter())
+        .any(|c| c.label("io.kubernetes.pod.name").starts_with("agent-")));
+}
+
+#[test]
+fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
+    let d = Daemon::start();
+    d.write("web.yaml", &deployment(2, "1"));
+    wait_until("2 ready replicas", SECS30, || {
+        let pods = web_pods(&d);
+        (pods.len() == 2 && pods.iter().all(|p| p.3)).then_some(())
+    });
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(ok, "rollout status: {out}{err}");
+    let (ok, out, err) = d.kubectl(&["get", "deploy,rs,ds", "-o", "wide"]);
+    assert!(ok, "{err}");
+    let deploy = out
+        .lines()
+        .find(|l| l.starts_with("deployment.apps/web "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = deploy.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["2/2", "2", "2"], "{out}");
+    assert!(
+        out.contains("READY") && out.contains("UP-TO-DATE") && out.contains("DESIRED"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("replicaset.apps/web-")),
+        "{out}"
+    );
+    let (ok, out, err) = d.kubectl(&["describe", "deployment", "web"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Name:") && out.contains("web"), "{out}");
+    assert!(out.contains("MinimumReplicasAvailable"), "{out}");
+    // A new template: rollout status waits for it and returns 0.
+    let old_hash = web_pods(&d)[0].2.clone();
+    d.write("web.yaml", &deployment(2, "2"));
+    // A file write is not an API call: wait until rkubelet has read it.
+    wait_until("the new template served", SECS30, || {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"];
+        (env == "2").then_some(())
+    });
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert!(ok, "rollout status: {out}{err}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = web_pods(&d);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(
+        pods.iter().all(|p| p.2 != old_hash && p.3),
+        "all new and ready: {pods:?}"
+    );
+    let (ok, out, err) = d.kubectl(&[
+        "get",
+        "events",
+        "-o",
+        "custom-columns=KIND:.involvedObject.kind,REASON:.reason,MESSAGE:.message",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("Deployment")
+            && l.contains("ScalingReplicaSet")
+            && l.contains("Scaled up replica set web-")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("ReplicaSet")
+            && l.contains("SuccessfulCreate")
+            && l.contains("Created pod: web-")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ReplicaSet") && l.contains("SuccessfulDelete")),
+        "{out}"
+    );
+    let (ok, out, err) = d.ctl(&["get", "deploy"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["web", "2/2", "2", "2"]),
+        "rkubelet get deploy:\n{out}"
+    );
+    let (ok, out, err) = d.ctl(&["get", "ds", "-o", "name"]);
+    assert!(ok && out.trim().is_empty(), "{out}{err}");
+    let (ok, out, err) = d.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().count() >= 1, "{out}");
+}
+
+#[test]
+fn a_rollout_without_progress_exceeds_its_deadline_and_kubectl_rollout_status_fails() {
+    let d = Daemon::start();
+    d.write(
+        "stuck.yaml",
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: stuck}}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 3
+  selector: {{matchLabels: {{app: stuck}}}}
+  template:
+    metadata: {{labels: {{app: stuck}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {IMAGE}
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+        readinessProbe:
+          exec: {{command: [cat, /never]}}
+          periodSeconds: 1
+"#
+        ),
+    );
+    let condition = wait_until("Progressing=False", SECS30, || {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/stuck");
+        (dep["status"]["conditions"].as_array()?.iter())
+            .find(|c| c["type"] == "Progressing" && c["status"] == "False")
+            .cloned()
+    });
+    assert_eq!(condition["reason"], "ProgressDeadlineExceeded");
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=20s"]);
+    assert!(!ok, "rollout status fails: {out}");
+    assert!(err.contains("exceeded its progress deadline"), "{out}{err}");
+}
