@@ -15,6 +15,7 @@
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
 
+use crate::k8s::taints;
 use crate::node::{NodeInfo, LABEL_OS};
 
 /// The kubelet's reasons for rejecting a pod.
@@ -22,10 +23,12 @@ pub const REASON_NODE_AFFINITY: &str = "NodeAffinity";
 pub const REASON_NODE_NAME: &str = "NodeName";
 pub const REASON_OS_SELECTOR: &str = "PodOSSelectorNodeLabelDoesNotMatch";
 pub const REASON_OS_NOT_SUPPORTED: &str = "PodOSNotSupported";
+pub const REASON_TAINT_TOLERATION: &str = "TaintToleration";
 
 /// The scheduler's descriptions the kubelet puts in its messages.
 const DESC_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 const DESC_NODE_NAME: &str = "node(s) didn't match the requested node name";
+const DESC_TAINT: &str = "node(s) had taints that the pod didn't tolerate";
 
 /// Why a pod may not run on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,42 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
             ));
         }
     }
+    // The kubelet checks only `NoExecute` taints, and not for static pods
+    // (those without a controller).
+    let controlled =
+        (pod.metadata.owner_references.iter().flatten()).any(|o| o.controller == Some(true));
+    if controlled {
+        let tolerations = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
+        if let Some(t) = taints::untolerated(&node.taints, tolerations, &[taints::NO_EXECUTE]) {
+            return Err(predicate_failed(
+                REASON_TAINT_TOLERATION,
+                DESC_TAINT,
+                &format!("taint {t}"),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Would the scheduler (its `TaintToleration` filter) put `pod` on `node`:
+/// does it tolerate every `NoSchedule` and `NoExecute` taint? The
+/// DaemonSet controller asks this before it makes its pod.
+pub fn tolerates_node_taints(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
+    let tolerations = (pod.spec.as_ref())
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or(&[]);
+    match taints::untolerated(
+        &node.taints,
+        tolerations,
+        &[taints::NO_SCHEDULE, taints::NO_EXECUTE],
+    ) {
+        None => Ok(()),
+        Some(t) => Err(predicate_failed(
+            REASON_TAINT_TOLERATION,
+            DESC_TAINT,
+            &format!("taint {t}"),
+        )),
+    }
 }
 
 /// Why a pod's node selector or required node affinity does not match.
@@ -371,6 +409,53 @@ mod tests {
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, PodOS, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn controller_pods_must_tolerate_no_execute_taints_and_daemon_pods_no_schedule_ones() {
+        use k8s_openapi::api::core::v1::Toleration;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut n = node();
+        n.taints = crate::k8s::taints::parse(&["gpu=yes:NoExecute,edge:NoSchedule"]).expect("t");
+        let mut p = Pod {
+            metadata: ObjectMeta {
+                name: Some("web-abc12".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec::default()),
+            ..Default::default()
+        };
+        assert_eq!(admit(&p, &n), Ok(()), "a static pod is exempt");
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: "web".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        let why = admit(&p, &n).expect_err("untolerated NoExecute");
+        assert_eq!(why.reason, "TaintToleration");
+        assert_eq!(
+            why.message,
+            "Predicate TaintToleration failed: node(s) had taints that the pod didn't tolerate \
+             (taint gpu=yes:NoExecute)"
+        );
+        let spec = p.spec.as_mut().expect("spec");
+        spec.tolerations = Some(vec![Toleration {
+            key: Some("gpu".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]);
+        assert_eq!(admit(&p, &n), Ok(()), "NoSchedule is the scheduler's");
+        let why = tolerates_node_taints(&p, &n).expect_err("NoSchedule");
+        assert!(why.message.ends_with("(taint edge:NoSchedule)"), "{why}");
+        crate::k8s::taints::add_daemon_tolerations(p.spec.as_mut().expect("spec"));
+        assert!(
+            tolerates_node_taints(&p, &n).is_err(),
+            "edge is not standard"
+        );
+        n.taints =
+            crate::k8s::taints::parse(&["node.kubernetes.io/unschedulable:NoSchedule"]).expect("t");
+        assert_eq!(tolerates_node_taints(&p, &n), Ok(()));
+    }
 
     fn node() -> NodeInfo {
         NodeInfo::with_labels(

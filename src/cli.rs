@@ -397,6 +397,13 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "KEY=VALUE,...")]
     pub node_labels: Vec<String>,
 
+    /// Taints of this node, as the kubelet's flag (repeatable):
+    /// KEY[=VALUE]:EFFECT with effect NoSchedule, PreferNoSchedule or
+    /// NoExecute. DaemonSet pods must tolerate NoSchedule/NoExecute ones;
+    /// other controller pods NoExecute ones (static pods are exempt).
+    #[arg(long, value_name = "KEY[=VALUE]:EFFECT,...")]
+    pub register_with_taints: Vec<String>,
+
     /// Node name to use instead of the host name (lower-cased).
     #[arg(long, value_name = "NAME")]
     pub hostname_override: Option<String>,

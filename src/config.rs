@@ -22,6 +22,8 @@ pub enum UsageError {
     #[error(transparent)]
     NodeLabel(#[from] NodeLabelError),
     #[error(transparent)]
+    NodeTaint(#[from] crate::k8s::taints::TaintError),
+    #[error(transparent)]
     ManifestUrl(#[from] UrlError),
     #[error(transparent)]
     ManifestUrlHeader(#[from] HeaderError),
@@ -82,6 +84,8 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Every label of this node: the built-in ones plus `--node-labels`.
     pub node_labels: BTreeMap<String, String>,
+    /// `--register-with-taints`.
+    pub node_taints: Vec<crate::k8s::taints::NodeTaint>,
 }
 
 /// The default of `--max-parallel-starts`: twice the number of CPUs rkubelet
@@ -106,6 +110,7 @@ impl Config {
         NodeInfo {
             name: self.node_name.clone(),
             labels: self.node_labels.clone(),
+            taints: self.node_taints.clone(),
         }
     }
 
@@ -113,6 +118,7 @@ impl Config {
     pub fn from_args(args: &DaemonArgs) -> Result<Config, UsageError> {
         let node_name = node::resolve_name(args.hostname_override.as_deref())?;
         let node_labels = node_labels(&node_name, &args.node_labels)?;
+        let node_taints = crate::k8s::taints::parse(&args.register_with_taints)?;
         if let Some(url) = &args.manifest_url {
             http_client::check_url(url)?;
         }
@@ -225,6 +231,7 @@ impl Config {
             http_check_frequency: args.http_check_frequency,
             http_timeout: args.http_timeout,
             node_labels,
+            node_taints,
         })
     }
 }

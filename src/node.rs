@@ -111,6 +111,8 @@ pub struct NodeInfo {
     pub name: String,
     /// Built-in labels plus `--node-labels`.
     pub labels: BTreeMap<String, String>,
+    /// `--register-with-taints` (none by default).
+    pub taints: Vec<crate::k8s::taints::NodeTaint>,
 }
 
 impl NodeInfo {
@@ -119,6 +121,7 @@ impl NodeInfo {
         NodeInfo {
             name: name.to_string(),
             labels: builtin_labels(name),
+            taints: Vec::new(),
         }
     }
 

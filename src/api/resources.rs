@@ -128,7 +128,11 @@ pub fn node_object(f: &NodeFacts) -> Node {
             creation_timestamp: Some(Time(f.started)),
             ..Default::default()
         },
-        spec: Some(NodeSpec::default()),
+        spec: Some(NodeSpec {
+            taints: Some(f.info.taints.iter().map(|t| t.to_taint()).collect())
+                .filter(|t: &Vec<_>| !t.is_empty()),
+            ..Default::default()
+        }),
         status: Some(NodeStatus {
             addresses: Some(vec![
                 NodeAddress {

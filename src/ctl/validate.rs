@@ -85,6 +85,7 @@ pub async fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Us
     let node = NodeInfo {
         name: node_name,
         labels,
+        taints: Vec::new(),
     };
     let headers = args
         .manifest_url_header

@@ -14,3 +14,4 @@ pub mod qos;
 pub mod quantity;
 pub mod remotecommand;
 pub mod selector;
+pub mod taints;

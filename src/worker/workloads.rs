@@ -593,11 +593,17 @@ impl Controllers {
             uid: derived_uid(&["DaemonSet", namespace, name], &node, &sw.origin),
             name: name.to_string(),
         };
+        // Its pods tolerate the node conditions, as the DaemonSet
+        // controller's do (not part of the hash: the template is the user's).
+        let mut template = spec.template.clone();
+        crate::k8s::taints::add_daemon_tolerations(
+            template.spec.get_or_insert_with(Default::default),
+        );
         let make = |pod_name: &str| SourcePod {
             pod: Arc::new(pod_for(
                 namespace,
                 pod_name,
-                &spec.template,
+                &template,
                 &[(CONTROLLER_REVISION_HASH, &hash)],
                 &owner,
                 Site {
@@ -610,7 +616,11 @@ impl Controllers {
         };
         self.adopt(key, &hash, namespace, name, make, now);
         // The node fits when the pod would pass admission here.
-        let fits = crate::admission::admit(&make(name).pod, node_info).is_ok();
+        // and tolerates its NoSchedule/NoExecute taints (the scheduler's
+        // `TaintToleration` filter the DaemonSet controller runs).
+        let probe = make(name).pod;
+        let fits = crate::admission::admit(&probe, node_info).is_ok()
+            && crate::admission::tolerates_node_taints(&probe, node_info).is_ok();
         let strategy = spec.update_strategy.as_ref();
         let update = match strategy.and_then(|s| s.type_.as_deref()) {
             Some("OnDelete") => daemonset::Update::OnDelete,
