@@ -739,3 +739,72 @@ spec:
     assert!(!ok, "rollout status fails: {out}");
     assert!(err.contains("exceeded its progress deadline"), "{out}{err}");
 }
+
+#[test]
+fn a_tainted_node_runs_only_the_daemon_sets_that_tolerate_its_taints() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--register-with-taints".into(),
+            "dedicated=edge:NoSchedule".into(),
+        ],
+    });
+    // The same DaemonSet once without and once with a toleration.
+    d.write("plain.yaml", &daemon_set("plain", "", "1"));
+    let tolerant = daemon_set("tolerant", "", "1").replace(
+        "      terminationGracePeriodSeconds: 1\n",
+        "      terminationGracePeriodSeconds: 1\n      tolerations: \
+         [{key: dedicated, operator: Equal, value: edge, effect: NoSchedule}]\n",
+    );
+    d.write("tolerant.yaml", &tolerant);
+    let name = wait_until("the tolerant pod running", SECS30, || {
+        let pods = pods_named(&d, "tolerant-");
+        let name = pods.first()?.0.clone();
+        (d.containers().iter())
+            .any(|c| c.running && c.cname() == "main" && c.label("io.kubernetes.pod.name") == name)
+            .then_some(name)
+    });
+    let pod = (d.get_json("/pods")["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+    .into_iter()
+    .find(|p| p["metadata"]["name"] == name.as_str())
+    .expect("tolerant pod served");
+    let tolerations = pod["spec"]["tolerations"].to_string();
+    assert!(
+        tolerations.contains("node.kubernetes.io/not-ready")
+            && tolerations.contains("node.kubernetes.io/unschedulable"),
+        "the DaemonSet controller's tolerations: {tolerations}"
+    );
+    let plain = wait_until("the plain DaemonSet's status", SECS30, || {
+        let ds = d.get_json("/apis/apps/v1/namespaces/default/daemonsets/plain");
+        ds["status"]["desiredNumberScheduled"].as_i64().map(|_| ds)
+    });
+    assert_eq!(plain["status"]["desiredNumberScheduled"], 0, "{plain}");
+    assert!(
+        pods_named(&d, "plain-").is_empty(),
+        "no pod without the toleration"
+    );
+    let tol = d.get_json("/apis/apps/v1/namespaces/default/daemonsets/tolerant");
+    assert_eq!(tol["status"]["desiredNumberScheduled"], 1, "{tol}");
+    // The node shows its taint, to the API and to kubectl describe.
+    let nodes = d.get_json("/api/v1/nodes");
+    let taints = &nodes["items"][0]["spec"]["taints"];
+    assert_eq!(
+        taints,
+        &serde_json::json!([{"key": "dedicated", "value": "edge", "effect": "NoSchedule"}]),
+        "{nodes}"
+    );
+    let node = nodes["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("name");
+    let (ok, out, err) = d.kubectl(&["describe", "node", node]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Taints:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with("dedicated=edge:NoSchedule"), "{line}");
+}
