@@ -645,6 +645,13 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
     assert!(ok, "{err}");
     assert!(out.contains("Name:") && out.contains("web"), "{out}");
     assert!(out.contains("MinimumReplicasAvailable"), "{out}");
+    let generations = |d: &Daemon| {
+        let path = "jsonpath={.metadata.generation}/{.status.observedGeneration}";
+        let (ok, out, err) = d.kubectl(&["get", "deployment", "web", "-o", path]);
+        assert!(ok, "{err}");
+        out
+    };
+    assert_eq!(generations(&d), "1/1");
     // A new template: rollout status waits for it and returns 0.
     let old_hash = web_pods(&d)[0].2.clone();
     d.write("web.yaml", &deployment(2, "2"));
@@ -654,6 +661,7 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
         let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"];
         (env == "2").then_some(())
     });
+    assert_eq!(generations(&d), "2/2", "the edit is generation 2, observed");
     let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     assert!(ok, "rollout status: {out}{err}");
     assert!(out.contains("successfully rolled out"), "{out}");

@@ -122,6 +122,13 @@ pub struct Controllers {
     /// Per Deployment: what its progress looked like and since when, for
     /// `progressDeadlineSeconds`.
     progress: BTreeMap<String, (Progress, Timestamp)>,
+    /// `metadata.generation` by served object key (`Kind/namespace/name`):
+    /// the spec it was counted for (JSON) and the count. See
+    /// [`Controllers::generation`].
+    generations: BTreeMap<String, (String, i64)>,
+    /// The generations of the previous pass (objects not served again are
+    /// forgotten).
+    last_generations: BTreeMap<String, (String, i64)>,
     /// Events of the last run, for the manager to record.
     events: Vec<(Involved, &'static str, String)>,
     /// The objects with status, as of the last run.
@@ -140,6 +147,8 @@ impl Controllers {
             seen: BTreeMap::new(),
             targets: BTreeMap::new(),
             progress: BTreeMap::new(),
+            generations: BTreeMap::new(),
+            last_generations: BTreeMap::new(),
             events: Vec::new(),
             deployments: Vec::new(),
             replica_sets: Vec::new(),
@@ -148,22 +157,53 @@ impl Controllers {
     }
 
     /// The metadata of an object rkubelet serves for a workload: UID,
-    /// generation 1 (the manifest is the only writer), creation time.
+    /// generation (see [`Controllers::generation`]), creation time. `spec`
+    /// is the object's spec as served.
     fn served_meta(
         &mut self,
         mut meta: ObjectMeta,
         kind: &str,
+        spec: &impl serde::Serialize,
         origin: &crate::manifest::Origin,
         now: Timestamp,
     ) -> ObjectMeta {
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let key = format!("{kind}/{namespace}/{name}");
-        let created = *self.seen.entry(key).or_insert(now);
+        let created = *self.seen.entry(key.clone()).or_insert(now);
         meta.uid = Some(derived_uid(&[kind, &namespace, &name], &self.node, origin));
-        meta.generation = Some(1);
+        let spec = serde_json::to_string(spec).unwrap_or_default();
+        meta.generation = Some(self.generation(key, spec));
         meta.creation_timestamp = Some(Time(created));
         meta
+    }
+
+    /// `metadata.generation` of the object `key` whose spec is now `spec`:
+    /// 1 when first seen, one more each time its spec changes (a manifest
+    /// edit, or a Deployment scaling one of its ReplicaSets), as the API
+    /// server counts. The controllers act on the spec in the same pass that
+    /// serves it, so `status.observedGeneration` is always this number: a
+    /// `kubectl rollout status` started after rkubelet read an edit sees
+    /// the new generation observed together with the new rollout's counts.
+    ///
+    /// Kept in memory only. After a restart the count is recomputed from
+    /// what rkubelet can see: the objects start again at generation 1, as
+    /// after a re-creation (no client depends on the numbers across a
+    /// restart; what matters, `observedGeneration == generation` once the
+    /// spec is acted on, holds from the first pass). Entries of objects no
+    /// longer served are dropped (see [`Controllers::expand`]).
+    fn generation(&mut self, key: String, spec: String) -> i64 {
+        let previous = self
+            .generations
+            .get(&key)
+            .or_else(|| self.last_generations.get(&key));
+        let generation = match previous {
+            Some((s, g)) if *s == spec => *g,
+            Some((_, g)) => g + 1,
+            None => 1,
+        };
+        self.generations.insert(key, (spec, generation));
+        generation
     }
 
     /// The events of the last run (`ScalingReplicaSet`, `SuccessfulCreate`,
@@ -239,6 +279,7 @@ impl Controllers {
         self.deployments.clear();
         self.replica_sets.clear();
         self.daemon_sets.clear();
+        self.last_generations = std::mem::take(&mut self.generations);
         let alive = |uid: &str| workers.get(uid).is_some_and(|w| !w.done.is_cancelled());
         self.made.retain(|uid, m| !m.deleted || alive(uid));
         for m in self.made.values_mut() {
@@ -394,7 +435,8 @@ impl Controllers {
         // The Deployment and its ReplicaSets as served, with their status.
         let status = deployment::status(&dspec, &new_hash, &sets, now);
         let mut served_d = d.clone();
-        served_d.metadata = self.served_meta(d.metadata.clone(), "Deployment", &sw.origin, now);
+        served_d.metadata =
+            self.served_meta(d.metadata.clone(), "Deployment", &d.spec, &sw.origin, now);
         // Progress: the new template, more updated, ready or available pods.
         let shape = (
             new_hash.clone(),
@@ -418,7 +460,7 @@ impl Controllers {
         served_d.status = Some(served::deployment_status(
             &status,
             &format!("{name}-{new_hash}"),
-            1,
+            served_d.metadata.generation.unwrap_or(1),
             stalled,
         ));
         let d_involved = involved("Deployment", &served_d.metadata);
@@ -454,15 +496,18 @@ impl Controllers {
                 t.metadata.get_or_insert_with(Default::default).labels = Some(labels);
             }
             let counts = replicaset::count(&pods, dspec.min_ready_seconds, now);
+            let rs_spec = Some(ReplicaSetSpec {
+                replicas: Some(replicas),
+                min_ready_seconds: Some(dspec.min_ready_seconds),
+                selector,
+                template,
+            });
+            let metadata = self.served_meta(meta, "ReplicaSet", &rs_spec, &sw.origin, now);
+            let generation = metadata.generation.unwrap_or(1);
             let served_rs = ReplicaSet {
-                metadata: self.served_meta(meta, "ReplicaSet", &sw.origin, now),
-                spec: Some(ReplicaSetSpec {
-                    replicas: Some(replicas),
-                    min_ready_seconds: Some(dspec.min_ready_seconds),
-                    selector,
-                    template,
-                }),
-                status: Some(served::replica_set_status(&counts, 1)),
+                metadata,
+                spec: rs_spec,
+                status: Some(served::replica_set_status(&counts, generation)),
             };
             let rs_involved = involved("ReplicaSet", &served_rs.metadata);
             self.replica_sets.push(served_rs);
@@ -550,8 +595,10 @@ impl Controllers {
             now,
         );
         let mut served_rs = r.clone();
-        served_rs.metadata = self.served_meta(r.metadata.clone(), "ReplicaSet", &sw.origin, now);
-        served_rs.status = Some(served::replica_set_status(&plan.status, 1));
+        served_rs.metadata =
+            self.served_meta(r.metadata.clone(), "ReplicaSet", &r.spec, &sw.origin, now);
+        let generation = served_rs.metadata.generation.unwrap_or(1);
+        served_rs.status = Some(served::replica_set_status(&plan.status, generation));
         let rs_involved = involved("ReplicaSet", &served_rs.metadata);
         self.replica_sets.push(served_rs);
         self.record_pods(&rs_involved, &plan.create, &plan.delete);
@@ -653,9 +700,15 @@ impl Controllers {
         };
         let plan = daemonset::reconcile(&ds, &pods, now);
         let mut served_ds = ds_object.clone();
-        served_ds.metadata =
-            self.served_meta(ds_object.metadata.clone(), "DaemonSet", &sw.origin, now);
-        served_ds.status = Some(served::daemon_set_status(&plan.status, 1));
+        served_ds.metadata = self.served_meta(
+            ds_object.metadata.clone(),
+            "DaemonSet",
+            &ds_object.spec,
+            &sw.origin,
+            now,
+        );
+        let generation = served_ds.metadata.generation.unwrap_or(1);
+        served_ds.status = Some(served::daemon_set_status(&plan.status, generation));
         let ds_involved = involved("DaemonSet", &served_ds.metadata);
         self.daemon_sets.push(served_ds);
         let created: Vec<String> = plan.create.iter().cloned().collect();
@@ -721,5 +774,29 @@ fn view(uid: &str, m: &Made, store: &PodStore) -> PodView {
         .map(|c| c.restart_count)
         .sum(),
         terminating: m.deleted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_counts_spec_changes_and_forgets_objects_no_longer_served() {
+        let mut c = Controllers::new("n1");
+        let key = || "Deployment/default/web".to_string();
+        assert_eq!(c.generation(key(), "{replicas:1}".into()), 1);
+        // A new pass: the same spec keeps the number, a change adds one.
+        c.last_generations = std::mem::take(&mut c.generations);
+        assert_eq!(c.generation(key(), "{replicas:1}".into()), 1);
+        c.last_generations = std::mem::take(&mut c.generations);
+        assert_eq!(c.generation(key(), "{replicas:3}".into()), 2);
+        assert_eq!(c.generation(key(), "{replicas:3}".into()), 2, "same pass");
+        c.last_generations = std::mem::take(&mut c.generations);
+        assert_eq!(c.generation(key(), "{replicas:1}".into()), 3, "edited back");
+        // Not served in one pass: forgotten, as a deleted object.
+        c.last_generations = std::mem::take(&mut c.generations);
+        c.last_generations = std::mem::take(&mut c.generations);
+        assert_eq!(c.generation(key(), "{replicas:1}".into()), 1);
     }
 }
