@@ -54,7 +54,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Display pods, like `kubectl get pods`.
     Get(GetArgs),
-    /// Show a pod's details and events, like `kubectl describe pod`.
+    /// Show a pod's, Deployment's, ReplicaSet's or DaemonSet's details and
+    /// events, like `kubectl describe`.
     Describe(DescribeArgs),
     /// Print a container's logs, like `kubectl logs`.
     Logs(LogsArgs),
@@ -203,9 +204,10 @@ pub struct ExecArgs {
 /// `rkubelet restart`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RestartArgs {
-    /// The resource type: `pod`.
+    /// The resource type: `pod`, `deployment`, `replicaset` or `daemonset`
+    /// (or their short names).
     pub resource: String,
-    /// The pod, with or without the node suffix.
+    /// The object's name (a pod's with or without the node suffix).
     pub name: String,
     /// Stop and remove every container and the sandbox; the pod starts
     /// afresh (restart counts begin again at 0).
@@ -282,9 +284,10 @@ pub struct TopArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DescribeArgs {
-    /// The resource type: `pod`.
+    /// The resource type: `pod`, `deployment`, `replicaset` or `daemonset`
+    /// (or their short names).
     pub resource: String,
-    /// The pod, with or without the node suffix.
+    /// The object's name (a pod's with or without the node suffix).
     pub name: String,
     #[command(flatten)]
     pub client: ClientArgs,

@@ -645,6 +645,39 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
     assert!(ok, "{err}");
     assert!(out.contains("Name:") && out.contains("web"), "{out}");
     assert!(out.contains("MinimumReplicasAvailable"), "{out}");
+    // rkubelet's own describe prints kubectl's lines.
+    let (ok, ours, err) = d.ctl(&["describe", "deployment", "web"]);
+    assert!(ok, "{err}");
+    for key in [
+        "Name:",
+        "Namespace:",
+        "Selector:",
+        "Replicas:",
+        "StrategyType:",
+        "MinReadySeconds:",
+        "RollingUpdateStrategy:",
+        "NewReplicaSet:",
+        "OldReplicaSets:",
+        "  Available ",
+        "  Progressing ",
+        "   web:",
+        "    Image:",
+    ] {
+        let line = |text: &str| {
+            (text.lines())
+                .find(|l| l.starts_with(key))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert!(line(&out).is_some(), "kubectl prints {key:?}:\n{out}");
+        assert_eq!(
+            line(&ours),
+            line(&out),
+            "{key:?}\nours:\n{ours}\nkubectl:\n{out}"
+        );
+    }
+    for section in ["Pod Template:", "Conditions:", "Events:"] {
+        assert!(ours.contains(section), "{section}\n{ours}");
+    }
     let generations = |d: &Daemon| {
         let path = "jsonpath={.metadata.generation}/{.status.observedGeneration}";
         let (ok, out, err) = d.kubectl(&["get", "deployment", "web", "-o", path]);

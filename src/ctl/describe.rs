@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStatus, EnvVar, Event, Pod, Volume,
+    Container, ContainerState, ContainerStatus, EnvVar, Event, Pod, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{tz::TimeZone, Timestamp};
@@ -24,14 +24,14 @@ use crate::k8s::meta::namespace_of;
 use crate::k8s::print::{event_age, human_duration};
 
 /// kubectl's time format (`Mon, 02 Jan 2006 15:04:05 -0700`), in UTC.
-fn time(t: &Time) -> String {
+pub(super) fn time(t: &Time) -> String {
     t.0.to_zoned(TimeZone::UTC)
         .strftime("%a, %d %b %Y %H:%M:%S %z")
         .to_string()
 }
 
 /// Pads the tab-separated cells of `text` like kubectl's describe writer.
-fn align(text: &str) -> String {
+pub(super) fn align(text: &str) -> String {
     use std::io::Write as _;
     let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(2);
     if tw.write_all(text.as_bytes()).is_err() {
@@ -44,7 +44,7 @@ fn align(text: &str) -> String {
 }
 
 /// `Title:\tk=v` lines (`sep` between key and value), `<none>` when empty.
-fn map_lines(
+pub(super) fn map_lines(
     out: &mut String,
     indent: &str,
     title: &str,
@@ -182,7 +182,7 @@ fn env_line(e: &EnvVar) -> String {
     }
 }
 
-fn container_lines(out: &mut String, c: &Container, st: Option<&ContainerStatus>) {
+pub(super) fn container_lines(out: &mut String, c: &Container, st: Option<&ContainerStatus>) {
     let _ = writeln!(out, "  {}:", c.name);
     if let Some(s) = st {
         let _ = writeln!(
@@ -325,7 +325,7 @@ fn container_lines(out: &mut String, c: &Container, st: Option<&ContainerStatus>
     }
 }
 
-fn volume_lines(out: &mut String, v: &Volume) {
+pub(super) fn volume_lines(out: &mut String, v: &Volume) {
     let _ = writeln!(out, "  {}:", v.name);
     if let Some(h) = &v.host_path {
         let _ = writeln!(out, "    Type:\tHostPath (bare host directory volume)");
@@ -398,6 +398,68 @@ fn volume_lines(out: &mut String, v: &Volume) {
     }
 }
 
+/// `Tolerations:` lines (`<none>` when none), indented by `indent`.
+pub(super) fn tolerations_lines(
+    out: &mut String,
+    indent: &str,
+    tolerations: Option<&[Toleration]>,
+) {
+    let tolerations: Vec<String> = (tolerations.iter().copied().flatten())
+        .map(|t| {
+            let mut s = t.key.clone().unwrap_or_default();
+            if let Some(v) = t.value.as_deref().filter(|v| !v.is_empty()) {
+                s.push('=');
+                s.push_str(v);
+            }
+            if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
+                s.push(':');
+                s.push_str(e);
+            }
+            if t.operator.as_deref() == Some("Exists") && t.value.is_none() {
+                s.push_str(" op=Exists");
+            }
+            if let Some(secs) = t.toleration_seconds {
+                s.push_str(&format!(" for {secs}s"));
+            }
+            s
+        })
+        .collect();
+    if tolerations.is_empty() {
+        let _ = writeln!(out, "{indent}Tolerations:\t<none>");
+    }
+    for (i, t) in tolerations.iter().enumerate() {
+        let label = if i == 0 { "Tolerations:" } else { "" };
+        let _ = writeln!(out, "{indent}{label}\t{t}");
+    }
+}
+
+/// The `Events:` table (`<none>` when none).
+pub(super) fn events_lines(out: &mut String, events: &[Event], now: Timestamp) {
+    if events.is_empty() {
+        let _ = writeln!(out, "Events:\t<none>");
+    } else {
+        let _ = writeln!(
+            out,
+            "Events:\n  Type\tReason\tAge\tFrom\tMessage\n  ----\t------\t----\t----\t-------"
+        );
+        for e in events {
+            let from = (e.source.as_ref())
+                .and_then(|s| s.component.clone())
+                .or_else(|| e.reporting_component.clone())
+                .unwrap_or_else(|| "kubelet".into());
+            let _ = writeln!(
+                out,
+                "  {}\t{}\t{}\t{}\t{}",
+                e.type_.as_deref().unwrap_or(""),
+                e.reason.as_deref().unwrap_or(""),
+                event_interval(e, now),
+                from,
+                e.message.as_deref().unwrap_or("").trim_end()
+            );
+        }
+    }
+}
+
 /// Renders `describe pod` for a pod, its events and its last probe results at `now`.
 pub fn describe_pod_with_probes(
     pod: &Pod,
@@ -429,7 +491,7 @@ pub fn describe_pod_with_probes(
 }
 
 /// An event's AGE cell: `5s`, or `5s (x3 over 1m)` for a repeated one.
-fn event_interval(e: &Event, now: Timestamp) -> String {
+pub(super) fn event_interval(e: &Event, now: Timestamp) -> String {
     let last = event_age(e, now);
     match (e.count, &e.first_timestamp) {
         (Some(n), Some(first)) if n > 1 => {
@@ -565,56 +627,8 @@ pub fn describe_pod(pod: &Pod, events: &[Event], now: Timestamp) -> String {
         spec.node_selector.as_ref(),
         "=",
     );
-    let tolerations: Vec<String> = (spec.tolerations.iter().flatten())
-        .map(|t| {
-            let mut s = t.key.clone().unwrap_or_default();
-            if let Some(v) = t.value.as_deref().filter(|v| !v.is_empty()) {
-                s.push('=');
-                s.push_str(v);
-            }
-            if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-                s.push(':');
-                s.push_str(e);
-            }
-            if t.operator.as_deref() == Some("Exists") && t.value.is_none() {
-                s.push_str(" op=Exists");
-            }
-            if let Some(secs) = t.toleration_seconds {
-                s.push_str(&format!(" for {secs}s"));
-            }
-            s
-        })
-        .collect();
-    if tolerations.is_empty() {
-        let _ = writeln!(out, "Tolerations:\t<none>");
-    }
-    for (i, t) in tolerations.iter().enumerate() {
-        let label = if i == 0 { "Tolerations:" } else { "" };
-        let _ = writeln!(out, "{label}\t{t}");
-    }
-    if events.is_empty() {
-        let _ = writeln!(out, "Events:\t<none>");
-    } else {
-        let _ = writeln!(
-            out,
-            "Events:\n  Type\tReason\tAge\tFrom\tMessage\n  ----\t------\t----\t----\t-------"
-        );
-        for e in events {
-            let from = (e.source.as_ref())
-                .and_then(|s| s.component.clone())
-                .or_else(|| e.reporting_component.clone())
-                .unwrap_or_else(|| "kubelet".into());
-            let _ = writeln!(
-                out,
-                "  {}\t{}\t{}\t{}\t{}",
-                e.type_.as_deref().unwrap_or(""),
-                e.reason.as_deref().unwrap_or(""),
-                event_interval(e, now),
-                from,
-                e.message.as_deref().unwrap_or("").trim_end()
-            );
-        }
-    }
+    tolerations_lines(&mut out, "", spec.tolerations.as_deref());
+    events_lines(&mut out, events, now);
     align(&out)
 }
 

@@ -14,6 +14,7 @@
 
 pub mod cp;
 pub mod describe;
+pub mod describe_apps;
 pub mod docs;
 pub mod portforward;
 pub mod secure;
@@ -250,11 +251,13 @@ fn resource(name: &str) -> Result<Resource> {
         })
 }
 
-fn check_resource(name: &str) -> Result<()> {
-    match resource(name)? {
-        r if r.plural == "pods" => Ok(()),
+/// The plural of a resource `describe` knows.
+fn check_resource(name: &str) -> Result<&'static str> {
+    match resource(name)?.plural {
+        p @ ("pods" | "deployments" | "replicasets" | "daemonsets") => Ok(p),
         _ => Err(CtlError(format!(
-            "error: rkubelet describes pods only, not {name:?} (use kubectl describe)"
+            "error: rkubelet describes pods, deployments, replicasets and daemonsets, not \
+             {name:?} (use kubectl describe)"
         ))),
     }
 }
@@ -596,8 +599,14 @@ async fn watch(
 
 /// `rkubelet describe pod NAME`.
 pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
-    check_resource(&args.resource)?;
+    let plural = check_resource(&args.resource)?;
     let client = Client::new(&args.client)?;
+    if plural != "pods" {
+        let text = describe_workload(&client, plural, namespace(&args.client), &args.name).await?;
+        return out
+            .write_all(text.as_bytes())
+            .map_err(|e| CtlError(format!("cannot write output: {e}")));
+    }
     let pod = client.find(namespace(&args.client), &args.name).await?;
     let ns = namespace_of(&pod).to_string();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -617,6 +626,55 @@ pub async fn describe(args: &DescribeArgs, out: &mut dyn Write) -> Result<()> {
     let text = describe::describe_pod_with_probes(&pod, &events, &probes, Timestamp::now());
     out.write_all(text.as_bytes())
         .map_err(|e| CtlError(format!("cannot write output: {e}")))
+}
+
+/// `describe deployment|replicaset|daemonset NAME`: the object, what it
+/// owns (ReplicaSets or pods) and its events, printed as kubectl does.
+async fn describe_workload(client: &Client, plural: &str, ns: &str, name: &str) -> Result<String> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+    let path = format!("/apis/apps/v1/namespaces/{ns}/{plural}/{name}");
+    let events: List<Event> = client
+        .json(&format!("/api/v1/namespaces/{ns}/events"))
+        .await?;
+    let kind = match plural {
+        "deployments" => "Deployment",
+        "replicasets" => "ReplicaSet",
+        _ => "DaemonSet",
+    };
+    let events: Vec<Event> = (events.items.into_iter())
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some(kind)
+                && e.involved_object.name.as_deref() == Some(name)
+        })
+        .collect();
+    let owned_by = |md: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        (md.owner_references.iter().flatten()).any(|o| o.kind == kind && o.name == name)
+    };
+    let now = Timestamp::now();
+    Ok(match plural {
+        "deployments" => {
+            let d: Deployment = client.json(&path).await?;
+            let rss: List<ReplicaSet> = client
+                .json(&format!("/apis/apps/v1/namespaces/{ns}/replicasets"))
+                .await?;
+            let rss: Vec<ReplicaSet> = (rss.items.into_iter())
+                .filter(|rs| owned_by(&rs.metadata))
+                .collect();
+            describe_apps::describe_deployment(&d, &rss, &events, now)
+        }
+        _ => {
+            let pods: Vec<Pod> = (client.pods(Some(ns)).await?.into_iter())
+                .filter(|p| owned_by(&p.metadata))
+                .collect();
+            if plural == "replicasets" {
+                let rs: ReplicaSet = client.json(&path).await?;
+                describe_apps::describe_replica_set(&rs, &pods, &events, now)
+            } else {
+                let ds: DaemonSet = client.json(&path).await?;
+                describe_apps::describe_daemon_set(&ds, &pods, &events, now)
+            }
+        }
+    })
 }
 
 /// Percent-encodes a query value (RFC 3339 times carry `+` and `:`).
