@@ -217,6 +217,14 @@ impl Recorder {
 
     fn to_event(&self, e: &Entry) -> Event {
         let inv = &e.involved;
+        // Workload events come from the controller that would write them on
+        // a cluster (kubectl describe's `From` column).
+        let (api_version, component) = match inv.kind.as_str() {
+            "Deployment" => ("apps/v1", "deployment-controller"),
+            "ReplicaSet" => ("apps/v1", "replicaset-controller"),
+            "DaemonSet" => ("apps/v1", "daemonset-controller"),
+            _ => ("v1", "kubelet"),
+        };
         Event {
             metadata: ObjectMeta {
                 name: Some(format!("{}.{:016x}", inv.name, e.id)),
@@ -228,7 +236,7 @@ impl Recorder {
                 ..Default::default()
             },
             involved_object: ObjectReference {
-                api_version: Some("v1".into()),
+                api_version: Some(api_version.into()),
                 kind: Some(inv.kind.clone()),
                 name: Some(inv.name.clone()),
                 namespace: (!inv.namespace.is_empty()).then(|| inv.namespace.clone()),
@@ -243,10 +251,10 @@ impl Recorder {
             first_timestamp: Some(Time(e.first)),
             last_timestamp: Some(Time(e.last)),
             source: Some(EventSource {
-                component: Some("kubelet".into()),
+                component: Some(component.into()),
                 host: Some(self.node.clone()),
             }),
-            reporting_component: Some("kubelet".into()),
+            reporting_component: Some(component.into()),
             reporting_instance: Some(self.node.clone()),
             ..Default::default()
         }
@@ -333,6 +341,32 @@ mod tests {
             );
         }
         assert_eq!(r.list(None).len(), MAX_EVENTS);
+    }
+
+    #[test]
+    fn workload_events_come_from_their_controller() {
+        let r = Recorder::new("n");
+        let d = Involved {
+            kind: "Deployment".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "d1".into(),
+            field_path: None,
+        };
+        r.normal(
+            &d,
+            "ScalingReplicaSet",
+            "Scaled up replica set web-abc to 1",
+        );
+        r.normal(&pod(), "Pulled", "a");
+        let events = r.list(None);
+        let from = |e: &Event| e.source.as_ref().and_then(|s| s.component.clone());
+        assert_eq!(from(&events[0]).as_deref(), Some("deployment-controller"));
+        assert_eq!(
+            events[0].involved_object.api_version.as_deref(),
+            Some("apps/v1")
+        );
+        assert_eq!(from(&events[1]).as_deref(), Some("kubelet"));
     }
 
     #[test]
