@@ -203,6 +203,7 @@ mod tests {
             uid: uid.into(),
             source: "file:/p.yaml".into(),
             grace_period_seconds: 30,
+            workload_generation: None,
         };
         SandboxConfig {
             name: format!("k8s_POD_p_default_{uid}_0"),

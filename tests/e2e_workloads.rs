@@ -387,6 +387,15 @@ fn a_deployment_runs_scales_rolls_out_and_is_adopted_after_kill_9() {
     };
     let before = of_pods(&d);
     assert_eq!(before.len(), 6, "3 pods of 2 containers");
+    let generations = |d: &Daemon| {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        (
+            dep["metadata"]["generation"].as_i64(),
+            dep["status"]["observedGeneration"].as_i64(),
+        )
+    };
+    // Five specs: 3, 5, 1 and 3 replicas, then the new template.
+    assert_eq!(generations(&d), (Some(5), Some(5)));
     d.kill9();
     d.spawn();
     wait_until("3 ready after restart", SECS30, || {
@@ -396,6 +405,11 @@ fn a_deployment_runs_scales_rolls_out_and_is_adopted_after_kill_9() {
     let after_uids: Vec<String> = web_pods(&d).into_iter().map(|p| p.1).collect();
     assert_eq!(after_uids, uids, "the same pods");
     assert_eq!(of_pods(&d), before, "adopted, not recreated");
+    assert_eq!(
+        generations(&d),
+        (Some(5), Some(5)),
+        "the generation is derived from the pods' Docker labels"
+    );
     let log = d.last_log();
     assert!(
         !log.contains("creating pod sandbox"),

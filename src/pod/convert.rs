@@ -90,6 +90,9 @@ pub fn pod_ref(pod: &Pod, source_key: &str) -> PodRef {
             .as_ref()
             .and_then(|s| s.termination_grace_period_seconds)
             .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS),
+        workload_generation: (meta.annotations.as_ref())
+            .and_then(|a| a.get(crate::workload::pods::GENERATION_ANNOTATION))
+            .cloned(),
     }
 }
 

@@ -74,6 +74,7 @@ pub fn pod_ref() -> PodRef {
         uid: "uid1".into(),
         source: "file:/x.yaml".into(),
         grace_period_seconds: 30,
+        workload_generation: None,
     }
 }
 

@@ -26,6 +26,11 @@ pub const SOURCE: &str = "io.rkubelet.source";
 /// adopts, relists and cleans up containers of its own node, so several
 /// instances (or tests) can share one Docker daemon.
 pub const NODE: &str = "io.rkubelet.node";
+/// On a workload's pods: the workload's `metadata.generation` when the pod
+/// was made, a fingerprint of its spec then, and its `Kind/namespace/name`
+/// (the pod annotation [`crate::workload::pods::GENERATION_ANNOTATION`]), so
+/// a restarted rkubelet counts generations on from there.
+pub const WORKLOAD_GENERATION: &str = "io.rkubelet.workload-generation";
 /// Sandbox attempt number (how many sandboxes this pod had before).
 pub const ATTEMPT: &str = "io.rkubelet.attempt";
 
@@ -60,11 +65,13 @@ pub struct PodRef {
     /// `file:<path>` or `url:<url>`.
     pub source: String,
     pub grace_period_seconds: i64,
+    /// [`WORKLOAD_GENERATION`], on a workload's pods.
+    pub workload_generation: Option<String>,
 }
 
 impl PodRef {
     fn base_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (MANAGED.to_string(), "true".to_string()),
             (POD_NAME.to_string(), self.name.clone()),
             (POD_NAMESPACE.to_string(), self.namespace.clone()),
@@ -74,7 +81,11 @@ impl PodRef {
                 GRACE_PERIOD.to_string(),
                 self.grace_period_seconds.to_string(),
             ),
-        ])
+        ]);
+        if let Some(g) = &self.workload_generation {
+            labels.insert(WORKLOAD_GENERATION.to_string(), g.clone());
+        }
+        labels
     }
 
     /// Labels of the pod's sandbox.
@@ -138,6 +149,7 @@ impl ContainerMeta {
                 uid: get(POD_UID)?,
                 source: get(SOURCE).unwrap_or_default(),
                 grace_period_seconds: get(GRACE_PERIOD).and_then(|g| g.parse().ok()).unwrap_or(30),
+                workload_generation: get(WORKLOAD_GENERATION),
             },
             container_name: get(CONTAINER_NAME)?,
             is_sandbox,
@@ -159,7 +171,18 @@ mod tests {
             uid: "0123456789abcdef0123456789abcdef".into(),
             source: "file:/etc/kubelet.d/web.yaml".into(),
             grace_period_seconds: 5,
+            workload_generation: None,
         }
+    }
+
+    #[test]
+    fn a_workload_pods_generation_stamp_round_trips_through_the_labels() {
+        let mut p = pod();
+        let labels = p.sandbox_labels(0);
+        assert!(!labels.contains_key(WORKLOAD_GENERATION));
+        p.workload_generation = Some("2 0011223344556677 Deployment/default/web".into());
+        let labels = p.container_labels("c", "h", 0, "sb");
+        assert_eq!(ContainerMeta::from_labels(&labels).expect("meta").pod, p);
     }
 
     #[test]

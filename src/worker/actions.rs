@@ -634,6 +634,7 @@ mod tests {
             uid: "u".into(),
             source: String::new(),
             grace_period_seconds: 1,
+            workload_generation: None,
         }
         .sandbox_labels(0);
         let id = fake

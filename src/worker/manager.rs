@@ -324,6 +324,7 @@ impl Manager {
                         (
                             format!("{}/{}", m.pod.namespace, m.pod.name),
                             m.pod.uid.clone(),
+                            m.pod.workload_generation.clone(),
                         )
                     });
                 self.controllers.seed(found.collect::<Vec<_>>());

@@ -129,6 +129,9 @@ pub struct Controllers {
     /// The generations of the previous pass (objects not served again are
     /// forgotten).
     last_generations: BTreeMap<String, (String, i64)>,
+    /// Generations read back from the Docker labels of the pods found at
+    /// start ([`crate::workload::pods::GENERATION_ANNOTATION`]): the highest per workload key.
+    restored: BTreeMap<String, (String, i64)>,
     /// Events of the last run, for the manager to record.
     events: Vec<(Involved, &'static str, String)>,
     /// The objects with status, as of the last run.
@@ -149,6 +152,7 @@ impl Controllers {
             progress: BTreeMap::new(),
             generations: BTreeMap::new(),
             last_generations: BTreeMap::new(),
+            restored: BTreeMap::new(),
             events: Vec::new(),
             deployments: Vec::new(),
             replica_sets: Vec::new(),
@@ -186,12 +190,19 @@ impl Controllers {
     /// `kubectl rollout status` started after rkubelet read an edit sees
     /// the new generation observed together with the new rollout's counts.
     ///
-    /// Kept in memory only. After a restart the count is recomputed from
-    /// what rkubelet can see: the objects start again at generation 1, as
-    /// after a re-creation (no client depends on the numbers across a
-    /// restart; what matters, `observedGeneration == generation` once the
-    /// spec is acted on, holds from the first pass). Entries of objects no
-    /// longer served are dropped (see [`Controllers::expand`]).
+    /// Counted in memory while rkubelet runs. Across a restart it is
+    /// derived from Docker: every pod a workload makes carries the
+    /// workload's generation and spec fingerprint of that moment (the
+    /// annotation [`crate::workload::pods::GENERATION_ANNOTATION`], written into the Docker label
+    /// `io.rkubelet.workload-generation`); at start the highest one per
+    /// workload is read back ([`Controllers::seed`]) and the count goes on
+    /// from it: the same number when the spec is still the one stamped,
+    /// one more when the manifest changed meanwhile. A spec change that
+    /// made no pod (a scale-down, `paused`) leaves no stamp, so the number
+    /// after a restart can be lower than before it, never below the last
+    /// rollout's; `observedGeneration == generation` holds throughout. The
+    /// ReplicaSets a Deployment makes start at 1 again. Entries of objects
+    /// no longer served are dropped (see [`Controllers::expand`]).
     fn generation(&mut self, key: String, spec: String) -> i64 {
         let previous = self
             .generations
@@ -200,7 +211,12 @@ impl Controllers {
         let generation = match previous {
             Some((s, g)) if *s == spec => *g,
             Some((_, g)) => g + 1,
-            None => 1,
+            None => match self.restored.remove(&key) {
+                // First seen after a restart: on from what its pods carry.
+                Some((print, g)) if print == fingerprint(&spec) => g,
+                Some((_, g)) => g + 1,
+                None => 1,
+            },
         };
         self.generations.insert(key, (spec, generation));
         generation
@@ -260,8 +276,37 @@ impl Controllers {
 
     /// Remembers the pods running at start (`namespace/name`, UID), to adopt
     /// those a controller would make again.
-    pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String)>) {
-        self.found.extend(found);
+    /// `found`: `namespace/name`, UID and the pod's generation stamp (the
+    /// Docker label [`crate::runtime::labels::WORKLOAD_GENERATION`]).
+    pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String, Option<String>)>) {
+        for (full, uid, stamp) in found {
+            self.found.insert(full, uid);
+            let Some((generation, fingerprint, key)) = stamp.as_deref().and_then(parse_stamp)
+            else {
+                continue;
+            };
+            let best = self.restored.get(key).map_or(0, |(_, g)| *g);
+            if generation > best {
+                self.restored
+                    .insert(key.to_string(), (fingerprint.to_string(), generation));
+            }
+        }
+    }
+
+    /// The generation stamp of the workload `kind` `namespace/name` whose
+    /// spec is `spec` (see [`crate::workload::pods::GENERATION_ANNOTATION`]).
+    fn stamp(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        spec: &impl serde::Serialize,
+    ) -> String {
+        let key = format!("{kind}/{namespace}/{name}");
+        let spec = serde_json::to_string(spec).unwrap_or_default();
+        let print = fingerprint(&spec);
+        let generation = self.generation(key.clone(), spec);
+        format!("{generation} {print} {key}")
     }
 
     /// Runs the controllers of `desired`'s workloads and adds their pods to
@@ -380,6 +425,7 @@ impl Controllers {
             min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
         };
         let node = self.node.clone();
+        let stamp = self.stamp("Deployment", namespace, name, &d.spec);
         let make = |hash: &str, pod_name: &str| {
             let rs = format!("{name}-{hash}");
             let owner = Owner {
@@ -397,6 +443,7 @@ impl Controllers {
                     node: &node,
                     origin: &sw.origin,
                     seen: now,
+                    generation: &stamp,
                 },
             );
             SourcePod {
@@ -563,6 +610,7 @@ impl Controllers {
         };
         let namespace = r.metadata.namespace.as_deref().unwrap_or("default");
         let node = self.node.clone();
+        let stamp = self.stamp("ReplicaSet", namespace, name, &r.spec);
         let owner = Owner {
             kind: "ReplicaSet".into(),
             uid: derived_uid(&["ReplicaSet", namespace, name], &node, &sw.origin),
@@ -579,6 +627,7 @@ impl Controllers {
                     node: &node,
                     origin: &sw.origin,
                     seen: now,
+                    generation: &stamp,
                 },
             )),
             origin: sw.origin.clone(),
@@ -635,6 +684,7 @@ impl Controllers {
         let namespace = ds_object.metadata.namespace.as_deref().unwrap_or("default");
         let hash = template_hash(&spec.template);
         let node = self.node.clone();
+        let stamp = self.stamp("DaemonSet", namespace, name, &ds_object.spec);
         let owner = Owner {
             kind: "DaemonSet".into(),
             uid: derived_uid(&["DaemonSet", namespace, name], &node, &sw.origin),
@@ -657,6 +707,7 @@ impl Controllers {
                     node: &node,
                     origin: &sw.origin,
                     seen: now,
+                    generation: &stamp,
                 },
             )),
             origin: sw.origin.clone(),
@@ -777,6 +828,20 @@ fn view(uid: &str, m: &Made, store: &PodStore) -> PodView {
     }
 }
 
+/// A spec's fingerprint in a generation stamp: 16 hex digits of its
+/// SHA-256.
+fn fingerprint(spec: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(spec.as_bytes())[..8])
+}
+
+/// `(generation, fingerprint, key)` of a generation stamp.
+fn parse_stamp(stamp: &str) -> Option<(i64, &str, &str)> {
+    let mut parts = stamp.splitn(3, ' ');
+    let generation = parts.next()?.parse().ok()?;
+    Some((generation, parts.next()?, parts.next()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,5 +863,74 @@ mod tests {
         c.last_generations = std::mem::take(&mut c.generations);
         c.last_generations = std::mem::take(&mut c.generations);
         assert_eq!(c.generation(key(), "{replicas:1}".into()), 1);
+    }
+
+    #[test]
+    fn after_a_restart_the_generation_goes_on_from_the_stamps_on_the_pods() {
+        let spec = "{replicas:3}".to_string();
+        let mut before = Controllers::new("n1");
+        assert_eq!(
+            before.generation("Deployment/default/web".into(), "{replicas:1}".into()),
+            1
+        );
+        before.last_generations = std::mem::take(&mut before.generations);
+        let stamp = before.stamp(
+            "Deployment",
+            "default",
+            "web",
+            &serde_json::json!({"replicas": 3}),
+        );
+        assert!(
+            stamp.starts_with("2 ") && stamp.ends_with(" Deployment/default/web"),
+            "{stamp}"
+        );
+        let (_, print, _) = parse_stamp(&stamp).expect("stamp");
+        assert_eq!(
+            print,
+            fingerprint(&serde_json::json!({"replicas": 3}).to_string())
+        );
+        // A restarted rkubelet finds pods stamped 1 and 2.
+        let seeded = |c: &mut Controllers| {
+            c.seed([
+                (
+                    "default/web-a-1".to_string(),
+                    "u1".to_string(),
+                    Some(format!(
+                        "1 {} Deployment/default/web",
+                        fingerprint("{replicas:1}")
+                    )),
+                ),
+                (
+                    "default/web-a-2".to_string(),
+                    "u2".to_string(),
+                    Some(stamp.clone()),
+                ),
+                ("default/other".to_string(), "u3".to_string(), None),
+                (
+                    "default/junk".to_string(),
+                    "u4".to_string(),
+                    Some("x y".into()),
+                ),
+            ]);
+        };
+        let mut after = Controllers::new("n1");
+        seeded(&mut after);
+        let same = serde_json::json!({"replicas": 3}).to_string();
+        assert_eq!(
+            after.generation("Deployment/default/web".into(), same),
+            2,
+            "unchanged spec"
+        );
+        let mut edited = Controllers::new("n1");
+        seeded(&mut edited);
+        assert_eq!(
+            edited.generation("Deployment/default/web".into(), spec),
+            3,
+            "edited while down"
+        );
+        assert_eq!(
+            edited.generation("DaemonSet/default/web".into(), "{}".into()),
+            1
+        );
     }
 }

@@ -42,7 +42,14 @@ pub struct Site<'a> {
     pub origin: &'a Origin,
     /// First seen (`kubernetes.io/config.seen`).
     pub seen: Timestamp,
+    /// The workload's generation stamp ([`GENERATION_ANNOTATION`]).
+    pub generation: &'a str,
 }
+
+/// The annotation on a workload's pods (and, through it, the Docker label
+/// `io.rkubelet.workload-generation`): `<generation> <spec fingerprint>
+/// <Kind/namespace/name>` of the workload when the pod was made.
+pub const GENERATION_ANNOTATION: &str = "rkubelet.io/workload-generation";
 
 /// The pod `name` in `namespace` from `template`, labelled with
 /// `extra_labels`, owned by `owner`, made at `site`.
@@ -54,7 +61,12 @@ pub fn pod_for(
     owner: &Owner,
     site: Site<'_>,
 ) -> Pod {
-    let Site { node, origin, seen } = site;
+    let Site {
+        node,
+        origin,
+        seen,
+        generation,
+    } = site;
     let template_json = serde_json::to_string(template).unwrap_or_default();
     let uid = derived_uid(&[namespace, name, &template_json], node, origin);
     let t = template.metadata.clone().unwrap_or_default();
@@ -66,6 +78,9 @@ pub fn pod_for(
     annotations.insert(CONFIG_HASH.into(), uid.clone());
     annotations.insert(CONFIG_SOURCE.into(), origin.kind.annotation().into());
     annotations.insert(CONFIG_SEEN.into(), format!("{seen:.9}"));
+    if !generation.is_empty() {
+        annotations.insert(GENERATION_ANNOTATION.into(), generation.into());
+    }
     let mut spec = template.spec.clone().unwrap_or_default();
     spec.node_name = Some(node.to_string());
     let mut pod = Pod {
@@ -120,6 +135,7 @@ mod tests {
                     node: "node1",
                     origin: &origin,
                     seen,
+                    generation: "",
                 },
             )
         };

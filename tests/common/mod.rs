@@ -385,6 +385,7 @@ impl TestPod {
                 uid: uid.clone(),
                 source: "file:/test/manifest.yaml".to_string(),
                 grace_period_seconds: 30,
+                workload_generation: None,
             },
             _cleanup: Cleanup::pod(&uid),
         }
