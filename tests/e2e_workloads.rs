@@ -784,7 +784,12 @@ spec:
         ),
     );
     let condition = wait_until("Progressing=False", SECS30, || {
-        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/stuck");
+        // Not served (404) until rkubelet has read the file.
+        let dep: serde_json::Value = serde_json::from_str(
+            &d.get("/apis/apps/v1/namespaces/default/deployments/stuck")
+                .ok()?,
+        )
+        .ok()?;
         (dep["status"]["conditions"].as_array()?.iter())
             .find(|c| c["type"] == "Progressing" && c["status"] == "False")
             .cloned()
