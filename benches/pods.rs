@@ -31,9 +31,17 @@
 //! `target/bench/pods.json`. `-- --smoke` (also what `cargo test
 //! --all-targets` runs, with the debug binary) is a one-minute check that
 //! the benchmark still works: few repetitions, tiny bursts, 2 s footprint
-//! windows, no probe footprint (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window).
+//! windows, no probe footprint (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window;
+//! the workloads scenario with 2 replicas).
 //! `-- --only=watch,bursts` runs only the named scenarios (`start`, `crash`,
-//! `bursts`, `probes`, `watch`) and writes `pods-only-<names>.json`.
+//! `bursts`, `probes`, `watch`, `workloads`) and writes `pods-only-<names>.json`.
+//!
+//! `workloads`: a 50-replica Deployment written → all its containers
+//! started, against 50 static pods written at once in the same run (≤ 1.10×);
+//! a rolling update of 10 replicas (`maxSurge: 2, maxUnavailable: 0`, no
+//! readiness probe) per step, against the same steps (2 pods created and
+//! started) done one after the other on raw Docker; the difference is the
+//! overhead per step (≤ 30 ms).
 //!
 //! Every container it creates carries either its rkubelet's node label or
 //! `io.rkubelet.bench=<run>`, and only those are removed — on success, on a
@@ -92,12 +100,16 @@ struct Settings {
     watchers: usize,
     watch_changes: usize,
     watch_window: Duration,
+    /// Workloads scenario: Deployment replicas against as many static pods;
+    /// replicas of the rolling update (`maxSurge: 2, maxUnavailable: 0`).
+    deployment_replicas: usize,
+    rollout_replicas: usize,
     /// The scenarios to run (`--only=`); all when `None`.
     only: Option<BTreeSet<String>>,
 }
 
 /// The scenarios, in the order they run (`--only=` names).
-const SCENARIOS: [&str; 5] = ["start", "crash", "bursts", "probes", "watch"];
+const SCENARIOS: [&str; 6] = ["start", "crash", "bursts", "probes", "watch", "workloads"];
 
 impl Settings {
     fn full() -> Self {
@@ -114,6 +126,8 @@ impl Settings {
             watchers: 20,
             watch_changes: 20,
             watch_window: Duration::from_secs(30),
+            deployment_replicas: 50,
+            rollout_replicas: 10,
             only: None,
         }
     }
@@ -131,6 +145,8 @@ impl Settings {
             watchers: 2,
             watch_changes: 2,
             watch_window: Duration::from_secs(2),
+            deployment_replicas: 2,
+            rollout_replicas: 2,
             only: None,
         }
     }
@@ -581,6 +597,22 @@ fn manifest(name: &str, apps: &[&str], script: &str, probe: bool) -> String {
         }
     }
     y
+}
+
+/// A Deployment of `replicas` pods (pause + 1 app), `maxSurge: 2,
+/// maxUnavailable: 0`; `version` goes into the template (an env var), so a
+/// new version is a rollout.
+fn deployment(name: &str, replicas: usize, version: &str) -> String {
+    let command = serde_json::to_string(&["sh", "-c", SLEEPER]).expect("json");
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  \
+         replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  strategy:\n    \
+         type: RollingUpdate\n    rollingUpdate: {{maxSurge: 2, maxUnavailable: 0}}\n  \
+         template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      \
+         terminationGracePeriodSeconds: 2\n      containers:\n      - name: a\n        \
+         image: {IMAGE}\n        env: [{{name: VERSION, value: \"{version}\"}}]\n        \
+         command: {command}\n"
+    )
 }
 
 // ------------------------------------------------------------------ raw Docker
@@ -1475,6 +1507,135 @@ impl Ctx {
         measured
     }
 
+    /// Waits until `n` distinct containers of pods named `<prefix>-…` have
+    /// started since `from`; the time of the last one.
+    async fn wait_started_by_prefix(&self, from: usize, prefix: &str, n: usize) -> i64 {
+        let prefix = format!("{prefix}-");
+        let what = format!("start of {n} containers of {prefix}* pods");
+        (self.events)
+            .wait(from, Duration::from_secs(600), &what, |evs| {
+                let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+                for e in evs
+                    .iter()
+                    .filter(|e| e.action == "start" && e.pod.starts_with(&prefix))
+                {
+                    seen.entry(&e.id).or_insert(e.t);
+                }
+                (seen.len() >= n).then(|| seen.values().copied().max().unwrap_or(0))
+            })
+            .await
+    }
+
+    /// Workloads: an N-replica Deployment written → all started, against
+    /// N static pods written at once; then a rolling update of M replicas
+    /// with `maxSurge: 2, maxUnavailable: 0` (pods Ready once running: no
+    /// readiness probe, so no readiness period) against its sequential
+    /// steps done on raw Docker (2 pods created and started per step).
+    async fn workloads(&mut self) {
+        println!("workloads");
+        let n = self.settings.deployment_replicas;
+        // N static pods (pause + 1 app each), all written at once.
+        let names: Vec<String> = (0..n).map(|_| self.name("wst")).collect();
+        let pods: BTreeSet<String> = names.iter().map(|p| self.daemon.pod_name(p)).collect();
+        let from = self.events.cursor();
+        let manifests: Vec<(String, String)> = (names.iter())
+            .map(|p| (p.clone(), manifest(p, &["a"], SLEEPER, false)))
+            .collect();
+        let t0 = self.daemon.put(&manifests);
+        let (ids, started) = (self.events)
+            .wait_containers(from, &pods, "start", 2 * n, Duration::from_secs(600))
+            .await;
+        let static_ns = started - t0;
+        let from = self.events.cursor();
+        self.daemon.delete(&names);
+        (self.events)
+            .wait_ids(from, &ids, "destroy", Duration::from_secs(600))
+            .await;
+        // The same as one Deployment.
+        let web = self.name("wdep");
+        let from = self.events.cursor();
+        let t0 = self.daemon.put(&[(web.clone(), deployment(&web, n, "1"))]);
+        let started = self.wait_started_by_prefix(from, &web, 2 * n).await;
+        self.report.row(
+            format!(
+                "workloads: {n}-replica Deployment written → all started (raw: {n} static pods)"
+            ),
+            Some(ms(started - t0)),
+            Some(ms(static_ns)),
+            "ms",
+            Target::Ratio(1.10),
+        );
+        let from = self.events.cursor();
+        self.daemon.delete(std::slice::from_ref(&web));
+        (self.events)
+            .wait(
+                from,
+                Duration::from_secs(600),
+                "Deployment pods gone",
+                |evs| {
+                    let gone = (evs.iter())
+                        .filter(|e| e.action == "destroy" && e.pod.starts_with(&format!("{web}-")))
+                        .count();
+                    (gone >= 2 * n).then_some(())
+                },
+            )
+            .await;
+
+        // A rolling update of M replicas, maxSurge 2, maxUnavailable 0.
+        let m = self.settings.rollout_replicas;
+        let steps = m.div_ceil(2);
+        let roll = self.name("wroll");
+        let from = self.events.cursor();
+        self.daemon
+            .put(&[(roll.clone(), deployment(&roll, m, "1"))]);
+        self.wait_started_by_prefix(from, &roll, 2 * m).await;
+        let from = self.events.cursor();
+        let t0 = self
+            .daemon
+            .put(&[(roll.clone(), deployment(&roll, m, "2"))]);
+        let done = self.wait_started_by_prefix(from, &roll, 2 * m).await;
+        let per_step = ms(done - t0) / steps as f64;
+        // Raw Docker: the same steps one after the other (2 pods each).
+        let mut raw_total = 0i64;
+        for _ in 0..steps {
+            let names: Vec<String> = (0..2.min(m)).map(|_| self.name("wraw")).collect();
+            let from = self.events.cursor();
+            let t = now_nanos();
+            let raw_pods = self.raw.start_pods(&names, 2, SLEEPER).await;
+            let ids: Vec<String> = raw_pods.iter().flat_map(|p| p.all()).collect();
+            let started = (self.events)
+                .wait_ids(from, &ids, "start", Duration::from_secs(120))
+                .await;
+            raw_total += started - t;
+            self.raw.stop_remove_pods(&raw_pods, 2).await;
+        }
+        let raw_step = ms(raw_total) / steps as f64;
+        self.report.row(
+            format!("workloads: rolling update of {m} (maxSurge 2, maxUnavailable 0), per step"),
+            Some(per_step),
+            Some(raw_step),
+            "ms",
+            Target::None,
+        );
+        self.report.row(
+            "workloads: rollout overhead per step above raw Docker",
+            Some(per_step - raw_step),
+            None,
+            "ms",
+            Target::AtMost(30.0),
+        );
+        let from = self.events.cursor();
+        self.daemon.delete(std::slice::from_ref(&roll));
+        (self.events)
+            .wait(from, Duration::from_secs(600), "rollout pods gone", |evs| {
+                let gone = (evs.iter())
+                    .filter(|e| e.action == "destroy" && e.pod.starts_with(&format!("{roll}-")))
+                    .count();
+                (gone >= 2 * m).then_some(())
+            })
+            .await;
+    }
+
     async fn probes(&mut self) {
         let (n, Some(window)) = (self.settings.probe_pods, self.settings.footprint) else {
             return;
@@ -1763,6 +1924,9 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
     }
     if settings.runs("watch") {
         ctx.watches().await;
+    }
+    if settings.runs("workloads") {
+        ctx.workloads().await;
     }
     assert!(ctx.daemon.alive(), "rkubelet died; see {}", log.display());
     let (_, rss_now, hwm) = ctx.daemon.usage();
