@@ -405,4 +405,24 @@ mod tests {
         let e = config(&["--hostname-override", "n", "--node-labels", "bad"]).expect_err("bad");
         assert!(e.to_string().contains("--node-labels"), "{e}");
     }
+    #[test]
+    fn register_with_taints_gives_the_node_its_taints() {
+        let c = config(&[
+            "--hostname-override",
+            "n",
+            "--register-with-taints",
+            "dedicated=edge:NoSchedule,gpu:NoExecute",
+        ])
+        .expect("valid");
+        let taints: Vec<String> = c.node().taints.iter().map(|t| t.to_string()).collect();
+        assert_eq!(taints, ["dedicated=edge:NoSchedule", "gpu:NoExecute"]);
+        assert!(config(&["--hostname-override", "n"])
+            .expect("valid")
+            .node()
+            .taints
+            .is_empty());
+        let e = config(&["--hostname-override", "n", "--register-with-taints", "x=y"])
+            .expect_err("no effect");
+        assert!(e.to_string().contains("--register-with-taints"), "{e}");
+    }
 }
