@@ -250,17 +250,17 @@ fn main() {
         || TcpStream::connect(("127.0.0.1", local)).ok(),
     );
     let bytes = (mib * 1024 * 1024) as f64;
-    let best = |addr: &str| {
-        (0..3)
-            .map(|_| {
-                let (n, secs) = fetch(addr);
-                assert!(n as f64 >= bytes, "{addr}: only {n} bytes");
-                bytes / secs / 1e6
-            })
-            .fold(0.0, f64::max)
+    let rate = |addr: &str| {
+        let (n, secs) = fetch(addr);
+        assert!(n as f64 >= bytes, "{addr}: only {n} bytes");
+        bytes / secs / 1e6
     };
-    let forwarded = best(&format!("127.0.0.1:{local}"));
-    let direct = best(&format!("{ip}:80"));
+    // Interleaved, best of 5 each: the machine's load moves both alike.
+    let (mut forwarded, mut direct) = (0.0f64, 0.0f64);
+    for _ in 0..5 {
+        forwarded = forwarded.max(rate(&format!("127.0.0.1:{local}")));
+        direct = direct.max(rate(&format!("{ip}:80")));
+    }
     let _ = pf.kill();
     let _ = pf.wait();
 
@@ -281,7 +281,7 @@ fn main() {
         (upgrade + tls) / direct_exec
     );
     println!(
-        "| {mib} MiB GET, best of 3 | kubectl port-forward {forwarded:.0} MB/s | pod IP {direct:.0} MB/s | {:.2}x | >= 0.8x |",
+        "| {mib} MiB GET, best of 5, interleaved | kubectl port-forward {forwarded:.0} MB/s | pod IP {direct:.0} MB/s | {:.2}x | >= 0.8x |",
         forwarded / direct
     );
     let json = serde_json::json!({

@@ -31,8 +31,8 @@ use super::{find_pod, status_error, ApiState};
 pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The most data in one DATA frame rkubelet sends (one read from the pod).
 const CHUNK: usize = 128 * 1024;
-/// Frames already queued are written together, then flushed once, up to
-/// this many bytes.
+/// Frames already queued are sent together in one WebSocket message of up
+/// to about this many bytes.
 const BATCH: usize = 512 * 1024;
 
 /// The route.
@@ -110,21 +110,15 @@ async fn session(ws: WebSocket, ip: IpAddr) {
     let (mut sink, mut source) = ws.split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
-        // Feed what is queued (one WebSocket message per SPDY frame), then
-        // flush once: fewer TLS records and syscalls than a flush per frame.
-        'write: while let Some(frame) = out_rx.recv().await {
-            let mut batched = frame.len();
-            if sink.feed(Message::Binary(frame.into())).await.is_err() {
-                break;
-            }
-            while batched < BATCH {
+        // What is queued goes out as one WebSocket message (kubectl reads
+        // the messages as one byte stream), written and flushed once: fewer
+        // WebSocket frames, TLS records and syscalls than one per frame.
+        while let Some(mut batch) = out_rx.recv().await {
+            while batch.len() < BATCH {
                 let Ok(frame) = out_rx.try_recv() else { break };
-                batched += frame.len();
-                if sink.feed(Message::Binary(frame.into())).await.is_err() {
-                    break 'write;
-                }
+                batch.extend_from_slice(&frame);
             }
-            if sink.flush().await.is_err() {
+            if sink.send(Message::Binary(batch.into())).await.is_err() {
                 break;
             }
         }
