@@ -447,3 +447,73 @@ fn rkubelet_cp_copies_a_mebibyte_both_ways_and_names_a_missing_file() {
     );
     assert!(code != 0 && err.contains("sh:/no/such/file"), "{err}");
 }
+
+#[test]
+fn rkubelet_exec_t_forwards_the_terminal_size_and_its_changes() {
+    let d = Daemon::start();
+    shell_pod(&d);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flag = dir.path().join("resize-now");
+    // script gives the command a terminal; the command sizes it 31x97, and
+    // once the flag file appears resizes it to 40x120 — the kernel then
+    // sends SIGWINCH to the foreground process group, rkubelet among it.
+    let inner = format!(
+        "stty rows 31 cols 97; (while [ ! -e {flag} ]; do sleep 0.1; done; stty rows 40 cols 120 </dev/tty) & exec {bin} exec -ti sh -- sh",
+        flag = flag.display(),
+        bin = env!("CARGO_BIN_EXE_rkubelet"),
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("sh -c '{inner}'"), "/dev/null"])
+        .env("KUBECONFIG", d.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut seen = Vec::new();
+    wait_until("the prompt", Duration::from_secs(20), || {
+        seen.extend(rx.try_iter().flatten());
+        String::from_utf8_lossy(&seen)
+            .contains("/ # ")
+            .then_some(())
+    });
+    // Ask the remote terminal its size until it reports `want` (the resize
+    // frame and the typed line travel separately through Docker).
+    let mut ask_until = |want: &str| {
+        let mut last_ask = std::time::Instant::now() - Duration::from_secs(1);
+        wait_until(
+            &format!("the remote terminal to be {want}"),
+            Duration::from_secs(20),
+            || {
+                if last_ask.elapsed() >= Duration::from_millis(500) {
+                    stdin.write_all(b"stty size\n").expect("type");
+                    last_ask = std::time::Instant::now();
+                }
+                seen.extend(rx.try_iter().flatten());
+                String::from_utf8_lossy(&seen)
+                    .lines()
+                    .any(|l| l.trim() == want)
+                    .then_some(())
+            },
+        )
+    };
+    ask_until("31 97");
+    std::fs::write(&flag, b"").expect("flag");
+    ask_until("40 120");
+    stdin.write_all(b"exit\n").expect("type");
+    let status = wait_until("the session to end", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(0));
+}

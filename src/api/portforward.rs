@@ -29,8 +29,11 @@ use super::{find_pod, status_error, ApiState};
 
 /// The WebSocket subprotocol of SPDY tunnelled over a WebSocket.
 pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
-/// The most data in one DATA frame rkubelet sends.
-const CHUNK: usize = 32 * 1024;
+/// The most data in one DATA frame rkubelet sends (one read from the pod).
+const CHUNK: usize = 128 * 1024;
+/// Frames already queued are sent together in one WebSocket message of up
+/// to about this many bytes.
+const BATCH: usize = 512 * 1024;
 
 /// The route.
 pub fn routes() -> Router<ApiState> {
@@ -107,8 +110,15 @@ async fn session(ws: WebSocket, ip: IpAddr) {
     let (mut sink, mut source) = ws.split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            if sink.send(Message::Binary(frame.into())).await.is_err() {
+        // What is queued goes out as one WebSocket message (kubectl reads
+        // the messages as one byte stream), written and flushed once: fewer
+        // WebSocket frames, TLS records and syscalls than one per frame.
+        while let Some(mut batch) = out_rx.recv().await {
+            while batch.len() < BATCH {
+                let Ok(frame) = out_rx.try_recv() else { break };
+                batch.extend_from_slice(&frame);
+            }
+            if sink.send(Message::Binary(batch.into())).await.is_err() {
                 break;
             }
         }
@@ -240,12 +250,16 @@ async fn forward(
         }
     };
     let down = async {
-        let mut buf = vec![0u8; CHUNK];
         loop {
-            match read.read(&mut buf).await {
+            // Read straight behind room for the DATA frame's header: the
+            // buffer becomes the frame, with no copy.
+            let mut frame = Vec::with_capacity(spdy::DATA_HEADER + CHUNK);
+            frame.resize(spdy::DATA_HEADER, 0);
+            match read.read_buf(&mut frame).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if out.send(spdy::data(data, &buf[..n], false)).await.is_err() {
+                Ok(_) => {
+                    spdy::finish_data(&mut frame, data, false);
+                    if out.send(frame).await.is_err() {
                         return;
                     }
                 }

@@ -285,15 +285,25 @@ impl Encoder {
     }
 }
 
+/// The length of a `DATA` frame's header.
+pub const DATA_HEADER: usize = 8;
+
 /// A `DATA` frame (at most 16 MiB − 1 of data; callers send less).
 pub fn data(stream_id: u32, data: &[u8], fin: bool) -> Vec<u8> {
-    let len = data.len() as u32;
-    let mut f = Vec::with_capacity(8 + data.len());
-    f.extend_from_slice(&(stream_id & 0x7fff_ffff).to_be_bytes());
-    f.push(if fin { FLAG_FIN } else { 0 });
-    f.extend_from_slice(&len.to_be_bytes()[1..]);
+    let mut f = Vec::with_capacity(DATA_HEADER + data.len());
+    f.resize(DATA_HEADER, 0);
     f.extend_from_slice(data);
+    finish_data(&mut f, stream_id, fin);
     f
+}
+
+/// Makes `frame` — [`DATA_HEADER`] bytes of room followed by the data (at
+/// most 16 MiB − 1) — a `DATA` frame, writing its header in place.
+pub fn finish_data(frame: &mut [u8], stream_id: u32, fin: bool) {
+    let len = (frame.len() - DATA_HEADER) as u32;
+    frame[..4].copy_from_slice(&(stream_id & 0x7fff_ffff).to_be_bytes());
+    frame[4] = if fin { FLAG_FIN } else { 0 };
+    frame[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
 }
 
 /// `RST_STREAM`.

@@ -2,7 +2,8 @@
 //! streams (`v5.channel.k8s.io`, see [`crate::k8s::remotecommand`]) from the
 //! command line, as kubectl does them: stdin (with `-i`; its end closes the
 //! remote stdin), stdout and stderr, a raw local terminal with `-t`, and the
-//! remote exit code as rkubelet's own.
+//! remote exit code as rkubelet's own. With `-t` the terminal's size goes
+//! along at the start and after every `SIGWINCH` (the resize channel).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -108,10 +109,25 @@ pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
     } else {
         drop(tx);
     }
+    let mut resizes = if args.tty {
+        terminal_resizes()
+    } else {
+        tokio::sync::mpsc::channel(1).1
+    };
+    let mut resizing = args.tty;
     let mut code = 0;
     let mut stdin_open = args.stdin;
     loop {
         tokio::select! {
+            size = resizes.recv(), if resizing => match size {
+                Some((width, height)) => {
+                    let f = rc::resize(width, height);
+                    if sink.send(Message::Binary(f.into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => resizing = false,
+            },
             frame = rx.recv(), if stdin_open => match frame {
                 Some(f) => {
                     if sink.send(Message::Binary(f.into())).await.is_err() {
@@ -147,6 +163,45 @@ pub async fn run(args: &StreamArgs, command: &[String]) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The local terminal's size (columns, rows): now, then after each
+/// `SIGWINCH`, as kubectl sends them on the resize channel. Closes at once
+/// when stdout is not a terminal.
+fn terminal_resizes() -> tokio::sync::mpsc::Receiver<(u16, u16)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let size = || {
+        terminal_size::terminal_size_of(std::io::stdout())
+            .or_else(|| terminal_size::terminal_size_of(std::io::stdin()))
+            .map(|(w, h)| (w.0, h.0))
+    };
+    let Some(first) = size() else {
+        return rx;
+    };
+    let Ok(mut winch) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+    else {
+        let _ = tx.try_send(first);
+        return rx;
+    };
+    tokio::spawn(async move {
+        let mut last = first;
+        if tx.send(first).await.is_err() {
+            return;
+        }
+        while winch.recv().await.is_some() {
+            match size() {
+                Some(now) if now != last => {
+                    last = now;
+                    if tx.send(now).await.is_err() {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    rx
 }
 
 /// A WebSocket on the authenticated port: `path` (with its query) upgraded

@@ -75,6 +75,14 @@ pub fn frame(channel: u8, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A terminal resize frame (channel 4), as kubectl sends it.
+pub fn resize(width: u16, height: u16) -> Vec<u8> {
+    frame(
+        RESIZE,
+        format!("{{\"Width\":{width},\"Height\":{height}}}").as_bytes(),
+    )
+}
+
 /// A message from the client, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame<'a> {
@@ -210,6 +218,13 @@ mod tests {
             ClientFrame::Resize {
                 width: 80,
                 height: 24
+            }
+        );
+        assert_eq!(
+            decode(&resize(132, 43)),
+            ClientFrame::Resize {
+                width: 132,
+                height: 43
             }
         );
         assert_eq!(decode(&[255, 0]), ClientFrame::Close(0));

@@ -115,6 +115,8 @@ impl SecurePort {
                     }
                 },
             };
+            // Small frames (exec's Status, a prompt) go out at once.
+            let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let tokens = self.tokens.clone();
             let router = router.clone();
