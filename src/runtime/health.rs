@@ -42,10 +42,11 @@ pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(10);
 pub const PROBE_WHILE_DOWN: Retry =
     Retry::new(Duration::from_millis(250), Duration::from_millis(500));
 
-/// An outage ends with an answer that comes at least this long after the
-/// last failure. While Docker shuts down, requests on connections it already
-/// had are still answered while new connections are refused: without this,
-/// one outage would be logged as dozens.
+/// An outage ends once the runtime has answered for at least this long with
+/// no failure in between (the prober asks every 500 ms while it is down).
+/// While Docker shuts down, some requests are still answered between
+/// refused ones, for seconds under load: one answer after a quiet moment is
+/// not a recovery, or one outage would be logged as several.
 pub const QUIET_TO_RECOVER: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Default)]
@@ -55,6 +56,8 @@ struct State {
     down_since: Option<Instant>,
     /// The last call that could not reach the runtime.
     last_unreachable: Option<Instant>,
+    /// The first answer since the last failure.
+    answering_since: Option<Instant>,
     last_error: Option<String>,
     events_connected: bool,
     version: Option<String>,
@@ -104,15 +107,16 @@ impl RuntimeHealth {
     }
 
     /// The runtime answered (any answer, an error included). It ends an
-    /// outage once no call failed for [`QUIET_TO_RECOVER`].
+    /// outage once it has answered for [`QUIET_TO_RECOVER`] with no failure
+    /// in between.
     pub fn answered(&self) {
         let now = Instant::now();
         let ended = self.with(|s| {
             s.last_ok = Some(now);
-            let quiet = s
-                .last_unreachable
-                .is_none_or(|t| now.saturating_duration_since(t) >= QUIET_TO_RECOVER);
-            if quiet {
+            let since = *s.answering_since.get_or_insert(now);
+            let steady = s.last_unreachable.is_none()
+                || now.saturating_duration_since(since) >= QUIET_TO_RECOVER;
+            if steady {
                 s.down_since.take()
             } else {
                 None
@@ -148,6 +152,7 @@ impl RuntimeHealth {
         let began = self.with(|s| {
             s.last_error = Some(error.to_string());
             s.last_unreachable = Some(Instant::now());
+            s.answering_since = None;
             if s.down_since.is_none() {
                 s.down_since = Some(Instant::now());
                 true
@@ -404,6 +409,9 @@ mod tests {
         assert!(c.message.contains("unreachable for 11"), "{c:?}");
 
         h.answered();
+        assert!(h.is_down(), "one answer is not yet a recovery");
+        tokio::time::advance(QUIET_TO_RECOVER).await;
+        h.answered();
         assert!(!h.is_down());
         assert!(!h.check().failing);
     }
@@ -421,7 +429,16 @@ mod tests {
         // An answer right after a failure (an old connection) is not a recovery.
         h.observe(&Ok(()));
         assert!(h.is_down());
+        // Answers between failures while Docker shuts down are not either.
         tokio::time::advance(QUIET_TO_RECOVER).await;
+        h.observe::<()>(&Err(down()));
+        h.observe(&Ok(()));
+        assert!(h.is_down());
+        tokio::time::advance(QUIET_TO_RECOVER / 2).await;
+        h.observe(&Ok(()));
+        assert!(h.is_down());
+        // Answering with no failure for QUIET_TO_RECOVER: over.
+        tokio::time::advance(QUIET_TO_RECOVER / 2).await;
         h.observe(&Ok(()));
         h.observe(&Ok(()));
         assert!(!h.is_down());
