@@ -377,16 +377,7 @@ impl Controllers {
             let pod = make(name);
             if pod.uid() == uid && !self.made.contains_key(&uid) {
                 self.found.remove(&full);
-                self.made.insert(
-                    uid,
-                    Made {
-                        pod,
-                        owner: key.to_string(),
-                        hash: hash.to_string(),
-                        created: now,
-                        deleted: false,
-                    },
-                );
+                self.remember(pod, key, hash, now);
             }
         }
     }
@@ -582,16 +573,7 @@ impl Controllers {
             if hash == new_hash {
                 for pod_name in plan.create {
                     let pod = make(&hash, &pod_name);
-                    self.made.insert(
-                        pod.uid().to_string(),
-                        Made {
-                            pod,
-                            owner: key.to_string(),
-                            hash: hash.clone(),
-                            created: now,
-                            deleted: false,
-                        },
-                    );
+                    self.remember(pod, key, &hash, now);
                 }
             }
             self.delete(key, &plan.delete);
@@ -653,16 +635,7 @@ impl Controllers {
         self.record_pods(&rs_involved, &plan.create, &plan.delete);
         for pod_name in plan.create {
             let pod = make(&pod_name);
-            self.made.insert(
-                pod.uid().to_string(),
-                Made {
-                    pod,
-                    owner: key.to_string(),
-                    hash: String::new(),
-                    created: now,
-                    deleted: false,
-                },
-            );
+            self.remember(pod, key, "", now);
         }
         self.delete(key, &plan.delete);
     }
@@ -766,18 +739,24 @@ impl Controllers {
         self.record_pods(&ds_involved, &created, &plan.delete);
         if let Some(pod_name) = plan.create {
             let pod = make(&pod_name);
-            self.made.insert(
-                pod.uid().to_string(),
-                Made {
-                    pod,
-                    owner: key.to_string(),
-                    hash: hash.clone(),
-                    created: now,
-                    deleted: false,
-                },
-            );
+            self.remember(pod, key, &hash, now);
         }
         self.delete(key, &plan.delete);
+    }
+
+    /// Keeps `pod` as made by workload `owner` (its ReplicaSet's
+    /// `pod-template-hash`, empty for a standalone one) at `now`.
+    fn remember(&mut self, pod: SourcePod, owner: &str, hash: &str, created: Timestamp) {
+        self.made.insert(
+            pod.uid().to_string(),
+            Made {
+                pod,
+                owner: owner.to_string(),
+                hash: hash.to_string(),
+                created,
+                deleted: false,
+            },
+        );
     }
 
     fn delete(&mut self, key: &str, names: &[String]) {
