@@ -332,25 +332,7 @@ fn unsettled(d: &Daemon, dockerd: &PrivateDockerd) -> Option<String> {
     if !created.is_empty() {
         return Some(format!("never started: {created:?}"));
     }
-    let strays: Vec<&str> = all
-        .iter()
-        .filter(|c| !uids.contains(c.uid()))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !strays.is_empty() {
-        return Some(format!("containers of no current pod: {strays:?}"));
-    }
-    let dirs: BTreeSet<String> = fs::read_dir(d.root_dir().join("pods"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if dirs != uids {
-        return Some(format!("pod directories {dirs:?}, pods {uids:?}"));
-    }
-    None
+    d.leftovers(&all, &uids)
 }
 
 /// Polls until [`unsettled`] finds nothing; returns how long that took.

@@ -528,6 +528,35 @@ impl Daemon {
         self.child = Some(child);
     }
 
+    /// What is left over beside the pods `uids`: containers among `all`
+    /// of no such pod, and pod directories under the root dir of other
+    /// pods (or missing ones). `None` when there is nothing.
+    pub fn leftovers(
+        &self,
+        all: &[Ctr],
+        uids: &std::collections::BTreeSet<String>,
+    ) -> Option<String> {
+        let strays: Vec<&str> = all
+            .iter()
+            .filter(|c| !uids.contains(c.uid()))
+            .map(|c| c.name.as_str())
+            .collect();
+        if !strays.is_empty() {
+            return Some(format!("containers of no current pod: {strays:?}"));
+        }
+        let dirs: std::collections::BTreeSet<String> = fs::read_dir(self.root_dir().join("pods"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if &dirs != uids {
+            return Some(format!("pod directories {dirs:?}, pods {uids:?}"));
+        }
+        None
+    }
+
     /// Everything the daemon logged so far (all runs).
     pub fn log(&self) -> String {
         (1..=self.starts)
