@@ -269,6 +269,7 @@ impl App {
                 node: Arc::new(api::objects::NodeView {
                     info: self.config.node(),
                     host_ip: self.host_ip.clone(),
+                    max_pods: self.config.max_pods,
                     started: k8s_openapi::jiff::Timestamp::now(),
                 }),
                 served: Arc::new(api::objects::Stores::new(versions)),

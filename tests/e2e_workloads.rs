@@ -213,6 +213,11 @@ fn pods_beyond_max_pods_stay_pending_with_the_schedulers_message() {
             "1".into(),
         ],
     });
+    // The node reports the flag as its pods capacity, as the kubelet does.
+    let node = d.get_json("/api/v1/nodes");
+    let status = &node["items"][0]["status"];
+    assert_eq!(status["capacity"]["pods"], "1", "{node}");
+    assert_eq!(status["allocatable"]["pods"], "1", "{node}");
     d.write("a.yaml", &sleeper("one"));
     d.wait_running("one", &["main"], SECS30);
     d.write("b.yaml", &sleeper("two"));

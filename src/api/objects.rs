@@ -51,6 +51,8 @@ pub struct NodeView {
     /// Name and labels (built-in plus `--node-labels`).
     pub info: NodeInfo,
     pub host_ip: String,
+    /// `--max-pods`: the node's `pods` capacity.
+    pub max_pods: usize,
     /// When the daemon started.
     pub started: Timestamp,
 }
@@ -123,6 +125,7 @@ fn put_node(s: &ApiState, runtime_version: String) {
         info: s.node.info.clone(),
         host_ip: s.node.host_ip.clone(),
         capacity: crate::node::capacity(),
+        max_pods: s.node.max_pods,
         kernel_version: crate::node::kernel_version(),
         os_image: crate::node::os_image(),
         runtime_version,

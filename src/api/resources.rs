@@ -3,8 +3,8 @@
 //! server-side `Table`s with kubectl's columns.
 //!
 //! * [`node_object`]: this node — labels (built-in plus `--node-labels`),
-//!   addresses, capacity (= allocatable; rkubelet reserves nothing and
-//!   reports the kubelet's default of 110 pods), `nodeInfo` and the four
+//!   addresses, capacity (= allocatable; rkubelet reserves nothing; `pods`
+//!   is `--max-pods`), `nodeInfo` and the four
 //!   conditions (Ready with a heartbeat of the given "now": the running
 //!   daemon rebuilds the node object every
 //!   [`NODE_HEARTBEAT`](super::objects::NODE_HEARTBEAT)).
@@ -39,9 +39,6 @@ use crate::node::{NodeCapacity, NodeInfo};
 /// were removed.
 pub const REDACTED_ANNOTATION: &str = "rkubelet.io/data-redacted";
 
-/// The pods a node admits, as the kubelet's default `--max-pods`.
-pub const MAX_PODS: i64 = 110;
-
 /// Label prefix of a node's roles (`node-role.kubernetes.io/<role>`).
 const ROLE_PREFIX: &str = "node-role.kubernetes.io/";
 
@@ -53,6 +50,8 @@ pub struct NodeFacts {
     /// The node's primary IPv4 address (`InternalIP`).
     pub host_ip: String,
     pub capacity: NodeCapacity,
+    /// `--max-pods`: the node's `pods` capacity.
+    pub max_pods: usize,
     /// `uname -r`.
     pub kernel_version: String,
     /// `PRETTY_NAME` of `/etc/os-release`.
@@ -108,7 +107,7 @@ pub fn node_object(f: &NodeFacts) -> Node {
             "ephemeral-storage".to_string(),
             kibibytes(f.capacity.ephemeral_storage_bytes),
         ),
-        ("pods".to_string(), Quantity(MAX_PODS.to_string())),
+        ("pods".to_string(), Quantity(f.max_pods.to_string())),
     ]);
     let labels = f.info.labels.clone();
     let arch = labels
@@ -423,6 +422,7 @@ mod tests {
                 memory_bytes: 8 << 30,
                 ephemeral_storage_bytes: 100 << 30,
             },
+            max_pods: 110,
             kernel_version: "6.1.0-13-amd64".into(),
             os_image: "Debian GNU/Linux 12 (bookworm)".into(),
             runtime_version: "docker://27.3.1".into(),
@@ -475,6 +475,13 @@ mod tests {
         assert_eq!(cap["cpu"].0, "4");
         assert_eq!(cap["memory"].0, "8388608Ki");
         assert_eq!(cap["pods"].0, "110");
+        let small = node_object(&NodeFacts {
+            max_pods: 7,
+            ..facts()
+        });
+        let small = small.status.expect("status");
+        assert_eq!(small.capacity.expect("capacity")["pods"].0, "7");
+        assert_eq!(small.allocatable.expect("allocatable")["pods"].0, "7");
         assert_eq!(cap["ephemeral-storage"].0, "104857600Ki");
         assert_eq!(st.allocatable, st.capacity);
         let info = st.node_info.clone().expect("info");
