@@ -686,12 +686,14 @@ impl Controllers {
             origin: sw.origin.clone(),
         };
         self.adopt(key, &hash, namespace, name, make, now);
-        // The node fits when the pod would pass admission here.
-        // and tolerates its NoSchedule/NoExecute taints (the scheduler's
-        // `TaintToleration` filter the DaemonSet controller runs).
+        // The node fits when the pod would pass admission here (which
+        // checks NoExecute taints for a controller's pod) and tolerates its
+        // NoSchedule taints (the scheduler's `TaintToleration` filter the
+        // DaemonSet controller runs). A pod already here only needs to pass
+        // admission: a NoSchedule taint does not evict.
         let probe = make(name).pod;
-        let fits = crate::admission::admit(&probe, node_info).is_ok()
-            && crate::admission::tolerates_node_taints(&probe, node_info).is_ok();
+        let keeps = crate::admission::admit(&probe, node_info).is_ok();
+        let fits = keeps && crate::admission::tolerates_node_taints(&probe, node_info).is_ok();
         let strategy = spec.update_strategy.as_ref();
         let update = match strategy.and_then(|s| s.type_.as_deref()) {
             Some("OnDelete") => daemonset::Update::OnDelete,
@@ -718,6 +720,7 @@ impl Controllers {
             owner: &owner_key,
             prefix: name,
             fits,
+            keeps,
             hash: &hash,
             update,
             min_ready_seconds: min_ready,

@@ -3,7 +3,10 @@
 //! [`reconcile`] keeps exactly one live pod of the current template
 //! (`controller-revision-hash`) when the node fits the template (node
 //! selector, required node affinity: the caller's admission answer), none
-//! otherwise. A template change replaces the pod per `updateStrategy`:
+//! otherwise — except that a pod already here stays when the node only
+//! stopped fitting because of a `NoSchedule` taint it does not tolerate
+//! (the controller's "should continue running": only `NoExecute` evicts).
+//! A template change replaces the pod per `updateStrategy`:
 //! `RollingUpdate` with `maxSurge` 0 (the default) deletes the old pod and
 //! starts the new one once it is gone (a node never runs both); with
 //! `maxSurge` > 0 the new one starts first and the old one goes once the new
@@ -59,8 +62,12 @@ pub struct Daemon<'a> {
     pub owner: &'a str,
     /// Pods are named `<prefix>-<suffix>`.
     pub prefix: &'a str,
-    /// Would its pod pass admission on this node?
+    /// Would a new pod be scheduled here (admission, and the node's
+    /// `NoSchedule` and `NoExecute` taints tolerated)?
     pub fits: bool,
+    /// May a pod already here keep running (admission, `NoExecute` taints
+    /// tolerated)? Implied by `fits`.
+    pub keeps: bool,
     /// The current template's `controller-revision-hash`.
     pub hash: &'a str,
     pub update: Update,
@@ -73,6 +80,7 @@ pub fn reconcile(ds: &Daemon<'_>, pods: &[DaemonPod], now: Timestamp) -> Plan {
         owner,
         prefix,
         fits,
+        keeps,
         hash,
         update,
         min_ready_seconds,
@@ -93,7 +101,9 @@ pub fn reconcile(ds: &Daemon<'_>, pods: &[DaemonPod], now: Timestamp) -> Plan {
     };
     let name_of = |p: &&DaemonPod| p.view.name.clone();
     if !fits {
-        plan.delete = live.iter().map(name_of).collect();
+        if !keeps {
+            plan.delete = live.iter().map(name_of).collect();
+        }
         return plan;
     }
     // Extra pods of the current template: keep the oldest.
@@ -141,6 +151,7 @@ mod tests {
             owner: "default/agent",
             prefix: "agent",
             fits,
+            keeps: fits,
             hash,
             update,
             min_ready_seconds: 0,
@@ -172,6 +183,21 @@ mod tests {
         assert_eq!(plan.delete, [name]);
         assert_eq!(plan.status.number_misscheduled, 1);
         assert_eq!(plan.status.desired_number_scheduled, 0);
+    }
+
+    #[test]
+    fn a_pod_already_here_stays_when_only_a_no_schedule_taint_came() {
+        let pods = [dp("agent-abc12", "h1", 0, Some(1))];
+        let tainted = Daemon {
+            keeps: true,
+            ..agent(false, "h1", ROLL)
+        };
+        let plan = reconcile(&tainted, &pods, at(5));
+        assert_eq!((plan.create, plan.delete.len()), (None, 0), "kept");
+        assert_eq!(plan.status.number_misscheduled, 1);
+        assert_eq!(plan.status.desired_number_scheduled, 0);
+        let plan = reconcile(&tainted, &[], at(5));
+        assert_eq!(plan.create, None, "but no new pod is made");
     }
 
     #[test]
