@@ -11,7 +11,9 @@
 //! Everything here is pure: [`admit`] answers with the kubelet's reason
 //! (`NodeAffinity`, `NodeName`, …) and a message naming the term that did not
 //! match; [`rejected_status`] is the `Failed` status the kubelet gives a pod it
-//! rejects. It does not run or stop anything (that is the pod manager).
+//! rejects. For the pods a ReplicaSet makes rkubelet is also the node's
+//! scheduler: [`unschedulable`] is its `TaintToleration` filter (such a pod
+//! stays `Pending`, never `Failed`). It does not run or stop anything (that is the pod manager).
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus};
 
@@ -109,10 +111,11 @@ pub fn admit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
         }
     }
     // The kubelet checks only `NoExecute` taints, and not for static pods
-    // (those without a controller).
+    // (those without a controller). A ReplicaSet's pod would not have been
+    // bound here at all: [`unschedulable`] keeps it `Pending` instead.
     let controlled =
         (pod.metadata.owner_references.iter().flatten()).any(|o| o.controller == Some(true));
-    if controlled {
+    if controlled && !scheduled_here(pod) {
         let tolerations = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
         if let Some(t) = taints::untolerated(&node.taints, tolerations, &[taints::NO_EXECUTE]) {
             return Err(predicate_failed(
@@ -144,6 +147,44 @@ pub fn tolerates_node_taints(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection
             &format!("taint {t}"),
         )),
     }
+}
+
+/// Is `pod` one rkubelet schedules as the scheduler of its one node: a pod
+/// a ReplicaSet made (a Deployment's or a standalone one)? Static pods are
+/// the kubelet's own; a DaemonSet's controller checks the node itself.
+pub fn scheduled_here(pod: &Pod) -> bool {
+    (pod.metadata.owner_references.iter().flatten())
+        .any(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
+}
+
+/// The scheduler's message for a pod that does not tolerate `taint` on a
+/// one-node cluster (its `TaintToleration` filter's reason, prefixed with
+/// the node count).
+pub fn untolerated_taint_message(taint: &taints::NodeTaint) -> String {
+    format!(
+        "0/1 nodes are available: 1 node(s) had untolerated taint {{{}: {}}}.",
+        taint.key, taint.value
+    )
+}
+
+/// Would the scheduler keep a ReplicaSet's pod ([`scheduled_here`]) off
+/// this node because of its taints? Then the scheduler's message. A new
+/// pod must tolerate every `NoSchedule` and `NoExecute` taint; one that
+/// `already_runs` here (found running at start) only the `NoExecute` ones,
+/// since a `NoSchedule` taint does not evict. Other pods: `None`.
+pub fn unschedulable(pod: &Pod, node: &NodeInfo, already_runs: bool) -> Option<String> {
+    if !scheduled_here(pod) {
+        return None;
+    }
+    let tolerations = (pod.spec.as_ref())
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or(&[]);
+    let effects: &[&str] = if already_runs {
+        &[taints::NO_EXECUTE]
+    } else {
+        &[taints::NO_SCHEDULE, taints::NO_EXECUTE]
+    };
+    taints::untolerated(&node.taints, tolerations, effects).map(untolerated_taint_message)
 }
 
 /// Why a pod's node selector or required node affinity does not match.
@@ -426,7 +467,7 @@ mod tests {
         };
         assert_eq!(admit(&p, &n), Ok(()), "a static pod is exempt");
         p.metadata.owner_references = Some(vec![OwnerReference {
-            kind: "ReplicaSet".into(),
+            kind: "DaemonSet".into(),
             name: "web".into(),
             controller: Some(true),
             ..Default::default()
@@ -455,6 +496,47 @@ mod tests {
         n.taints =
             crate::k8s::taints::parse(&["node.kubernetes.io/unschedulable:NoSchedule"]).expect("t");
         assert_eq!(tolerates_node_taints(&p, &n), Ok(()));
+    }
+
+    #[test]
+    fn a_replica_sets_pod_is_not_scheduled_onto_a_taint_it_does_not_tolerate() {
+        use k8s_openapi::api::core::v1::Toleration;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut n = node();
+        n.taints = crate::k8s::taints::parse(&["dedicated=edge:NoSchedule"]).expect("t");
+        let mut p = Pod {
+            spec: Some(PodSpec::default()),
+            ..Default::default()
+        };
+        assert_eq!(unschedulable(&p, &n, false), None, "a static pod");
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: "web-abc".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        assert_eq!(
+            unschedulable(&p, &n, false).as_deref(),
+            Some("0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: edge}.")
+        );
+        assert_eq!(
+            unschedulable(&p, &n, true),
+            None,
+            "NoSchedule does not evict a pod already running"
+        );
+        n.taints = crate::k8s::taints::parse(&["maintenance:NoExecute"]).expect("t");
+        assert_eq!(admit(&p, &n), Ok(()), "not the kubelet's Failed");
+        assert_eq!(
+            unschedulable(&p, &n, true).as_deref(),
+            Some("0/1 nodes are available: 1 node(s) had untolerated taint {maintenance: }."),
+            "NoExecute evicts"
+        );
+        p.spec.as_mut().expect("spec").tolerations = Some(vec![Toleration {
+            key: Some("maintenance".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]);
+        assert_eq!(unschedulable(&p, &n, false), None);
     }
 
     fn node() -> NodeInfo {

@@ -873,3 +873,116 @@ fn a_tainted_node_runs_only_the_daemon_sets_that_tolerate_its_taints() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.ends_with("dedicated=edge:NoSchedule"), "{line}");
 }
+
+#[test]
+fn a_restart_that_adds_a_no_schedule_taint_keeps_the_running_daemon_set_pod() {
+    let mut d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec!["--file-check-frequency".into(), "1s".into()],
+    });
+    d.write("agent.yaml", &daemon_set("agent", "", "1"));
+    let running = |d: &Daemon| -> Vec<String> {
+        (d.containers().into_iter())
+            .filter(|c| {
+                c.running
+                    && c.cname() == "main"
+                    && c.label("io.kubernetes.pod.name").starts_with("agent-")
+            })
+            .map(|c| c.id)
+            .collect()
+    };
+    let before = wait_until("the agent pod running", SECS30, || {
+        let ids = running(&d);
+        (ids.len() == 1).then_some(ids)
+    });
+    d.kill9();
+    d.opts.extra_args.extend([
+        "--register-with-taints".into(),
+        "dedicated=edge:NoSchedule".into(),
+    ]);
+    d.spawn();
+    // The controller has looked at the node with its new taint: the pod
+    // no longer fits (misscheduled) but stays, as upstream keeps it.
+    let ds = wait_until("the DaemonSet seen on the tainted node", SECS30, || {
+        let ds = d.get_json("/apis/apps/v1/namespaces/default/daemonsets/agent");
+        (ds["status"]["numberMisscheduled"] == 1).then_some(ds)
+    });
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 0, "{ds}");
+    let pods = pods_named(&d, "agent-");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert!(!pods[0].1, "not being deleted: {pods:?}");
+    assert_eq!(running(&d), before, "the same container runs on");
+    let events = d.get_json("/api/v1/events");
+    let deletes: Vec<&serde_json::Value> = (events["items"].as_array().into_iter().flatten())
+        .filter(|e| e["reason"] == "SuccessfulDelete")
+        .collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
+}
+
+#[test]
+fn a_deployment_pod_that_does_not_tolerate_the_node_taints_stays_pending() {
+    let d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec![
+            "--file-check-frequency".into(),
+            "1s".into(),
+            "--register-with-taints".into(),
+            "dedicated=edge:NoSchedule,maintenance:NoExecute".into(),
+        ],
+    });
+    // `web` tolerates neither taint; `api` tolerates the NoSchedule one
+    // only (so a NoExecute taint keeps it Pending too, not Failed).
+    d.write("web.yaml", &deployment(2, "1"));
+    let api = deployment(1, "1").replace("web", "api").replace(
+        "      terminationGracePeriodSeconds: 1\n",
+        "      terminationGracePeriodSeconds: 1\n      tolerations: \
+         [{key: dedicated, operator: Exists, effect: NoSchedule}]\n",
+    );
+    d.write("api.yaml", &api);
+    let pending = |prefix: &str, n: usize| {
+        wait_until(&format!("{n} {prefix} pods pending"), SECS30, || {
+            let list = d.get_json("/pods");
+            let pods: Vec<serde_json::Value> = (list["items"].as_array().into_iter().flatten())
+                .filter(|p| {
+                    p["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(prefix))
+                })
+                .cloned()
+                .collect();
+            (pods.len() == n && pods.iter().all(|p| p["status"]["phase"] == "Pending"))
+                .then_some(pods)
+        })
+    };
+    for (prefix, n, taint) in [
+        ("web-", 2, "{dedicated: edge}"),
+        ("api-", 1, "{maintenance: }"),
+    ] {
+        for p in pending(prefix, n) {
+            let c = (p["status"]["conditions"].as_array().into_iter().flatten())
+                .find(|c| c["type"] == "PodScheduled")
+                .cloned()
+                .unwrap_or_else(|| panic!("PodScheduled: {p}"));
+            assert_eq!(c["status"], "False", "{p}");
+            assert_eq!(c["reason"], "Unschedulable", "{p}");
+            assert_eq!(
+                c["message"],
+                format!("0/1 nodes are available: 1 node(s) had untolerated taint {taint}."),
+                "{p}"
+            );
+            let name = p["metadata"]["name"].as_str().expect("name").to_string();
+            assert!(d.pod_containers(&name).is_empty(), "{name} not started");
+            let events = wait_until("the FailedScheduling event", SECS30, || {
+                let all = d.get_json("/api/v1/events");
+                let mine: Vec<serde_json::Value> = (all["items"].as_array().into_iter().flatten())
+                    .filter(|e| e["involvedObject"]["name"] == name.as_str())
+                    .cloned()
+                    .collect();
+                (!mine.is_empty()).then_some(mine)
+            });
+            assert_eq!(events.len(), 1, "{events:?}");
+            assert_eq!(events[0]["reason"], "FailedScheduling");
+            assert_eq!(events[0]["message"], c["message"]);
+        }
+    }
+    let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+    assert_eq!(dep["status"]["unavailableReplicas"], 2, "{dep}");
+}

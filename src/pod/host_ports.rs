@@ -170,6 +170,12 @@ pub fn allocate<K: Clone>(
 /// `PodScheduled=False`, reason `Unschedulable` and the scheduler's
 /// message, as a pod no node has room for. `now` is the transition time.
 pub fn unschedulable_status(pod: &Pod, why: Wait, now: k8s_openapi::jiff::Timestamp) -> PodStatus {
+    pending_status(pod, why.message(), now)
+}
+
+/// `Pending` with `PodScheduled=False`, reason `Unschedulable` and the
+/// scheduler's `message`; `now` is the transition time.
+pub fn pending_status(pod: &Pod, message: &str, now: k8s_openapi::jiff::Timestamp) -> PodStatus {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     PodStatus {
         phase: Some("Pending".into()),
@@ -177,7 +183,7 @@ pub fn unschedulable_status(pod: &Pod, why: Wait, now: k8s_openapi::jiff::Timest
             type_: "PodScheduled".into(),
             status: "False".into(),
             reason: Some(REASON_UNSCHEDULABLE.into()),
-            message: Some(why.message().into()),
+            message: Some(message.into()),
             last_transition_time: Some(Time(now)),
             ..Default::default()
         }]),

@@ -77,8 +77,12 @@ pub struct Manager {
     /// This node's name and labels, for admission.
     node: NodeInfo,
     /// Pods refused by admission (UID to `namespace/name`), published as
-    /// `Failed` in the pod store.
+    /// `Failed` in the pod store, or, a ReplicaSet's pods the node's taints
+    /// keep off, `Pending`.
     rejected: HashMap<String, String>,
+    /// UIDs of the workload pods with containers at start (a `NoSchedule`
+    /// taint does not evict them).
+    ran_at_start: BTreeSet<String>,
     /// Origins whose containers the initial orphan cleanup left alone; they
     /// are cleaned once their source answers.
     kept: BTreeSet<String>,
@@ -116,6 +120,7 @@ impl Manager {
             adopted: false,
             node: NodeInfo::new(&node_name),
             rejected: HashMap::new(),
+            ran_at_start: BTreeSet::new(),
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
             ports: PortGate::default(),
@@ -317,7 +322,7 @@ impl Manager {
         match self.ctx.runtime.list_containers(None).await {
             Ok(containers) => {
                 let node = self.ctx.node_name.as_str();
-                let found = (containers.iter())
+                let found: Vec<_> = (containers.iter())
                     .filter(|c| crate::runtime::labels::node_of(&c.labels) == Some(node))
                     .filter_map(|c| c.meta())
                     .map(|m| {
@@ -326,8 +331,10 @@ impl Manager {
                             m.pod.uid.clone(),
                             m.pod.workload_generation.clone(),
                         )
-                    });
-                self.controllers.seed(found.collect::<Vec<_>>());
+                    })
+                    .collect();
+                (self.ran_at_start).extend(found.iter().map(|(_, uid, _)| uid.clone()));
+                self.controllers.seed(found);
             }
             Err(e) => tracing::warn!(error = %e,
                 "cannot list containers; workload pods running from before may be replaced"),
@@ -336,13 +343,52 @@ impl Manager {
 
     /// Runs admission on the merged pods: returns the admitted ones, and
     /// publishes the rejected ones as `Failed` pods (removing those whose
-    /// manifest went away).
+    /// manifest went away). A ReplicaSet's pod the node's taints keep off
+    /// is published `Pending` / `Unschedulable` instead, as the scheduler
+    /// leaves it, with one `FailedScheduling` event.
     fn admit(&mut self, mut desired: Desired) -> Desired {
         let mut rejected = HashMap::new();
         let node = &self.node;
         let ctx = &self.ctx;
         let before = &self.rejected;
+        let ran_at_start = &self.ran_at_start;
         desired.pods.retain(|uid, sp| {
+            if let Some(message) =
+                admission::unschedulable(&sp.pod, node, ran_at_start.contains(uid))
+            {
+                let full_name = sp.full_name();
+                if !before.contains_key(uid) {
+                    tracing::warn!(pod = %full_name, %uid, %message,
+                        "pod does not tolerate this node's taints; it stays pending");
+                    let meta = &sp.pod.metadata;
+                    let involved = crate::events::Involved::pod(
+                        crate::k8s::meta::namespace_of(meta),
+                        meta.name.as_deref().unwrap_or_default(),
+                        uid,
+                    );
+                    ctx.recorder.warning(
+                        &involved,
+                        crate::pod::host_ports::EVENT_FAILED_SCHEDULING,
+                        message.clone(),
+                    );
+                    let mut pod = (*sp.pod).clone();
+                    pod.status = Some(crate::pod::host_ports::pending_status(
+                        &sp.pod,
+                        &message,
+                        ctx.clock.now(),
+                    ));
+                    ctx.store.put(
+                        uid,
+                        PodRecord {
+                            pod,
+                            source: sp.origin.key(),
+                            probes: Vec::new(),
+                        },
+                    );
+                }
+                rejected.insert(uid.clone(), full_name);
+                return false;
+            }
             let Err(why) = admission::admit(&sp.pod, node) else {
                 return true;
             };
