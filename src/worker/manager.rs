@@ -98,6 +98,8 @@ pub struct Manager {
     last: Option<Desired>,
     /// Have the controllers been told which pods run at start?
     seeded: bool,
+    /// The workload records as last written (or read at start).
+    records: super::workload_records::Records,
     /// Where the workloads are published for the API.
     served: Option<Arc<WorkloadObjects>>,
 }
@@ -127,6 +129,7 @@ impl Manager {
             controllers: Controllers::new(&node_name),
             last: None,
             seeded: false,
+            records: Default::default(),
             served: None,
         }
     }
@@ -265,6 +268,7 @@ impl Manager {
         };
         if !desired.workloads.is_empty() && !self.seeded {
             self.seeded = true;
+            self.restore_workload_records();
             self.seed_workload_pods().await;
         }
         let now = self.ctx.clock.now();
@@ -275,6 +279,9 @@ impl Manager {
             &self.node,
             now,
         );
+        if self.seeded {
+            self.save_workload_records(desired.complete);
+        }
         if let Some(served) = &self.served {
             served.publish(&self.controllers);
         }
@@ -314,6 +321,35 @@ impl Manager {
             .filter(|w| !w.done.is_cancelled())
             .map(|w| w.done.clone())
             .collect()
+    }
+
+    /// Gives the workload controllers what they recorded before a restart.
+    fn restore_workload_records(&mut self) {
+        match super::workload_records::load(&self.ctx.root_dir) {
+            Ok(records) => {
+                self.controllers.restore(records.clone());
+                self.records = records;
+            }
+            Err(e) => tracing::warn!(error = %e,
+                "cannot read the workload records; generations go on from the pods' labels, \
+                 pods of older Deployment templates are replaced"),
+        }
+    }
+
+    /// Writes the workload records when they changed. Before any pod of a
+    /// new template starts (the workers start after this), so its template
+    /// is on disk once its pods exist.
+    fn save_workload_records(&mut self, complete: bool) {
+        let records = self.controllers.records(complete);
+        if records == self.records {
+            return;
+        }
+        match super::workload_records::save(&self.ctx.root_dir, &records) {
+            Ok(()) => self.records = records,
+            Err(e) => tracing::warn!(error = %e,
+                path = %super::workload_records::path(&self.ctx.root_dir).display(),
+                "cannot write the workload records"),
+        }
     }
 
     /// Tells the workload controllers which pods run at start, so they adopt
@@ -706,7 +742,7 @@ mod tests {
         tx: mpsc::Sender<Snapshot>,
         shutdown: CancellationToken,
         task: tokio::task::JoinHandle<()>,
-        _root: tempfile::TempDir,
+        _root: Arc<tempfile::TempDir>,
     }
 
     fn start(fake: Arc<FakeRuntime>) -> Harness {
@@ -730,7 +766,23 @@ mod tests {
         slots: usize,
         max_pods: usize,
     ) -> (Harness, Arc<PodStore>) {
-        let root = tempfile::tempdir().expect("tmp");
+        let root = Arc::new(tempfile::tempdir().expect("tmp"));
+        start_full(fake, sources, node, slots, max_pods, root)
+    }
+
+    /// A manager on the root directory `root` (a restart keeps it).
+    fn start_in(fake: Arc<FakeRuntime>, root: Arc<tempfile::TempDir>) -> (Harness, Arc<PodStore>) {
+        start_full(fake, &["file"], NodeInfo::new(NODE), 64, 110, root)
+    }
+
+    fn start_full(
+        fake: Arc<FakeRuntime>,
+        sources: &[&str],
+        node: NodeInfo,
+        slots: usize,
+        max_pods: usize,
+        root: Arc<tempfile::TempDir>,
+    ) -> (Harness, Arc<PodStore>) {
         let store = Arc::new(PodStore::default());
         let recorder = Arc::new(crate::events::Recorder::new(NODE));
         let ctx = Arc::new(WorkerContext {
@@ -1383,6 +1435,74 @@ mod tests {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "rollout stalled: {pods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_rollout_interrupted_by_a_restart_goes_on_by_the_rolling_update_rules() {
+        let fake = Arc::new(FakeRuntime::new());
+        fake.add_image("img:1");
+        let root = Arc::new(tempfile::tempdir().expect("tmp"));
+        let (h, store) = start_in(fake.clone(), root.clone());
+        h.send_snapshot(deployment_snapshot(3, "1", 1)).await;
+        eventually("three pods", || web_pods(&store).len() == 3).await;
+        let old = web_pods(&store);
+        let old_prefix = old[0][..old[0].len() - 5].to_string();
+        h.send_snapshot(deployment_snapshot(3, "2", 1)).await;
+        eventually("the surge pod", || web_pods(&store).len() == 4).await;
+        // A crash mid-rollout; the restarted rkubelet reads the new manifest.
+        let fake = h.stop().await;
+        let (h, store) = start_in(fake.clone(), root.clone());
+        h.send_snapshot(deployment_snapshot(3, "2", 1)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut old_running: Vec<String> = (fake.containers().into_iter())
+                .filter(|c| c.is_running())
+                .filter_map(|c| c.labels.get(labels::POD_NAME).cloned())
+                .filter(|n| n.starts_with(&old_prefix))
+                .collect();
+            old_running.sort();
+            old_running.dedup();
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let records = store.list();
+            let new_available = (records.iter())
+                .filter(|r| r.pod.metadata.deletion_timestamp.is_none())
+                .filter(|r| {
+                    !(r.pod.metadata.name.as_deref()).is_some_and(|n| n.starts_with(&old_prefix))
+                })
+                .filter(|r| {
+                    (r.pod
+                        .status
+                        .iter()
+                        .flat_map(|s| s.conditions.iter().flatten()))
+                    .any(|c| {
+                        c.type_ == "Ready"
+                            && c.status == "True"
+                            && c.last_transition_time.as_ref().is_some_and(|t| {
+                                t.0 + k8s_openapi::jiff::SignedDuration::from_secs(1) <= now
+                            })
+                    })
+                })
+                .count();
+            let pods = web_pods(&store);
+            assert!(pods.len() <= 4, "at most 3 + 1: {pods:?}");
+            assert!(
+                old_running.len() + new_available >= 3,
+                "an old pod went before a new one was available: old {old_running:?}, \
+                 {new_available} new available"
+            );
+            if old_running.is_empty()
+                && pods.len() == 3
+                && pods.iter().all(|n| !n.starts_with(&old_prefix))
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout stalled: {pods:?}, old running {old_running:?}"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

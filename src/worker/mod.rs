@@ -12,7 +12,8 @@
 //! * [`store`] — the status store the API reads.
 //! * [`host_ports`] — the gate holding back pods whose host port is taken.
 //! * [`workloads`] — runs the workload controllers: Deployments and
-//!   ReplicaSets to pods of the desired set.
+//!   ReplicaSets to pods of the desired set; [`workload_records`] — the
+//!   small file of what they must know after a restart.
 
 pub mod actions;
 pub mod atomic_writer;
@@ -22,4 +23,5 @@ pub mod pod_worker;
 pub mod prober;
 pub mod store;
 pub mod volumes;
+pub mod workload_records;
 pub mod workloads;

@@ -11,20 +11,25 @@
 //! terminates them. The manager calls it on every snapshot and on every
 //! change of a workload pod in the store (readiness): nothing polls.
 //!
-//! No state of its own survives a restart: pod names and UIDs are
-//! deterministic, so pods of the current template found in Docker at start
-//! ([`Controllers::seed`]) are rebuilt identically and adopted.
+//! Pod names and UIDs are deterministic, so pods found in Docker at start
+//! ([`Controllers::seed`]) are rebuilt identically and adopted: those of
+//! the current template from the manifest, those of a Deployment's older
+//! templates from the templates kept in the workload records
+//! ([`super::workload_records`], restored by [`Controllers::restore`],
+//! kept current from [`Controllers::records`]), which also carry the
+//! generations across a restart.
 //! A DaemonSet runs one pod here when the pod would pass admission on this
 //! node (node selector, required node affinity against `--node-labels`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 
 use super::pod_worker::WorkerHandle;
 use super::store::PodStore;
+use super::workload_records::Records;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
@@ -132,6 +137,12 @@ pub struct Controllers {
     /// Generations read back from the Docker labels of the pods found at
     /// start ([`crate::workload::pods::GENERATION_ANNOTATION`]): the highest per workload key.
     restored: BTreeMap<String, (String, i64)>,
+    /// Per Deployment key: the templates of its ReplicaSets that have pods,
+    /// and the current one, by `pod-template-hash` (kept in the records).
+    templates: BTreeMap<String, BTreeMap<String, PodTemplateSpec>>,
+    /// Templates read back from the records at start, not yet claimed by
+    /// their Deployment.
+    restored_templates: BTreeMap<String, BTreeMap<String, PodTemplateSpec>>,
     /// Events of the last run, for the manager to record.
     events: Vec<(Involved, &'static str, String)>,
     /// The objects with status, as of the last run.
@@ -153,6 +164,8 @@ impl Controllers {
             generations: BTreeMap::new(),
             last_generations: BTreeMap::new(),
             restored: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            restored_templates: BTreeMap::new(),
             events: Vec::new(),
             deployments: Vec::new(),
             replica_sets: Vec::new(),
@@ -293,6 +306,41 @@ impl Controllers {
         }
     }
 
+    /// Takes in the workload records read at start: generations go on from
+    /// them (the higher of theirs and the pods' stamps) and the pods of a
+    /// Deployment's older templates can be rebuilt and adopted.
+    pub fn restore(&mut self, records: Records) {
+        for (key, (print, generation)) in records.generations {
+            let best = self.restored.get(&key).map_or(0, |(_, g)| *g);
+            if generation >= best {
+                self.restored.insert(key, (print, generation));
+            }
+        }
+        self.restored_templates = records.templates;
+    }
+
+    /// What must survive a restart, as of the last run: the generations of
+    /// the served objects and the Deployments' templates that still have
+    /// pods. Until every source has reported (`complete`), what was
+    /// restored and not yet claimed is kept too.
+    pub fn records(&self, complete: bool) -> Records {
+        let mut records = Records {
+            generations: (self.generations.iter())
+                .map(|(k, (spec, g))| (k.clone(), (fingerprint(spec), *g)))
+                .collect(),
+            templates: self.templates.clone(),
+        };
+        if !complete {
+            for (k, v) in &self.restored {
+                records.generations.entry(k.clone()).or_insert(v.clone());
+            }
+            for (k, v) in &self.restored_templates {
+                records.templates.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        records
+    }
+
     /// The generation stamp of the workload `kind` `namespace/name` whose
     /// spec is `spec` (see [`crate::workload::pods::GENERATION_ANNOTATION`]).
     fn stamp(
@@ -333,6 +381,8 @@ impl Controllers {
             }
         }
         self.progress
+            .retain(|key, _| desired.workloads.contains_key(key));
+        self.templates
             .retain(|key, _| desired.workloads.contains_key(key));
         for (key, sw) in &desired.workloads {
             match &*sw.object {
@@ -417,7 +467,7 @@ impl Controllers {
         };
         let node = self.node.clone();
         let stamp = self.stamp("Deployment", namespace, name, &d.spec);
-        let make = |hash: &str, pod_name: &str| {
+        let make = |hash: &str, template: &PodTemplateSpec, pod_name: &str| {
             let rs = format!("{name}-{hash}");
             let owner = Owner {
                 kind: "ReplicaSet".into(),
@@ -427,7 +477,7 @@ impl Controllers {
             let pod = pod_for(
                 namespace,
                 pod_name,
-                &spec.template,
+                template,
                 &[(POD_TEMPLATE_HASH, hash)],
                 &owner,
                 Site {
@@ -442,15 +492,24 @@ impl Controllers {
                 origin: sw.origin.clone(),
             }
         };
-        let prefix = format!("{name}-{new_hash}");
-        self.adopt(
-            key,
-            &new_hash,
-            namespace,
-            &prefix,
-            |n| make(&new_hash, n),
-            now,
-        );
+        // Its templates: the current one, and older ones whose pods may
+        // still run (restored from the records after a restart).
+        let mut templates = self.templates.remove(key).unwrap_or_default();
+        for (h, t) in self.restored_templates.remove(key).unwrap_or_default() {
+            templates.entry(h).or_insert(t);
+        }
+        templates.insert(new_hash.clone(), spec.template.clone());
+        for (hash, template) in &templates {
+            let prefix = format!("{name}-{hash}");
+            self.adopt(
+                key,
+                hash,
+                namespace,
+                &prefix,
+                |n| make(hash, template, n),
+                now,
+            );
+        }
         // The ReplicaSets, oldest first.
         let mut hashes: Vec<(Timestamp, String)> = Vec::new();
         for m in self.made.values().filter(|m| m.owner == key) {
@@ -572,12 +631,17 @@ impl Controllers {
             self.record_pods(&rs_involved, created, &plan.delete);
             if hash == new_hash {
                 for pod_name in plan.create {
-                    let pod = make(&hash, &pod_name);
+                    let pod = make(&hash, &spec.template, &pod_name);
                     self.remember(pod, key, &hash, now);
                 }
             }
             self.delete(key, &plan.delete);
         }
+        // Keep the templates whose ReplicaSets still have pods.
+        let made = &self.made;
+        templates
+            .retain(|h, _| *h == new_hash || made.values().any(|m| m.owner == key && m.hash == *h));
+        self.templates.insert(key.to_string(), templates);
     }
 
     fn replica_set(&mut self, key: &str, sw: &SourceWorkload, store: &PodStore, now: Timestamp) {
@@ -845,6 +909,33 @@ mod tests {
         c.last_generations = std::mem::take(&mut c.generations);
         c.last_generations = std::mem::take(&mut c.generations);
         assert_eq!(c.generation(key(), "{replicas:1}".into()), 1);
+    }
+
+    #[test]
+    fn the_records_keep_a_generation_no_pod_was_stamped_with() {
+        let key = || "Deployment/default/web".to_string();
+        let mut before = Controllers::new("n1");
+        let stamp = before.stamp(
+            "Deployment",
+            "default",
+            "web",
+            &serde_json::json!({"replicas": 3}),
+        );
+        // A scale-down: a new generation, no new pod carries it.
+        before.last_generations = std::mem::take(&mut before.generations);
+        let down = serde_json::json!({"replicas": 1}).to_string();
+        assert_eq!(before.generation(key(), down.clone()), 2);
+        let records = before.records(true);
+        // After a restart: the records and the pods' older stamps.
+        let mut after = Controllers::new("n1");
+        after.restore(records.clone());
+        after.seed([("default/web-a-1".to_string(), "u1".to_string(), Some(stamp))]);
+        assert_eq!(after.generation(key(), down), 2, "never lower");
+        // Not claimed yet while a source has not reported: still recorded.
+        let mut waiting = Controllers::new("n1");
+        waiting.restore(records.clone());
+        assert_eq!(waiting.records(false), records);
+        assert_eq!(waiting.records(true), Records::default());
     }
 
     #[test]
