@@ -986,3 +986,80 @@ fn a_deployment_pod_that_does_not_tolerate_the_node_taints_stays_pending() {
     let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
     assert_eq!(dep["status"]["unavailableReplicas"], 2, "{dep}");
 }
+
+#[test]
+fn a_rollout_interrupted_by_kill_9_and_a_manifest_edit_goes_on_within_its_bounds() {
+    let mut d = Daemon::start_with(common::daemon::Opts {
+        extra_args: vec!["--file-check-frequency".into(), "1s".into()],
+    });
+    // maxSurge 1, maxUnavailable 0; minReadySeconds widens each step.
+    let web = |version: &str| {
+        deployment(3, version).replace("  replicas:", "  minReadySeconds: 2\n  replicas:")
+    };
+    d.write("web.yaml", &web("1"));
+    let old = wait_until("3 ready replicas", Duration::from_secs(60), || {
+        let pods = web_pods(&d);
+        (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(pods)
+    });
+    let old_hash = old[0].2.clone();
+    let old_uids: std::collections::BTreeSet<String> = old.iter().map(|p| p.1.clone()).collect();
+    d.write("web.yaml", &web("2"));
+    wait_until("the surge pod", SECS30, || {
+        (web_pods(&d).len() == 4).then_some(())
+    });
+    d.kill9();
+    // The manifest changes again while rkubelet is down: the rollout goes
+    // on to the newest template with the first two as old ReplicaSets.
+    d.write("web.yaml", &web("3"));
+    d.spawn_detached();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut samples = 0;
+    let final_pods = loop {
+        // Docker first, then the API: a pod gone from Docker was deleted
+        // when the API already counted what replaced it.
+        let running = running_uids(&d);
+        let old_running = running.iter().filter(|u| old_uids.contains(*u)).count();
+        assert!(
+            running.len() >= 3,
+            "at least 3 pods run throughout: {running:?}"
+        );
+        let api = d.get("/pods").ok().map(|_| web_pods(&d));
+        if let Some(pods) = &api {
+            samples += 1;
+            assert!(pods.len() <= 4, "at most 3 + 1 pods: {pods:?}");
+            let new_ready = (pods.iter())
+                .filter(|p| p.3 && !old_uids.contains(&p.1))
+                .count();
+            let old_in_api = pods.iter().filter(|p| old_uids.contains(&p.1)).count();
+            assert!(
+                old_in_api + new_ready >= 3 || old_running + new_ready >= 3,
+                "an old pod went before its replacement was ready: {pods:?}, \
+                 {old_running} old running"
+            );
+            let done =
+                pods.len() == 3 && pods.iter().all(|p| p.3 && p.2 != old_hash) && old_running == 0;
+            if done {
+                break pods.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollout did not finish: {api:?}, running {running:?}\n{}",
+            d.last_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(samples > 10, "the API was sampled during the rollout");
+    let hashes: std::collections::BTreeSet<&str> =
+        final_pods.iter().map(|p| p.2.as_str()).collect();
+    assert_eq!(hashes.len(), 1, "one template: {final_pods:?}");
+    wait_until("only the new pods in Docker", SECS30, || {
+        let uids: std::collections::BTreeSet<String> =
+            final_pods.iter().map(|p| p.1.clone()).collect();
+        (running_uids(&d) == uids).then_some(())
+    });
+    let (ok, out, err) = d.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(ok, "{out}{err}");
+    let log = d.last_log();
+    assert!(!log.contains("cannot read the workload records"), "{log}");
+}
