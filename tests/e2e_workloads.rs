@@ -664,6 +664,20 @@ fn kubectl_gets_describes_and_waits_for_the_rollout_of_a_deployment() {
     assert!(ok, "{err}");
     assert!(out.contains("Name:") && out.contains("web"), "{out}");
     assert!(out.contains("MinimumReplicasAvailable"), "{out}");
+    // The template as a cluster serves it: the API server's defaults.
+    assert!(
+        out.contains(
+            "Readiness:  exec [cat /tmp/ready] delay=0s timeout=1s period=1s #success=1 #failure=3"
+        ),
+        "{out}"
+    );
+    let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+    let spec = &dep["spec"]["template"]["spec"];
+    assert_eq!(spec["dnsPolicy"], "ClusterFirst", "{dep}");
+    assert_eq!(spec["schedulerName"], "default-scheduler", "{dep}");
+    let c = &spec["containers"][0];
+    assert_eq!(c["terminationMessagePath"], "/dev/termination-log", "{dep}");
+    assert!(c["imagePullPolicy"].is_string(), "{dep}");
     // rkubelet's own describe prints kubectl's lines.
     let (ok, ours, err) = d.ctl(&["describe", "deployment", "web"]);
     assert!(ok, "{err}");

@@ -9,7 +9,7 @@
 //! priority, tolerations).
 
 use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, Pod, PodSecurityContext, PodSpec, Probe, Volume,
+    Container, HTTPGetAction, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Volume,
 };
 
 use crate::k8s::lifecycle::{PullPolicy, RestartPolicy};
@@ -36,6 +36,20 @@ pub fn apply(pod: &mut Pod) {
     for volume in spec.volumes.iter_mut().flatten() {
         default_volume(volume);
     }
+}
+
+/// Fills in a workload's pod template as the API server does (the same
+/// defaults as a pod's), for the Deployment, ReplicaSet or DaemonSet it
+/// serves. Only the served copy: the template as written keeps deciding
+/// the `pod-template-hash` and the pods' UIDs, so these defaults never
+/// replace a running pod.
+pub fn apply_template(template: &mut PodTemplateSpec) {
+    let mut pod = Pod {
+        spec: template.spec.take(),
+        ..Default::default()
+    };
+    apply(&mut pod);
+    template.spec = pod.spec;
 }
 
 fn set_if_empty(field: &mut Option<String>, value: &str) {
@@ -309,6 +323,43 @@ mod tests {
         assert_eq!(
             pre_stop.http_get.as_ref().and_then(|h| h.path.as_deref()),
             Some("/")
+        );
+    }
+
+    #[test]
+    fn a_workload_template_gets_the_pod_defaults_and_keeps_its_metadata() {
+        let mut t: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{
+                "name": "c", "image": "busybox:1",
+                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2}
+            }]}
+        }))
+        .expect("template");
+        apply_template(&mut t);
+        assert_eq!(
+            t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+            Some(&[("app".to_string(), "web".to_string())].into())
+        );
+        let spec = t.spec.as_ref().expect("spec");
+        assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
+        assert_eq!(spec.scheduler_name.as_deref(), Some("default-scheduler"));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
+        let c = &spec.containers[0];
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert_eq!(
+            c.termination_message_path.as_deref(),
+            Some("/dev/termination-log")
+        );
+        let ready = c.readiness_probe.as_ref().expect("probe");
+        assert_eq!(
+            (
+                ready.timeout_seconds,
+                ready.period_seconds,
+                ready.success_threshold,
+                ready.failure_threshold
+            ),
+            (Some(1), Some(2), Some(1), Some(3))
         );
     }
 

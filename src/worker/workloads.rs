@@ -554,6 +554,9 @@ impl Controllers {
             let at = since + deadline;
             self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
         }
+        if let Some(spec) = served_d.spec.as_mut() {
+            crate::manifest::defaults::apply_template(&mut spec.template);
+        }
         served_d.status = Some(served::deployment_status(
             &status,
             &format!("{name}-{new_hash}"),
@@ -601,6 +604,10 @@ impl Controllers {
             });
             let metadata = self.served_meta(meta, "ReplicaSet", &rs_spec, &sw.origin, now);
             let generation = metadata.generation.unwrap_or(1);
+            let mut rs_spec = rs_spec;
+            if let Some(t) = rs_spec.as_mut().and_then(|s| s.template.as_mut()) {
+                crate::manifest::defaults::apply_template(t);
+            }
             let served_rs = ReplicaSet {
                 metadata,
                 spec: rs_spec,
@@ -694,6 +701,9 @@ impl Controllers {
             self.served_meta(r.metadata.clone(), "ReplicaSet", &r.spec, &sw.origin, now);
         let generation = served_rs.metadata.generation.unwrap_or(1);
         served_rs.status = Some(served::replica_set_status(&plan.status, generation));
+        if let Some(t) = served_rs.spec.as_mut().and_then(|s| s.template.as_mut()) {
+            crate::manifest::defaults::apply_template(t);
+        }
         let rs_involved = involved("ReplicaSet", &served_rs.metadata);
         self.replica_sets.push(served_rs);
         self.record_pods(&rs_involved, &plan.create, &plan.delete);
@@ -800,6 +810,9 @@ impl Controllers {
         );
         let generation = served_ds.metadata.generation.unwrap_or(1);
         served_ds.status = Some(served::daemon_set_status(&plan.status, generation));
+        if let Some(spec) = served_ds.spec.as_mut() {
+            crate::manifest::defaults::apply_template(&mut spec.template);
+        }
         let ds_involved = involved("DaemonSet", &served_ds.metadata);
         self.daemon_sets.push(served_ds);
         let created: Vec<String> = plan.create.iter().cloned().collect();
