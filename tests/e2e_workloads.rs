@@ -1007,24 +1007,24 @@ fn a_rollout_interrupted_by_kill_9_and_a_manifest_edit_goes_on_within_its_bounds
         extra_args: vec!["--file-check-frequency".into(), "1s".into()],
     });
     // maxSurge 1, maxUnavailable 0; minReadySeconds widens each step.
-    let web = |version: &str| {
-        deployment(3, version).replace("  replicas:", "  minReadySeconds: 2\n  replicas:")
+    let web = |replicas: u32, version: &str| {
+        deployment(replicas, version).replace("  replicas:", "  minReadySeconds: 2\n  replicas:")
     };
-    d.write("web.yaml", &web("1"));
+    d.write("web.yaml", &web(3, "1"));
     let old = wait_until("3 ready replicas", Duration::from_secs(60), || {
         let pods = web_pods(&d);
         (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(pods)
     });
     let old_hash = old[0].2.clone();
     let old_uids: std::collections::BTreeSet<String> = old.iter().map(|p| p.1.clone()).collect();
-    d.write("web.yaml", &web("2"));
+    d.write("web.yaml", &web(3, "2"));
     wait_until("the surge pod", SECS30, || {
         (web_pods(&d).len() == 4).then_some(())
     });
     d.kill9();
     // The manifest changes again while rkubelet is down: the rollout goes
     // on to the newest template with the first two as old ReplicaSets.
-    d.write("web.yaml", &web("3"));
+    d.write("web.yaml", &web(3, "3"));
     d.spawn_detached();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let mut samples = 0;
@@ -1076,4 +1076,26 @@ fn a_rollout_interrupted_by_kill_9_and_a_manifest_edit_goes_on_within_its_bounds
     assert!(ok, "{out}{err}");
     let log = d.last_log();
     assert!(!log.contains("cannot read the workload records"), "{log}");
+
+    // Two scale-downs make no pod (no pod carries their generation); a
+    // restart must not count back.
+    let generation = |d: &Daemon| {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        dep["metadata"]["generation"].as_i64()
+    };
+    let g = generation(&d).expect("generation");
+    for (replicas, expected) in [(2, g + 1), (1, g + 2)] {
+        d.write("web.yaml", &web(replicas, "3"));
+        wait_until(&format!("generation {expected}"), SECS30, || {
+            (generation(&d) == Some(expected)).then_some(())
+        });
+    }
+    d.kill9();
+    d.spawn();
+    let after = wait_until("the Deployment served again", SECS30, || {
+        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        let observed = dep["status"]["observedGeneration"].as_i64()?;
+        Some((dep["metadata"]["generation"].as_i64(), observed))
+    });
+    assert_eq!(after, (Some(g + 2), g + 2), "never lower after a restart");
 }
