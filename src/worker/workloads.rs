@@ -203,19 +203,20 @@ impl Controllers {
     /// `kubectl rollout status` started after rkubelet read an edit sees
     /// the new generation observed together with the new rollout's counts.
     ///
-    /// Counted in memory while rkubelet runs. Across a restart it is
-    /// derived from Docker: every pod a workload makes carries the
-    /// workload's generation and spec fingerprint of that moment (the
-    /// annotation [`crate::workload::pods::GENERATION_ANNOTATION`], written into the Docker label
-    /// `io.rkubelet.workload-generation`); at start the highest one per
-    /// workload is read back ([`Controllers::seed`]) and the count goes on
-    /// from it: the same number when the spec is still the one stamped,
-    /// one more when the manifest changed meanwhile. A spec change that
-    /// made no pod (a scale-down, `paused`) leaves no stamp, so the number
-    /// after a restart can be lower than before it, never below the last
-    /// rollout's; `observedGeneration == generation` holds throughout. The
-    /// ReplicaSets a Deployment makes start at 1 again. Entries of objects
-    /// no longer served are dropped (see [`Controllers::expand`]).
+    /// Counted in memory while rkubelet runs. Across a restart it goes on
+    /// from what was kept: the workload records
+    /// ([`super::workload_records`], every served object's generation and
+    /// spec fingerprint, restored by [`Controllers::restore`]) and, for a
+    /// workload's own key, the stamps on its pods (the annotation
+    /// [`crate::workload::pods::GENERATION_ANNOTATION`], written into the
+    /// Docker label `io.rkubelet.workload-generation`, read back by
+    /// [`Controllers::seed`]); the highest one wins. The count goes on from
+    /// it: the same number when the spec is still the one recorded, one
+    /// more when the manifest changed meanwhile. So a change that made no
+    /// pod (a scale-down, `paused`) is not lost; without the records file
+    /// the pods' stamps alone can give a lower number.
+    /// `observedGeneration == generation` holds throughout. Entries of
+    /// objects no longer served are dropped (see [`Controllers::expand`]).
     fn generation(&mut self, key: String, spec: String) -> i64 {
         let previous = self
             .generations
