@@ -917,7 +917,7 @@ fn a_restart_that_adds_a_no_schedule_taint_keeps_the_running_daemon_set_pod() {
     // The controller has looked at the node with its new taint: the pod
     // no longer fits (misscheduled) but stays, as upstream keeps it.
     let ds = wait_until("the DaemonSet seen on the tainted node", SECS30, || {
-        let ds = d.get_json("/apis/apps/v1/namespaces/default/daemonsets/agent");
+        let ds = served(&d, "/apis/apps/v1/namespaces/default/daemonsets/agent")?;
         (ds["status"]["numberMisscheduled"] == 1).then_some(ds)
     });
     assert_eq!(ds["status"]["desiredNumberScheduled"], 0, "{ds}");
@@ -1093,9 +1093,15 @@ fn a_rollout_interrupted_by_kill_9_and_a_manifest_edit_goes_on_within_its_bounds
     d.kill9();
     d.spawn();
     let after = wait_until("the Deployment served again", SECS30, || {
-        let dep = d.get_json("/apis/apps/v1/namespaces/default/deployments/web");
+        let dep = served(&d, "/apis/apps/v1/namespaces/default/deployments/web")?;
         let observed = dep["status"]["observedGeneration"].as_i64()?;
         Some((dep["metadata"]["generation"].as_i64(), observed))
     });
     assert_eq!(after, (Some(g + 2), g + 2), "never lower after a restart");
+}
+
+/// The object at `path` once the API serves it (a restarted rkubelet
+/// answers before its controllers ran).
+fn served(d: &Daemon, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&d.get(path).ok()?).ok()
 }
