@@ -106,6 +106,7 @@ impl Manager {
         diagnostics: Arc<RwLock<Diagnostics>>,
     ) -> Self {
         let node_name = ctx.node_name.clone();
+        let job_records = ctx.root_dir.join("jobs");
         Manager {
             ctx,
             merger: Merger::new(sources),
@@ -119,7 +120,7 @@ impl Manager {
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
             ports: PortGate::default(),
-            controllers: Controllers::new(&node_name),
+            controllers: Controllers::new(&node_name).with_job_records(job_records),
             last: None,
             seeded: false,
             served: None,
@@ -275,6 +276,12 @@ impl Manager {
         }
         for (involved, reason, message) in self.controllers.take_events() {
             self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_warnings() {
+            self.ctx.recorder.warning(&involved, reason, message);
         }
         let mut desired = self.admit(desired);
         if !desired.complete {
