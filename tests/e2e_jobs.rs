@@ -197,6 +197,31 @@ fn a_failing_job_stops_at_its_backoff_limit() {
 }
 
 #[test]
+fn a_pod_failure_policy_rule_fails_the_job_on_its_exit_code_at_once() {
+    let d = Daemon::start();
+    d.write(
+        "policy.yaml",
+        &job(
+            "policy",
+            "  backoffLimit: 6\n  podFailurePolicy:\n    rules:\n    - {action: FailJob, onExitCodes: {containerName: main, operator: In, values: [42]}}",
+            "exit 42",
+        ),
+    );
+    let j = wait_until("the Job failed", SECS30, || {
+        api_job(&d, "policy").filter(|j| condition(j, "Failed").is_some())
+    });
+    let failed = condition(&j, "Failed").expect("Failed");
+    assert_eq!(failed["reason"], "PodFailurePolicy", "{j}");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Container main for pod default/policy-")
+            && message.ends_with("failed with exit code 42 matching FailJob rule at index 0"),
+        "{message}"
+    );
+    assert_eq!(pod_uids(&job_containers(&d, "policy")).len(), 1, "no retry");
+}
+
+#[test]
 fn kill_9_mid_job_loses_and_duplicates_no_completion_and_a_finished_job_never_reruns() {
     let mut d = Daemon::start();
     d.write(

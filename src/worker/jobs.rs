@@ -271,6 +271,7 @@ impl Jobs {
                             outcome: None,
                             finished: None,
                             deleted: false,
+                            ignored: false,
                         });
                     }
                 }
@@ -497,6 +498,12 @@ fn observe(pod: &SourcePod, store: &PodStore) -> Observed {
             .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
             .map(|t| t.0)
             .max(),
+        exits: statuses()
+            .filter_map(|c| {
+                let t = c.state.as_ref()?.terminated.as_ref()?;
+                Some((c.name.clone(), t.exit_code))
+            })
+            .collect(),
     }
 }
 
