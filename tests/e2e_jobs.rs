@@ -145,6 +145,10 @@ fn completions_three_parallelism_two_runs_three_pods_two_at_a_time_and_kubectl_f
     assert!(out.contains("Completions:"), "{out}");
     assert!(out.contains("3 Succeeded"), "{out}");
     assert!(out.contains("SuccessfulCreate"), "events: {out}");
+    assert!(
+        out.contains("job-controller"),
+        "events from the job controller: {out}"
+    );
     assert!(out.contains("Completed"), "{out}");
     let (ok, out, err) = d.ctl(&["get", "jobs.batch"]);
     assert!(ok, "rkubelet get jobs: {err}");
