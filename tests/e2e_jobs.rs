@@ -315,6 +315,54 @@ fn after_its_ttl_a_job_is_gone_and_a_restart_does_not_run_it_again() {
 }
 
 #[test]
+fn a_finished_job_whose_containers_were_pruned_while_down_does_not_run_again() {
+    let mut d = Daemon::start();
+    d.write(
+        "pruned.yaml",
+        &job("pruned", "  completions: 1", "echo once"),
+    );
+    d.write(
+        "marker.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: marker}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: m, image: {IMAGE}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    wait_until("the Job completes", SECS30, || {
+        api_job(&d, "pruned").filter(|j| condition(j, "Complete").is_some())
+    });
+    let done = job_containers(&d, "pruned");
+    assert_eq!(done.len(), 1);
+    d.wait_running("marker", &["m"], SECS30);
+    d.kill9();
+    // `docker container prune` while rkubelet is down: the Job's pod's
+    // containers (its sandbox too) are gone.
+    let uid = done[0].uid().to_string();
+    let ids: Vec<String> = (d.containers().into_iter())
+        .filter(|c| c.uid() == uid)
+        .map(|c| c.id)
+        .collect();
+    assert!(ids.len() >= 2, "{ids:?}");
+    common::daemon::run(
+        std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids),
+    );
+    d.spawn();
+    d.wait_running("marker", &["m"], SECS30);
+    let j = wait_until("the Job served as finished", SECS30, || {
+        api_job(&d, "pruned").filter(|j| condition(j, "Complete").is_some())
+    });
+    assert_eq!(j["status"]["succeeded"], 1, "{j}");
+    let pods = d.get_json("/pods");
+    assert!(
+        !(pods["items"].as_array().into_iter().flatten())
+            .any(|p| p["metadata"]["labels"]["job-name"] == "pruned"),
+        "the finished pod is not made again: {pods}"
+    );
+    assert!(job_containers(&d, "pruned").is_empty(), "not rerun");
+}
+
+#[test]
 fn a_corrupt_record_is_named_and_the_job_rebuilt_from_docker_without_rerunning() {
     let mut d = Daemon::start();
     d.write("once.yaml", &job("once", "  completions: 1", "echo once"));
