@@ -31,6 +31,7 @@
 //! mutates; both ports bind loopback unless told otherwise.
 
 pub mod apps;
+pub mod batch;
 pub mod kube;
 pub mod lifecycle;
 pub mod logs;
@@ -153,6 +154,7 @@ fn read_routes() -> Router<ApiState> {
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
         .merge(apps::routes())
+        .merge(batch::routes())
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",

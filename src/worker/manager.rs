@@ -112,6 +112,7 @@ impl Manager {
         diagnostics: Arc<RwLock<Diagnostics>>,
     ) -> Self {
         let node_name = ctx.node_name.clone();
+        let job_records = ctx.root_dir.join("jobs");
         Manager {
             ctx,
             merger: Merger::new(sources),
@@ -126,7 +127,7 @@ impl Manager {
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
             ports: PortGate::default(),
-            controllers: Controllers::new(&node_name),
+            controllers: Controllers::new(&node_name).with_job_records(job_records),
             last: None,
             seeded: false,
             records: Default::default(),
@@ -287,6 +288,12 @@ impl Manager {
         }
         for (involved, reason, message) in self.controllers.take_events() {
             self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_warnings() {
+            self.ctx.recorder.warning(&involved, reason, message);
         }
         let mut desired = self.admit(desired);
         if !desired.complete {

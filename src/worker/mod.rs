@@ -13,11 +13,13 @@
 //! * [`host_ports`] — the gate holding back pods whose host port is taken.
 //! * [`workloads`] — runs the workload controllers: Deployments and
 //!   ReplicaSets to pods of the desired set; [`workload_records`] — the
-//!   small file of what they must know after a restart.
+//!   small file of what they must know after a restart; [`jobs`] — Jobs to
+//!   pods, with their durable records.
 
 pub mod actions;
 pub mod atomic_writer;
 pub mod host_ports;
+pub mod jobs;
 pub mod manager;
 pub mod pod_worker;
 pub mod prober;

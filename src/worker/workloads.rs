@@ -31,6 +31,7 @@ use super::pod_worker::WorkerHandle;
 use super::store::PodStore;
 use super::workload_records::Records;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use crate::events::Involved;
@@ -64,6 +65,7 @@ pub struct WorkloadObjects {
     pub deployments: crate::watch::Store<Deployment>,
     pub replicasets: crate::watch::Store<ReplicaSet>,
     pub daemonsets: crate::watch::Store<DaemonSet>,
+    pub jobs: crate::watch::Store<Job>,
 }
 
 impl WorkloadObjects {
@@ -72,7 +74,8 @@ impl WorkloadObjects {
         WorkloadObjects {
             deployments: crate::watch::Store::new(versions.clone()),
             replicasets: crate::watch::Store::new(versions.clone()),
-            daemonsets: crate::watch::Store::new(versions),
+            daemonsets: crate::watch::Store::new(versions.clone()),
+            jobs: crate::watch::Store::new(versions),
         }
     }
 
@@ -81,6 +84,7 @@ impl WorkloadObjects {
         replace_all(&self.deployments, &c.deployments);
         replace_all(&self.replicasets, &c.replica_sets);
         replace_all(&self.daemonsets, &c.daemon_sets);
+        replace_all(&self.jobs, c.jobs.served());
     }
 }
 
@@ -149,6 +153,8 @@ pub struct Controllers {
     deployments: Vec<Deployment>,
     replica_sets: Vec<ReplicaSet>,
     daemon_sets: Vec<DaemonSet>,
+    /// The Job controller's shell (`batch/v1` Jobs and their records).
+    pub jobs: super::jobs::Jobs,
 }
 
 impl Controllers {
@@ -170,7 +176,14 @@ impl Controllers {
             deployments: Vec::new(),
             replica_sets: Vec::new(),
             daemon_sets: Vec::new(),
+            jobs: super::jobs::Jobs::new(node),
         }
+    }
+
+    /// Keeps the Job records in `dir` (`<root-dir>/jobs`).
+    pub fn with_job_records(mut self, dir: std::path::PathBuf) -> Self {
+        self.jobs = self.jobs.with_records(dir);
+        self
     }
 
     /// The metadata of an object rkubelet serves for a workload: UID,
@@ -263,7 +276,10 @@ impl Controllers {
     /// When the controllers must run again without any event: the next time
     /// a ready pod has been ready for its `minReadySeconds`.
     pub fn next_wake(&self) -> Option<Timestamp> {
-        self.wake
+        match (self.wake, self.jobs.next_wake()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// UIDs of the pods a controller deleted that still terminate: when one
@@ -293,6 +309,12 @@ impl Controllers {
     /// `found`: `namespace/name`, UID and the pod's generation stamp (the
     /// Docker label [`crate::runtime::labels::WORKLOAD_GENERATION`]).
     pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String, Option<String>)>) {
+        let found: Vec<_> = found.into_iter().collect();
+        (self.jobs).seed(
+            found
+                .iter()
+                .map(|(full, uid, _)| (full.clone(), uid.clone())),
+        );
         for (full, uid, stamp) in found {
             self.found.insert(full, uid);
             let Some((generation, fingerprint, key)) = stamp.as_deref().and_then(parse_stamp)
@@ -390,8 +412,12 @@ impl Controllers {
                 Workload::Deployment(_) => self.deployment(key, sw, store, now),
                 Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
                 Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
+                Workload::Job(_) => {}
             }
         }
+        // Jobs (from manifests, and those other controllers handed in with
+        // `jobs::hand_in` before this point).
+        self.jobs.expand(desired, store, now);
         for (uid, m) in &self.made {
             if !m.deleted {
                 desired.pods.insert(uid.clone(), m.pod.clone());

@@ -18,6 +18,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod job;
 pub mod objects;
 pub mod pods;
 pub mod replicaset;
