@@ -19,6 +19,7 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, ReplicaSet,
     RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -31,6 +32,8 @@ pub enum Workload {
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
     DaemonSet(DaemonSet),
+    /// A `batch/v1` CronJob (checked by [`super::cronjob`]).
+    CronJob(CronJob),
 }
 
 /// The API server's message for a selector that does not select the
@@ -47,6 +50,7 @@ impl Workload {
             Workload::Deployment(_) => "Deployment",
             Workload::ReplicaSet(_) => "ReplicaSet",
             Workload::DaemonSet(_) => "DaemonSet",
+            Workload::CronJob(_) => "CronJob",
         }
     }
 
@@ -55,6 +59,7 @@ impl Workload {
             Workload::Deployment(d) => &d.metadata,
             Workload::ReplicaSet(r) => &r.metadata,
             Workload::DaemonSet(d) => &d.metadata,
+            Workload::CronJob(c) => &c.metadata,
         }
     }
 
@@ -63,6 +68,7 @@ impl Workload {
             Workload::Deployment(d) => &mut d.metadata,
             Workload::ReplicaSet(r) => &mut r.metadata,
             Workload::DaemonSet(d) => &mut d.metadata,
+            Workload::CronJob(c) => &mut c.metadata,
         }
     }
 
@@ -74,6 +80,7 @@ impl Workload {
                 (r.spec.as_ref()).and_then(|s| Some((&s.selector, s.template.as_ref()?)))
             }
             Workload::DaemonSet(d) => d.spec.as_ref().map(|s| (&s.selector, &s.template)),
+            Workload::CronJob(_) => None,
         }
     }
 
@@ -248,6 +255,12 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
         }
     }
     let kind = workload.kind().to_lowercase();
+    if let Workload::CronJob(cj) = workload {
+        if let Err(e) = super::cronjob::validate(cj) {
+            errs.push(e.field.as_deref().unwrap_or("spec"), e.reason);
+        }
+        return errs.into_result();
+    }
     match workload {
         Workload::Deployment(d) => {
             if let Some(spec) = &d.spec {
@@ -284,11 +297,13 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
                 check_daemon_strategy(&mut errs, spec.update_strategy.as_ref());
             }
         }
+        Workload::CronJob(_) => {}
     }
     let has_spec = match workload {
         Workload::Deployment(d) => d.spec.is_some(),
         Workload::ReplicaSet(r) => r.spec.is_some(),
         Workload::DaemonSet(d) => d.spec.is_some(),
+        Workload::CronJob(c) => c.spec.is_some(),
     };
     if !has_spec {
         errs.push("spec.selector", "Required value");
@@ -429,6 +444,7 @@ pub fn apply_defaults(workload: &mut Workload) {
     }
     let percent = || Some(IntOrString::String(DEFAULT_PERCENT.into()));
     match workload {
+        Workload::CronJob(c) => super::cronjob::apply_defaults(c),
         Workload::Deployment(d) => {
             let spec = d.spec.get_or_insert_with(Default::default);
             spec.replicas.get_or_insert(1);

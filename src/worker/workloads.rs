@@ -339,6 +339,7 @@ impl Controllers {
                 Workload::Deployment(_) => self.deployment(key, sw, store, now),
                 Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
                 Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
+                Workload::CronJob(_) => {}
             }
         }
         for (uid, m) in &self.made {
