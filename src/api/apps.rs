@@ -50,7 +50,7 @@ pub fn group() -> Value {
     })
 }
 
-fn selector_text(s: &LabelSelector) -> String {
+pub(super) fn selector_text(s: &LabelSelector) -> String {
     let mut parts: Vec<String> = (s.match_labels.iter().flatten())
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
@@ -70,7 +70,7 @@ fn selector_text(s: &LabelSelector) -> String {
     }
 }
 
-fn containers_and_images(t: Option<&PodTemplateSpec>) -> (String, String) {
+pub(super) fn containers_and_images(t: Option<&PodTemplateSpec>) -> (String, String) {
     let cs = t
         .and_then(|t| t.spec.as_ref())
         .map(|s| s.containers.as_slice());
@@ -87,7 +87,7 @@ fn containers_and_images(t: Option<&PodTemplateSpec>) -> (String, String) {
     )
 }
 
-fn wide_columns() -> Vec<Value> {
+pub(super) fn wide_columns() -> Vec<Value> {
     vec![
         column(
             "Containers",
@@ -236,12 +236,17 @@ static DAEMONSETS: Kind<DaemonSet> = Kind {
     table: daemon_set_table,
 };
 
-/// List, watch and get routes of one `apps/v1` kind.
-fn kind_routes<T: Object>(kind: &'static Kind<T>, store: StoreOf<T>) -> Router<ApiState> {
+/// List, watch and get routes of one kind of the group version `gv`
+/// (`apps/v1`, `batch/v1`).
+pub(super) fn kind_routes<T: Object>(
+    gv: &'static str,
+    kind: &'static Kind<T>,
+    store: StoreOf<T>,
+) -> Router<ApiState> {
     let r = kind.resource;
     Router::new()
         .route(
-            &format!("/apis/apps/v1/{r}"),
+            &format!("/apis/{gv}/{r}"),
             get(
                 move |State(s): State<ApiState>, RawQuery(q): RawQuery, headers: HeaderMap| async move {
                     let stop = s.shutdown.clone();
@@ -250,7 +255,7 @@ fn kind_routes<T: Object>(kind: &'static Kind<T>, store: StoreOf<T>) -> Router<A
             ),
         )
         .route(
-            &format!("/apis/apps/v1/namespaces/{{ns}}/{r}"),
+            &format!("/apis/{gv}/namespaces/{{ns}}/{r}"),
             get(
                 move |State(s): State<ApiState>,
                       Path(ns): Path<String>,
@@ -262,7 +267,7 @@ fn kind_routes<T: Object>(kind: &'static Kind<T>, store: StoreOf<T>) -> Router<A
             ),
         )
         .route(
-            &format!("/apis/apps/v1/namespaces/{{ns}}/{r}/{{name}}"),
+            &format!("/apis/{gv}/namespaces/{{ns}}/{r}/{{name}}"),
             get(
                 move |State(s): State<ApiState>,
                       Path((ns, name)): Path<(String, String)>,
@@ -287,7 +292,13 @@ pub fn routes() -> Router<ApiState> {
             }),
         )
         .route("/apis/apps/v1", get(|| async { Json(resource_list()) }))
-        .merge(kind_routes(&DEPLOYMENTS, |s| &s.workloads.deployments))
-        .merge(kind_routes(&REPLICASETS, |s| &s.workloads.replicasets))
-        .merge(kind_routes(&DAEMONSETS, |s| &s.workloads.daemonsets))
+        .merge(kind_routes("apps/v1", &DEPLOYMENTS, |s| {
+            &s.workloads.deployments
+        }))
+        .merge(kind_routes("apps/v1", &REPLICASETS, |s| {
+            &s.workloads.replicasets
+        }))
+        .merge(kind_routes("apps/v1", &DAEMONSETS, |s| {
+            &s.workloads.daemonsets
+        }))
 }

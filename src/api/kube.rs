@@ -27,9 +27,10 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-/// `GET /apis`: the `apps` group (Deployments, ReplicaSets, DaemonSets).
+/// `GET /apis`: the `apps` group (Deployments, ReplicaSets, DaemonSets)
+/// and the `batch` group (Jobs).
 pub fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [super::apps::group()]})
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [super::apps::group(), super::batch::group()]})
 }
 
 /// `GET /api/v1`: the read-only resources rkubelet serves.

@@ -31,6 +31,8 @@
 //! mutates; both ports bind loopback unless told otherwise.
 
 pub mod apps;
+pub mod batch;
+pub mod cronjobs;
 pub mod kube;
 pub mod lifecycle;
 pub mod logs;
@@ -153,6 +155,8 @@ fn read_routes() -> Router<ApiState> {
         .route("/api", get(api_versions))
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
         .merge(apps::routes())
+        .merge(batch::routes())
+        .merge(cronjobs::routes())
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",

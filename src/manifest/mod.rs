@@ -234,6 +234,7 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
             Ok(secret)
         })
         .collect::<Result<Vec<_>, ManifestError>>()?;
+    let mut warnings = warnings;
     let workloads = workloads
         .into_iter()
         .map(|(index, prefix, mut w)| {
@@ -241,6 +242,24 @@ pub fn load(content: &[u8], ctx: &LoadContext<'_>) -> Result<Loaded, ManifestErr
                 e.field = e.field.map(|f| format!("{prefix}{f}"));
                 located(index)(e)
             })?;
+            if let workload::Workload::Job(job) = &mut w {
+                // A Job's identity is its manifest content: an edit is a
+                // new Job (as deleting and creating it on a cluster).
+                // `suspend` and `parallelism` may change on a cluster's
+                // Job: they are not part of its identity.
+                let mut raw = serde_json::to_value(&*job).unwrap_or_default();
+                if let Some(spec) = raw.get_mut("spec").and_then(|s| s.as_object_mut()) {
+                    spec.remove("suspend");
+                    spec.remove("parallelism");
+                }
+                job.metadata.uid = Some(identity::uid(&raw, ctx.node_name, ctx.origin));
+                for warning in workload::job_warnings(job) {
+                    warnings.push(format!(
+                        "{}: document {index}: {prefix}{warning}",
+                        ctx.origin.location
+                    ));
+                }
+            }
             workload::apply_defaults(&mut w);
             Ok(w)
         })

@@ -177,6 +177,15 @@ impl Object<'_> {
                 parsed.workloads.push((self.index, self.prefix.to_string(), w));
                 Ok(())
             }
+            "Job" if api_version != "batch/v1" => Err(self.error(
+                "apiVersion",
+                format!("Unsupported value: {api_version:?}: supported values: \"batch/v1\" (for kind {kind:?})"),
+            )),
+            "Job" => {
+                let w = Workload::Job(self.deserialize(&value, parsed)?);
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
+            }
             "Deployment" => {
                 let w = Workload::Deployment(self.deserialize(&value, parsed)?);
                 parsed.workloads.push((self.index, self.prefix.to_string(), w));
@@ -350,7 +359,6 @@ const CLUSTER_KINDS: &[&str] = &[
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
     "StatefulSet",
-    "Job",
     "ReplicationController",
 ];
 
@@ -374,7 +382,7 @@ fn skipped_kind(
         "unknown "
     };
     format!(
-        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, CronJob and List)"
+        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)"
     )
 }
 
@@ -778,8 +786,8 @@ items:
         assert_eq!(
             parsed.warnings,
             [
-                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, CronJob and List)",
-                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, CronJob and List)",
+                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)",
+                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)",
             ]
         );
     }

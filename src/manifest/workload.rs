@@ -1,14 +1,17 @@
-//! `apps/v1` workloads: Deployments, ReplicaSets and DaemonSets, validated
-//! and defaulted as the API server does.
+//! Workloads: the `apps/v1` Deployments, ReplicaSets and DaemonSets and the
+//! `batch/v1` Jobs, validated and defaulted as the API server does.
 //!
-//! Owns the [`Workload`] value (one of the three kinds, namespace defaulted),
+//! Owns the [`Workload`] value (one of the kinds, namespace defaulted),
 //! the API server's validation of them with its messages (selector required,
 //! non-empty and matching the template's labels; `replicas` ≥ 0;
 //! `maxSurge`/`maxUnavailable` as int or percent and not both 0; template
 //! `restartPolicy: Always`; the template's pod spec validated like a pod's,
 //! its fields under `spec.template.`) and the defaulting of the fields the
 //! controllers read (`replicas` 1, strategy `RollingUpdate` 25 %/25 %,
-//! `progressDeadlineSeconds` 600, `revisionHistoryLimit` 10). Matching a
+//! `progressDeadlineSeconds` 600, `revisionHistoryLimit` 10). A Job's
+//! checks and defaults (template `restartPolicy` `Never`/`OnFailure`,
+//! counts ≥ 0, `completionMode`, the generated selector and labels) are
+//! [`validate_job`] and [`default_job`]. Matching a
 //! `metav1.LabelSelector` against labels lives here too.
 //!
 //! It does not run anything: the workload controllers do.
@@ -20,6 +23,7 @@ use k8s_openapi::api::apps::v1::{
     RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -34,7 +38,17 @@ pub enum Workload {
     DaemonSet(DaemonSet),
     /// A `batch/v1` CronJob (checked by [`super::cronjob`]).
     CronJob(CronJob),
+    /// A `batch/v1` Job (from a manifest, or made by a CronJob).
+    Job(Job),
 }
+
+/// The label with a Job's UID its generated selector selects.
+pub const JOB_CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
+/// The label with a Job's name on its pods.
+pub const JOB_NAME: &str = "batch.kubernetes.io/job-name";
+/// The legacy labels the API server also adds to a Job's template.
+const LEGACY_CONTROLLER_UID: &str = "controller-uid";
+const LEGACY_JOB_NAME: &str = "job-name";
 
 /// The API server's message for a selector that does not select the
 /// template's labels.
@@ -51,6 +65,7 @@ impl Workload {
             Workload::ReplicaSet(_) => "ReplicaSet",
             Workload::DaemonSet(_) => "DaemonSet",
             Workload::CronJob(_) => "CronJob",
+            Workload::Job(_) => "Job",
         }
     }
 
@@ -60,6 +75,7 @@ impl Workload {
             Workload::ReplicaSet(r) => &r.metadata,
             Workload::DaemonSet(d) => &d.metadata,
             Workload::CronJob(c) => &c.metadata,
+            Workload::Job(j) => &j.metadata,
         }
     }
 
@@ -69,6 +85,7 @@ impl Workload {
             Workload::ReplicaSet(r) => &mut r.metadata,
             Workload::DaemonSet(d) => &mut d.metadata,
             Workload::CronJob(c) => &mut c.metadata,
+            Workload::Job(j) => &mut j.metadata,
         }
     }
 
@@ -81,12 +98,16 @@ impl Workload {
             }
             Workload::DaemonSet(d) => d.spec.as_ref().map(|s| (&s.selector, &s.template)),
             Workload::CronJob(_) => None,
+            Workload::Job(_) => None,
         }
     }
 
     /// The pod template, when the spec has one.
     pub fn template(&self) -> Option<&PodTemplateSpec> {
-        self.selector_and_template().map(|(_, t)| t)
+        match self {
+            Workload::Job(j) => j.spec.as_ref().map(|s| &s.template),
+            _ => self.selector_and_template().map(|(_, t)| t),
+        }
     }
 
     /// `namespace/name`.
@@ -261,6 +282,10 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
         }
         return errs.into_result();
     }
+    if let Workload::Job(job) = workload {
+        check_job(&mut errs, job);
+        return errs.into_result();
+    }
     match workload {
         Workload::Deployment(d) => {
             if let Some(spec) = &d.spec {
@@ -298,12 +323,14 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
             }
         }
         Workload::CronJob(_) => {}
+        Workload::Job(_) => {}
     }
     let has_spec = match workload {
         Workload::Deployment(d) => d.spec.is_some(),
         Workload::ReplicaSet(r) => r.spec.is_some(),
         Workload::DaemonSet(d) => d.spec.is_some(),
         Workload::CronJob(c) => c.spec.is_some(),
+        Workload::Job(j) => j.spec.is_some(),
     };
     if !has_spec {
         errs.push("spec.selector", "Required value");
@@ -367,6 +394,161 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
         }
     }
     errs.into_result()
+}
+
+/// A Job's checks, as the API server's `ValidateJob` (after its
+/// defaulting: an unset template `restartPolicy` is `Always`, and refused).
+fn check_job(errs: &mut Errors, job: &Job) {
+    let Some(spec) = &job.spec else {
+        errs.push("spec.template", "Required value");
+        return;
+    };
+    check_nonnegative(errs, "spec.parallelism", spec.parallelism);
+    check_nonnegative(errs, "spec.completions", spec.completions);
+    check_nonnegative(errs, "spec.backoffLimit", spec.backoff_limit);
+    check_nonnegative(
+        errs,
+        "spec.ttlSecondsAfterFinished",
+        spec.ttl_seconds_after_finished,
+    );
+    if let Some(d) = spec.active_deadline_seconds.filter(|d| *d <= 0) {
+        errs.push(
+            "spec.activeDeadlineSeconds",
+            format!("Invalid value: {d}: must be greater than 0"),
+        );
+    }
+    match spec.completion_mode.as_deref() {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") => {
+            if spec.completions.is_none() {
+                errs.push(
+                    "spec.completions",
+                    "Required value: when completion mode is Indexed",
+                );
+            }
+        }
+        Some(other) => errs.push(
+            "spec.completionMode",
+            format!("Unsupported value: {other:?}: supported values: \"NonIndexed\", \"Indexed\""),
+        ),
+    }
+    if spec.backoff_limit_per_index.is_some() {
+        errs.push(
+            "spec.backoffLimitPerIndex",
+            "Forbidden: not supported by rkubelet",
+        );
+    }
+    let labels = (spec.template.metadata.as_ref()).and_then(|m| m.labels.as_ref());
+    if spec.manual_selector == Some(true) {
+        match &spec.selector {
+            None => errs.push("spec.selector", "Required value"),
+            Some(sel) if selector_is_empty(sel) => errs.push(
+                "spec.selector",
+                "Invalid value: \"{}\": empty selector is invalid for job",
+            ),
+            Some(sel) if !selector_matches(sel, labels) => errs.push(
+                "spec.template.metadata.labels",
+                format!("Invalid value: {}: {SELECTOR_MISMATCH}", go_map(labels)),
+            ),
+            Some(_) => {}
+        }
+    } else if let Some(sel) = &spec.selector {
+        let shown = serde_json::to_string(sel).unwrap_or_default();
+        errs.push(
+            "spec.selector",
+            format!("Invalid value: {shown}: `selector` not auto-generated (set `manualSelector: true` to choose one)"),
+        );
+    }
+    match &spec.template.spec {
+        None => errs.push("spec.template.spec.containers", "Required value"),
+        Some(pod) => {
+            let policy = (pod.restart_policy.as_deref())
+                .filter(|p| !p.is_empty())
+                .unwrap_or("Always");
+            if policy != "Never" && policy != "OnFailure" {
+                errs.push(
+                    "spec.template.spec.restartPolicy",
+                    format!(
+                        "Unsupported value: {policy:?}: supported values: \"OnFailure\", \"Never\""
+                    ),
+                );
+            }
+            if let Err(e) = super::validate::validate_template_spec(pod, "spec.template.") {
+                errs.push(e.field.as_deref().unwrap_or("spec.template"), e.reason);
+            }
+        }
+    }
+}
+
+/// Validates a Job (see [`validate`]).
+pub fn validate_job(job: &Job) -> Result<(), ManifestError> {
+    validate(&Workload::Job(job.clone()))
+}
+
+/// The warnings for what a valid Job asks that rkubelet does not do
+/// (`podFailurePolicy`: failures count against `backoffLimit` as without
+/// one).
+pub fn job_warnings(job: &Job) -> Vec<String> {
+    let mut out = Vec::new();
+    if (job.spec.as_ref()).is_some_and(|s| s.pod_failure_policy.is_some()) {
+        out.push("spec.podFailurePolicy: not supported by rkubelet; every failed pod counts against backoffLimit".to_string());
+    }
+    if (job.spec.as_ref()).is_some_and(|s| s.success_policy.is_some()) {
+        out.push("spec.successPolicy: not supported by rkubelet; the Job completes when its completions succeed".to_string());
+    }
+    out
+}
+
+/// Defaults a Job as the API server does: namespace, `parallelism` 1 (and
+/// `completions` 1 when both are unset), `backoffLimit` 6, `completionMode`
+/// `NonIndexed`, `suspend` false, `manualSelector` off; then the generated
+/// selector (`batch.kubernetes.io/controller-uid: <uid>`) and the labels
+/// `controller-uid`, `batch.kubernetes.io/controller-uid`, `job-name` and
+/// `batch.kubernetes.io/job-name` on the template. The UID is
+/// `metadata.uid` (the loader sets it from the manifest's identity); a Job
+/// without one gets a hash of its content.
+pub fn default_job(job: &mut Job) {
+    if job.metadata.uid.as_deref().is_none_or(str::is_empty) {
+        use sha2::{Digest, Sha256};
+        let raw = serde_json::to_vec(&*job).unwrap_or_default();
+        job.metadata.uid = Some(hex::encode(&Sha256::digest(&raw)[..16]));
+    }
+    if job.metadata.namespace.as_deref().is_none_or(str::is_empty) {
+        job.metadata.namespace = Some("default".into());
+    }
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let spec = job.spec.get_or_insert_with(Default::default);
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+    }
+    spec.parallelism.get_or_insert(1);
+    spec.backoff_limit.get_or_insert(6);
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".into());
+    spec.suspend.get_or_insert(false);
+    spec.pod_replacement_policy
+        .get_or_insert_with(|| "TerminatingOrFailed".into());
+    if spec.manual_selector != Some(true) {
+        spec.selector = Some(LabelSelector {
+            match_labels: Some([(JOB_CONTROLLER_UID.to_string(), uid.clone())].into()),
+            ..Default::default()
+        });
+        let labels = (spec
+            .template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels)
+            .get_or_insert_with(Default::default);
+        for (k, v) in [
+            (LEGACY_CONTROLLER_UID, &uid),
+            (JOB_CONTROLLER_UID, &uid),
+            (LEGACY_JOB_NAME, &name),
+            (JOB_NAME, &name),
+        ] {
+            labels.insert(k.to_string(), v.clone());
+        }
+    }
 }
 
 fn check_strategy(errs: &mut Errors, strategy: Option<&DeploymentStrategy>) {
@@ -484,6 +666,7 @@ pub fn apply_defaults(workload: &mut Workload) {
                 ru.max_surge.get_or_insert(IntOrString::Int(0));
             }
         }
+        Workload::Job(j) => default_job(j),
     }
 }
 
@@ -673,5 +856,125 @@ spec:
             .and_then(|s| s.rolling_update.as_ref())
             .expect("ru");
         assert_eq!(ru.max_unavailable, Some(IntOrString::Int(1)));
+    }
+
+    const JOB: &str = "metadata: {name: work}\nspec:\n  completions: 3\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n";
+
+    fn job(yaml: &str) -> Workload {
+        Workload::Job(serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn a_job_is_defaulted_with_the_generated_selector_and_labels() {
+        let mut w = job(JOB);
+        validate(&w).unwrap_or_else(|e| panic!("{e}"));
+        if let Workload::Job(j) = &mut w {
+            j.metadata.uid = Some("u-1".into());
+        }
+        apply_defaults(&mut w);
+        let Workload::Job(j) = &w else { panic!() };
+        let spec = j.spec.as_ref().expect("spec");
+        assert_eq!(spec.backoff_limit, Some(6));
+        assert_eq!(spec.completion_mode.as_deref(), Some("NonIndexed"));
+        let sel = spec
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .expect("sel");
+        assert_eq!(sel[JOB_CONTROLLER_UID], "u-1");
+        let labels = (spec.template.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref())
+            .expect("labels");
+        assert_eq!(labels["controller-uid"], "u-1");
+        assert_eq!(labels["job-name"], "work");
+        assert_eq!(labels[JOB_NAME], "work");
+        let mut bare = job(&JOB.replace("  completions: 3\n  parallelism: 2\n", ""));
+        apply_defaults(&mut bare);
+        let Workload::Job(b) = &bare else { panic!() };
+        let spec = b.spec.as_ref().expect("spec");
+        assert_eq!((spec.completions, spec.parallelism), (Some(1), Some(1)));
+        assert!(
+            b.metadata.uid.as_deref().is_some_and(|u| u.len() == 32),
+            "content uid"
+        );
+    }
+
+    #[test]
+    fn a_job_is_checked_as_the_api_server_does() {
+        let cases = [
+            (
+                "restartPolicy: Never",
+                "restartPolicy: Always",
+                "spec.template.spec.restartPolicy",
+                "Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"",
+            ),
+            (
+                "      restartPolicy: Never\n",
+                "",
+                "spec.template.spec.restartPolicy",
+                "Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"",
+            ),
+            (
+                "completions: 3",
+                "completions: -1",
+                "spec.completions",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                "parallelism: 2",
+                "parallelism: -2",
+                "spec.parallelism",
+                "Invalid value: -2: must be greater than or equal to 0",
+            ),
+            (
+                "parallelism: 2",
+                "parallelism: 2\n  backoffLimit: -1",
+                "spec.backoffLimit",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                "parallelism: 2",
+                "parallelism: 2\n  activeDeadlineSeconds: 0",
+                "spec.activeDeadlineSeconds",
+                "Invalid value: 0: must be greater than 0",
+            ),
+            (
+                "parallelism: 2",
+                "parallelism: 2\n  ttlSecondsAfterFinished: -5",
+                "spec.ttlSecondsAfterFinished",
+                "Invalid value: -5: must be greater than or equal to 0",
+            ),
+            (
+                "parallelism: 2",
+                "parallelism: 2\n  completionMode: Sometimes",
+                "spec.completionMode",
+                "Unsupported value: \"Sometimes\": supported values: \"NonIndexed\", \"Indexed\"",
+            ),
+            (
+                "  completions: 3\n",
+                "  completionMode: Indexed\n",
+                "spec.completions",
+                "Required value: when completion mode is Indexed",
+            ),
+        ];
+        for (from, to, field, reason) in cases {
+            let e = err(&job(&JOB.replace(from, to)));
+            assert_eq!(e.field.as_deref(), Some(field), "{to}: {e}");
+            assert_eq!(e.reason, reason, "{to}");
+        }
+        let e = err(&job(&JOB.replace(
+            "  parallelism: 2\n",
+            "  parallelism: 2\n  selector: {matchLabels: {a: b}}\n",
+        )));
+        assert_eq!(e.field.as_deref(), Some("spec.selector"));
+        assert!(e.reason.contains("`selector` not auto-generated"), "{e}");
+        let manual = JOB
+            .replace(
+                "  parallelism: 2\n",
+                "  parallelism: 2\n  manualSelector: true\n  selector: {matchLabels: {a: b}}\n",
+            )
+            .replace("    spec:\n", "    metadata: {labels: {a: b}}\n    spec:\n");
+        validate(&job(&manual)).unwrap_or_else(|e| panic!("{e}"));
+        validate(&job(&JOB.replace("Never", "OnFailure"))).unwrap_or_else(|e| panic!("{e}"));
     }
 }

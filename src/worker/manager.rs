@@ -106,6 +106,8 @@ impl Manager {
         diagnostics: Arc<RwLock<Diagnostics>>,
     ) -> Self {
         let node_name = ctx.node_name.clone();
+        let job_records = ctx.root_dir.join("jobs");
+        let cron_records = ctx.root_dir.join("cronjobs");
         Manager {
             ctx,
             merger: Merger::new(sources),
@@ -119,7 +121,9 @@ impl Manager {
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
             ports: PortGate::default(),
-            controllers: Controllers::new(&node_name),
+            controllers: Controllers::new(&node_name)
+                .with_job_records(job_records)
+                .with_cronjob_records(cron_records),
             last: None,
             seeded: false,
             served: None,
@@ -143,6 +147,7 @@ impl Manager {
     /// Publishes the workloads with their status to `served` (the API's
     /// `/apis/apps/v1`).
     pub fn with_workload_objects(mut self, served: Arc<WorkloadObjects>) -> Self {
+        self.controllers.cronjobs.manual = served.manual.clone();
         self.served = Some(served);
         self
     }
@@ -162,6 +167,7 @@ impl Manager {
         let mut prune = tokio::time::interval(Duration::from_secs(5));
         let store = self.ctx.store.clone();
         let mut pods = store.pods().watch(Some(store.pods().list().1)).ok();
+        let manual = self.controllers.cronjobs.manual.clone();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -195,6 +201,10 @@ impl Manager {
                 }
                 _ = any_done(self.terminating_workload_pods()) => {
                     // A pod a controller deleted is gone.
+                    self.resync(&shutdown).await;
+                }
+                _ = manual.notified() => {
+                    // A Job created from a CronJob through the API.
                     self.resync(&shutdown).await;
                 }
                 _ = wake_at(self.controllers.next_wake(), self.ctx.clock.now()) => {
@@ -275,6 +285,18 @@ impl Manager {
         }
         for (involved, reason, message) in self.controllers.take_events() {
             self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.jobs.take_warnings() {
+            self.ctx.recorder.warning(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.cronjobs.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.cronjobs.take_warnings() {
+            self.ctx.recorder.warning(&involved, reason, message);
         }
         let mut desired = self.admit(desired);
         if !desired.complete {

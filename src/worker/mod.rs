@@ -12,11 +12,14 @@
 //! * [`store`] — the status store the API reads.
 //! * [`host_ports`] — the gate holding back pods whose host port is taken.
 //! * [`workloads`] — runs the workload controllers: Deployments and
-//!   ReplicaSets to pods of the desired set.
+//!   ReplicaSets to pods of the desired set; [`jobs`] — Jobs to pods, with
+//!   their durable records.
 
 pub mod actions;
 pub mod atomic_writer;
+pub mod cronjobs;
 pub mod host_ports;
+pub mod jobs;
 pub mod manager;
 pub mod pod_worker;
 pub mod prober;

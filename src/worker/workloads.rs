@@ -26,6 +26,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::pod_worker::WorkerHandle;
 use super::store::PodStore;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use crate::events::Involved;
@@ -59,6 +60,10 @@ pub struct WorkloadObjects {
     pub deployments: crate::watch::Store<Deployment>,
     pub replicasets: crate::watch::Store<ReplicaSet>,
     pub daemonsets: crate::watch::Store<DaemonSet>,
+    pub jobs: crate::watch::Store<Job>,
+    pub cronjobs: crate::watch::Store<k8s_openapi::api::batch::v1::CronJob>,
+    /// Jobs created from a CronJob through the API, for the controllers.
+    pub manual: Arc<super::cronjobs::ManualJobs>,
 }
 
 impl WorkloadObjects {
@@ -67,7 +72,10 @@ impl WorkloadObjects {
         WorkloadObjects {
             deployments: crate::watch::Store::new(versions.clone()),
             replicasets: crate::watch::Store::new(versions.clone()),
-            daemonsets: crate::watch::Store::new(versions),
+            daemonsets: crate::watch::Store::new(versions.clone()),
+            jobs: crate::watch::Store::new(versions.clone()),
+            cronjobs: crate::watch::Store::new(versions),
+            manual: Arc::default(),
         }
     }
 
@@ -76,6 +84,8 @@ impl WorkloadObjects {
         replace_all(&self.deployments, &c.deployments);
         replace_all(&self.replicasets, &c.replica_sets);
         replace_all(&self.daemonsets, &c.daemon_sets);
+        replace_all(&self.jobs, c.jobs.served());
+        replace_all(&self.cronjobs, c.cronjobs.served());
     }
 }
 
@@ -138,6 +148,10 @@ pub struct Controllers {
     deployments: Vec<Deployment>,
     replica_sets: Vec<ReplicaSet>,
     daemon_sets: Vec<DaemonSet>,
+    /// The Job controller's shell (`batch/v1` Jobs and their records).
+    pub jobs: super::jobs::Jobs,
+    /// The CronJob controller's shell (CronJobs and their records).
+    pub cronjobs: super::cronjobs::CronJobs,
 }
 
 impl Controllers {
@@ -157,7 +171,21 @@ impl Controllers {
             deployments: Vec::new(),
             replica_sets: Vec::new(),
             daemon_sets: Vec::new(),
+            jobs: super::jobs::Jobs::new(node),
+            cronjobs: super::cronjobs::CronJobs::new(node, local_zone()),
         }
+    }
+
+    /// Keeps the CronJob records in `dir` (`<root-dir>/cronjobs`).
+    pub fn with_cronjob_records(mut self, dir: std::path::PathBuf) -> Self {
+        self.cronjobs = self.cronjobs.with_records(dir);
+        self
+    }
+
+    /// Keeps the Job records in `dir` (`<root-dir>/jobs`).
+    pub fn with_job_records(mut self, dir: std::path::PathBuf) -> Self {
+        self.jobs = self.jobs.with_records(dir);
+        self
     }
 
     /// The metadata of an object rkubelet serves for a workload: UID,
@@ -249,7 +277,10 @@ impl Controllers {
     /// When the controllers must run again without any event: the next time
     /// a ready pod has been ready for its `minReadySeconds`.
     pub fn next_wake(&self) -> Option<Timestamp> {
-        self.wake
+        [self.wake, self.jobs.next_wake(), self.cronjobs.next_wake()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// UIDs of the pods a controller deleted that still terminate: when one
@@ -279,6 +310,12 @@ impl Controllers {
     /// `found`: `namespace/name`, UID and the pod's generation stamp (the
     /// Docker label [`crate::runtime::labels::WORKLOAD_GENERATION`]).
     pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String, Option<String>)>) {
+        let found: Vec<_> = found.into_iter().collect();
+        (self.jobs).seed(
+            found
+                .iter()
+                .map(|(full, uid, _)| (full.clone(), uid.clone())),
+        );
         for (full, uid, stamp) in found {
             self.found.insert(full, uid);
             let Some((generation, fingerprint, key)) = stamp.as_deref().and_then(parse_stamp)
@@ -340,8 +377,13 @@ impl Controllers {
                 Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
                 Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
                 Workload::CronJob(_) => {}
+                Workload::Job(_) => {}
             }
         }
+        // CronJobs hand their Jobs in (reading the Jobs' outcomes of the
+        // previous pass), then the Jobs run: from manifests and from CronJobs.
+        self.cronjobs.expand(desired, &self.jobs, now);
+        self.jobs.expand(desired, store, now);
         for (uid, m) in &self.made {
             if !m.deleted {
                 desired.pods.insert(uid.clone(), m.pod.clone());
@@ -913,4 +955,10 @@ mod tests {
             1
         );
     }
+}
+
+/// The node's time zone (`/etc/localtime`, `$TZ`), for CronJobs without
+/// `timeZone`; UTC when it cannot be read.
+fn local_zone() -> k8s_openapi::jiff::tz::TimeZone {
+    k8s_openapi::jiff::tz::TimeZone::try_system().unwrap_or(k8s_openapi::jiff::tz::TimeZone::UTC)
 }

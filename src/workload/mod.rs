@@ -22,6 +22,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod job;
 pub mod objects;
 pub mod pods;
 pub mod replicaset;

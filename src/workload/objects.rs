@@ -1,4 +1,4 @@
-//! Deployments, ReplicaSets and DaemonSets as the API serves them.
+//! Deployments, ReplicaSets, DaemonSets (and Jobs) as the API serves them.
 //!
 //! Owns the versioned-store plumbing of the `apps/v1` kinds ([`Object`] and
 //! [`Selectable`]: name and namespace fields, labels) and the status the
@@ -24,9 +24,12 @@ use crate::watch::Object;
 
 macro_rules! apps_object {
     ($t:ty, $kind:literal) => {
+        apps_object!($t, $kind, "apps/v1");
+    };
+    ($t:ty, $kind:literal, $api:literal) => {
         impl Object for $t {
             const KIND: &'static str = $kind;
-            const API_VERSION: &'static str = "apps/v1";
+            const API_VERSION: &'static str = $api;
             fn meta(&self) -> &ObjectMeta {
                 &self.metadata
             }
@@ -56,6 +59,8 @@ macro_rules! apps_object {
 apps_object!(Deployment, "Deployment");
 apps_object!(ReplicaSet, "ReplicaSet");
 apps_object!(DaemonSet, "DaemonSet");
+apps_object!(k8s_openapi::api::batch::v1::Job, "Job", "batch/v1");
+apps_object!(k8s_openapi::api::batch::v1::CronJob, "CronJob", "batch/v1");
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String) -> DeploymentCondition {
     DeploymentCondition {

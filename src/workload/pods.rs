@@ -4,7 +4,7 @@
 //! labels plus the controller's hash label, the template's annotations plus
 //! rkubelet's `kubernetes.io/config.*` (the source stays truthful: `file` or
 //! `http`), an `ownerReference` to its ReplicaSet or DaemonSet
-//! (`controller: true`), `spec.nodeName` = this node, Kubernetes defaults.
+//! or Job (`controller: true`), `spec.nodeName` = this node, Kubernetes defaults.
 //! Its UID is a stable hash of origin, node, namespace/name and template, so
 //! a restarted rkubelet builds the very same pod and adopts its containers.
 
@@ -20,10 +20,20 @@ use crate::manifest::Origin;
 /// The owner a pod points to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    /// `ReplicaSet` or `DaemonSet`.
+    /// `ReplicaSet`, `DaemonSet` or `Job`.
     pub kind: String,
     pub name: String,
     pub uid: String,
+}
+
+impl Owner {
+    /// The owner's group version: `batch/v1` for a Job, else `apps/v1`.
+    pub fn api_version(&self) -> &'static str {
+        match self.kind.as_str() {
+            "Job" | "CronJob" => "batch/v1",
+            _ => "apps/v1",
+        }
+    }
 }
 
 /// A stable UID for an object rkubelet makes on behalf of a workload (a
@@ -91,7 +101,7 @@ pub fn pod_for(
             labels: Some(labels),
             annotations: Some(annotations),
             owner_references: Some(vec![OwnerReference {
-                api_version: "apps/v1".into(),
+                api_version: owner.api_version().into(),
                 kind: owner.kind.clone(),
                 name: owner.name.clone(),
                 uid: owner.uid.clone(),
