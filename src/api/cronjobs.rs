@@ -12,7 +12,10 @@
 //! create job`) sends — a Job whose controller ownerReference names a
 //! CronJob — and queues it for the CronJob controller, which keeps it with
 //! that CronJob's Jobs ([`crate::worker::cronjobs`]). Other Jobs come from
-//! manifests only.
+//! manifests only. The body may be JSON (`rkubelet create job`) or the
+//! protobuf kubectl's typed client sends; of a protobuf body only the
+//! metadata is read, and the spec is the CronJob's job template — exactly
+//! what `kubectl create job --from=cronjob/X` sends.
 
 use std::time::Duration;
 
@@ -141,6 +144,137 @@ pub fn routes() -> Router<ApiState> {
         )
 }
 
+/// The start of a Kubernetes protobuf body.
+const PROTOBUF_MAGIC: &[u8] = b"k8s\0";
+
+/// Just enough of the Kubernetes protobuf encoding to read a Job's
+/// metadata (name, namespace, labels, annotations, owner references) from
+/// the `runtime.Unknown` envelope kubectl posts.
+mod proto {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    /// `(field number, value)` of one field: varints as numbers,
+    /// length-delimited fields as bytes; fixed-width ones are skipped.
+    enum Value<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+        Fixed,
+    }
+
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The fields of one message, in order; `None` when malformed.
+    fn fields(mut buf: &[u8]) -> Option<Vec<(u64, Value<'_>)>> {
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let key = varint(&mut buf)?;
+            let value = match key & 7 {
+                0 => Value::Varint(varint(&mut buf)?),
+                2 => {
+                    let len = usize::try_from(varint(&mut buf)?).ok()?;
+                    let (bytes, rest) = (buf.get(..len)?, buf.get(len..)?);
+                    buf = rest;
+                    Value::Bytes(bytes)
+                }
+                1 => {
+                    buf = buf.get(8..)?;
+                    Value::Fixed
+                }
+                5 => {
+                    buf = buf.get(4..)?;
+                    Value::Fixed
+                }
+                _ => return None,
+            };
+            out.push((key >> 3, value));
+        }
+        Some(out)
+    }
+
+    fn text(v: &Value<'_>) -> Option<String> {
+        match v {
+            Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+            _ => None,
+        }
+    }
+
+    fn bytes<'a>(v: &Value<'a>) -> Option<&'a [u8]> {
+        match v {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn map_entry(v: &Value<'_>) -> Option<(String, String)> {
+        let mut entry = (String::new(), String::new());
+        for (n, f) in fields(bytes(v)?)? {
+            match n {
+                1 => entry.0 = text(&f)?,
+                2 => entry.1 = text(&f)?,
+                _ => {}
+            }
+        }
+        Some(entry)
+    }
+
+    fn owner(v: &Value<'_>) -> Option<OwnerReference> {
+        let mut o = OwnerReference::default();
+        for (n, f) in fields(bytes(v)?)? {
+            match (n, &f) {
+                (1, _) => o.kind = text(&f)?,
+                (3, _) => o.name = text(&f)?,
+                (4, _) => o.uid = text(&f)?,
+                (5, _) => o.api_version = text(&f)?,
+                (6, Value::Varint(b)) => o.controller = Some(*b != 0),
+                (7, Value::Varint(b)) => o.block_owner_deletion = Some(*b != 0),
+                _ => {}
+            }
+        }
+        Some(o)
+    }
+
+    /// The Job's `ObjectMeta` from the envelope after the magic bytes.
+    pub fn job_metadata(envelope: &[u8]) -> Option<ObjectMeta> {
+        // runtime.Unknown: raw = 2.
+        let raw = (fields(envelope)?.into_iter()).find(|(n, _)| *n == 2)?.1;
+        // Job: metadata = 1.
+        let meta = (fields(bytes(&raw)?)?.into_iter())
+            .find(|(n, _)| *n == 1)?
+            .1;
+        let mut out = ObjectMeta::default();
+        let mut labels = BTreeMap::new();
+        let mut annotations = BTreeMap::new();
+        let mut owners = Vec::new();
+        for (n, f) in fields(bytes(&meta)?)? {
+            match n {
+                1 => out.name = text(&f),
+                3 => out.namespace = text(&f),
+                11 => labels.extend(map_entry(&f)),
+                12 => annotations.extend(map_entry(&f)),
+                13 => owners.push(owner(&f)?),
+                _ => {}
+            }
+        }
+        out.labels = (!labels.is_empty()).then_some(labels);
+        out.annotations = (!annotations.is_empty()).then_some(annotations);
+        out.owner_references = (!owners.is_empty()).then_some(owners);
+        Some(out)
+    }
+}
+
 /// The authenticated port's route: creating a Job from a CronJob.
 pub fn secure_routes() -> Router<ApiState> {
     Router::new().route("/apis/batch/v1/namespaces/{ns}/jobs", post(create_job))
@@ -150,13 +284,34 @@ async fn create_job(
     State(s): State<ApiState>,
     Path(ns): Path<String>,
     RawQuery(q): RawQuery,
-    Json(body): Json<Value>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
-    let job: Job = match serde_json::from_value(body) {
+    let decoded = match body.strip_prefix(PROTOBUF_MAGIC) {
+        // kubectl's typed client posts protobuf: read the metadata; the
+        // spec is the CronJob's template, which is what kubectl sends.
+        Some(envelope) => proto::job_metadata(envelope)
+            .map(|metadata| Job {
+                metadata,
+                ..Default::default()
+            })
+            .ok_or_else(|| "cannot read the protobuf Job".to_string()),
+        None => serde_json::from_slice::<Job>(&body).map_err(|e| e.to_string()),
+    };
+    let job: Job = match decoded {
         Ok(j) => j,
         Err(e) => {
-            return status_error(StatusCode::BAD_REQUEST, "BadRequest", format!("not a Job: {e}"))
-                .into_response()
+            let content_type = (headers.get(axum::http::header::CONTENT_TYPE))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            return status_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!(
+                    "the body must be a batch/v1 Job as JSON (Content-Type {content_type:?}): {e}"
+                ),
+            )
+            .into_response();
         }
     };
     let cronjobs: Vec<CronJob> = (s.workloads.cronjobs.list().0.iter())

@@ -143,7 +143,10 @@ pub struct CronJobs {
 /// `namespace/name` of a CronJob.
 fn key_of(cj: &CronJob) -> (String, String) {
     (
-        cj.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        cj.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         cj.metadata.name.clone().unwrap_or_default(),
     )
 }
@@ -227,7 +230,10 @@ impl CronJobs {
                     let key = (r.jobs.first())
                         .and_then(|j| j.metadata.namespace.clone())
                         .unwrap_or_default();
-                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                    let stem = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or_default();
                     let key = match stem.split_once('_') {
                         Some((ns, name)) => format!("{ns}/{name}"),
                         None => format!("{key}/{stem}"),
@@ -273,8 +279,11 @@ impl CronJobs {
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let served = jobs.job(&namespace, &name).and_then(|j| j.status.as_ref());
         let condition = |t: &str| {
-            (served.and_then(|s| s.conditions.as_ref()).into_iter().flatten())
-                .any(|c| c.type_ == t && c.status == "True")
+            (served
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten())
+            .any(|c| c.type_ == t && c.status == "True")
         };
         let finished = if condition("Complete") {
             Some((
@@ -345,10 +354,18 @@ impl CronJobs {
             manual = rest;
             for mut job in mine {
                 let job_name = job.metadata.name.clone().unwrap_or_default();
-                if record.jobs.iter().any(|j| j.metadata.name.as_deref() == Some(job_name.as_str())) {
+                if record
+                    .jobs
+                    .iter()
+                    .any(|j| j.metadata.name.as_deref() == Some(job_name.as_str()))
+                {
                     continue;
                 }
-                job.metadata.uid = Some(derived_uid(&["Job", &namespace, &job_name, &uid], &self.node, &origin));
+                job.metadata.uid = Some(derived_uid(
+                    &["Job", &namespace, &job_name, &uid],
+                    &self.node,
+                    &origin,
+                ));
                 job.metadata.creation_timestamp = Some(Time(now));
                 record.jobs.push(job);
             }
@@ -364,7 +381,10 @@ impl CronJobs {
                         record.jobs.iter().map(|j| Self::view(j, jobs)).collect();
                     let step = cronjob::sync(&spec, &record.state(), &views, now);
                     record.jobs.retain(|j| {
-                        !step.delete.iter().any(|d| j.metadata.name.as_deref() == Some(d))
+                        !step
+                            .delete
+                            .iter()
+                            .any(|d| j.metadata.name.as_deref() == Some(d))
                     });
                     record.last_schedule_time = step.state.last_schedule.map(Time);
                     record.last_successful_time = step.state.last_successful.map(Time);
@@ -372,7 +392,8 @@ impl CronJobs {
                     if let Some(at) = step.create {
                         let mut job = cronjob::job_for(&cj, &uid, at);
                         let job_name = job.metadata.name.clone().unwrap_or_default();
-                        let job_uid = derived_uid(&["Job", &namespace, &job_name, &uid], &self.node, &origin);
+                        let job_uid =
+                            derived_uid(&["Job", &namespace, &job_name, &uid], &self.node, &origin);
                         job.metadata.uid = Some(job_uid.clone());
                         job.metadata.creation_timestamp = Some(Time(now));
                         record.active.push(ActiveRef {
@@ -387,7 +408,11 @@ impl CronJobs {
                         ));
                     }
                     for e in step.events {
-                        let to = if e.warning { &mut self.warnings } else { &mut self.events };
+                        let to = if e.warning {
+                            &mut self.warnings
+                        } else {
+                            &mut self.events
+                        };
                         to.push((involved.clone(), e.reason, e.message));
                     }
                     if let Some(w) = step.wake {
@@ -460,7 +485,12 @@ fn served(cj: &CronJob, record: &Record, uid: &str) -> CronJob {
 /// in `namespace`. Returns the Job to queue, its spec from the CronJob's
 /// template when the request carries none, annotated as kubectl does.
 pub fn manual_job(mut job: Job, namespace: &str, served: &[CronJob]) -> Result<Job, String> {
-    let name = job.metadata.name.clone().filter(|n| !n.is_empty()).ok_or("metadata.name: Required value")?;
+    let name = job
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or("metadata.name: Required value")?;
     let owner = owner_cronjob(&job)
         .ok_or("only Jobs created from a CronJob can be created here (kubectl create job NAME --from=cronjob/CRONJOB, or rkubelet create job): the Job's controller ownerReference must name a CronJob")?
         .to_string();
@@ -471,7 +501,9 @@ pub fn manual_job(mut job: Job, namespace: &str, served: &[CronJob]) -> Result<J
         })
         .ok_or_else(|| format!("cronjobs.batch {owner:?} not found"))?;
     if crate::manifest::cronjob::MAX_NAME + 11 < name.len() {
-        return Err(format!("metadata.name: Invalid value: {name:?}: must be no more than 63 characters"));
+        return Err(format!(
+            "metadata.name: Invalid value: {name:?}: must be no more than 63 characters"
+        ));
     }
     job.metadata.namespace = Some(namespace.to_string());
     let template = cj.spec.as_ref().map(|s| &s.job_template);
@@ -479,9 +511,14 @@ pub fn manual_job(mut job: Job, namespace: &str, served: &[CronJob]) -> Result<J
         job.spec = template.and_then(|t| t.spec.clone());
     }
     if job.metadata.labels.is_none() {
-        job.metadata.labels = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone());
+        job.metadata.labels = template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone());
     }
-    let annotations = job.metadata.annotations.get_or_insert_with(Default::default);
+    let annotations = job
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     annotations.insert(INSTANTIATE.into(), "manual".into());
     // The owner reference carries the served CronJob's UID.
     let uid = cj.metadata.uid.clone().unwrap_or_default();

@@ -637,6 +637,30 @@ mod tests {
         assert_eq!(step.state.last_successful, Some(ts("2024-05-01T10:00:06Z")));
     }
 
+    /// As on a cluster: the time skipped while a Job was active is still the
+    /// most recent unmet one when that Job finishes, so it runs late then,
+    /// unless it is past `startingDeadlineSeconds`.
+    #[test]
+    fn a_forbidden_run_starts_late_when_the_active_job_ends_within_the_deadline() {
+        let mut s = spec("* * * * *");
+        s.concurrency = Concurrency::Forbid;
+        let mut st = state("2024-05-01T00:00:00Z");
+        st.last_schedule = Some(ts("2024-05-01T10:00:00Z"));
+        st.active = active(&["c-28576080"]);
+        let done = [finished(
+            "c-28576080",
+            "2024-05-01T10:00:01Z",
+            Outcome::Complete,
+        )];
+        let now = ts("2024-05-01T10:01:30Z");
+        let step = sync(&s, &st, &done, now);
+        assert_eq!(step.create, Some(ts("2024-05-01T10:01:00Z")));
+        s.starting_deadline_seconds = Some(20);
+        let step = sync(&s, &st, &done, now);
+        assert_eq!(step.create, None);
+        assert_eq!(step.wake, Some(ts("2024-05-01T10:02:00.1Z")));
+    }
+
     #[test]
     fn allow_runs_alongside_and_replace_deletes_the_active_job_first() {
         let mut st = state("2024-05-01T00:00:00Z");
