@@ -118,7 +118,7 @@ fn forbid_skips_the_run_that_would_overlap_on_the_real_schedule() {
     });
     assert_eq!(
         job_names(&d, "tick-"),
-        [first.clone()],
+        [first.as_str()],
         "no second Job while one runs"
     );
 

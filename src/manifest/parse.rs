@@ -173,7 +173,7 @@ impl Object<'_> {
                 format!("Unsupported value: {api_version:?}: supported values: \"batch/v1\" (for kind {kind:?})"),
             )),
             "CronJob" => {
-                let w = Workload::CronJob(self.deserialize(&value, parsed)?);
+                let w = Workload::CronJob(Box::new(self.deserialize(&value, parsed)?));
                 parsed.workloads.push((self.index, self.prefix.to_string(), w));
                 Ok(())
             }

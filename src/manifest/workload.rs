@@ -37,7 +37,7 @@ pub enum Workload {
     ReplicaSet(ReplicaSet),
     DaemonSet(DaemonSet),
     /// A `batch/v1` CronJob (checked by [`super::cronjob`]).
-    CronJob(CronJob),
+    CronJob(Box<CronJob>),
     /// A `batch/v1` Job (from a manifest, or made by a CronJob).
     Job(Job),
 }

@@ -864,6 +864,12 @@ fn parse_stamp(stamp: &str) -> Option<(i64, &str, &str)> {
     Some((generation, parts.next()?, parts.next()?))
 }
 
+/// The node's time zone (`/etc/localtime`, `$TZ`), for CronJobs without
+/// `timeZone`; UTC when it cannot be read.
+fn local_zone() -> k8s_openapi::jiff::tz::TimeZone {
+    k8s_openapi::jiff::tz::TimeZone::try_system().unwrap_or(k8s_openapi::jiff::tz::TimeZone::UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -955,10 +961,4 @@ mod tests {
             1
         );
     }
-}
-
-/// The node's time zone (`/etc/localtime`, `$TZ`), for CronJobs without
-/// `timeZone`; UTC when it cannot be read.
-fn local_zone() -> k8s_openapi::jiff::tz::TimeZone {
-    k8s_openapi::jiff::tz::TimeZone::try_system().unwrap_or(k8s_openapi::jiff::tz::TimeZone::UTC)
 }
