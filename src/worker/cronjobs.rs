@@ -227,17 +227,15 @@ impl CronJobs {
                 .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()));
             match read {
                 Ok(r) => {
-                    let key = (r.jobs.first())
-                        .and_then(|j| j.metadata.namespace.clone())
-                        .unwrap_or_default();
+                    // `<namespace>_<name>.json`: neither may contain `_`.
                     let stem = path
                         .file_stem()
                         .and_then(|s| s.to_str())
                         .unwrap_or_default();
-                    let key = match stem.split_once('_') {
-                        Some((ns, name)) => format!("{ns}/{name}"),
-                        None => format!("{key}/{stem}"),
+                    let Some((ns, name)) = stem.split_once('_') else {
+                        continue;
                     };
+                    let key = format!("{ns}/{name}");
                     self.records.insert(key, r);
                 }
                 Err(e) => {
@@ -527,4 +525,153 @@ pub fn manual_job(mut job: Job, namespace: &str, served: &[CronJob]) -> Result<J
     job.metadata.resource_version = None;
     job.status = None;
     Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Origin;
+    use crate::source::SourceWorkload;
+
+    const EVERY_MINUTE: &str = r#"
+metadata: {name: tick, namespace: default}
+spec:
+  schedule: "* * * * *"
+  concurrencyPolicy: Allow
+  successfulJobsHistoryLimit: 3
+  failedJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: busybox}]
+"#;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("time")
+    }
+
+    fn desired() -> Desired {
+        let cj: CronJob = serde_yaml::from_str(EVERY_MINUTE).expect("cronjob");
+        let mut d = Desired {
+            complete: true,
+            ..Default::default()
+        };
+        d.workloads.insert(
+            "CronJob/default/tick".into(),
+            SourceWorkload {
+                object: Arc::new(Workload::CronJob(Box::new(cj))),
+                origin: Origin::file("/etc/kubelet.d/tick.yaml"),
+            },
+        );
+        d
+    }
+
+    fn job_keys(d: &Desired) -> Vec<String> {
+        (d.workloads.keys())
+            .filter(|k| k.starts_with("Job/"))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_scheduled_time_runs_once_also_across_a_restart_and_the_jobs_are_handed_in_each_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = Jobs::new("node");
+        let mut cron = CronJobs::new("node", TimeZone::UTC).with_records(dir.path().into());
+        let mut d = desired();
+        cron.expand(&mut d, &jobs, at("2024-05-01T10:00:30Z"));
+        assert!(job_keys(&d).is_empty(), "nothing due yet");
+        assert_eq!(cron.next_wake(), Some(at("2024-05-01T10:01:00.1Z")));
+
+        let mut d = desired();
+        cron.expand(&mut d, &jobs, at("2024-05-01T10:01:00.1Z"));
+        assert_eq!(job_keys(&d), ["Job/default/tick-28575961"]);
+        let served = &cron.served()[0];
+        let status = served.status.as_ref().expect("status");
+        assert_eq!(status.active.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            status.last_schedule_time.as_ref().map(|t| t.0),
+            Some(at("2024-05-01T10:01:00Z"))
+        );
+        assert!(dir.path().join("default_tick.json").exists());
+
+        // A restart in the same minute: the record says 10:01 ran.
+        let mut again = CronJobs::new("node", TimeZone::UTC).with_records(dir.path().into());
+        let mut d = desired();
+        again.expand(&mut d, &jobs, at("2024-05-01T10:01:20Z"));
+        assert_eq!(
+            job_keys(&d),
+            ["Job/default/tick-28575961"],
+            "kept, not made again"
+        );
+        assert!(
+            !again
+                .take_events()
+                .iter()
+                .any(|e| e.1 == "SuccessfulCreate"),
+            "no second run of 10:01"
+        );
+
+        // Down until 10:05:30: one catch-up run, for 10:05.
+        let mut d = desired();
+        again.expand(&mut d, &jobs, at("2024-05-01T10:05:30Z"));
+        assert_eq!(
+            job_keys(&d),
+            ["Job/default/tick-28575961", "Job/default/tick-28575965"]
+        );
+
+        // The CronJob leaves the manifests: its record goes.
+        let mut empty = Desired {
+            complete: true,
+            ..Default::default()
+        };
+        again.expand(&mut empty, &jobs, at("2024-05-01T10:06:00Z"));
+        assert!(job_keys(&empty).is_empty());
+        assert!(!dir.path().join("default_tick.json").exists());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_reported_and_the_schedule_starts_afresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("default_tick.json"), b"{not json").expect("write");
+        let jobs = Jobs::new("node");
+        let mut cron = CronJobs::new("node", TimeZone::UTC).with_records(dir.path().into());
+        let mut d = desired();
+        cron.expand(&mut d, &jobs, at("2024-05-01T10:05:30Z"));
+        assert!(job_keys(&d).is_empty(), "no catch-up from an unknown past");
+        let warnings = cron.take_warnings();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.1 == "UnreadableCronJobRecord" && w.2.contains("default_tick.json")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_manual_job_needs_a_served_cronjob_and_gets_its_template() {
+        let cj: CronJob = serde_yaml::from_str(EVERY_MINUTE).expect("cronjob");
+        let mut served_cj = cj.clone();
+        served_cj.metadata.uid = Some("cj-uid".into());
+        let mut job = Job::default();
+        job.metadata.name = Some("tick-now".into());
+        job.metadata.owner_references = Some(vec![cronjob::owner_ref("tick", "")]);
+        let made = manual_job(job.clone(), "default", &[served_cj.clone()]).expect("ok");
+        assert!(made.spec.is_some());
+        assert_eq!(
+            made.metadata.annotations.as_ref().expect("annotations")[INSTANTIATE],
+            "manual"
+        );
+        assert_eq!(
+            made.metadata.owner_references.expect("owner")[0].uid,
+            "cj-uid"
+        );
+        let e = manual_job(job.clone(), "other", &[served_cj.clone()]).expect_err("namespace");
+        assert!(e.ends_with("not found"), "{e}");
+        job.metadata.owner_references = None;
+        let e = manual_job(job, "default", &[served_cj]).expect_err("no owner");
+        assert!(e.contains("ownerReference"), "{e}");
+    }
 }
