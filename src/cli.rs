@@ -268,7 +268,8 @@ pub enum Output {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GetArgs {
     /// The resource type: `pods` (`po`), `events` (`ev`), `nodes` (`no`),
-    /// `namespaces` (`ns`), `configmaps` (`cm`) or `secrets`.
+    /// `namespaces` (`ns`), `configmaps` (`cm`), `secrets`, `deployments`
+    /// (`deploy`), `replicasets` (`rs`), `daemonsets` (`ds`) or `jobs`.
     pub resource: String,
     /// One object (a pod with or without the node suffix).
     pub name: Option<String>,

@@ -223,6 +223,7 @@ impl Recorder {
             "Deployment" => ("apps/v1", "deployment-controller"),
             "ReplicaSet" => ("apps/v1", "replicaset-controller"),
             "DaemonSet" => ("apps/v1", "daemonset-controller"),
+            "Job" => ("batch/v1", "job-controller"),
             _ => ("v1", "kubelet"),
         };
         Event {

@@ -137,6 +137,17 @@ fn the_offline_examples_run_and_answer_on_their_host_ports() {
             .any(|p| p["metadata"]["labels"]["app"] == "node-agent"),
         "no DaemonSet pod without the node label"
     );
+    // The Job: three pods succeed, then it is Complete.
+    let job = wait_until("the batch Job completes", Duration::from_secs(60), || {
+        let j = d.get("/apis/batch/v1/namespaces/default/jobs/batch").ok()?;
+        let j: serde_json::Value = serde_json::from_str(&j).ok()?;
+        (j["status"]["succeeded"] == 3).then_some(j)
+    });
+    assert!(
+        (job["status"]["conditions"].as_array().into_iter().flatten())
+            .any(|c| c["type"] == "Complete" && c["status"] == "True"),
+        "{job}"
+    );
     let v = d.get_json("/manifests");
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
 }

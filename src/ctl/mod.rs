@@ -154,7 +154,7 @@ struct Resource {
     api: &'static str,
 }
 
-const RESOURCES: [(Resource, &[&str]); 10] = [
+const RESOURCES: [(Resource, &[&str]); 11] = [
     (
         Resource {
             plural: "pods",
@@ -238,6 +238,15 @@ const RESOURCES: [(Resource, &[&str]); 10] = [
     ),
     (
         Resource {
+            plural: "jobs",
+            singular: "job.batch",
+            namespaced: true,
+            api: "/apis/batch/v1",
+        },
+        &["job", "jobs.batch"],
+    ),
+    (
+        Resource {
             plural: "cronjobs",
             singular: "cronjob.batch",
             namespaced: true,
@@ -255,7 +264,7 @@ fn resource(name: &str) -> Result<Resource> {
         .map(|(r, _)| *r)
         .ok_or_else(|| {
             CtlError(format!(
-                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets, deployments, replicasets, daemonsets, cronjobs)"
+                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets, deployments, replicasets, daemonsets, jobs, cronjobs)"
             ))
         })
 }
@@ -777,6 +786,9 @@ mod tests {
             ("rs", "replicasets"),
             ("ds", "daemonsets"),
             ("DaemonSet", "daemonsets"),
+            ("job", "jobs"),
+            ("jobs.batch", "jobs"),
+            ("Job", "jobs"),
         ] {
             assert_eq!(resource(name).expect(name).plural, plural, "{name}");
         }

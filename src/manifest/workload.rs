@@ -432,6 +432,58 @@ fn check_job(errs: &mut Errors, job: &Job) {
             format!("Unsupported value: {other:?}: supported values: \"NonIndexed\", \"Indexed\""),
         ),
     }
+    for (i, rule) in (spec.pod_failure_policy.iter())
+        .flat_map(|p| p.rules.iter())
+        .enumerate()
+    {
+        let field = format!("spec.podFailurePolicy.rules[{i}]");
+        match rule.action.as_str() {
+            "FailJob" | "Ignore" | "Count" => {}
+            "FailIndex" => errs.push(
+                &format!("{field}.action"),
+                "Forbidden: FailIndex is not supported by rkubelet",
+            ),
+            other => errs.push(
+                &format!("{field}.action"),
+                format!("Unsupported value: {other:?}: supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\""),
+            ),
+        }
+        match (&rule.on_exit_codes, &rule.on_pod_conditions) {
+            (Some(_), Some(_)) => errs.push(
+                &field,
+                "Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
+            ),
+            (None, None) => errs.push(
+                &field,
+                "Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+            ),
+            _ => {}
+        }
+        if let Some(e) = &rule.on_exit_codes {
+            if e.operator != "In" && e.operator != "NotIn" {
+                errs.push(
+                    &format!("{field}.onExitCodes.operator"),
+                    format!(
+                        "Unsupported value: {:?}: supported values: \"In\", \"NotIn\"",
+                        e.operator
+                    ),
+                );
+            }
+            if e.values.is_empty() {
+                errs.push(
+                    &format!("{field}.onExitCodes.values"),
+                    "Invalid value: at least one value is required",
+                );
+            }
+            if e.operator == "In" && e.values.contains(&0) {
+                errs.push(
+                    &format!("{field}.onExitCodes.values"),
+                    "Invalid value: 0: must not be 0 for the In operator",
+                );
+            }
+        }
+    }
+    let policy_set = spec.pod_failure_policy.is_some();
     if spec.backoff_limit_per_index.is_some() {
         errs.push(
             "spec.backoffLimitPerIndex",
@@ -465,7 +517,12 @@ fn check_job(errs: &mut Errors, job: &Job) {
             let policy = (pod.restart_policy.as_deref())
                 .filter(|p| !p.is_empty())
                 .unwrap_or("Always");
-            if policy != "Never" && policy != "OnFailure" {
+            if policy_set && policy != "Never" {
+                errs.push(
+                    "spec.template.spec.restartPolicy",
+                    format!("Invalid value: {policy:?}: only \"Never\" is supported when podFailurePolicy is specified"),
+                );
+            } else if policy != "Never" && policy != "OnFailure" {
                 errs.push(
                     "spec.template.spec.restartPolicy",
                     format!(
@@ -486,12 +543,17 @@ pub fn validate_job(job: &Job) -> Result<(), ManifestError> {
 }
 
 /// The warnings for what a valid Job asks that rkubelet does not do
-/// (`podFailurePolicy`: failures count against `backoffLimit` as without
-/// one).
+/// (`podFailurePolicy` rules on pod conditions, which never match here;
+/// `successPolicy`).
 pub fn job_warnings(job: &Job) -> Vec<String> {
     let mut out = Vec::new();
-    if (job.spec.as_ref()).is_some_and(|s| s.pod_failure_policy.is_some()) {
-        out.push("spec.podFailurePolicy: not supported by rkubelet; every failed pod counts against backoffLimit".to_string());
+    let rules = (job.spec.iter())
+        .flat_map(|s| s.pod_failure_policy.iter())
+        .flat_map(|p| p.rules.iter());
+    for (i, rule) in rules.enumerate() {
+        if rule.on_pod_conditions.is_some() {
+            out.push(format!("spec.podFailurePolicy.rules[{i}].onPodConditions: not supported by rkubelet; this rule never matches"));
+        }
     }
     if (job.spec.as_ref()).is_some_and(|s| s.success_policy.is_some()) {
         out.push("spec.successPolicy: not supported by rkubelet; the Job completes when its completions succeed".to_string());
@@ -976,5 +1038,34 @@ spec:
             .replace("    spec:\n", "    metadata: {labels: {a: b}}\n    spec:\n");
         validate(&job(&manual)).unwrap_or_else(|e| panic!("{e}"));
         validate(&job(&JOB.replace("Never", "OnFailure"))).unwrap_or_else(|e| panic!("{e}"));
+        let policy = "  parallelism: 2\n  podFailurePolicy:\n    rules:\n    - {action: FailJob, onExitCodes: {operator: In, values: [42]}}\n";
+        let with_policy = JOB.replace("  parallelism: 2\n", policy);
+        validate(&job(&with_policy)).unwrap_or_else(|e| panic!("{e}"));
+        let e = err(&job(&with_policy.replace("Never", "OnFailure")));
+        assert_eq!(e.field.as_deref(), Some("spec.template.spec.restartPolicy"));
+        assert!(
+            e.reason
+                .contains("only \"Never\" is supported when podFailurePolicy is specified"),
+            "{e}"
+        );
+        let e = err(&job(&with_policy.replace("FailJob", "Explode")));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("spec.podFailurePolicy.rules[0].action")
+        );
+        let e = err(&job(&with_policy.replace("[42]", "[0]")));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("spec.podFailurePolicy.rules[0].onExitCodes.values")
+        );
+        let conditions = with_policy.replace(
+            "onExitCodes: {operator: In, values: [42]}",
+            "onPodConditions: [{type: DisruptionTarget}]",
+        );
+        let Workload::Job(j) = job(&conditions) else {
+            panic!()
+        };
+        validate_job(&j).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(job_warnings(&j).len(), 1);
     }
 }

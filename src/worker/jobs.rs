@@ -8,7 +8,9 @@
 //! the pure controller ([`crate::workload::job::sync`]) for every Job of
 //! the desired set, feeding it its pods' status from the [`PodStore`], and
 //! adds the pods that should exist to the desired set: finished pods stay
-//! (for `kubectl logs job/x`) until the Job's ttl or the Job is gone.
+//! (for `kubectl logs job/x`) until the Job's ttl or the Job is gone — as
+//! long as their containers do (a finished pod whose containers were
+//! removed while rkubelet was down is not made again).
 //!
 //! A Job's identity is its UID, a hash of its manifest content (without
 //! `suspend` and `parallelism`, which a cluster lets one change): the same
@@ -80,6 +82,8 @@ pub struct Jobs {
     unreadable: BTreeMap<String, PathBuf>,
     /// Pods found in Docker at start: `namespace/name` → UID.
     found: BTreeMap<String, String>,
+    /// The UIDs of the pods found in Docker at start.
+    in_docker: BTreeSet<String>,
     /// The Job UID of every pod the last run wanted, by pod UID.
     made: BTreeMap<String, String>,
     served: Vec<Job>,
@@ -97,6 +101,7 @@ impl Jobs {
             records: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             found: BTreeMap::new(),
+            in_docker: BTreeSet::new(),
             made: BTreeMap::new(),
             served: Vec::new(),
             wake: None,
@@ -113,7 +118,10 @@ impl Jobs {
 
     /// Remembers the pods found in Docker at start (`namespace/name`, UID).
     pub fn seed(&mut self, found: impl IntoIterator<Item = (String, String)>) {
-        self.found.extend(found);
+        for (full, uid) in found {
+            self.in_docker.insert(uid.clone());
+            self.found.insert(full, uid);
+        }
     }
 
     /// The Jobs as served, with status, as of the last run.
@@ -160,14 +168,14 @@ impl Jobs {
             .cloned()
             .collect();
         let mut live: BTreeSet<String> = BTreeSet::new();
-        self.made.clear();
+        let previous = std::mem::take(&mut self.made);
         for sw in &jobs {
             let Workload::Job(j) = &*sw.object else {
                 continue;
             };
             if let Some(uid) = j.metadata.uid.clone() {
                 live.insert(uid);
-                self.sync(j, sw, desired, store, now);
+                self.sync(j, sw, desired, store, &previous, now);
             }
         }
         if desired.complete {
@@ -196,6 +204,7 @@ impl Jobs {
         sw: &SourceWorkload,
         desired: &mut Desired,
         store: &PodStore,
+        previous: &BTreeMap<String, String>,
         now: Timestamp,
     ) {
         let uid = j.metadata.uid.clone().unwrap_or_default();
@@ -271,6 +280,7 @@ impl Jobs {
                             outcome: None,
                             finished: None,
                             deleted: false,
+                            ignored: false,
                         });
                     }
                 }
@@ -332,6 +342,13 @@ impl Jobs {
             for p in record.pods.iter().filter(|p| !p.deleted) {
                 let pod = make(&p.name, p.index, p.created.0);
                 let pod_uid = pod.uid().to_string();
+                // A finished pod is shown while its containers exist; one
+                // whose containers went away (pruned while rkubelet was
+                // down) is not made again: it would run again.
+                let shown = previous.contains_key(&pod_uid) || self.in_docker.contains(&pod_uid);
+                if p.outcome.is_some() && !shown {
+                    continue;
+                }
                 desired.pods.insert(pod_uid.clone(), pod);
                 self.made.insert(pod_uid, uid.clone());
             }
@@ -497,6 +514,12 @@ fn observe(pod: &SourcePod, store: &PodStore) -> Observed {
             .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
             .map(|t| t.0)
             .max(),
+        exits: statuses()
+            .filter_map(|c| {
+                let t = c.state.as_ref()?.terminated.as_ref()?;
+                Some((c.name.clone(), t.exit_code))
+            })
+            .collect(),
     }
 }
 
@@ -559,6 +582,28 @@ mod tests {
         let a: BTreeSet<&String> = d.pods.keys().collect();
         let b: BTreeSet<&String> = d2.pods.keys().collect();
         assert_eq!(a, b);
+        // Finished pods whose containers are gone are not made again.
+        let mut record = Record::from_json(&std::fs::read(&file).expect("read")).expect("record");
+        for p in &mut record.pods {
+            p.outcome = Some(job::Outcome::Succeeded);
+            p.finished = Some(Time(at(10)));
+        }
+        std::fs::write(&file, record.to_json()).expect("write");
+        let mut pruned = Jobs::new("n1").with_records(dir.path().join("jobs"));
+        let mut d4 = desired_with(job(WORK));
+        pruned.expand(&mut d4, &store, at(55));
+        assert!(d4.pods.is_empty(), "{:?}", d4.pods.keys());
+        let served = pruned.job("default", "work").expect("served");
+        assert_eq!(served.status.as_ref().and_then(|s| s.succeeded), Some(2));
+        // With their containers in Docker they are shown again.
+        let found: Vec<(String, String)> = (d.pods.iter())
+            .map(|(uid, sp)| (sp.full_name(), uid.clone()))
+            .collect();
+        let mut kept = Jobs::new("n1").with_records(dir.path().join("jobs"));
+        kept.seed(found);
+        let mut d5 = desired_with(job(WORK));
+        kept.expand(&mut d5, &store, at(56));
+        assert_eq!(d5.pods.len(), 2);
         // Corrupt: named, and rebuilt from the pods Docker still has.
         std::fs::write(&file, b"{ not json").expect("corrupt");
         let found: Vec<(String, String)> = (d.pods.iter())

@@ -13,7 +13,9 @@
 //! capped at 6 min); `activeDeadlineSeconds`; `suspend` (active pods
 //! deleted, not counted as failed; the deadline starts anew on resume);
 //! `ttlSecondsAfterFinished` (the pods and the served Job go away, the
-//! record stays so the Job never runs again); `Indexed` completion mode.
+//! record stays so the Job never runs again); `Indexed` completion mode;
+//! `podFailurePolicy` rules on exit codes (`FailJob`, `Ignore`, `Count`;
+//! rules on pod conditions never match here).
 //!
 //! The [`Record`] is what survives a restart (the shell stores it as
 //! versioned JSON; unknown fields are ignored, so a newer rkubelet reads an
@@ -55,6 +57,32 @@ pub struct Spec {
     pub suspend: bool,
     /// The template's `restartPolicy` is `OnFailure` (else `Never`).
     pub on_failure: bool,
+    /// `podFailurePolicy` rules on exit codes, in order.
+    pub failure_rules: Vec<FailureRule>,
+}
+
+/// One `podFailurePolicy` rule on exit codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRule {
+    /// `FailJob`, `Ignore` or `Count`.
+    pub action: String,
+    /// Only this container's exit code, when set.
+    pub container: Option<String>,
+    /// `In` (else `NotIn`).
+    pub in_values: bool,
+    pub values: Vec<i32>,
+}
+
+impl FailureRule {
+    /// The first terminated container of `exits` (name, exit code) this
+    /// rule matches (exit code 0 never matches, as upstream).
+    fn matches<'a>(&self, exits: &'a [(String, i32)]) -> Option<&'a (String, i32)> {
+        exits.iter().find(|(name, code)| {
+            *code != 0
+                && self.container.as_ref().is_none_or(|c| c == name)
+                && self.values.contains(code) == self.in_values
+        })
+    }
 }
 
 impl Spec {
@@ -71,6 +99,17 @@ impl Spec {
             indexed: s.completion_mode.as_deref() == Some("Indexed"),
             suspend: s.suspend.unwrap_or(false),
             on_failure: policy == Some("OnFailure"),
+            failure_rules: (s.pod_failure_policy.iter().flat_map(|p| p.rules.iter()))
+                .filter_map(|r| {
+                    let e = r.on_exit_codes.as_ref()?;
+                    Some(FailureRule {
+                        action: r.action.clone(),
+                        container: e.container_name.clone(),
+                        in_values: e.operator == "In",
+                        values: e.values.clone(),
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -99,6 +138,9 @@ pub struct RecordPod {
     /// wanted on the node.
     #[serde(default)]
     pub deleted: bool,
+    /// Failed, but a `podFailurePolicy` `Ignore` rule matched: not counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
 }
 
 impl RecordPod {
@@ -226,7 +268,7 @@ impl Record {
 
     fn recount(&mut self) {
         let done = |o| (self.pods.iter()).filter(move |p| p.outcome == Some(o));
-        self.failed = done(Outcome::Failed).count() as i32;
+        self.failed = done(Outcome::Failed).filter(|p| !p.ignored).count() as i32;
         let indexes: BTreeSet<i32> = done(Outcome::Succeeded).filter_map(|p| p.index).collect();
         self.succeeded = if self.pods.iter().any(|p| p.index.is_some()) {
             indexes.len() as i32
@@ -248,6 +290,8 @@ pub struct Observed {
     pub restarts: i32,
     /// When it finished (its last container's end), if it did.
     pub finished: Option<Timestamp>,
+    /// Its terminated containers' names and exit codes.
+    pub exits: Vec<(String, i32)>,
 }
 
 /// A pod to create.
@@ -328,6 +372,7 @@ pub fn sync(
         return plan;
     }
     // What the pods did.
+    let mut fail_job: Option<String> = None;
     for p in record.pods.iter_mut().filter(|p| p.active()) {
         let Some(o) = observed.iter().find(|o| o.name == p.name) else {
             continue;
@@ -339,8 +384,28 @@ pub fn sync(
         };
         p.outcome = Some(outcome);
         p.finished = Some(Time(o.finished.unwrap_or(now)));
+        if outcome != Outcome::Failed {
+            continue;
+        }
+        let rule = (spec.failure_rules.iter().enumerate())
+            .find_map(|(i, r)| r.matches(&o.exits).map(|m| (i, r, m)));
+        match rule {
+            Some((_, r, _)) if r.action == "Ignore" => p.ignored = true,
+            Some((i, r, (container, code))) if r.action == "FailJob" && fail_job.is_none() => {
+                fail_job = Some(format!(
+                    "Container {container} for pod {}/{} failed with exit code {code} matching FailJob rule at index {i}",
+                    record.namespace, p.name
+                ));
+            }
+            _ => {}
+        }
     }
     record.recount();
+    if let (Some(message), None) = (&fail_job, record.finished()) {
+        fail(record, "PodFailurePolicy", message, now, &mut plan);
+        finished(spec, record, now, now, &mut plan);
+        return plan;
+    }
     if let Some((_, at)) = record.finished() {
         finished(spec, record, at, now, &mut plan);
         return plan;
@@ -396,17 +461,7 @@ pub fn sync(
         }
     };
     if let Some((reason, message)) = failure {
-        // The active pods are terminated and count as failed.
-        for p in record.pods.iter_mut().filter(|p| p.active()) {
-            p.deleted = true;
-            p.outcome = Some(Outcome::Failed);
-            p.finished = Some(Time(now));
-            plan.delete.push(p.name.clone());
-        }
-        record.recount();
-        record.set_condition("FailureTarget", true, reason, message, now);
-        record.set_condition("Failed", true, reason, message, now);
-        plan.events.push((reason, message.into(), true));
+        fail(record, reason, message, now, &mut plan);
         finished(spec, record, now, now, &mut plan);
         return plan;
     }
@@ -451,7 +506,7 @@ pub fn sync(
         .filter_map(|p| p.finished.as_ref().map(|t| t.0))
         .max();
     let failures: Vec<Timestamp> = (record.pods.iter())
-        .filter(|p| p.outcome == Some(Outcome::Failed) && !p.deleted)
+        .filter(|p| p.outcome == Some(Outcome::Failed) && !p.deleted && !p.ignored)
         .filter_map(|p| p.finished.as_ref().map(|t| t.0))
         .filter(|t| last_success.is_none_or(|s| *t > s))
         .collect();
@@ -495,9 +550,24 @@ pub fn sync(
             outcome: None,
             finished: None,
             deleted: false,
+            ignored: false,
         });
     }
     plan
+}
+
+/// Fails the Job: its active pods are terminated and count as failed.
+fn fail(record: &mut Record, reason: &'static str, message: &str, now: Timestamp, plan: &mut Plan) {
+    for p in record.pods.iter_mut().filter(|p| p.active()) {
+        p.deleted = true;
+        p.outcome = Some(Outcome::Failed);
+        p.finished = Some(Time(now));
+        plan.delete.push(p.name.clone());
+    }
+    record.recount();
+    record.set_condition("FailureTarget", true, reason, message, now);
+    record.set_condition("Failed", true, reason, message, now);
+    plan.events.push((reason, message.into(), true));
 }
 
 /// A finished Job: nothing runs; after its ttl its pods and the Job go.
@@ -564,6 +634,7 @@ mod tests {
             indexed: false,
             suspend: false,
             on_failure: false,
+            failure_rules: Vec::new(),
         }
     }
 
@@ -578,6 +649,11 @@ mod tests {
             ready: phase == "Running",
             restarts,
             finished: finished.map(at),
+            exits: if phase == "Failed" {
+                vec![("main".into(), 1)]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -923,5 +999,54 @@ mod tests {
         assert!(plan.create.is_empty());
         assert_eq!(back.pods.len(), 2);
         assert_eq!(back.succeeded, 1);
+    }
+
+    #[test]
+    fn pod_failure_policy_rules_on_exit_codes_fail_the_job_ignore_or_count() {
+        let mut s = spec(Some(1), 1);
+        s.backoff_limit = 0;
+        s.failure_rules = vec![
+            FailureRule {
+                action: "Ignore".into(),
+                container: None,
+                in_values: true,
+                values: vec![137],
+            },
+            FailureRule {
+                action: "FailJob".into(),
+                container: Some("main".into()),
+                in_values: true,
+                values: vec![42],
+            },
+        ];
+        let exited = |name: &str, code: i32| Observed {
+            name: name.into(),
+            phase: "Failed".into(),
+            finished: Some(at(1)),
+            exits: vec![("main".into(), code)],
+            ..Default::default()
+        };
+        // Ignored: not counted (backoffLimit 0 is not exceeded), replaced.
+        let mut r = record();
+        let a = names(&sync(OWNER, &s, &mut r, &[], at(0)));
+        let plan = sync(OWNER, &s, &mut r, &[exited(&a[0], 137)], at(2));
+        assert_eq!(plan.create.len(), 1, "{plan:?}");
+        assert_eq!(r.failed, 0);
+        // FailJob: at once, with the rule named.
+        let b = names(&plan);
+        let obs = [exited(&a[0], 137), exited(&b[0], 42)];
+        let plan = sync(OWNER, &s, &mut r, &obs, at(3));
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.events[0].0, "PodFailurePolicy");
+        assert_eq!(
+            plan.events[0].1,
+            format!("Container main for pod default/{} failed with exit code 42 matching FailJob rule at index 1", b[0])
+        );
+        assert_eq!(r.finished().map(|f| f.0), Some("Failed"));
+        // No rule matches: counted as usual.
+        let mut r = record();
+        let a = names(&sync(OWNER, &s, &mut r, &[], at(0)));
+        let plan = sync(OWNER, &s, &mut r, &[exited(&a[0], 3)], at(2));
+        assert_eq!(plan.events[0].0, "BackoffLimitExceeded");
     }
 }
