@@ -76,6 +76,9 @@ pub enum Command {
     /// Restart a pod: its containers are stopped gracefully and brought back
     /// (or, with --recreate, the pod starts afresh with a new sandbox).
     Restart(RestartArgs),
+    /// Create a Job from a CronJob now, like `kubectl create job NAME
+    /// --from=cronjob/CRONJOB`: `rkubelet create job NAME --from=cronjob/X`.
+    Create(CreateArgs),
     /// Run a command in a container, like `kubectl exec` (exits with its code).
     Exec(ExecArgs),
     /// Connect to a container's main process, like `kubectl attach`.
@@ -199,6 +202,23 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `rkubelet create`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CreateArgs {
+    /// What to create: `job`.
+    pub resource: String,
+    /// The new Job's name.
+    pub name: String,
+    /// The CronJob whose template the Job runs: `cronjob/NAME`.
+    #[arg(long)]
+    pub from: String,
+    /// Namespace of the CronJob and the Job (default: `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub secure: SecureClientArgs,
 }
 
 /// `rkubelet restart`'s arguments.

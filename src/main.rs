@@ -154,6 +154,7 @@ fn client(command: Command) -> ExitCode {
             Command::Logs(a) => ctl::logs(a, &mut out).await,
             Command::Top(a) => ctl::top::run(a, &mut out).await,
             Command::Restart(a) => ctl::secure::restart(a, &mut out).await,
+            Command::Create(a) => ctl::secure::create_job(a, &mut out).await,
             Command::PortForward(a) => ctl::portforward::run(a).await,
             Command::Cp(a) => ctl::cp::run(a).await,
             Command::Run

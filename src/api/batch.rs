@@ -30,7 +30,8 @@ pub fn resource_list() -> Value {
         "groupVersion": "batch/v1",
         "resources": [
             {"name": "jobs", "singularName": "job", "namespaced": true, "kind": "Job",
-             "verbs": read, "categories": ["all"]}
+             "verbs": read, "categories": ["all"]},
+            super::cronjobs::resource()
         ]
     })
 }

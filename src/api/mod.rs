@@ -32,6 +32,7 @@
 
 pub mod apps;
 pub mod batch;
+pub mod cronjobs;
 pub mod kube;
 pub mod lifecycle;
 pub mod logs;
@@ -155,6 +156,7 @@ fn read_routes() -> Router<ApiState> {
         .route("/apis", get(|| async { Json(kube::api_group_list()) }))
         .merge(apps::routes())
         .merge(batch::routes())
+        .merge(cronjobs::routes())
         .route("/api/v1", get(|| async { Json(kube::api_resource_list()) }))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/probes",

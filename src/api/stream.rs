@@ -41,6 +41,7 @@ pub fn routes() -> Router<ApiState> {
             get(attach).post(attach),
         )
         .merge(super::lifecycle::routes())
+        .merge(super::cronjobs::secure_routes())
         .merge(super::portforward::routes())
 }
 

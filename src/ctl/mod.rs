@@ -154,7 +154,7 @@ struct Resource {
     api: &'static str,
 }
 
-const RESOURCES: [(Resource, &[&str]); 10] = [
+const RESOURCES: [(Resource, &[&str]); 11] = [
     (
         Resource {
             plural: "pods",
@@ -245,6 +245,15 @@ const RESOURCES: [(Resource, &[&str]); 10] = [
         },
         &["job", "jobs.batch"],
     ),
+    (
+        Resource {
+            plural: "cronjobs",
+            singular: "cronjob.batch",
+            namespaced: true,
+            api: "/apis/batch/v1",
+        },
+        &["cj", "cronjob", "cronjobs.batch"],
+    ),
 ];
 
 fn resource(name: &str) -> Result<Resource> {
@@ -255,7 +264,7 @@ fn resource(name: &str) -> Result<Resource> {
         .map(|(r, _)| *r)
         .ok_or_else(|| {
             CtlError(format!(
-                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets, deployments, replicasets, daemonsets, jobs)"
+                "error: the server doesn't have a resource type {name:?} (rkubelet serves pods, events, nodes, namespaces, configmaps, secrets, deployments, replicasets, daemonsets, jobs, cronjobs)"
             ))
         })
 }

@@ -12,6 +12,7 @@
 //! It does not read files or URLs (that is `source`) and does not decide what
 //! to run (that is `pod`).
 
+pub mod cronjob;
 pub mod defaults;
 pub mod identity;
 pub mod limits;

@@ -3,7 +3,7 @@
 //! Owns reading the manifest text: several `---` documents (JSON is YAML, so
 //! one parser serves both), YAML merge keys, the accepted kinds (`Pod`,
 //! `List`/`PodList` of those, `ConfigMap`, `Secret`, `apps/v1`
-//! `Deployment`/`ReplicaSet`/`DaemonSet`; other kinds are skipped with a
+//! `Deployment`/`ReplicaSet`/`DaemonSet`, `batch/v1` `CronJob`; other kinds are skipped with a
 //! warning), typed
 //! deserialization into `k8s_openapi`'s types with a field path on type
 //! errors, and warnings for fields Kubernetes does not know (k8s-openapi
@@ -167,6 +167,15 @@ impl Object<'_> {
                     "apiVersion",
                     format!("Unsupported value: {api_version:?}: supported values: \"apps/v1\" (for kind {kind:?})"),
                 ))
+            }
+            "CronJob" if api_version != "batch/v1" => Err(self.error(
+                "apiVersion",
+                format!("Unsupported value: {api_version:?}: supported values: \"batch/v1\" (for kind {kind:?})"),
+            )),
+            "CronJob" => {
+                let w = Workload::CronJob(Box::new(self.deserialize(&value, parsed)?));
+                parsed.workloads.push((self.index, self.prefix.to_string(), w));
+                Ok(())
             }
             "Job" if api_version != "batch/v1" => Err(self.error(
                 "apiVersion",
@@ -350,7 +359,6 @@ const CLUSTER_KINDS: &[&str] = &[
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
     "StatefulSet",
-    "CronJob",
     "ReplicationController",
 ];
 
@@ -374,7 +382,7 @@ fn skipped_kind(
         "unknown "
     };
     format!(
-        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job and List)"
+        "{location}: document {index}: {at}{known}kind {kind:?} (apiVersion {api_version:?}) is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)"
     )
 }
 
@@ -778,8 +786,8 @@ items:
         assert_eq!(
             parsed.warnings,
             [
-                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job and List)",
-                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job and List)",
+                "etc/kubelet.d/web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)",
+                "etc/kubelet.d/web.yaml: document 3: kind \"ClusterRole\" (apiVersion \"rbac.authorization.k8s.io/v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)",
             ]
         );
     }

@@ -22,6 +22,7 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, ReplicaSet,
     RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -35,6 +36,8 @@ pub enum Workload {
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
     DaemonSet(DaemonSet),
+    /// A `batch/v1` CronJob (checked by [`super::cronjob`]).
+    CronJob(Box<CronJob>),
     /// A `batch/v1` Job (from a manifest, or made by a CronJob).
     Job(Job),
 }
@@ -61,6 +64,7 @@ impl Workload {
             Workload::Deployment(_) => "Deployment",
             Workload::ReplicaSet(_) => "ReplicaSet",
             Workload::DaemonSet(_) => "DaemonSet",
+            Workload::CronJob(_) => "CronJob",
             Workload::Job(_) => "Job",
         }
     }
@@ -70,6 +74,7 @@ impl Workload {
             Workload::Deployment(d) => &d.metadata,
             Workload::ReplicaSet(r) => &r.metadata,
             Workload::DaemonSet(d) => &d.metadata,
+            Workload::CronJob(c) => &c.metadata,
             Workload::Job(j) => &j.metadata,
         }
     }
@@ -79,6 +84,7 @@ impl Workload {
             Workload::Deployment(d) => &mut d.metadata,
             Workload::ReplicaSet(r) => &mut r.metadata,
             Workload::DaemonSet(d) => &mut d.metadata,
+            Workload::CronJob(c) => &mut c.metadata,
             Workload::Job(j) => &mut j.metadata,
         }
     }
@@ -91,6 +97,7 @@ impl Workload {
                 (r.spec.as_ref()).and_then(|s| Some((&s.selector, s.template.as_ref()?)))
             }
             Workload::DaemonSet(d) => d.spec.as_ref().map(|s| (&s.selector, &s.template)),
+            Workload::CronJob(_) => None,
             Workload::Job(_) => None,
         }
     }
@@ -269,6 +276,12 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
         }
     }
     let kind = workload.kind().to_lowercase();
+    if let Workload::CronJob(cj) = workload {
+        if let Err(e) = super::cronjob::validate(cj) {
+            errs.push(e.field.as_deref().unwrap_or("spec"), e.reason);
+        }
+        return errs.into_result();
+    }
     if let Workload::Job(job) = workload {
         check_job(&mut errs, job);
         return errs.into_result();
@@ -309,12 +322,14 @@ pub fn validate(workload: &Workload) -> Result<(), ManifestError> {
                 check_daemon_strategy(&mut errs, spec.update_strategy.as_ref());
             }
         }
+        Workload::CronJob(_) => {}
         Workload::Job(_) => {}
     }
     let has_spec = match workload {
         Workload::Deployment(d) => d.spec.is_some(),
         Workload::ReplicaSet(r) => r.spec.is_some(),
         Workload::DaemonSet(d) => d.spec.is_some(),
+        Workload::CronJob(c) => c.spec.is_some(),
         Workload::Job(j) => j.spec.is_some(),
     };
     if !has_spec {
@@ -673,6 +688,7 @@ pub fn apply_defaults(workload: &mut Workload) {
     }
     let percent = || Some(IntOrString::String(DEFAULT_PERCENT.into()));
     match workload {
+        Workload::CronJob(c) => super::cronjob::apply_defaults(c),
         Workload::Deployment(d) => {
             let spec = d.spec.get_or_insert_with(Default::default);
             spec.replicas.get_or_insert(1);

@@ -441,7 +441,7 @@ impl Jobs {
 }
 
 /// Replaces `path` with `content` atomically and durably.
-fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(content)?;

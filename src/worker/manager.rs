@@ -113,6 +113,7 @@ impl Manager {
     ) -> Self {
         let node_name = ctx.node_name.clone();
         let job_records = ctx.root_dir.join("jobs");
+        let cron_records = ctx.root_dir.join("cronjobs");
         Manager {
             ctx,
             merger: Merger::new(sources),
@@ -127,7 +128,9 @@ impl Manager {
             kept: BTreeSet::new(),
             health: crate::service::Health::new(),
             ports: PortGate::default(),
-            controllers: Controllers::new(&node_name).with_job_records(job_records),
+            controllers: Controllers::new(&node_name)
+                .with_job_records(job_records)
+                .with_cronjob_records(cron_records),
             last: None,
             seeded: false,
             records: Default::default(),
@@ -152,6 +155,7 @@ impl Manager {
     /// Publishes the workloads with their status to `served` (the API's
     /// `/apis/apps/v1`).
     pub fn with_workload_objects(mut self, served: Arc<WorkloadObjects>) -> Self {
+        self.controllers.cronjobs.manual = served.manual.clone();
         self.served = Some(served);
         self
     }
@@ -171,6 +175,7 @@ impl Manager {
         let mut prune = tokio::time::interval(Duration::from_secs(5));
         let store = self.ctx.store.clone();
         let mut pods = store.pods().watch(Some(store.pods().list().1)).ok();
+        let manual = self.controllers.cronjobs.manual.clone();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -204,6 +209,10 @@ impl Manager {
                 }
                 _ = any_done(self.terminating_workload_pods()) => {
                     // A pod a controller deleted is gone.
+                    self.resync(&shutdown).await;
+                }
+                _ = manual.notified() => {
+                    // A Job created from a CronJob through the API.
                     self.resync(&shutdown).await;
                 }
                 _ = wake_at(self.controllers.next_wake(), self.ctx.clock.now()) => {
@@ -293,6 +302,12 @@ impl Manager {
             self.ctx.recorder.normal(&involved, reason, message);
         }
         for (involved, reason, message) in self.controllers.jobs.take_warnings() {
+            self.ctx.recorder.warning(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.cronjobs.take_events() {
+            self.ctx.recorder.normal(&involved, reason, message);
+        }
+        for (involved, reason, message) in self.controllers.cronjobs.take_warnings() {
             self.ctx.recorder.warning(&involved, reason, message);
         }
         let mut desired = self.admit(desired);

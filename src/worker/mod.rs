@@ -18,6 +18,7 @@
 
 pub mod actions;
 pub mod atomic_writer;
+pub mod cronjobs;
 pub mod host_ports;
 pub mod jobs;
 pub mod manager;

@@ -66,6 +66,9 @@ pub struct WorkloadObjects {
     pub replicasets: crate::watch::Store<ReplicaSet>,
     pub daemonsets: crate::watch::Store<DaemonSet>,
     pub jobs: crate::watch::Store<Job>,
+    pub cronjobs: crate::watch::Store<k8s_openapi::api::batch::v1::CronJob>,
+    /// Jobs created from a CronJob through the API, for the controllers.
+    pub manual: Arc<super::cronjobs::ManualJobs>,
 }
 
 impl WorkloadObjects {
@@ -75,7 +78,9 @@ impl WorkloadObjects {
             deployments: crate::watch::Store::new(versions.clone()),
             replicasets: crate::watch::Store::new(versions.clone()),
             daemonsets: crate::watch::Store::new(versions.clone()),
-            jobs: crate::watch::Store::new(versions),
+            jobs: crate::watch::Store::new(versions.clone()),
+            cronjobs: crate::watch::Store::new(versions),
+            manual: Arc::default(),
         }
     }
 
@@ -85,6 +90,7 @@ impl WorkloadObjects {
         replace_all(&self.replicasets, &c.replica_sets);
         replace_all(&self.daemonsets, &c.daemon_sets);
         replace_all(&self.jobs, c.jobs.served());
+        replace_all(&self.cronjobs, c.cronjobs.served());
     }
 }
 
@@ -155,6 +161,8 @@ pub struct Controllers {
     daemon_sets: Vec<DaemonSet>,
     /// The Job controller's shell (`batch/v1` Jobs and their records).
     pub jobs: super::jobs::Jobs,
+    /// The CronJob controller's shell (CronJobs and their records).
+    pub cronjobs: super::cronjobs::CronJobs,
 }
 
 impl Controllers {
@@ -177,7 +185,14 @@ impl Controllers {
             replica_sets: Vec::new(),
             daemon_sets: Vec::new(),
             jobs: super::jobs::Jobs::new(node),
+            cronjobs: super::cronjobs::CronJobs::new(node, local_zone()),
         }
+    }
+
+    /// Keeps the CronJob records in `dir` (`<root-dir>/cronjobs`).
+    pub fn with_cronjob_records(mut self, dir: std::path::PathBuf) -> Self {
+        self.cronjobs = self.cronjobs.with_records(dir);
+        self
     }
 
     /// Keeps the Job records in `dir` (`<root-dir>/jobs`).
@@ -276,10 +291,10 @@ impl Controllers {
     /// When the controllers must run again without any event: the next time
     /// a ready pod has been ready for its `minReadySeconds`.
     pub fn next_wake(&self) -> Option<Timestamp> {
-        match (self.wake, self.jobs.next_wake()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.wake, self.jobs.next_wake(), self.cronjobs.next_wake()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// UIDs of the pods a controller deleted that still terminate: when one
@@ -412,11 +427,13 @@ impl Controllers {
                 Workload::Deployment(_) => self.deployment(key, sw, store, now),
                 Workload::ReplicaSet(_) => self.replica_set(key, sw, store, now),
                 Workload::DaemonSet(_) => self.daemon_set(key, sw, store, node, now),
+                Workload::CronJob(_) => {}
                 Workload::Job(_) => {}
             }
         }
-        // Jobs (from manifests, and those other controllers handed in with
-        // `jobs::hand_in` before this point).
+        // CronJobs hand their Jobs in (reading the Jobs' outcomes of the
+        // previous pass), then the Jobs run: from manifests and from CronJobs.
+        self.cronjobs.expand(desired, &self.jobs, now);
         self.jobs.expand(desired, store, now);
         for (uid, m) in &self.made {
             if !m.deleted {
@@ -926,6 +943,12 @@ fn parse_stamp(stamp: &str) -> Option<(i64, &str, &str)> {
     let mut parts = stamp.splitn(3, ' ');
     let generation = parts.next()?.parse().ok()?;
     Some((generation, parts.next()?, parts.next()?))
+}
+
+/// The node's time zone (`/etc/localtime`, `$TZ`), for CronJobs without
+/// `timeZone`; UTC when it cannot be read.
+fn local_zone() -> k8s_openapi::jiff::tz::TimeZone {
+    k8s_openapi::jiff::tz::TimeZone::try_system().unwrap_or(k8s_openapi::jiff::tz::TimeZone::UTC)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! picks which to delete the way the ReplicaSet controller does);
 //! [`deployment`] moves replicas between the ReplicaSets of its templates
 //! (rolling update with `maxSurge`/`maxUnavailable`, `Recreate`, `paused`);
-//! [`daemonset`] keeps one pod on this node when it fits.
+//! [`daemonset`] keeps one pod on this node when it fits;
+//! [`cronjob`] decides when a CronJob creates a Job (on [`cron`]
+//! schedules) and which of its Jobs to delete.
 //! This module has what they share: the observed pod ([`PodView`]) and its
 //! availability, `maxSurge`/`maxUnavailable` resolution, the
 //! `pod-template-hash` and deterministic pod name suffixes (so a restarted
@@ -16,6 +18,8 @@
 //! Pure: no tasks, no Docker, no clock reads (`now` is an argument). The
 //! shell that runs them against the pod manager is not part of this module.
 
+pub mod cron;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod job;

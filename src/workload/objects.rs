@@ -60,6 +60,7 @@ apps_object!(Deployment, "Deployment");
 apps_object!(ReplicaSet, "ReplicaSet");
 apps_object!(DaemonSet, "DaemonSet");
 apps_object!(k8s_openapi::api::batch::v1::Job, "Job", "batch/v1");
+apps_object!(k8s_openapi::api::batch::v1::CronJob, "CronJob", "batch/v1");
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String) -> DeploymentCondition {
     DeploymentCondition {
