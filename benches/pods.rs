@@ -433,7 +433,8 @@ fn plot_curve(points: &[CurvePoint], path: &Path) -> Result<(), Box<dyn std::err
         .x_desc("pods (pause + 1 app)")
         .y_desc("seconds")
         .draw()?;
-    let series: [(&str, RGBColor, fn(&CurvePoint) -> f64); 4] = [
+    type Series = (&'static str, RGBColor, fn(&CurvePoint) -> f64);
+    let series: [Series; 4] = [
         ("rkubelet: all running", BLUE, |p| p.rk_up),
         ("raw Docker: all running", CYAN, |p| p.raw_up),
         ("rkubelet: all removed", RED, |p| p.rk_down),
