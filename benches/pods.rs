@@ -25,6 +25,14 @@
 //!    Docker's `die` event to the arrival of the first `MODIFIED` whose
 //!    object shows the exit.
 //!
+//! 8. scale curve (`curve`): bursts of 10, 50, 100, 200 and 300 pods
+//!    (pause + 1 app; `--curve=10,50` or `RKUBELET_BENCH_CURVE=10,50`
+//!    chooses the sizes), each against raw Docker in the same run: time to
+//!    all running, time to all removed at once, rkubelet's idle RSS and CPU
+//!    at that size over 31 s (one relist), the relists' time and the Docker
+//!    calls per relist (from rkubelet's `/metrics`), per-pod figures; a
+//!    table, and a plot in `target/bench/curve.svg`.
+//!
 //! Everything is observed on Docker's events stream (`timeNano`), never
 //! through rkubelet's API — except the watch latencies, which are what a
 //! watcher of the API receives. The table goes to stdout, the results to
@@ -32,9 +40,10 @@
 //! --all-targets` runs, with the debug binary) is a one-minute check that
 //! the benchmark still works: few repetitions, tiny bursts, 2 s footprint
 //! windows, no probe footprint (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window;
-//! the workloads scenario with 2 replicas).
+//! the workloads scenario with 2 replicas; the curve at 2 and 4 pods).
 //! `-- --only=watch,bursts` runs only the named scenarios (`start`, `crash`,
-//! `bursts`, `probes`, `watch`, `workloads`) and writes `pods-only-<names>.json`.
+//! `bursts`, `probes`, `watch`, `workloads`, `curve`) and writes
+//! `pods-only-<names>.json`.
 //!
 //! `workloads`: a 50-replica Deployment written → all its containers
 //! started, against 50 static pods written at once in the same run (≤ 1.10×);
@@ -95,6 +104,9 @@ struct Settings {
     bursts: Vec<usize>,
     footprint: Option<Duration>,
     probe_pods: usize,
+    /// Exec probes: pods with an exec readiness probe every 1 s, window.
+    exec_probe_pods: usize,
+    exec_window: Duration,
     /// Watch scenario: idle pods, open watches, status changes, footprint window.
     watch_pods: usize,
     watchers: usize,
@@ -104,12 +116,24 @@ struct Settings {
     /// replicas of the rolling update (`maxSurge: 2, maxUnavailable: 0`).
     deployment_replicas: usize,
     rollout_replicas: usize,
+    /// Scale curve: burst sizes (`--curve=10,50` or `RKUBELET_BENCH_CURVE`)
+    /// and the idle window at each size (long enough for one relist).
+    curve: Vec<usize>,
+    curve_window: Duration,
     /// The scenarios to run (`--only=`); all when `None`.
     only: Option<BTreeSet<String>>,
 }
 
 /// The scenarios, in the order they run (`--only=` names).
-const SCENARIOS: [&str; 6] = ["start", "crash", "bursts", "probes", "watch", "workloads"];
+const SCENARIOS: [&str; 7] = [
+    "start",
+    "crash",
+    "bursts",
+    "probes",
+    "watch",
+    "workloads",
+    "curve",
+];
 
 impl Settings {
     fn full() -> Self {
@@ -122,12 +146,17 @@ impl Settings {
             bursts: vec![50, 100],
             footprint: Some(Duration::from_secs(60)),
             probe_pods: 100,
+            exec_probe_pods: 10,
+            exec_window: Duration::from_secs(30),
             watch_pods: 100,
             watchers: 20,
             watch_changes: 20,
             watch_window: Duration::from_secs(30),
             deployment_replicas: 50,
             rollout_replicas: 10,
+            curve: vec![10, 50, 100, 200, 300],
+            // rkubelet relists every 30 s: a 31 s window holds one.
+            curve_window: Duration::from_secs(31),
             only: None,
         }
     }
@@ -141,12 +170,16 @@ impl Settings {
             bursts: vec![4],
             footprint: Some(Duration::from_secs(2)),
             probe_pods: 0,
+            exec_probe_pods: 0,
+            exec_window: Duration::from_secs(2),
             watch_pods: 2,
             watchers: 2,
             watch_changes: 2,
             watch_window: Duration::from_secs(2),
             deployment_replicas: 2,
             rollout_replicas: 2,
+            curve: vec![2, 4],
+            curve_window: Duration::from_secs(2),
             only: None,
         }
     }
@@ -247,6 +280,199 @@ fn loadavg() -> String {
 fn parse_docker_time(s: &str) -> Option<i64> {
     let t: k8s_openapi::jiff::Timestamp = s.parse().ok()?;
     i64::try_from(t.as_nanosecond()).ok()
+}
+
+/// CPU ticks (user + system, with reaped children) of dockerd, containerd
+/// and the containerd shims: Docker's side of the work. Includes what other
+/// users of the daemon cause.
+fn docker_cpu_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if !(comm == "dockerd" || comm == "containerd" || comm.starts_with("containerd-shim")) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        // utime, stime, cutime, cstime: fields 14–17 (11–14 after the command).
+        total += f.get(11..15).map_or(0, |v| v.iter().sum());
+    }
+    total
+}
+
+/// Prometheus series summed over their labels.
+const RELIST_COUNT: &str = "kubelet_pleg_relist_duration_seconds_count";
+const RELIST_SUM: &str = "kubelet_pleg_relist_duration_seconds_sum";
+const DOCKER_CALLS: &str = "rkubelet_docker_request_duration_seconds_count";
+
+/// The sum of every sample of series `name` (any labels) in a
+/// Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+// ------------------------------------------------------------------ curve
+
+/// One size of the scale curve (times in ms).
+#[derive(Debug, Clone)]
+struct CurvePoint {
+    pods: usize,
+    rk_up: f64,
+    raw_up: f64,
+    rk_down: f64,
+    raw_down: f64,
+    /// rkubelet's CPU seconds during the burst.
+    burst_cpu_s: f64,
+    idle_cpu_pct: f64,
+    idle_rss_mib: f64,
+    /// Mean time of the relists in the idle window.
+    relist_ms: Option<f64>,
+    /// Docker calls in the idle window per relist (the relist's list and
+    /// whatever else ran).
+    docker_calls_per_relist: Option<f64>,
+    docker_calls_idle: f64,
+    relists: f64,
+    /// Idle RSS above the RSS before the curve, per pod.
+    rss_per_pod_kib: f64,
+}
+
+impl CurvePoint {
+    fn json(&self) -> Value {
+        json!({
+            "pods": self.pods,
+            "up_ms": {"rkubelet": self.rk_up, "raw": self.raw_up, "ratio": self.rk_up / self.raw_up},
+            "down_ms": {"rkubelet": self.rk_down, "raw": self.raw_down, "ratio": self.rk_down / self.raw_down},
+            "burst_cpu_s": self.burst_cpu_s,
+            "idle_cpu_pct": self.idle_cpu_pct,
+            "idle_rss_mib": self.idle_rss_mib,
+            "relist_ms": self.relist_ms,
+            "relists_in_window": self.relists,
+            "docker_calls_in_window": self.docker_calls_idle,
+            "docker_calls_per_relist": self.docker_calls_per_relist,
+            "per_pod": {
+                "up_ms": self.rk_up / self.pods as f64,
+                "down_ms": self.rk_down / self.pods as f64,
+                "rss_kib": self.rss_per_pod_kib,
+                "burst_cpu_ms": self.burst_cpu_s * 1e3 / self.pods as f64,
+            },
+        })
+    }
+}
+
+/// The curve as a markdown table.
+fn curve_table(points: &[CurvePoint], rss0: f64) -> String {
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), fmt_num);
+    let mut t = format!(
+        "| pods | all running: rkubelet / raw (ratio) | all removed: rkubelet / raw (ratio) | \
+         per pod up / down | idle RSS (per pod above {} MiB) | idle CPU | one relist: time, Docker calls |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
+        fmt_num(rss0)
+    );
+    for p in points {
+        let n = p.pods as f64;
+        t.push_str(&format!(
+            "| {} | {} / {} ms ({:.2}×) | {} / {} ms ({:.2}×) | {} / {} ms | {} MiB ({} KiB) | {} % | {} ms, {} |\n",
+            p.pods,
+            fmt_num(p.rk_up),
+            fmt_num(p.raw_up),
+            p.rk_up / p.raw_up,
+            fmt_num(p.rk_down),
+            fmt_num(p.raw_down),
+            p.rk_down / p.raw_down,
+            fmt_num(p.rk_up / n),
+            fmt_num(p.rk_down / n),
+            fmt_num(p.idle_rss_mib),
+            fmt_num(p.rss_per_pod_kib),
+            fmt_num(p.idle_cpu_pct),
+            opt(p.relist_ms),
+            opt(p.docker_calls_per_relist),
+        ));
+    }
+    t
+}
+
+/// Draws the curve to an SVG file: time to all running and to all
+/// removed (rkubelet and raw Docker) against pods, and rkubelet's idle RSS.
+fn plot_curve(points: &[CurvePoint], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(650);
+    let max_pods = points.iter().map(|p| p.pods).max().unwrap_or(1) as f64;
+    let max_s = points
+        .iter()
+        .flat_map(|p| [p.rk_up, p.raw_up, p.rk_down, p.raw_down])
+        .fold(1.0f64, f64::max)
+        / 1e3;
+    let mut chart = ChartBuilder::on(&left)
+        .caption(
+            "rkubelet vs raw Docker: burst of N pods",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..max_pods * 1.05, 0f64..max_s * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("pods (pause + 1 app)")
+        .y_desc("seconds")
+        .draw()?;
+    type Series = (&'static str, RGBColor, fn(&CurvePoint) -> f64);
+    let series: [Series; 4] = [
+        ("rkubelet: all running", BLUE, |p| p.rk_up),
+        ("raw Docker: all running", CYAN, |p| p.raw_up),
+        ("rkubelet: all removed", RED, |p| p.rk_down),
+        ("raw Docker: all removed", MAGENTA, |p| p.raw_down),
+    ];
+    for (label, color, f) in series {
+        let data: Vec<(f64, f64)> = points.iter().map(|p| (p.pods as f64, f(p) / 1e3)).collect();
+        chart
+            .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        chart.draw_series(
+            data.into_iter()
+                .map(|xy| Circle::new(xy, 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    let max_rss = points.iter().map(|p| p.idle_rss_mib).fold(1.0f64, f64::max);
+    let mut chart = ChartBuilder::on(&right)
+        .caption("rkubelet idle RSS", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..max_pods * 1.05, 0f64..max_rss * 1.2)?;
+    chart.configure_mesh().x_desc("pods").y_desc("MiB").draw()?;
+    let data: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.pods as f64, p.idle_rss_mib))
+        .collect();
+    chart.draw_series(LineSeries::new(data.clone(), BLUE.stroke_width(2)))?;
+    chart.draw_series(data.into_iter().map(|xy| Circle::new(xy, 3, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------ events
@@ -479,6 +705,8 @@ impl Daemon {
             .args(["--hostname-override", node])
             .args(["--read-only-port", &port.to_string()])
             .args(["--port", "0"])
+            // The scale curve goes to 300 pods (the default is 110).
+            .args(["--max-pods", "1000"])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)
@@ -566,6 +794,19 @@ impl Daemon {
                 .unwrap_or(0)
         };
         (cpu, kib("VmRSS:"), kib("VmHWM:"))
+    }
+
+    /// rkubelet's `/metrics` (empty when it does not answer).
+    fn metrics(&self) -> String {
+        std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+                let mut body = String::new();
+                s.read_to_string(&mut body)?;
+                Ok(body)
+            })
+            .unwrap_or_default()
     }
 
     fn alive(&self) -> bool {
@@ -1027,6 +1268,8 @@ struct Ctx {
     daemon: Daemon,
     report: Report,
     seq: usize,
+    /// The raw baseline's best pod concurrency, once searched.
+    raw_concurrency: Option<usize>,
 }
 
 impl Ctx {
@@ -1340,7 +1583,12 @@ impl Ctx {
         (pods, ms(last - t0))
     }
 
-    async fn bursts(&mut self) {
+    /// The raw baseline's pod concurrency: the best of a short search,
+    /// done once per run.
+    async fn raw_concurrency(&mut self) -> usize {
+        if let Some(c) = self.raw_concurrency {
+            return c;
+        }
         let s = self.settings.clone();
         println!(
             "== burst: raw concurrency search on {} pods over {:?}",
@@ -1364,21 +1612,125 @@ impl Ctx {
         self.report
             .extra
             .insert("raw_best_concurrency".into(), json!(c));
+        self.raw_concurrency = Some(c);
+        c
+    }
+
+    /// Raw Docker: stops and removes `pods` with `concurrency` pods in
+    /// flight; the time until the last is destroyed, in ms.
+    async fn raw_teardown(&mut self, pods: &[RawPod], concurrency: usize) -> f64 {
+        let ids: Vec<String> = pods.iter().flat_map(RawPod::all).collect();
+        let from = self.events.cursor();
+        let t0 = now_nanos();
+        self.raw.stop_remove_pods(pods, concurrency).await;
+        let gone = self
+            .events
+            .wait_ids(from, &ids, "destroy", Duration::from_secs(600))
+            .await;
+        ms(gone - t0)
+    }
+
+    /// The scale curve: at each size, a burst of pods (pause + 1 app) up
+    /// and removed at once, against raw Docker in the same run; rkubelet's
+    /// idle RSS and CPU at that size and what one relist costs.
+    async fn curve(&mut self) {
+        let s = self.settings.clone();
+        let c = self.raw_concurrency().await;
+        let window = s.curve_window;
+        let (_, rss0, _) = self.daemon.usage();
+        let rss0 = rss0 as f64 / 1024.0;
+        let mut points = Vec::new();
+        for &n in &s.curve {
+            println!("== curve: {n} pods (pause + 1 app); raw with {c} pods in flight");
+            let (raw_pods, raw_up) = self.raw_burst(n, c).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let raw_down = self.raw_teardown(&raw_pods, c).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (names, ids, rk_up, burst_cpu) = self.rk_burst(n, SLEEPER, false).await;
+            tokio::time::sleep(Duration::from_secs(if s.smoke { 1 } else { 5 })).await;
+            let before = self.daemon.metrics();
+            let (cpu, rss, _) = self.footprint(window).await;
+            let after = self.daemon.metrics();
+            let rk_down = self.rk_teardown(&names, &ids).await;
+            let relists = metric_sum(&after, RELIST_COUNT) - metric_sum(&before, RELIST_COUNT);
+            let relist_s = metric_sum(&after, RELIST_SUM) - metric_sum(&before, RELIST_SUM);
+            let calls = metric_sum(&after, DOCKER_CALLS) - metric_sum(&before, DOCKER_CALLS);
+            let point = CurvePoint {
+                pods: n,
+                rk_up,
+                raw_up,
+                rk_down,
+                raw_down,
+                burst_cpu_s: burst_cpu,
+                idle_cpu_pct: cpu,
+                idle_rss_mib: rss,
+                relist_ms: (relists > 0.0).then(|| relist_s / relists * 1e3),
+                docker_calls_per_relist: (relists > 0.0).then(|| calls / relists),
+                docker_calls_idle: calls,
+                relists,
+                rss_per_pod_kib: (rss - rss0) * 1024.0 / n as f64,
+            };
+            println!(
+                "  up {:.0} / {:.0} ms ({:.2}×), removed {:.0} / {:.0} ms ({:.2}×), \
+                 idle {:.1} MiB {:.2} %, relists {relists}, Docker calls {calls}",
+                point.rk_up,
+                point.raw_up,
+                point.rk_up / point.raw_up,
+                point.rk_down,
+                point.raw_down,
+                point.rk_down / point.raw_down,
+                point.idle_rss_mib,
+                point.idle_cpu_pct,
+            );
+            self.report.row(
+                format!("curve: {n} pods → all running"),
+                Some(rk_up),
+                Some(raw_up),
+                "ms",
+                Target::Ratio(1.05),
+            );
+            self.report.row(
+                format!("curve: {n} pods removed at once"),
+                Some(rk_down),
+                Some(raw_down),
+                "ms",
+                Target::Ratio(1.10),
+            );
+            points.push(point);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let table = curve_table(&points, rss0);
+        println!();
+        print!("{table}");
+        let suffix = if s.smoke { "-smoke" } else { "" };
+        let svg = out_dir().join(format!("curve{suffix}.svg"));
+        match plot_curve(&points, &svg) {
+            Ok(()) => println!("curve plot: {}", svg.display()),
+            Err(e) => println!("curve plot: not written ({e})"),
+        }
+        self.report.extra.insert(
+            "curve".into(),
+            json!({
+                "raw_concurrency": c,
+                "idle_window_s": window.as_secs_f64(),
+                "rss_before_mib": rss0,
+                "points": points.iter().map(CurvePoint::json).collect::<Vec<_>>(),
+                "table_markdown": table,
+                "plot": svg,
+            }),
+        );
+    }
+
+    async fn bursts(&mut self) {
+        let s = self.settings.clone();
+        let c = self.raw_concurrency().await;
         let last = *s.bursts.last().expect("a burst size");
         for &n in &s.bursts {
             println!("== burst of {n} pods (pause + 1 app); raw with {c} pods in flight");
             let (raw_pods, raw_ms) = self.raw_burst(n, c).await;
             let mut raw_down = None;
             if n == last {
-                let ids: Vec<String> = raw_pods.iter().flat_map(RawPod::all).collect();
-                let from = self.events.cursor();
-                let t0 = now_nanos();
-                self.raw.stop_remove_pods(&raw_pods, c).await;
-                let gone = self
-                    .events
-                    .wait_ids(from, &ids, "destroy", Duration::from_secs(600))
-                    .await;
-                raw_down = Some(ms(gone - t0));
+                raw_down = Some(self.raw_teardown(&raw_pods, c).await);
             } else {
                 self.raw.discard(&raw_pods).await;
             }
@@ -1665,6 +2017,106 @@ impl Ctx {
             .extra
             .insert("peak_rss_mib_after_probes".into(), json!(hwm));
         self.rk_teardown(&names, &ids).await;
+        self.exec_probes().await;
+    }
+
+    /// Exec probes: `exec_probe_pods` pods with an exec readiness probe
+    /// (`true`) every second, rkubelet's CPU and Docker's (dockerd,
+    /// containerd and the shims) per probe; against the same execs done
+    /// through the Docker API (create, start attached, inspect — what
+    /// `docker exec` does) by the benchmark at the same rate.
+    async fn exec_probes(&mut self) {
+        let n = self.settings.exec_probe_pods;
+        let window = self.settings.exec_window;
+        if n == 0 {
+            return;
+        }
+        println!("== exec probes: {n} pods, an exec readiness probe (true) every 1 s, {window:?}");
+        let names: Vec<String> = (0..n).map(|_| self.name("x")).collect();
+        let pods: BTreeSet<String> = names.iter().map(|x| self.daemon.pod_name(x)).collect();
+        let texts: Vec<(String, String)> = names
+            .iter()
+            .map(|x| {
+                let y = manifest(x, &["a"], SLEEPER, false);
+                let probe = "    readinessProbe:\n      exec: {command: [\"true\"]}\n      periodSeconds: 1\n";
+                (x.clone(), format!("{y}{probe}"))
+            })
+            .collect();
+        let from = self.events.cursor();
+        self.daemon.put(&texts);
+        let (ids, _) = self
+            .events
+            .wait_containers(from, &pods, "start", 2 * n, Duration::from_secs(300))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let execs_before = self.exec_count(&ids);
+        let (rk0, _, _) = self.daemon.usage();
+        let docker0 = docker_cpu_ticks();
+        let t0 = Instant::now();
+        tokio::time::sleep(window).await;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let (rk1, _, _) = self.daemon.usage();
+        let docker1 = docker_cpu_ticks();
+        let probes = (self.exec_count(&ids) - execs_before).max(1) as f64;
+        let tick_ms = 1e3 / clk_tck();
+        let rk_ms = (rk1 - rk0) as f64 * tick_ms / probes;
+        let rk_docker_ms = docker1.saturating_sub(docker0) as f64 * tick_ms / probes;
+        self.rk_teardown(&names, &ids).await;
+
+        // Raw: the same rate of execs through the Docker API, from the
+        // benchmark, into the app containers of as many raw pods.
+        let raw_names: Vec<String> = (0..n).map(|_| self.name("rx")).collect();
+        let raw_pods = self.raw.start_pods(&raw_names, 4, SLEEPER).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let runtime = common::runtime().await;
+        let targets: Vec<String> = raw_pods.iter().map(|p| p.apps[0].clone()).collect();
+        let docker0 = docker_cpu_ticks();
+        let t0 = Instant::now();
+        let mut execs = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        while t0.elapsed().as_secs_f64() < elapsed {
+            tick.tick().await;
+            let cmd = ["true".to_string()];
+            let runs = join_all(targets.iter().map(|id| {
+                use rkubelet::runtime::ContainerRuntime;
+                runtime.exec(id, &cmd, Duration::from_secs(10))
+            }))
+            .await;
+            execs += runs.iter().filter(|r| r.is_ok()).count() as u64;
+        }
+        let docker1 = docker_cpu_ticks();
+        let raw_docker_ms = docker1.saturating_sub(docker0) as f64 * tick_ms / execs.max(1) as f64;
+        self.raw.discard(&raw_pods).await;
+        self.report.row(
+            "exec probe: rkubelet CPU per probe",
+            Some(rk_ms),
+            None,
+            "ms",
+            Target::None,
+        );
+        self.report.row(
+            "exec probe: Docker's CPU per probe (vs an API exec)",
+            Some(rk_docker_ms),
+            Some(raw_docker_ms),
+            "ms",
+            Target::None,
+        );
+        self.report.extra.insert(
+            "exec_probes".into(),
+            json!({"pods": n, "window_s": elapsed, "probes": probes, "raw_execs": execs,
+                   "rkubelet_cpu_ms_per_probe": rk_ms,
+                   "docker_cpu_ms_per_probe": rk_docker_ms,
+                   "docker_cpu_ms_per_raw_exec": raw_docker_ms}),
+        );
+    }
+
+    /// Exec starts Docker reported in these containers so far.
+    fn exec_count(&self, ids: &[String]) -> usize {
+        let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let log = self.events.log.lock();
+        log.iter()
+            .filter(|e| e.action.starts_with("exec_start") && want.contains(e.id.as_str()))
+            .count()
     }
 
     /// Idle pods with open watches: footprint, then status change → the
@@ -1831,6 +2283,22 @@ fn main() {
         }
         settings.only = Some(only);
     }
+    let sizes = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--curve=").map(str::to_string))
+        .or_else(|| std::env::var("RKUBELET_BENCH_CURVE").ok());
+    if let Some(list) = sizes {
+        settings.curve = list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .unwrap_or_else(|| panic!("--curve: {n:?} is not a pod count"))
+            })
+            .collect();
+    }
     let run = random_hex(4);
     let node = format!("bench-{run}");
     let base = std::env::temp_dir().join(format!("rkubelet-bench-{run}"));
@@ -1909,6 +2377,7 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
         daemon,
         report: Report::default(),
         seq: 0,
+        raw_concurrency: None,
     };
     if settings.runs("start") {
         ctx.pod_start().await;
@@ -1927,6 +2396,9 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
     }
     if settings.runs("workloads") {
         ctx.workloads().await;
+    }
+    if settings.runs("curve") {
+        ctx.curve().await;
     }
     assert!(ctx.daemon.alive(), "rkubelet died; see {}", log.display());
     let (_, rss_now, hwm) = ctx.daemon.usage();

@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::probe_http;
 use crate::runtime::{ContainerRuntime, RuntimeError};
 
 /// The most of an HTTP probe's body that is read.
@@ -325,7 +326,7 @@ fn http_client(
         .danger_accept_invalid_certs(true);
     if purpose == Purpose::Probe {
         b = b
-            .user_agent(concat!("kube-probe/", env!("CARGO_PKG_VERSION")))
+            .user_agent(PROBE_USER_AGENT)
             .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none());
     }
@@ -337,8 +338,12 @@ fn http_client(
     })
 }
 
+/// The `User-Agent` of a probe's requests.
+const PROBE_USER_AGENT: &str = concat!("kube-probe/", env!("CARGO_PKG_VERSION"));
+
 /// An `httpGet`: 200 ≤ status < 400 is success. A probe follows redirects
-/// only on the same host and reads at most 10 KiB of body.
+/// only on the same host and reads at most 10 KiB of body; a hook's
+/// client follows them itself.
 async fn http_get(
     url: &str,
     headers: &[(&str, &str)],
@@ -346,36 +351,56 @@ async fn http_get(
     timeout: Duration,
     purpose: Purpose,
 ) -> Result<Success, ActionError> {
+    if purpose == Purpose::Probe {
+        return probe_get(url, headers, container, timeout).await;
+    }
     let client = http_client(timeout, purpose, false)?;
-    let probe = purpose == Purpose::Probe;
+    let mut req = client.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.map_err(|e| ActionError::Request {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    status_outcome(url.to_string(), container, resp.status().as_u16())
+}
+
+/// 200 ≤ `code` < 400 is success.
+fn status_outcome(url: String, container: &Container, code: u16) -> Result<Success, ActionError> {
+    if (200..400).contains(&code) {
+        Ok(Success::default())
+    } else {
+        Err(ActionError::HttpStatus {
+            url,
+            container: container.name.clone(),
+            code,
+        })
+    }
+}
+
+/// A probe's `httpGet`, the kubelet's way: a fresh connection per request,
+/// same-host redirects followed, a redirect elsewhere (or without a
+/// location) a success with a warning carrying the body.
+async fn probe_get(
+    url: &str,
+    headers: &[(&str, &str)],
+    container: &Container,
+    timeout: Duration,
+) -> Result<Success, ActionError> {
     let mut url = url.to_string();
     for _ in 0..MAX_REDIRECTS {
-        let mut req = client.get(&url);
-        if probe {
-            req = req.header("Accept", "*/*");
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let mut resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = if probe && e.is_timeout() {
-                    "context deadline exceeded (Client.Timeout exceeded)".to_string()
-                } else {
-                    e.to_string()
-                };
-                return Err(ActionError::Request { url, reason });
-            }
-        };
-        let status = resp.status();
-        if probe && status.is_redirection() {
+        let parsed = url::Url::parse(&url).map_err(|e| ActionError::Request {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let resp = probe_request(&parsed, headers, timeout).await?;
+        if (300..400).contains(&resp.status) {
             let next = resp
-                .headers()
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| resp.url().join(l).ok())
-                .filter(|next| next.host_str() == resp.url().host_str());
+                .location
+                .as_deref()
+                .and_then(|l| parsed.join(l).ok())
+                .filter(|next| next.host_str() == parsed.host_str());
             if let Some(next) = next {
                 url = next.to_string();
                 continue;
@@ -383,29 +408,77 @@ async fn http_get(
             // As the kubelet's HTTP prober: a redirect it does not follow
             // (off-host or without a location) ends the probe with a warning
             // carrying the body.
-            let body = read_body(&mut resp).await;
             return Ok(Success {
                 warning: Some(format!(
                     "Probe terminated redirects, Response body: {}",
-                    String::from_utf8_lossy(&body)
+                    String::from_utf8_lossy(&resp.body)
                 )),
             });
         }
-        if probe {
-            read_body(&mut resp).await;
-        }
-        let code = status.as_u16();
-        return if (200..400).contains(&code) {
-            Ok(Success::default())
-        } else {
-            Err(ActionError::HttpStatus {
-                url,
-                container: container.name.clone(),
-                code,
-            })
-        };
+        return status_outcome(url, container, resp.status);
     }
     Err(ActionError::TooManyRedirects { url })
+}
+
+/// One request of a probe: plain HTTP over its own small client
+/// ([`super::probe_http`]), HTTPS through the full one. The body is read
+/// (≤ 10 KiB) only for a redirect, which may carry it in a warning.
+async fn probe_request(
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<probe_http::Response, ActionError> {
+    let request_error = |reason: String| ActionError::Request {
+        url: url.to_string(),
+        reason,
+    };
+    if url.scheme() == "http" {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host_port = format!("{host}:{port}");
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let resp = probe_http::get(
+            &host_port,
+            &path,
+            PROBE_USER_AGENT,
+            headers,
+            HTTP_BODY_LIMIT,
+            timeout,
+        )
+        .await
+        .map_err(|e| request_error(e.to_string()))?;
+        return Ok(resp);
+    }
+    let client = http_client(timeout, Purpose::Probe, false)?;
+    let mut req = client.get(url.as_str()).header("Accept", "*/*");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req.send().await.map_err(|e| {
+        request_error(if e.is_timeout() {
+            "context deadline exceeded (Client.Timeout exceeded)".to_string()
+        } else {
+            e.to_string()
+        })
+    })?;
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let body = if resp.status().is_redirection() {
+        read_body(&mut resp).await
+    } else {
+        Vec::new()
+    };
+    Ok(probe_http::Response {
+        status: resp.status().as_u16(),
+        location,
+        body,
+    })
 }
 
 /// At most [`HTTP_BODY_LIMIT`] bytes of a response's body; a body that

@@ -6,7 +6,8 @@
 //! * [`pod_worker`] — one task per pod: a lifecycle enum, observe → plan →
 //!   execute the plan's ordered batches; termination.
 //! * [`prober`] — one task per container probe; [`actions`] — the one runner
-//!   of exec / httpGet / tcpSocket / grpc / sleep actions for hooks and probes.
+//!   of exec / httpGet / tcpSocket / grpc / sleep actions for hooks and probes;
+//!   [`probe_http`] — a probe's plain-HTTP request, without an HTTP client.
 //! * [`volumes`] — volumes on the host (mounts, writes, teardown, size
 //!   limits), with the [`atomic_writer`] for API-data volumes.
 //! * [`store`] — the status store the API reads.
@@ -23,6 +24,7 @@ pub mod host_ports;
 pub mod jobs;
 pub mod manager;
 pub mod pod_worker;
+pub mod probe_http;
 pub mod prober;
 pub mod store;
 pub mod volumes;

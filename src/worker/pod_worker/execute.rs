@@ -75,7 +75,8 @@ impl PodWorker {
         let is_stop = |b: &&Vec<Step>| matches!(b.first(), Some(Step::StopContainer { .. }));
         let stops = plan.batches.iter().take_while(is_stop).count();
         let (stop_batches, rest) = plan.batches.split_at(stops);
-        self.stop(stop_batches, observed, self.grace()).await?;
+        self.stop(stop_batches, observed, self.grace(), false)
+            .await?;
         let mut starts: Vec<Vec<Start>> = Vec::new();
         for batch in rest {
             let mut batch_starts = Vec::new();
@@ -153,12 +154,13 @@ impl PodWorker {
     /// Stops containers batch after batch (the planner's stop order). The
     /// first batch gets `grace`; later ones (sidecars) what is left of it,
     /// at least 2 s. Sandboxes stop with the full `grace`, bounded by the
-    /// teardown slots.
+    /// teardown slots (unless the caller holds one: `slot_held`).
     pub(super) async fn stop(
         &self,
         batches: &[Vec<Step>],
         observed: &[ContainerInfo],
         grace: Duration,
+        slot_held: bool,
     ) -> Result<(), RuntimeError> {
         let started = Instant::now();
         let pod_ip = self.pod_ip(observed);
@@ -176,7 +178,7 @@ impl PodWorker {
                     Step::StopContainer { id, .. } => observed.iter().find(|c| c.id == *id),
                     _ => None,
                 })
-                .map(|info| self.stop_one(info, left, grace, &pod_ip));
+                .map(|info| self.stop_one(info, left, grace, &pod_ip, slot_held));
             for r in join_all(stops).await {
                 r?;
             }
@@ -190,11 +192,16 @@ impl PodWorker {
         left: Duration,
         grace: Duration,
         pod_ip: &str,
+        slot_held: bool,
     ) -> Result<(), RuntimeError> {
         if info.meta().is_some_and(|m| m.is_sandbox) {
             // Tearing down a network namespace is CPU work inside Docker:
             // bounded, so a mass removal queues here instead.
-            let _slot = self.ctx.teardown_slot().await?;
+            let _slot = if slot_held {
+                None
+            } else {
+                Some(self.ctx.teardown_slot().await?)
+            };
             return self.ctx.runtime.stop_container(&info.id, grace).await;
         }
         self.kill_container(info, &self.spec_of(info), left, pod_ip)

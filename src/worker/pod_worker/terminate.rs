@@ -109,6 +109,18 @@ pub async fn kill_pod_until_done(
     }
 }
 
+/// Whether a stop batch stops sandboxes only (the planner's last batch).
+fn stops_sandboxes_only(batch: &[Step], observed: &[ContainerInfo]) -> bool {
+    batch.iter().all(|step| match step {
+        Step::StopContainer { id, .. } => observed
+            .iter()
+            .find(|c| c.id == *id)
+            .and_then(|c| c.meta())
+            .is_some_and(|m| m.is_sandbox),
+        _ => false,
+    })
+}
+
 impl PodWorker {
     /// Stops and removes the pod — in the planner's stop order, within what
     /// is left of the grace period since `started` — retrying until done
@@ -140,12 +152,20 @@ impl PodWorker {
                 let left = self
                     .grace()
                     .saturating_sub(elapsed(started, self.ctx.clock.now()));
-                let batches = plan::stop_all(&self.pod, &observed);
-                self.stop(&batches, &observed, left).await?;
+                let (apps, sandboxes): (Vec<_>, Vec<_>) = plan::stop_all(&self.pod, &observed)
+                    .into_iter()
+                    .partition(|batch| !stops_sandboxes_only(batch, &observed));
+                // The containers get their signal at once, as the kubelet's do.
+                self.stop(&apps, &observed, left, false).await?;
                 let runtime = self.ctx.runtime.as_ref();
-                // Removing containers is CPU work inside Docker too: a slot
-                // per pod keeps a mass removal from thrashing the daemon.
+                // Stopping the sandbox (its network) and removing the
+                // containers is CPU work inside Docker: one slot per pod
+                // from the sandbox's stop to the removal, so that in a mass
+                // removal pods go down one after the other as slots allow
+                // (every sandbox stopping before any removal kept all the
+                // pods half-down until the end).
                 let _slot = self.ctx.teardown_slot().await?;
+                self.stop(&sandboxes, &observed, left, true).await?;
                 if relist {
                     kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
                 } else {
