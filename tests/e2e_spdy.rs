@@ -198,3 +198,65 @@ fn kubectl_port_forward_over_spdy_serves_sequential_parallel_and_large_responses
     let _ = pf.kill();
     let _ = pf.wait();
 }
+
+#[test]
+fn a_tty_session_over_spdy_gets_the_terminal_size_and_its_exit_code() {
+    let d = Daemon::start();
+    let pod = running_pod(
+        &d,
+        "sh",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: sh}}\nspec:\n  containers:\n  - {{name: a, image: {IMAGE}, command: [sleep, '3600']}}\n"
+        ),
+        "a",
+    );
+    // `script` gives kubectl a terminal of 37 rows and 111 columns; kubectl
+    // sends that size on the resize stream.
+    let mut child = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 37 cols 111; KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false kubectl --kubeconfig {} exec -ti {pod} -- sh",
+            d.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        wait_until(
+            &format!("{needle:?} on the terminal"),
+            Duration::from_secs(20),
+            || {
+                seen.extend(rx.try_iter().flatten());
+                String::from_utf8_lossy(&seen)
+                    .contains(needle)
+                    .then_some(())
+            },
+        )
+    };
+    wait_for("/ # ");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"echo size-$(stty size | tr ' ' x)\n")
+        .expect("type");
+    wait_for("size-37x111");
+    stdin.write_all(b"exit 5\n").expect("type");
+    let status = wait_until("the session to end", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(5));
+    assert!(d.log().contains("stream session (SPDY)"));
+}
