@@ -128,15 +128,23 @@ async fn websocket_session(ws: WebSocket, ip: IpAddr) {
     let (mut sink, source) = ws.split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
-        // What is queued goes out as one WebSocket message (kubectl reads
-        // the messages as one byte stream), written and flushed once: fewer
-        // WebSocket frames, TLS records and syscalls than one per frame.
-        while let Some(mut batch) = out_rx.recv().await {
-            while batch.len() < BATCH {
-                let Ok(frame) = out_rx.try_recv() else { break };
-                batch.extend_from_slice(&frame);
+        // Each frame is one WebSocket message (kubectl reads the messages
+        // as one byte stream); what is queued is fed without a flush and
+        // flushed once: no copy into a batch buffer, and one flush of the
+        // TLS stream per batch.
+        'send: while let Some(frame) = out_rx.recv().await {
+            let mut queued = frame.len();
+            if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                break;
             }
-            if sink.send(Message::Binary(batch.into())).await.is_err() {
+            while queued < BATCH {
+                let Ok(frame) = out_rx.try_recv() else { break };
+                queued += frame.len();
+                if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                    break 'send;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

@@ -12,8 +12,8 @@
 //! naming both lists, as from the kubelet.
 //!
 //! The transport: bytes in as a stream of reads; frames out through a channel
-//! to one writer task that writes whatever is queued together and flushes
-//! once per batch.
+//! to one writer task that writes whatever is queued and flushes once per
+//! batch.
 
 use std::future::Future;
 
@@ -36,7 +36,8 @@ use super::{status_error, ApiError};
 pub const PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 /// What a SPDY upgrade's `Upgrade` header names.
 pub const SPDY_31: &str = "SPDY/3.1";
-/// Frames already queued are written together, up to about this many bytes.
+/// Frames already queued are written before one flush, up to about this
+/// many bytes.
 pub const BATCH: usize = 512 * 1024;
 /// The most one read from the connection takes.
 const READ: usize = 256 * 1024;
@@ -157,19 +158,26 @@ pub fn reads<R: AsyncRead + Unpin + Send + 'static>(read: R) -> BoxStream<'stati
     .boxed()
 }
 
-/// Writes the frames from `frames` to `write` — what is queued together,
-/// one flush per batch — until the channel closes or a write fails, then
+/// Writes the frames from `frames` to `write` — each as it is (no copy),
+/// one flush per batch of what is queued — until the channel closes or a write fails, then
 /// shuts the write side down.
 pub async fn write_frames<W: AsyncWrite + Unpin>(
     mut write: W,
     mut frames: mpsc::Receiver<Vec<u8>>,
 ) {
-    while let Some(mut batch) = frames.recv().await {
-        while batch.len() < BATCH {
-            let Ok(frame) = frames.try_recv() else { break };
-            batch.extend_from_slice(&frame);
+    while let Some(frame) = frames.recv().await {
+        let mut written = frame.len();
+        if write.write_all(&frame).await.is_err() {
+            return;
         }
-        if write.write_all(&batch).await.is_err() || write.flush().await.is_err() {
+        while written < BATCH {
+            let Ok(frame) = frames.try_recv() else { break };
+            written += frame.len();
+            if write.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        if write.flush().await.is_err() {
             return;
         }
     }
