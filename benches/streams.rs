@@ -15,8 +15,9 @@
 //!    end, inspect) — no process start, no kubectl;
 //! 2. port-forward throughput: one HTTP GET of a 100 MiB file through
 //!    `kubectl port-forward` (SPDY over a WebSocket, then TCP from the host
-//!    to the pod IP) against the same GET straight to the pod IP — the
-//!    target is ≥ 0.8×.
+//!    to the pod IP; and again on the plain SPDY upgrade) against the same
+//!    GET straight to the pod IP — the target is ≥ 0.8× — with the CPU time
+//!    rkubelet and kubectl spend per GiB forwarded.
 //!
 //! The table goes to stdout, the figures to `target/bench/streams.json`.
 //! Without `--bench` (as `cargo test --all-targets` runs it) it is a smoke
@@ -50,6 +51,26 @@ fn fetch(addr: &str) -> (usize, f64) {
         }
     }
     (total, started.elapsed().as_secs_f64())
+}
+
+/// CPU seconds (user and system) process `pid` has used so far (0 once it
+/// is gone), from `/proc/PID/stat` in USER_HZ (100) ticks.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's closing parenthesis: field 3 (state) first, so
+    // utime (14) and stime (15) are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn timed(cmd: &mut Command) -> f64 {
@@ -233,36 +254,59 @@ fn main() {
         ],
     );
     assert!(ok, "{out}");
-    let local = common::free_port();
-    let mut pf = d
-        .kubectl_auth_cmd(&[
-            "port-forward",
-            &format!("pod/{pod}"),
-            &format!("{local}:80"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kubectl port-forward");
-    wait_until(
-        "the forwarded port answers",
-        Duration::from_secs(20),
-        || TcpStream::connect(("127.0.0.1", local)).ok(),
-    );
     let bytes = (mib * 1024 * 1024) as f64;
     let rate = |addr: &str| {
         let (n, secs) = fetch(addr);
         assert!(n as f64 >= bytes, "{addr}: only {n} bytes");
         bytes / secs / 1e6
     };
-    // Interleaved, best of 5 each: the machine's load moves both alike.
-    let (mut forwarded, mut direct) = (0.0f64, 0.0f64);
-    for _ in 0..5 {
-        forwarded = forwarded.max(rate(&format!("127.0.0.1:{local}")));
-        direct = direct.max(rate(&format!("{ip}:80")));
+    let daemon_pid = d.pid().expect("the daemon runs");
+    // One kubectl port-forward per transport: the WebSocket tunnel (the
+    // default) and the plain SPDY upgrade.
+    let mut forwards = Vec::new();
+    for websockets in [true, false] {
+        let local = common::free_port();
+        let mut pf = d
+            .kubectl_auth_cmd(&[
+                "port-forward",
+                &format!("pod/{pod}"),
+                &format!("{local}:80"),
+            ])
+            .env(
+                "KUBECTL_PORT_FORWARD_WEBSOCKETS",
+                if websockets { "true" } else { "false" },
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl port-forward");
+        wait_until(
+            "the forwarded port answers",
+            Duration::from_secs(20),
+            || TcpStream::connect(("127.0.0.1", local)).ok(),
+        );
+        // Interleaved, best of 5 each: the machine's load moves both alike.
+        // CPU time of both processes over the forwarded fetches.
+        let (mut forwarded, mut direct) = (0.0f64, 0.0f64);
+        let (mut ours_cpu, mut kubectl_cpu) = (0.0, 0.0);
+        for _ in 0..5 {
+            let (a, b) = (cpu_secs(daemon_pid), cpu_secs(pf.id()));
+            forwarded = forwarded.max(rate(&format!("127.0.0.1:{local}")));
+            ours_cpu += cpu_secs(daemon_pid) - a;
+            kubectl_cpu += cpu_secs(pf.id()) - b;
+            direct = direct.max(rate(&format!("{ip}:80")));
+        }
+        let _ = pf.kill();
+        let _ = pf.wait();
+        let per_gib = 5.0 * bytes / f64::from(1u32 << 30);
+        forwards.push((
+            websockets,
+            forwarded,
+            direct,
+            ours_cpu / per_gib,
+            kubectl_cpu / per_gib,
+        ));
     }
-    let _ = pf.kill();
-    let _ = pf.wait();
 
     println!("| scenario | rkubelet | baseline | ratio | target |");
     println!("| --- | --- | --- | --- | --- |");
@@ -280,15 +324,25 @@ fn main() {
         upgrade / direct_exec,
         (upgrade + tls) / direct_exec
     );
-    println!(
-        "| {mib} MiB GET, best of 5, interleaved | kubectl port-forward {forwarded:.0} MB/s | pod IP {direct:.0} MB/s | {:.2}x | >= 0.8x |",
-        forwarded / direct
-    );
+    for (websockets, forwarded, direct, ours_cpu, kubectl_cpu) in &forwards {
+        let transport = if *websockets { "WebSocket" } else { "SPDY" };
+        println!(
+            "| {mib} MiB GET, best of 5, interleaved | kubectl port-forward ({transport}) {forwarded:.0} MB/s | pod IP {direct:.0} MB/s | {:.2}x | >= 0.8x |",
+            forwarded / direct
+        );
+        println!(
+            "|   CPU per GiB forwarded ({transport}) | rkubelet {ours_cpu:.2} s | kubectl {kubectl_cpu:.2} s | - | - |"
+        );
+    }
     let json = serde_json::json!({
         "smoke": !benching,
         "exec": {"runs": execs, "kubectl_exec_ms": ours * 1e3, "docker_exec_ms": docker * 1e3, "ratio": ours / docker},
         "exec_server_share": {"runs": execs, "upgrade_to_status_ms": upgrade * 1e3, "tls_handshake_ms": tls * 1e3, "bollard_exec_ms": direct_exec * 1e3, "ratio": upgrade / direct_exec, "ratio_with_tls": (upgrade + tls) / direct_exec},
-        "port_forward": {"mib": mib, "forwarded_mb_s": forwarded, "direct_mb_s": direct, "ratio": forwarded / direct},
+        "port_forward": forwards.iter().map(|(websockets, forwarded, direct, ours_cpu, kubectl_cpu)| serde_json::json!({
+            "transport": if *websockets { "websocket" } else { "spdy" },
+            "mib": mib, "forwarded_mb_s": forwarded, "direct_mb_s": direct, "ratio": forwarded / direct,
+            "rkubelet_cpu_s_per_gib": ours_cpu, "kubectl_cpu_s_per_gib": kubectl_cpu,
+        })).collect::<Vec<_>>(),
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&dir);

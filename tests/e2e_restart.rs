@@ -98,6 +98,19 @@ fn restart_brings_the_containers_back_counted_and_recreate_makes_a_new_sandbox()
             (new_sandbox && app_running && !cs.iter().any(|c| c.id == sandbox)).then_some(())
         },
     );
+    // The new sandbox's container counts on from the removed one's (1).
+    wait_until(
+        "restartCount 2 after the recreation",
+        Duration::from_secs(20),
+        || (restart_count(&d, "web") == 2).then_some(()),
+    );
+    let (ok, table, err) = d.kubectl_auth(&["get", "pods"]);
+    assert!(ok, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap_or_else(|| panic!("no web row in {table}"));
+    assert_eq!(row.split_whitespace().nth(3), Some("2"), "{table}");
 
     let (ok, _, err) = restart(&d, &["pod", "missing"]);
     assert!(!ok && err.contains("\"missing\" not found"), "{err}");
@@ -134,6 +147,11 @@ fn a_completed_never_pod_runs_again_on_restart() {
                 .any(|c| c.cname() == "a" && c.id != first && !c.running && c.exit_code == 0);
             (again && p["status"]["phase"] == "Succeeded").then_some(())
         },
+    );
+    assert_eq!(
+        restart_count(&d, "once"),
+        1,
+        "the re-run counts as a restart"
     );
 }
 

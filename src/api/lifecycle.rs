@@ -8,8 +8,10 @@
 //!   or for a pod the restart policy would not bring back (`Never`,
 //!   `OnFailure`, or a completed pod), every container of the pod including
 //!   its sandbox is stopped gracefully and removed, and the pod's worker
-//!   starts it afresh (a new sandbox; restart counts start again at 0) — the
-//!   way to re-run a completed `Never` pod. Both record a `Restarting` event.
+//!   starts it afresh: a new sandbox, whose containers' restart counts go
+//!   on from the removed instances' (the worker counts on from the
+//!   instance directories they left, as the kubelet does from its log
+//!   directory) — the way to re-run a completed `Never` pod. Both record a `Restarting` event.
 //! * `DELETE …/pods/{name}` (`kubectl delete pod`) is refused with a
 //!   `Status` naming the manifest that defines the pod and the command that
 //!   restarts it: the manifests are the only source of truth.

@@ -44,6 +44,7 @@ pub mod resources;
 pub mod secure;
 pub mod spdy;
 pub mod stream;
+pub mod upgrade;
 pub mod watch;
 
 use std::sync::{Arc, RwLock};

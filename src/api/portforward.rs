@@ -6,7 +6,10 @@
 //! on that port from the host, copies bytes both ways on the data stream,
 //! half-closes each direction as its side does, and ends the error stream
 //! (with a message when the connection cannot be made).
-//! kubectl's fallback, a plain SPDY upgrade, is answered with a `400`.
+//! kubectl's fallback — a plain SPDY upgrade with protocol
+//! `portforward.k8s.io` ([`super::upgrade`]), what it sends with
+//! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false` — carries the same SPDY
+//! connection directly and is served the same way.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,22 +21,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::spdy::{self, Decoder, Encoder, Frame};
-use super::stream::{upgrade_required, MaybeUpgrade};
+use super::stream::upgrade_required;
+use super::upgrade::{self, SpdyIo, Upgrade, BATCH};
 use super::{find_pod, status_error, ApiState};
 
 /// The WebSocket subprotocol of SPDY tunnelled over a WebSocket.
 pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The protocol of port-forward on a plain SPDY upgrade.
+pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
 /// The most data in one DATA frame rkubelet sends (one read from the pod).
 const CHUNK: usize = 128 * 1024;
-/// Frames already queued are sent together in one WebSocket message of up
-/// to about this many bytes.
-const BATCH: usize = 512 * 1024;
 
 /// The route.
 pub fn routes() -> Router<ApiState> {
@@ -47,7 +52,7 @@ async fn portforward(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(params): Query<Vec<(String, String)>>,
-    MaybeUpgrade(upgrade): MaybeUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let pod = match find_pod(&s, &ns, &name) {
         Ok(p) => p,
@@ -79,19 +84,32 @@ async fn portforward(
         )
         .into_response();
     };
-    let Some(upgrade) = upgrade else {
-        return upgrade_required("port-forward");
-    };
-    tracing::info!(pod = %name, namespace = %ns, %ip, "port-forward session");
     let shutdown = s.shutdown.clone();
-    upgrade
-        .protocols([PROTOCOL])
-        .on_upgrade(move |ws| async move {
-            tokio::select! {
-                _ = session(ws, ip) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        })
+    match upgrade {
+        Upgrade::WebSocket(ws) => {
+            tracing::info!(pod = %name, namespace = %ns, %ip, "port-forward session");
+            ws.protocols([PROTOCOL]).on_upgrade(move |ws| async move {
+                tokio::select! {
+                    _ = websocket_session(ws, ip) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            })
+        }
+        Upgrade::Spdy(spdy) => {
+            let protocol = match spdy.negotiate(&[SPDY_PROTOCOL], Some(SPDY_PROTOCOL)) {
+                Ok(p) => p,
+                Err(refused) => return refused.into_response(),
+            };
+            tracing::info!(pod = %name, namespace = %ns, %ip, "port-forward session (SPDY)");
+            spdy.on_upgrade(protocol, move |io| async move {
+                tokio::select! {
+                    _ = spdy_session(io, ip) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            })
+        }
+        Upgrade::None => upgrade_required("port-forward"),
+    }
 }
 
 /// The two streams of one forwarded connection.
@@ -106,35 +124,63 @@ struct Pair {
 /// A data stream's bytes from the client: `Some(bytes)`, or `None` at FIN.
 type ClientData = mpsc::Sender<Option<Vec<u8>>>;
 
-async fn session(ws: WebSocket, ip: IpAddr) {
-    let (mut sink, mut source) = ws.split();
+async fn websocket_session(ws: WebSocket, ip: IpAddr) {
+    let (mut sink, source) = ws.split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
-        // What is queued goes out as one WebSocket message (kubectl reads
-        // the messages as one byte stream), written and flushed once: fewer
-        // WebSocket frames, TLS records and syscalls than one per frame.
-        while let Some(mut batch) = out_rx.recv().await {
-            while batch.len() < BATCH {
-                let Ok(frame) = out_rx.try_recv() else { break };
-                batch.extend_from_slice(&frame);
+        // Each frame is one WebSocket message (kubectl reads the messages
+        // as one byte stream); what is queued is fed without a flush and
+        // flushed once: no copy into a batch buffer, and one flush of the
+        // TLS stream per batch.
+        'send: while let Some(frame) = out_rx.recv().await {
+            let mut queued = frame.len();
+            if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                break;
             }
-            if sink.send(Message::Binary(batch.into())).await.is_err() {
+            while queued < BATCH {
+                let Ok(frame) = out_rx.try_recv() else { break };
+                queued += frame.len();
+                if sink.feed(Message::Binary(frame.into())).await.is_err() {
+                    break 'send;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
         let _ = sink.close().await;
     });
+    let input = source
+        .take_while(|m| std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .filter_map(|m| {
+            std::future::ready(match m {
+                Ok(Message::Binary(b)) => Some(b),
+                _ => None,
+            })
+        })
+        .boxed();
+    serve(input, out, ip).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// A port-forward on a plain SPDY connection.
+async fn spdy_session(io: SpdyIo, ip: IpAddr) {
+    let (read, write) = tokio::io::split(io);
+    let (out, out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let writer = tokio::spawn(upgrade::write_frames(write, out_rx));
+    serve(upgrade::reads(read), out, ip).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// Serves the SPDY connection whose bytes come in as `input` and whose
+/// frames go out through `out`, until the client goes away.
+async fn serve(mut input: BoxStream<'static, Bytes>, out: mpsc::Sender<Vec<u8>>, ip: IpAddr) {
     let mut decoder = Decoder::default();
     let mut encoder = Encoder::default();
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     let mut streams: HashMap<u32, ClientData> = HashMap::new();
     let mut connections = tokio::task::JoinSet::new();
-    'read: while let Some(msg) = source.next().await {
-        let bytes = match msg {
-            Ok(Message::Binary(b)) => b,
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue,
-        };
+    'read: while let Some(bytes) = input.next().await {
         decoder.push(&bytes);
         loop {
             let frame = match decoder.next_frame() {
@@ -214,8 +260,6 @@ async fn session(ws: WebSocket, ip: IpAddr) {
     }
     drop(streams);
     connections.abort_all();
-    drop(out);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }
 
 /// One forwarded connection: the pod's `ip:port` and the two streams.

@@ -1,7 +1,9 @@
 //! The authenticated port's streaming verbs: `exec` and `attach` as kubectl
 //! 1.32 speaks them (a WebSocket with subprotocol `v5.channel.k8s.io`, see
-//! [`crate::k8s::remotecommand`]), on top of the runtime's streaming exec and
-//! attach.
+//! [`crate::k8s::remotecommand`]) and as it falls back to (a plain SPDY/3.1
+//! upgrade, [`super::upgrade`], protocols `v4`/`v3`/`v2.channel.k8s.io`: one
+//! client-opened SPDY stream per `streamType`), on top of the runtime's
+//! streaming exec and attach.
 //!
 //! A session copies the client's stdin frames into the process's stdin
 //! (closing it when the client closes channel 0), the process's output into
@@ -13,9 +15,8 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +26,8 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::spdy::{self, Decoder, Encoder, Frame};
+use super::upgrade::{self, SpdyIo, Upgrade};
 use super::{find_pod, status_error, ApiError, ApiState};
 use crate::k8s::remotecommand::{self as rc, ClientFrame, StreamRequest};
 use crate::runtime::{ContainerRuntime, StreamChunk, StreamOptions};
@@ -45,28 +48,12 @@ pub fn routes() -> Router<ApiState> {
         .merge(super::portforward::routes())
 }
 
-/// A WebSocket upgrade, or the reason there is none.
-pub(crate) struct MaybeUpgrade(pub Option<WebSocketUpgrade>);
-
-impl<S: Send + Sync> FromRequestParts<S> for MaybeUpgrade {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(MaybeUpgrade(
-            WebSocketUpgrade::from_request_parts(parts, state)
-                .await
-                .ok(),
-        ))
-    }
-}
-
-/// What kubectl gets when it tries the SPDY upgrade (or plain HTTP).
+/// What a client gets that asks for no upgrade (or an unknown one).
 pub(crate) fn upgrade_required(verb: &str) -> Response {
     status_error(
         StatusCode::BAD_REQUEST,
         "BadRequest",
-        format!(
-            "{verb} needs a WebSocket upgrade (kubectl 1.31 or newer speaks it); SPDY is not supported by rkubelet"
-        ),
+        format!("{verb} needs a WebSocket or SPDY/3.1 upgrade (as kubectl sends)"),
     )
     .into_response()
 }
@@ -129,7 +116,7 @@ async fn exec(
     state: State<ApiState>,
     path: Path<(String, String)>,
     query: Query<Vec<(String, String)>>,
-    upgrade: MaybeUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     start(state, path, query, upgrade, true).await
 }
@@ -138,7 +125,7 @@ async fn attach(
     state: State<ApiState>,
     path: Path<(String, String)>,
     query: Query<Vec<(String, String)>>,
-    upgrade: MaybeUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     start(state, path, query, upgrade, false).await
 }
@@ -147,7 +134,7 @@ async fn start(
     State(s): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(params): Query<Vec<(String, String)>>,
-    MaybeUpgrade(upgrade): MaybeUpgrade,
+    upgrade: Upgrade,
     is_exec: bool,
 ) -> Response {
     let req = match StreamRequest::parse(&params, is_exec) {
@@ -162,28 +149,44 @@ async fn start(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let Some(upgrade) = upgrade else {
-        return upgrade_required(if is_exec { "exec" } else { "attach" });
-    };
-    let upgrade = upgrade.protocols([rc::PROTOCOL_V5, rc::PROTOCOL_V4]);
-    let v5 = upgrade
-        .selected_protocol()
-        .is_some_and(|p| p.as_bytes() == rc::PROTOCOL_V5.as_bytes());
     let target = if is_exec {
         Target::Exec(req.command.clone())
     } else {
         Target::Attach
     };
-    tracing::info!(pod = %name, namespace = %ns, %container, exec = is_exec,
-        command = ?req.command, tty = req.tty, "stream session");
     let runtime = s.runtime.clone();
     let shutdown = s.shutdown.clone();
-    upgrade.on_upgrade(move |ws| async move {
-        tokio::select! {
-            _ = session(ws, runtime, id, target, req, v5) => {}
-            _ = shutdown.cancelled() => {}
+    match upgrade {
+        Upgrade::WebSocket(ws) => {
+            let ws = ws.protocols([rc::PROTOCOL_V5, rc::PROTOCOL_V4]);
+            let v5 = ws
+                .selected_protocol()
+                .is_some_and(|p| p.as_bytes() == rc::PROTOCOL_V5.as_bytes());
+            tracing::info!(pod = %name, namespace = %ns, %container, exec = is_exec,
+                command = ?req.command, tty = req.tty, "stream session");
+            ws.on_upgrade(move |ws| async move {
+                tokio::select! {
+                    _ = session(ws, runtime, id, target, req, v5) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            })
         }
-    })
+        Upgrade::Spdy(spdy) => {
+            let protocol = match spdy.negotiate(&rc::SPDY_PROTOCOLS, None) {
+                Ok(p) => p,
+                Err(refused) => return refused.into_response(),
+            };
+            tracing::info!(pod = %name, namespace = %ns, %container, exec = is_exec,
+                command = ?req.command, tty = req.tty, protocol, "stream session (SPDY)");
+            spdy.on_upgrade(protocol, move |io| async move {
+                tokio::select! {
+                    _ = spdy_session(io, runtime, id, target, req, protocol) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            })
+        }
+        Upgrade::None => upgrade_required(if is_exec { "exec" } else { "attach" }),
+    }
 }
 
 /// Runs one exec or attach over the WebSocket until the command ends or the
@@ -388,4 +391,284 @@ async fn kill_exec(runtime: &dyn ContainerRuntime, exec_id: &str) {
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "exec inspect failed"),
     }
+}
+
+/// How long a SPDY client has to open the streams it asked for (the
+/// kubelet's stream creation timeout).
+const STREAM_CREATION: Duration = Duration::from_secs(30);
+
+/// The streams of a SPDY exec or attach, by `streamType`.
+#[derive(Default, Clone, Copy)]
+struct SpdyStreams {
+    error: Option<u32>,
+    stdin: Option<u32>,
+    stdout: Option<u32>,
+    stderr: Option<u32>,
+    resize: Option<u32>,
+}
+
+impl SpdyStreams {
+    /// Whether every stream `req` needs in `protocol` is open.
+    fn complete(&self, req: &StreamRequest, protocol: &str) -> bool {
+        let resize = req.tty && protocol != rc::PROTOCOL_V2;
+        self.error.is_some()
+            && (!req.stdin || self.stdin.is_some())
+            && (!req.stdout || self.stdout.is_some())
+            && (!req.stderr || self.stderr.is_some())
+            && (!resize || self.resize.is_some())
+    }
+
+    /// The slot of a `streamType`.
+    fn slot(&mut self, kind: Option<&str>) -> Option<&mut Option<u32>> {
+        match kind? {
+            "error" => Some(&mut self.error),
+            "stdin" => Some(&mut self.stdin),
+            "stdout" => Some(&mut self.stdout),
+            "stderr" => Some(&mut self.stderr),
+            "resize" => Some(&mut self.resize),
+            _ => None,
+        }
+    }
+}
+
+/// The next frame from a SPDY connection; `None` when it has ended or sent
+/// something malformed.
+async fn next_frame(
+    decoder: &mut Decoder,
+    input: &mut futures_util::stream::BoxStream<'static, bytes::Bytes>,
+) -> Option<Frame> {
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(f)) => return Some(f),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "stream session: bad SPDY frame");
+                return None;
+            }
+        }
+        let bytes = input.next().await?;
+        decoder.push(&bytes);
+    }
+}
+
+/// Runs one exec or attach over a plain SPDY connection (kubectl's
+/// fallback): waits for the client's streams (replying to each), then
+/// copies stdin, resizes and output as the WebSocket session does, and ends
+/// with the exit on the error stream and every stream closed.
+async fn spdy_session(
+    io: SpdyIo,
+    runtime: std::sync::Arc<dyn ContainerRuntime>,
+    id: String,
+    target: Target,
+    req: StreamRequest,
+    protocol: &'static str,
+) {
+    let (read, write) = tokio::io::split(io);
+    let mut input = upgrade::reads(read);
+    let (out, out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let writer = tokio::spawn(upgrade::write_frames(write, out_rx));
+    let mut decoder = Decoder::default();
+    let mut encoder = Encoder::default();
+    let mut streams = SpdyStreams::default();
+    // Frames that came before every stream was open (none, from kubectl).
+    let mut early = Vec::new();
+    let opened = tokio::time::timeout(STREAM_CREATION, async {
+        while !streams.complete(&req, protocol) {
+            match next_frame(&mut decoder, &mut input).await {
+                Some(Frame::SynStream {
+                    stream_id, headers, ..
+                }) => {
+                    let kind = headers.get("streamtype").map(String::as_str);
+                    let frame = match streams.slot(kind) {
+                        Some(slot) if slot.is_none() => {
+                            *slot = Some(stream_id);
+                            match encoder.syn_reply(stream_id) {
+                                Ok(f) => f,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "stream session: cannot reply");
+                                    return false;
+                                }
+                            }
+                        }
+                        _ => spdy::rst_stream(stream_id, spdy::PROTOCOL_ERROR),
+                    };
+                    if out.send(frame).await.is_err() {
+                        return false;
+                    }
+                }
+                Some(Frame::Ping(ping)) => {
+                    let _ = out.send(spdy::ping(ping)).await;
+                }
+                Some(Frame::GoAway) | None => return false,
+                Some(f) => early.push(f),
+            }
+        }
+        true
+    })
+    .await;
+    if opened != Ok(true) {
+        tracing::debug!("stream session: the client did not open its streams");
+        drop(out);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        return;
+    }
+    let options = StreamOptions {
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+        tty: req.tty,
+    };
+    let started = match &target {
+        Target::Exec(cmd) => runtime
+            .exec_stream(&id, cmd, options)
+            .await
+            .map(|(exec_id, a)| (Some(exec_id), a)),
+        Target::Attach => runtime.attach(&id, options).await.map(|a| (None, a)),
+    };
+    let finish = |status: serde_json::Value| {
+        let mut frames = Vec::new();
+        for s in [streams.stdout, streams.stderr].into_iter().flatten() {
+            frames.push(spdy::data(s, &[], true));
+        }
+        if let Some(e) = streams.error {
+            frames.push(spdy::data(
+                e,
+                &rc::spdy_error_payload(protocol, &status),
+                true,
+            ));
+        }
+        frames.concat()
+    };
+    let (exec_id, attached) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.send(finish(rc::failure_status(&e.to_string()))).await;
+            drop(out);
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+            return;
+        }
+    };
+    let mut output = attached.output;
+    let mut input_stdin = attached.input;
+
+    let (stdin_tx, mut stdin_rx) = mpsc::channel::<Option<Vec<u8>>>(64);
+    let stdin_task = tokio::spawn(async move {
+        while let Some(Some(data)) = stdin_rx.recv().await {
+            if input_stdin.write_all(&data).await.is_err() {
+                break;
+            }
+            let _ = input_stdin.flush().await;
+        }
+        let _ = input_stdin.shutdown().await;
+        std::future::pending::<()>().await;
+    });
+
+    // Client frames: stdin, resizes, pings; the task ends when the client goes.
+    let resize_runtime = runtime.clone();
+    let resize_exec = exec_id.clone();
+    let resize_container = id.clone();
+    let pings = out.clone();
+    let mut reader = tokio::spawn(async move {
+        let mut stdin_open = true;
+        let mut sizes = Vec::new();
+        let mut early = early.into_iter();
+        loop {
+            let frame = match early.next() {
+                Some(f) => f,
+                None => match next_frame(&mut decoder, &mut input).await {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
+            match frame {
+                Frame::Data {
+                    stream_id,
+                    data,
+                    fin,
+                } if Some(stream_id) == streams.stdin => {
+                    if stdin_open && !data.is_empty() {
+                        stdin_open = stdin_tx.send(Some(data)).await.is_ok();
+                    }
+                    if fin && stdin_open {
+                        stdin_open = false;
+                        let _ = stdin_tx.send(None).await;
+                    }
+                }
+                Frame::Data {
+                    stream_id, data, ..
+                } if Some(stream_id) == streams.resize => {
+                    sizes.extend_from_slice(&data);
+                    for (width, height) in rc::take_resizes(&mut sizes) {
+                        let r = match &resize_exec {
+                            Some(e) => resize_runtime.resize_exec(e, width, height).await,
+                            None => {
+                                resize_runtime
+                                    .resize_container(&resize_container, width, height)
+                                    .await
+                            }
+                        };
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "terminal resize failed");
+                        }
+                    }
+                }
+                Frame::SynStream { stream_id, .. } => {
+                    let _ = pings
+                        .send(spdy::rst_stream(stream_id, spdy::PROTOCOL_ERROR))
+                        .await;
+                }
+                Frame::Ping(ping) => {
+                    let _ = pings.send(spdy::ping(ping)).await;
+                }
+                Frame::GoAway => break,
+                _ => {}
+            }
+        }
+    });
+
+    // Output until the process's streams end, or the client goes.
+    let mut client_gone = false;
+    loop {
+        tokio::select! {
+            chunk = output.next() => {
+                let (stream, bytes) = match chunk {
+                    Some(Ok(StreamChunk::Stdout(b))) => (streams.stdout, b),
+                    Some(Ok(StreamChunk::Stderr(b))) => (streams.stderr.or(streams.stdout), b),
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "stream output failed");
+                        break;
+                    }
+                    None => break,
+                };
+                let Some(stream) = stream else { continue };
+                if out.send(spdy::data(stream, &bytes, false)).await.is_err() {
+                    client_gone = true;
+                    break;
+                }
+            },
+            _ = &mut reader => {
+                client_gone = true;
+                break;
+            }
+        }
+    }
+    if client_gone {
+        if let Some(exec_id) = &exec_id {
+            kill_exec(runtime.as_ref(), exec_id).await;
+        }
+    } else {
+        let status = match (&target, &exec_id) {
+            (Target::Exec(cmd), Some(exec_id)) => {
+                rc::exit_status(cmd, exit_code(runtime.as_ref(), exec_id).await)
+            }
+            _ => serde_json::json!({"metadata": {}, "status": "Success"}),
+        };
+        let _ = out.send(finish(status)).await;
+    }
+    // What is queued is written, then the connection is closed: the client
+    // reads every stream to its end.
+    reader.abort();
+    stdin_task.abort();
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }

@@ -11,6 +11,14 @@ use serde_json::{json, Value};
 
 pub const PROTOCOL_V5: &str = "v5.channel.k8s.io";
 pub const PROTOCOL_V4: &str = "v4.channel.k8s.io";
+pub const PROTOCOL_V3: &str = "v3.channel.k8s.io";
+pub const PROTOCOL_V2: &str = "v2.channel.k8s.io";
+/// The protocols rkubelet speaks on a plain SPDY upgrade (kubectl's
+/// fallback), best first: each of the client's streams (`streamType`
+/// `error`, `stdin`, `stdout`, `stderr`, `resize`) is one SPDY stream; v4's
+/// error stream carries a `Status`, v2's and v3's the failure's message
+/// (nothing on success); v2 has no resize stream.
+pub const SPDY_PROTOCOLS: [&str; 3] = [PROTOCOL_V4, PROTOCOL_V3, PROTOCOL_V2];
 
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
@@ -147,6 +155,57 @@ pub fn exit_status(command: &[String], exit_code: Option<i64>) -> Value {
     }
 }
 
+/// What a SPDY session's error stream carries for the final `status`: the
+/// `Status` itself in v4; in v2 and v3 its message, or nothing on success.
+pub fn spdy_error_payload(protocol: &str, status: &Value) -> Vec<u8> {
+    if protocol == PROTOCOL_V4 {
+        return status.to_string().into_bytes();
+    }
+    if status["status"] == "Success" {
+        return Vec::new();
+    }
+    status["message"]
+        .as_str()
+        .unwrap_or("error executing remote command")
+        .as_bytes()
+        .to_vec()
+}
+
+/// The terminal sizes complete in `buf` — a SPDY resize stream's bytes: one
+/// `{"Width":W,"Height":H}` JSON object per resize, back to back — removed
+/// from it; an incomplete object at the end stays for the next read. Bytes
+/// that are not such objects are dropped.
+pub fn take_resizes(buf: &mut Vec<u8>) -> Vec<(u16, u16)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Size {
+        width: u16,
+        height: u16,
+    }
+    let mut sizes = Vec::new();
+    let mut objects = serde_json::Deserializer::from_slice(buf).into_iter::<Size>();
+    let mut used = 0;
+    loop {
+        match objects.next() {
+            Some(Ok(s)) => {
+                sizes.push((s.width, s.height));
+                used = objects.byte_offset();
+            }
+            Some(Err(e)) if e.is_eof() => break,
+            Some(Err(_)) => {
+                used = buf.len();
+                break;
+            }
+            None => {
+                used = buf.len();
+                break;
+            }
+        }
+    }
+    buf.drain(..used);
+    sizes
+}
+
 /// The error channel's `Status` for a stream that could not run.
 pub fn failure_status(message: &str) -> Value {
     json!({
@@ -242,5 +301,30 @@ mod tests {
         assert_eq!(s["details"]["causes"][0]["message"], "3");
         assert_eq!(exit_status(&cmd, Some(0))["status"], "Success");
         assert_eq!(exit_status(&cmd, None)["status"], "Failure");
+    }
+
+    #[test]
+    fn resizes_are_read_as_back_to_back_json_objects_across_reads() {
+        let mut buf = b"{\"Width\":80,\"Height\":24}{\"Width\":100,\"Hei".to_vec();
+        assert_eq!(take_resizes(&mut buf), vec![(80, 24)]);
+        buf.extend_from_slice(b"ght\":30}\n");
+        assert_eq!(take_resizes(&mut buf), vec![(100, 30)]);
+        assert!(buf.is_empty(), "{buf:?}");
+        let mut junk = b"nonsense".to_vec();
+        assert_eq!(take_resizes(&mut junk), vec![]);
+        assert!(junk.is_empty());
+    }
+
+    #[test]
+    fn the_spdy_error_stream_carries_a_status_in_v4_and_a_message_before() {
+        let cmd = vec!["false".to_string()];
+        let failed = exit_status(&cmd, Some(1));
+        let v4: Value = serde_json::from_slice(&spdy_error_payload(PROTOCOL_V4, &failed)).unwrap();
+        assert_eq!(v4["reason"], "NonZeroExitCode");
+        let v3 = String::from_utf8(spdy_error_payload(PROTOCOL_V3, &failed)).unwrap();
+        assert!(v3.contains("exit code 1"), "{v3}");
+        let ok = exit_status(&cmd, Some(0));
+        assert!(spdy_error_payload(PROTOCOL_V2, &ok).is_empty());
+        assert!(!spdy_error_payload(PROTOCOL_V4, &ok).is_empty());
     }
 }

@@ -56,6 +56,19 @@ pub fn termination_log_path(pod_dir: &Path, container: &str, restart_count: u32)
         .join("termination-log")
 }
 
+/// The restart count a container gets when it has no instance left (its
+/// pod's sandbox was recreated): one above the highest instance directory
+/// under [`container_dir`] (`entries` are the directory's names), or 0 when
+/// there is none. The kubelet derives it from the log directory the same way.
+pub fn restart_count_after(entries: impl IntoIterator<Item = String>) -> u32 {
+    entries
+        .into_iter()
+        .filter_map(|n| n.parse::<u32>().ok())
+        .map(|n| n.saturating_add(1))
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +92,13 @@ mod tests {
         let p = termination_log_path(Path::new("/r/pods/u"), "app", 3);
         assert_eq!(p, Path::new("/r/pods/u/containers/app/3/termination-log"));
         assert!(p.starts_with(container_dir(Path::new("/r/pods/u"), "app")));
+    }
+
+    #[test]
+    fn a_recreated_container_counts_on_from_its_highest_instance_directory() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(restart_count_after(names(&[])), 0);
+        assert_eq!(restart_count_after(names(&["3", "4", "x", ".tmp"])), 5);
+        assert_eq!(restart_count_after(names(&["0"])), 1);
     }
 }

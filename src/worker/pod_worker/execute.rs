@@ -18,7 +18,7 @@ use crate::clock::later;
 use crate::events::Involved;
 use crate::k8s::lifecycle::{PullPolicy, WaitingReason};
 use crate::pod::convert::{self, PodSetup};
-use crate::pod::layout::pod_dir;
+use crate::pod::layout::{self, pod_dir};
 use crate::pod::observed::Observed;
 use crate::pod::plan::{Plan, StartFailure, Step};
 use crate::runtime::labels;
@@ -65,7 +65,31 @@ struct Start {
     restart_of: Option<Timestamp>,
 }
 
+/// Whether any instance of container `name` is observed.
+fn has_instance(observed: &[ContainerInfo], name: &str) -> bool {
+    observed
+        .iter()
+        .filter_map(ContainerInfo::meta)
+        .any(|m| !m.is_sandbox && m.container_name == name)
+}
+
 impl PodWorker {
+    /// The restart count of a container none of whose instances is left (the
+    /// sandbox was recreated, `rkubelet restart pod --recreate`): it counts
+    /// on from the instance directories the earlier instances left in the
+    /// pod directory, as the kubelet counts on from its log directory.
+    fn restart_count_on_disk(&self, name: &str) -> u32 {
+        let dir = layout::container_dir(&pod_dir(&self.ctx.root_dir, &self.uid), name);
+        match std::fs::read_dir(dir) {
+            Ok(entries) => layout::restart_count_after(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            ),
+            Err(_) => 0,
+        }
+    }
+
     /// Executes `plan`'s batches in order against what was `observed`.
     pub(super) async fn execute(
         &mut self,
@@ -116,11 +140,18 @@ impl PodWorker {
                         restart_count,
                         restart_of,
                         ..
-                    } => batch_starts.push(Start {
-                        name: name.clone(),
-                        restart_count: *restart_count,
-                        restart_of: *restart_of,
-                    }),
+                    } => {
+                        let restart_count = if has_instance(observed, name) {
+                            *restart_count
+                        } else {
+                            (*restart_count).max(self.restart_count_on_disk(name))
+                        };
+                        batch_starts.push(Start {
+                            name: name.clone(),
+                            restart_count,
+                            restart_of: *restart_of,
+                        })
+                    }
                 }
             }
             if !kills.is_empty() {
