@@ -52,7 +52,7 @@ metadata: {{name: f}}
     });
     assert!(
         warnings[0].ends_with(
-            "web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job and List)"
+            "web.yaml: document 1: kind \"Service\" (apiVersion \"v1\") is not run by rkubelet (skipped; a manifest may hold Pod, ConfigMap, Secret, Deployment, ReplicaSet, DaemonSet, Job, CronJob and List)"
         ),
         "{warnings:?}"
     );
@@ -921,7 +921,12 @@ fn a_restart_that_adds_a_no_schedule_taint_keeps_the_running_daemon_set_pod() {
         (ds["status"]["numberMisscheduled"] == 1).then_some(ds)
     });
     assert_eq!(ds["status"]["desiredNumberScheduled"], 0, "{ds}");
-    let pods = pods_named(&d, "agent-");
+    // The pod is listed once its worker has reported (right after start,
+    // the controller may see it before /pods does).
+    let pods = wait_until("the agent pod listed again", SECS30, || {
+        let pods = pods_named(&d, "agent-");
+        (!pods.is_empty()).then_some(pods)
+    });
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert!(!pods[0].1, "not being deleted: {pods:?}");
     assert_eq!(running(&d), before, "the same container runs on");
