@@ -707,6 +707,12 @@ impl Daemon {
             .args(["--port", "0"])
             // The scale curve goes to 300 pods (the default is 110).
             .args(["--max-pods", "1000"])
+            // More flags to try (e.g. `--max-parallel-teardowns 8`).
+            .args(
+                std::env::var("RKUBELET_BENCH_DAEMON_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)

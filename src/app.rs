@@ -196,7 +196,9 @@ impl App {
             objects: objects.clone(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
-            teardown_slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_parallel_starts)),
+            teardown_slots: Arc::new(tokio::sync::Semaphore::new(
+                self.config.max_parallel_teardowns,
+            )),
             clock: Arc::new(crate::clock::SystemClock),
             health: self.health.clone(),
         });

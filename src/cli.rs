@@ -489,6 +489,13 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N")]
     pub max_parallel_starts: Option<usize>,
 
+    /// Most sandbox stops + pod removals in flight at once, over all pods
+    /// (network teardown and removal are CPU work inside Docker; app
+    /// containers get their signal at once regardless). Default: as
+    /// --max-parallel-starts.
+    #[arg(long, value_name = "N")]
+    pub max_parallel_teardowns: Option<usize>,
+
     /// Registry credentials of the node (a Docker config.json with "auths"),
     /// used when a pod's imagePullSecrets have none for the image's registry.
     /// Default: $HOME/.docker/config.json, else /root/.docker/config.json.

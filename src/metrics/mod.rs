@@ -122,6 +122,45 @@ pub struct ProbeDurationLabels {
     pub namespace: String,
 }
 
+/// One probe's series, looked up once and kept by its task: a run then
+/// only counts and observes (no label strings built, no family lookup). The
+/// counters and histogram share their values with the registry's.
+#[derive(Debug)]
+pub struct ProbeSeries {
+    labels: ProbeDurationLabels,
+    pod_uid: String,
+    successful: Option<Counter>,
+    failed: Option<Counter>,
+    duration: Option<Histogram>,
+}
+
+impl ProbeSeries {
+    pub fn new(labels: ProbeDurationLabels, pod_uid: &str) -> Self {
+        ProbeSeries {
+            labels,
+            pod_uid: pod_uid.to_string(),
+            successful: None,
+            failed: None,
+            duration: None,
+        }
+    }
+
+    /// One probe run: its result and duration. A result's series appears
+    /// at its first run, as before.
+    pub fn record(&mut self, metrics: &Metrics, ok: bool, took: Duration) {
+        let slot = if ok {
+            &mut self.successful
+        } else {
+            &mut self.failed
+        };
+        slot.get_or_insert_with(|| metrics.probe_counter(&self.labels, &self.pod_uid, ok))
+            .inc();
+        self.duration
+            .get_or_insert_with(|| metrics.probe_duration.get_or_create(&self.labels).clone())
+            .observe(took.as_secs_f64());
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -356,6 +395,12 @@ impl Metrics {
 
     /// One probe run: its result (`successful`, `failed`) and duration.
     pub fn probe(&self, labels: ProbeDurationLabels, pod_uid: &str, ok: bool, took: Duration) {
+        ProbeSeries::new(labels, pod_uid).record(self, ok, took);
+    }
+
+    /// The `prober_probe_total` counter of one probe and result, created
+    /// (and remembered for [`forget_pod`](Self::forget_pod)) on first use.
+    fn probe_counter(&self, labels: &ProbeDurationLabels, pod_uid: &str, ok: bool) -> Counter {
         let series = ProbeLabels {
             probe_type: labels.probe_type.clone(),
             result: if ok { "successful" } else { "failed" }.into(),
@@ -364,13 +409,11 @@ impl Metrics {
             namespace: labels.namespace.clone(),
             pod_uid: pod_uid.to_string(),
         };
-        self.probe_total.get_or_create(&series).inc();
+        let counter = self.probe_total.get_or_create(&series).clone();
         if let Ok(mut s) = self.probe_series.lock() {
             s.entry(pod_uid.to_string()).or_default().insert(series);
         }
-        self.probe_duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        counter
     }
 
     /// Forgets the probe series of a pod that is gone (bounded

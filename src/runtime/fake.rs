@@ -29,6 +29,7 @@ struct State {
     images: BTreeSet<String>,
     next_id: u64,
     calls: Vec<String>,
+    lists: usize,
     stops: Vec<(ContainerInfo, Duration)>,
     unavailable: bool,
     stop_delay: Duration,
@@ -112,6 +113,11 @@ impl FakeRuntime {
     /// Every mutating call so far, like `create k8s_web_…` or `stop <id>`.
     pub fn calls(&self) -> Vec<String> {
         self.with(|s| s.calls.clone())
+    }
+
+    /// How many full listings (`list_containers`) were made so far.
+    pub fn lists(&self) -> usize {
+        self.with(|s| s.lists)
     }
 
     /// Every stop of a running container so far: the container as it was
@@ -206,6 +212,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
         self.check()?;
         Ok(self.with(|s| {
+            s.lists += 1;
             s.containers
                 .values()
                 .filter(|c| c.labels.get(labels::MANAGED).map(String::as_str) == Some("true"))

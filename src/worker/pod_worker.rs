@@ -87,8 +87,9 @@ pub struct WorkerContext {
     /// (`--max-parallel-starts`): a burst of pods queues here instead of
     /// inside Docker, where starts are CPU-bound.
     pub start_slots: Arc<Semaphore>,
-    /// Bounds sandbox stops and pod removals in flight (as many as start
-    /// slots, but separate, so a mass removal never holds starts back).
+    /// Bounds sandbox stops and pod removals in flight
+    /// (`--max-parallel-teardowns`; separate from the start slots, so a mass
+    /// removal never holds starts back).
     pub teardown_slots: Arc<Semaphore>,
     /// Where the time comes from (the system clock outside tests).
     pub clock: Arc<dyn Clock>,
@@ -231,6 +232,10 @@ pub struct PodWorker {
     /// sync that began them is cut off: terminating waits for them, so it
     /// sees (and removes) everything they created.
     in_flight: TaskTracker,
+    /// The pod's containers as the last sync observed them, kept only when
+    /// that sync had nothing to do (so nothing was created or removed
+    /// since): terminating stops and removes these without listing again.
+    known: Option<Vec<ContainerInfo>>,
 }
 
 /// The most of a termination-log file that is reported (as the kubelet).
@@ -296,6 +301,7 @@ impl PodWorker {
             saved_probes: None,
             wake: handle.wake.clone(),
             in_flight: TaskTracker::new(),
+            known: None,
         };
         let h = handle.clone();
         let span = tracing::info_span!("pod", pod = %full_name, uid = %uid);
@@ -464,6 +470,8 @@ impl PodWorker {
             self.failures
                 .retain(|_, f| f.reason != WaitingReason::CreateContainerConfigError);
         }
+        // Cleared first: a sync that fails or is cut off leaves no list.
+        self.known = None;
         let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
         self.read_termination_messages(&observed).await;
         let now = self.ctx.clock.now();
@@ -506,6 +514,7 @@ impl PodWorker {
         self.report_waiting(&plan);
         self.publish(&observed, &plan);
         if plan.is_empty() {
+            self.known = Some(observed);
             return Ok(plan.requeue_after);
         }
         self.execute(&plan, &observed).await?;

@@ -341,6 +341,16 @@ impl ProbeTask {
         }
         tokio::time::sleep(delay).await;
         let involved = self.ctx.involved.container(&self.container.name, self.init);
+        let metrics = crate::metrics::global();
+        let mut series = crate::metrics::ProbeSeries::new(
+            crate::metrics::ProbeDurationLabels {
+                probe_type: self.kind.name().to_string(),
+                container: self.container.name.clone(),
+                pod: self.ctx.involved.name.clone(),
+                namespace: self.ctx.involved.namespace.clone(),
+            },
+            &self.ctx.involved.uid,
+        );
         loop {
             let target = Target {
                 container_id: &self.container_id,
@@ -350,17 +360,7 @@ impl ProbeTask {
             let started = std::time::Instant::now();
             let outcome =
                 run_probe(self.ctx.runtime.as_ref(), &probe, target, params.timeout).await;
-            crate::metrics::global().probe(
-                crate::metrics::ProbeDurationLabels {
-                    probe_type: self.kind.name().to_string(),
-                    container: self.container.name.clone(),
-                    pod: self.ctx.involved.name.clone(),
-                    namespace: self.ctx.involved.namespace.clone(),
-                },
-                &self.ctx.involved.uid,
-                outcome.success,
-                started.elapsed(),
-            );
+            series.record(metrics, outcome.success, started.elapsed());
             if let Some(w) = &outcome.warning {
                 self.ctx.recorder.warning(
                     &involved,

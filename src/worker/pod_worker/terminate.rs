@@ -124,11 +124,13 @@ fn stops_sandboxes_only(batch: &[Step], observed: &[ContainerInfo]) -> bool {
 impl PodWorker {
     /// Stops and removes the pod — in the planner's stop order, within what
     /// is left of the grace period since `started` — retrying until done
-    /// (returns true) or daemon shutdown (false). When a sync was
-    /// `interrupted` (or on a retry) the containers are listed again before
-    /// removing them, in case a create was still in flight; otherwise what
-    /// was observed is all there is (only this worker creates this pod's
-    /// containers).
+    /// (returns true) or daemon shutdown (false). The last sync's list is
+    /// used when it is still true (the sync had nothing to do and was not
+    /// cut off): only this worker creates and removes this pod's containers,
+    /// and one that died since stops as a no-op. Otherwise the containers
+    /// are listed first. When a sync was `interrupted` (or on a retry) they
+    /// are listed again before removing them, in case a create was still in
+    /// flight; otherwise what was observed is all there is.
     pub(super) async fn terminate(
         &mut self,
         shutdown: &CancellationToken,
@@ -146,8 +148,15 @@ impl PodWorker {
         let mut retry = TEARDOWN_RETRY;
         loop {
             let relist = interrupted || retry.failures() > 0;
+            // In a mass removal, listing every pod first (a list and an
+            // inspect per container) held up the first stop by hundreds of
+            // Docker calls.
+            let mut known = if relist { None } else { self.known.take() };
             let step = async {
-                let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+                let observed = match known.take() {
+                    Some(known) => known,
+                    None => self.ctx.runtime.list_containers(Some(&self.uid)).await?,
+                };
                 self.publish(&observed, &Plan::default());
                 let left = self
                     .grace()

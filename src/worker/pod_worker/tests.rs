@@ -180,6 +180,40 @@ async fn a_crashing_container_restarts_at_once_then_waits_out_crash_loop_backoff
     assert_eq!(h.instances("app").len(), 2);
 }
 
+/// A pod whose last sync had nothing to do is taken down from that sync's
+/// list: no listing before the first stop (in a mass removal those
+/// listings held every stop up), and still every container removed.
+#[tokio::test(start_paused = true)]
+async fn termination_after_a_quiet_sync_does_not_list_again() {
+    let h = Harness::start(CRASHING);
+    eventually(
+        "the app running in the status",
+        Duration::from_secs(1),
+        || {
+            let status = h.store.list().first().and_then(|r| r.pod.status.clone());
+            let statuses = status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default();
+            !statuses.is_empty()
+                && statuses
+                    .iter()
+                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let lists = h.fake.lists();
+    h.handle.terminate.cancel();
+    tokio::time::timeout(Duration::from_secs(60), h.handle.done.cancelled())
+        .await
+        .expect("the worker finishes");
+    assert_eq!(h.fake.lists(), lists, "no listing while terminating");
+    assert!(h.fake.containers().is_empty(), "{:?}", h.fake.containers());
+    let calls = h.fake.calls();
+    let stops = calls.iter().filter(|c| c.starts_with("stop ")).count();
+    assert_eq!(stops, 2, "the app and the sandbox: {calls:?}");
+}
+
 const WITH_SIDECARS: &str = "
 apiVersion: v1
 kind: Pod
