@@ -219,7 +219,15 @@ impl Config {
             manifest_dir: args.config.clone(),
             file_check_frequency: args.file_check_frequency,
             node_name,
-            root_dir: args.root_dir.clone(),
+            // Docker bind-mounts files from here: a relative --root-dir
+            // would be resolved by the daemon, not against our working
+            // directory, so it is made absolute once.
+            root_dir: std::path::absolute(&args.root_dir).map_err(|e| {
+                UsageError::flag(
+                    "--root-dir",
+                    format!("cannot resolve {}: {e}", args.root_dir.display()),
+                )
+            })?,
             docker_endpoint,
             infra_image: args.pod_infra_container_image.clone(),
             api_address,
@@ -259,6 +267,13 @@ mod tests {
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
         Config::from_args(&cli.daemon)
+    }
+
+    #[test]
+    fn a_relative_root_dir_is_made_absolute_for_docker_bind_mounts() {
+        let c = config(&["--hostname-override", "n", "--root-dir", "state/rk"]).expect("valid");
+        assert!(c.root_dir.is_absolute(), "{}", c.root_dir.display());
+        assert!(c.root_dir.ends_with("state/rk"), "{}", c.root_dir.display());
     }
 
     #[test]
