@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::daemon::{require_no_shell_image, wait_until, Daemon, IMAGE, NO_SHELL_IMAGE};
+use common::terminal::Terminal;
 
 fn shell_pod(d: &Daemon) -> String {
     d.write(
@@ -176,52 +177,19 @@ fn kubectl_cp_copies_a_mebibyte_both_ways_byte_identical() {
 fn a_tty_session_shows_a_prompt_and_exit_ends_it() {
     let d = Daemon::start();
     let pod = shell_pod(&d);
-    let kubeconfig = d.kubeconfig();
-    let mut child = Command::new("script")
-        .args(["-qec"])
-        .arg(format!(
+    let mut term = Terminal::spawn(
+        &format!(
             "kubectl --kubeconfig {} exec -ti {pod} -- sh",
-            kubeconfig.display()
-        ))
-        .arg("/dev/null")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
-        wait_until(
-            &format!("{needle:?} on the terminal"),
-            Duration::from_secs(20),
-            || {
-                seen.extend(rx.try_iter().flatten());
-                String::from_utf8_lossy(&seen)
-                    .contains(needle)
-                    .then_some(())
-            },
-        )
-    };
-    wait_for("/ # ");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"echo tty-$((6*7)); tty\n").expect("type");
-    wait_for("tty-42");
-    wait_for("/dev/pts/");
-    stdin.write_all(b"exit 5\n").expect("type");
-    let status = wait_until("the session to end", Duration::from_secs(20), || {
-        child.try_wait().ok().flatten()
-    });
+            d.kubeconfig().display()
+        ),
+        &[],
+    );
+    term.wait_for("/ # ");
+    term.type_line("echo tty-$((6*7)); tty");
+    term.wait_for("tty-42");
+    term.wait_for("/dev/pts/");
+    term.type_line("exit 5");
+    let status = term.wait_exit();
     assert_eq!(status.code(), Some(5));
 }
 
@@ -366,50 +334,16 @@ fn rkubelet_exec_runs_commands_with_stdin_exit_codes_and_a_tty() {
     );
 
     // A TTY session through script: the prompt, a command, exit.
-    let mut child = Command::new("script")
-        .args(["-qec"])
-        .arg(format!(
-            "{} exec -ti sh -- sh",
-            env!("CARGO_BIN_EXE_rkubelet")
-        ))
-        .arg("/dev/null")
-        .env("KUBECONFIG", d.kubeconfig())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
-        wait_until(
-            &format!("{needle:?} on the terminal"),
-            Duration::from_secs(20),
-            || {
-                seen.extend(rx.try_iter().flatten());
-                String::from_utf8_lossy(&seen)
-                    .contains(needle)
-                    .then_some(())
-            },
-        )
-    };
-    wait_for("/ # ");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(b"echo tty-$((6*7))\n").expect("type");
-    wait_for("tty-42");
-    stdin.write_all(b"exit 6\n").expect("type");
-    let status = wait_until("the session to end", Duration::from_secs(20), || {
-        child.try_wait().ok().flatten()
-    });
+    let kubeconfig = d.kubeconfig();
+    let mut term = Terminal::spawn(
+        &format!("{} exec -ti sh -- sh", env!("CARGO_BIN_EXE_rkubelet")),
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    );
+    term.wait_for("/ # ");
+    term.type_line("echo tty-$((6*7))");
+    term.wait_for("tty-42");
+    term.type_line("exit 6");
+    let status = term.wait_exit();
     assert_eq!(status.code(), Some(6));
 }
 
@@ -462,32 +396,12 @@ fn rkubelet_exec_t_forwards_the_terminal_size_and_its_changes() {
         flag = flag.display(),
         bin = env!("CARGO_BIN_EXE_rkubelet"),
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &format!("sh -c '{inner}'"), "/dev/null"])
-        .env("KUBECONFIG", d.kubeconfig())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut seen = Vec::new();
-    wait_until("the prompt", Duration::from_secs(20), || {
-        seen.extend(rx.try_iter().flatten());
-        String::from_utf8_lossy(&seen)
-            .contains("/ # ")
-            .then_some(())
-    });
+    let kubeconfig = d.kubeconfig();
+    let mut term = Terminal::spawn(
+        &format!("sh -c '{inner}'"),
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    );
+    term.wait_for("/ # ");
     // Ask the remote terminal its size until it reports `want` (the resize
     // frame and the typed line travel separately through Docker).
     let mut ask_until = |want: &str| {
@@ -497,11 +411,10 @@ fn rkubelet_exec_t_forwards_the_terminal_size_and_its_changes() {
             Duration::from_secs(20),
             || {
                 if last_ask.elapsed() >= Duration::from_millis(500) {
-                    stdin.write_all(b"stty size\n").expect("type");
+                    term.type_line("stty size");
                     last_ask = std::time::Instant::now();
                 }
-                seen.extend(rx.try_iter().flatten());
-                String::from_utf8_lossy(&seen)
+                term.screen()
                     .lines()
                     .any(|l| l.trim() == want)
                     .then_some(())
@@ -511,9 +424,7 @@ fn rkubelet_exec_t_forwards_the_terminal_size_and_its_changes() {
     ask_until("31 97");
     std::fs::write(&flag, b"").expect("flag");
     ask_until("40 120");
-    stdin.write_all(b"exit\n").expect("type");
-    let status = wait_until("the session to end", Duration::from_secs(20), || {
-        child.try_wait().ok().flatten()
-    });
+    term.type_line("exit");
+    let status = term.wait_exit();
     assert_eq!(status.code(), Some(0));
 }

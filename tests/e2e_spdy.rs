@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::daemon::{wait_until, Daemon, IMAGE};
+use common::terminal::Terminal;
 
 /// kubectl against the authenticated port on SPDY, `input` on stdin:
 /// (exit code, stdout, stderr).
@@ -212,51 +213,18 @@ fn a_tty_session_over_spdy_gets_the_terminal_size_and_its_exit_code() {
     );
     // `script` gives kubectl a terminal of 37 rows and 111 columns; kubectl
     // sends that size on the resize stream.
-    let mut child = std::process::Command::new("script")
-        .args(["-qec"])
-        .arg(format!(
+    let mut term = Terminal::spawn(
+        &format!(
             "stty rows 37 cols 111; KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false kubectl --kubeconfig {} exec -ti {pod} -- sh",
             d.kubeconfig().display()
-        ))
-        .arg("/dev/null")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
-        wait_until(
-            &format!("{needle:?} on the terminal"),
-            Duration::from_secs(20),
-            || {
-                seen.extend(rx.try_iter().flatten());
-                String::from_utf8_lossy(&seen)
-                    .contains(needle)
-                    .then_some(())
-            },
-        )
-    };
-    wait_for("/ # ");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(b"echo size-$(stty size | tr ' ' x)\n")
-        .expect("type");
-    wait_for("size-37x111");
-    stdin.write_all(b"exit 5\n").expect("type");
-    let status = wait_until("the session to end", Duration::from_secs(20), || {
-        child.try_wait().ok().flatten()
-    });
+        ),
+        &[],
+    );
+    term.wait_for("/ # ");
+    term.type_line("echo size-$(stty size | tr ' ' x)");
+    term.wait_for("size-37x111");
+    term.type_line("exit 5");
+    let status = term.wait_exit();
     assert_eq!(status.code(), Some(5));
     assert!(d.log().contains("stream session (SPDY)"));
 }

@@ -487,3 +487,4 @@ pub async fn wait_running(runtime: &DockerRuntime, pod_uid: &str, id: &str, time
 }
 pub mod daemon;
 pub mod manifest_server;
+pub mod terminal;
