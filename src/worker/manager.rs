@@ -337,11 +337,20 @@ impl Manager {
     }
 
     /// The `done` tokens of the workers of pods the controllers deleted.
+    /// A worker that finished (or was pruned) before the controllers looked
+    /// again gives a token that is already cancelled, so they look again at
+    /// once: skipping it would leave them waiting for a pod that is gone
+    /// (a DaemonSet's replacement was never made).
     fn terminating_workload_pods(&self) -> Vec<CancellationToken> {
         (self.controllers.terminating())
-            .filter_map(|uid| self.workers.get(uid))
-            .filter(|w| !w.done.is_cancelled())
-            .map(|w| w.done.clone())
+            .map(|uid| match self.workers.get(uid) {
+                Some(w) => w.done.clone(),
+                None => {
+                    let gone = CancellationToken::new();
+                    gone.cancel();
+                    gone
+                }
+            })
             .collect()
     }
 
