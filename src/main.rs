@@ -176,10 +176,14 @@ fn client(command: Command) -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
+    // The handlers are installed once, first: a signal that arrives after
+    // the API answers but before the daemon waits for it (tests send
+    // SIGTERM as soon as the API is up) must not be lost.
+    let mut signals = Signals::install();
     // Building waits for Docker as long as it takes; a signal ends the wait.
     let built = tokio::select! {
         built = App::build(config) => built,
-        _ = wait_for_signal() => {
+        _ = signals.recv() => {
             tracing::info!("stopping rkubelet before it started");
             return ExitCode::SUCCESS;
         }
@@ -202,7 +206,7 @@ async fn run(config: Config) -> ExitCode {
     }
     let shutdown = CancellationToken::new();
     let mut tasks = app.spawn(shutdown.clone());
-    wait_for_signal().await;
+    signals.recv().await;
     tracing::info!("stopping rkubelet; pods keep running");
     shutdown.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -215,18 +219,35 @@ async fn run(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, Ctrl-C still works through the default.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct Signals {
+    /// `None` when the handlers could not be installed: the defaults
+    /// (terminate) stay in force.
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        Signals { streams }
+    }
+
+    /// Waits for the next SIGTERM or SIGINT (forever without handlers).
+    async fn recv(&mut self) {
+        let Some((term, int)) = self.streams.as_mut() else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
