@@ -42,8 +42,14 @@
 //! windows, no probe footprint (the watch scenario with 2 pods, 2 watches, 2 changes and a 2 s window;
 //! the workloads scenario with 2 replicas; the curve at 2 and 4 pods).
 //! `-- --only=watch,bursts` runs only the named scenarios (`start`, `crash`,
-//! `bursts`, `probes`, `watch`, `workloads`, `curve`) and writes
+//! `bursts`, `probes`, `watch`, `workloads`, `curve`, `podman`) and writes
 //! `pods-only-<names>.json`.
+//!
+//! `podman`: the pod start scenario's pod, alternately through rkubelet
+//! and `podman kube play` / `kube down` (wall-clock), podman run privately
+//! (own storage and `containers.conf` in a temporary directory, removed
+//! afterwards); skipped with the reason printed and recorded when podman
+//! is absent or does not work (`RKUBELET_BENCH_PODMAN` chooses the binary).
 //!
 //! `workloads`: a 50-replica Deployment written → all its containers
 //! started, against 50 static pods written at once in the same run (≤ 1.10×);
@@ -120,12 +126,15 @@ struct Settings {
     /// and the idle window at each size (long enough for one relist).
     curve: Vec<usize>,
     curve_window: Duration,
+    /// `podman` scenario: repetitions of the pod up and down, alternating
+    /// rkubelet and `podman kube play`.
+    podman_reps: usize,
     /// The scenarios to run (`--only=`); all when `None`.
     only: Option<BTreeSet<String>>,
 }
 
 /// The scenarios, in the order they run (`--only=` names).
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "start",
     "crash",
     "bursts",
@@ -133,6 +142,7 @@ const SCENARIOS: [&str; 7] = [
     "watch",
     "workloads",
     "curve",
+    "podman",
 ];
 
 impl Settings {
@@ -157,6 +167,7 @@ impl Settings {
             curve: vec![10, 50, 100, 200, 300],
             // rkubelet relists every 30 s: a 31 s window holds one.
             curve_window: Duration::from_secs(31),
+            podman_reps: 10,
             only: None,
         }
     }
@@ -180,6 +191,7 @@ impl Settings {
             rollout_replicas: 2,
             curve: vec![2, 4],
             curve_window: Duration::from_secs(2),
+            podman_reps: 2,
             only: None,
         }
     }
@@ -198,6 +210,8 @@ struct CleanupState {
     run: String,
     child: Option<Child>,
     dirs: Vec<PathBuf>,
+    /// The `podman` scenario's private podman, while it is set up.
+    podman: Option<Podman>,
 }
 
 static CLEANUP: Mutex<Option<CleanupState>> = Mutex::new(None);
@@ -236,6 +250,9 @@ fn cleanup_now() {
                 .stdout(Stdio::null())
                 .status();
         }
+    }
+    if let Some(podman) = &state.podman {
+        podman.teardown();
     }
     for d in &state.dirs {
         let _ = std::fs::remove_dir_all(d);
@@ -1049,6 +1066,303 @@ impl Raw {
     }
 }
 
+// ------------------------------------------------------------------ podman
+
+/// Podman, run privately for the `podman` scenario: its own storage
+/// (`--root`, `--runroot`, `--tmpdir`) and its own `containers.conf`
+/// (`CONTAINERS_CONF`) in `dir`, all removed afterwards.
+#[derive(Debug, Clone)]
+struct Podman {
+    /// The binary (`RKUBELET_BENCH_PODMAN`, else `podman`).
+    bin: String,
+    dir: PathBuf,
+    /// `podman --version`.
+    version: String,
+    /// Names podman gave the loaded images: (pause, busybox).
+    pause_image: String,
+    app_image: String,
+    /// Host paths podman writes whatever `--root` says (netavark's run dir,
+    /// the blob-info cache) that were absent before: removed afterwards.
+    host_leftovers: Vec<PathBuf>,
+    /// netavark's iptables chains were absent before: removed afterwards.
+    remove_chains: bool,
+}
+
+/// Where podman 4.3 writes outside its `--root`/`--runroot`/`--tmpdir`.
+const PODMAN_HOST_PATHS: [&str; 2] = ["/run/containers/networks", "/var/lib/containers/cache"];
+
+/// A soft limit of this process from `/proc/self/limits` (`Max processes`,
+/// `Max open files`).
+fn soft_limit(what: &str) -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with(what))?;
+    let rest = line.strip_prefix(what)?;
+    match rest.split_whitespace().next()? {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    }
+}
+
+/// Whether netavark's iptables chains exist (any table).
+fn netavark_chains() -> bool {
+    ["filter", "nat"].iter().any(|t| {
+        Command::new("iptables")
+            .args(["-t", t, "-S"])
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("NETAVARK"))
+            .unwrap_or(false)
+    })
+}
+
+/// Removes netavark's iptables chains and the jumps to them (left behind
+/// after its last container, even with podman's state removed).
+fn remove_netavark_chains() {
+    for table in ["filter", "nat"] {
+        let Ok(out) = Command::new("iptables")
+            .args(["-t", table, "-S"])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut chains = Vec::new();
+        for line in text.lines() {
+            if let Some(chain) = line.strip_prefix("-N NETAVARK") {
+                chains.push(format!("NETAVARK{chain}"));
+            } else if let Some(rule) = line.strip_prefix("-A ") {
+                let chain = rule.split_whitespace().next().unwrap_or_default();
+                if !chain.starts_with("NETAVARK") && rule.contains("-j NETAVARK") {
+                    // `iptables -S` quotes like a shell.
+                    let _ = Command::new("sh")
+                        .arg("-c")
+                        .arg(format!("iptables -t {table} -D {rule}"))
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+        for op in ["-F", "-X"] {
+            for chain in &chains {
+                let _ = Command::new("iptables")
+                    .args(["-t", table, op, chain])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+impl Podman {
+    /// A podman command on the private storage and configuration.
+    fn command(bin: &str, dir: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.env("CONTAINERS_CONF", dir.join("containers.conf"))
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .arg("--tmpdir")
+            .arg(dir.join("tmp"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn cmd(&self) -> Command {
+        Self::command(&self.bin, &self.dir)
+    }
+
+    /// Runs a podman command to its end; stdout, or what went wrong.
+    fn run(bin: &str, dir: &Path, args: &[&str]) -> Result<String, String> {
+        let out = Self::command(bin, dir)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{bin} {}: {e}", args.join(" ")))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(format!(
+                "{bin} {}: {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// Checks podman is there and works, configures it privately in `dir`,
+    /// loads the pause and app images from Docker. The reason when it
+    /// cannot.
+    fn setup(dir: &Path) -> Result<Podman, String> {
+        let bin = std::env::var("RKUBELET_BENCH_PODMAN").unwrap_or_else(|_| "podman".into());
+        let version = Command::new(&bin)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{bin}: {e}"))?;
+        if !version.status.success() {
+            return Err(format!("{bin} --version: {}", version.status));
+        }
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+        let host_leftovers: Vec<PathBuf> = PODMAN_HOST_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| !p.exists())
+            .collect();
+        let mut p = Podman {
+            bin: bin.clone(),
+            dir: dir.to_path_buf(),
+            version,
+            pause_image: String::new(),
+            app_image: String::new(),
+            host_leftovers,
+            remove_chains: !netavark_chains(),
+        };
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // From here on, whatever podman creates is removed however we end.
+        with_cleanup(|s| s.podman = Some(p.clone()));
+        // Below this machine's limits: podman's defaults (and its own
+        // RLIMIT_NPROC, 32768 here) make runc fail to set them.
+        let nofile = soft_limit("Max open files")
+            .unwrap_or(1024)
+            .div_ceil(2)
+            .min(8192);
+        let nproc = soft_limit("Max processes")
+            .unwrap_or(1024)
+            .div_ceil(2)
+            .min(8192);
+        let conf = |infra: &str| {
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n\
+                 [engine]\ninfra_image = \"{infra}\"\ncgroup_manager = \"cgroupfs\"\n\
+                 events_logger = \"file\"\n[network]\nnetwork_config_dir = \"{}\"\n",
+                dir.join("net").display()
+            )
+        };
+        let write_conf = |text: String| {
+            std::fs::write(dir.join("containers.conf"), text)
+                .map_err(|e| format!("containers.conf: {e}"))
+        };
+        write_conf(conf(""))?;
+        Self::run(
+            &bin,
+            dir,
+            &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        )?;
+        let load = |image: &str| -> Result<String, String> {
+            let mut save = Command::new("docker")
+                .args(["save", image])
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("docker save {image}: {e}"))?;
+            let stdout = save.stdout.take().expect("piped");
+            let out = Self::command(&bin, dir)
+                .arg("load")
+                .stdin(stdout)
+                .output()
+                .map_err(|e| format!("podman load: {e}"))?;
+            let _ = save.wait();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if !out.status.success() {
+                return Err(format!(
+                    "docker save {image} | podman load: {}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            text.lines()
+                .find_map(|l| l.strip_prefix("Loaded image: "))
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| format!("podman load {image}: no image name in {text:?}"))
+        };
+        p.pause_image = load(pause::DEFAULT_IMAGE)?;
+        p.app_image = load(IMAGE)?;
+        write_conf(conf(&p.pause_image))?;
+        Ok(p)
+    }
+
+    /// `args`, timed (ms); fails the benchmark with podman's output.
+    async fn timed(&self, args: &[&str]) -> f64 {
+        let mut c = tokio::process::Command::from(self.cmd());
+        c.args(args);
+        let t = Instant::now();
+        let out = c
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("podman {}: {e}", args.join(" ")));
+        let elapsed = t.elapsed().as_secs_f64() * 1e3;
+        assert!(
+            out.status.success(),
+            "podman {}: {}\n{}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        elapsed
+    }
+
+    /// Every container podman has: (name, state).
+    fn containers(&self) -> Vec<(String, String)> {
+        let out = Self::run(&self.bin, &self.dir, &["ps", "-a", "--format", "json"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let list: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("podman ps --format json: {e}: {out:?}"));
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let name = c["Names"][0].as_str().unwrap_or_default().to_string();
+                (name, c["State"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
+    fn pods(&self) -> Vec<String> {
+        Self::run(&self.bin, &self.dir, &["pod", "ps", "-q"])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Removes every pod and container, podman's storage and configuration,
+    /// and what it left on the host. Idempotent.
+    fn teardown(&self) {
+        let quiet = |args: &[&str]| {
+            let _ = self
+                .cmd()
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet(&["pod", "rm", "-a", "-f", "-t", "0"]);
+        quiet(&["rm", "-a", "-f", "-t", "0"]);
+        quiet(&["system", "reset", "-f"]);
+        // Mounts podman may have left (innermost first), then the files.
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(4))
+                .filter(|m| Path::new(m).starts_with(&self.dir))
+                .collect();
+            points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            for m in points {
+                let _ = Command::new("umount").args(["-l", m]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for p in &self.host_leftovers {
+            let _ = std::fs::remove_dir_all(p);
+        }
+        if self.remove_chains {
+            remove_netavark_chains();
+        }
+    }
+}
+
 // ------------------------------------------------------------------ results
 
 /// One line of the table.
@@ -1404,6 +1718,105 @@ impl Ctx {
         );
         rep.extra
             .insert("manifest_reaction_samples_ms".into(), json!(react));
+    }
+
+    /// podman: the pod start scenario's pod through `podman kube play`;
+    /// (up, down) in ms: the wall-clock of `kube play` (it returns once the
+    /// containers are started) and of `kube down`, each checked after.
+    async fn podman_pod_cycle(&mut self, p: &Podman) -> (f64, f64) {
+        let name = self.name("pm");
+        // The same pod, with the images as podman named them (no pulls).
+        let yaml = manifest(&name, &["a", "b"], SLEEPER, false).replace(
+            &format!("image: {IMAGE}\n"),
+            &format!("image: {}\n    imagePullPolicy: Never\n", p.app_image),
+        );
+        let file = p.dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).expect("write podman pod yaml");
+        let file = file.to_string_lossy().to_string();
+        let up = p.timed(&["kube", "play", &file]).await;
+        let ctrs = p.containers();
+        let running = ctrs.iter().filter(|(_, s)| s == "running").count();
+        assert!(
+            ctrs.len() == 3 && running == 3,
+            "podman kube play {name}: want 3 running containers (infra + 2 apps), got {ctrs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let down = p.timed(&["kube", "down", &file]).await;
+        let (ctrs, pods) = (p.containers(), p.pods());
+        assert!(
+            ctrs.is_empty() && pods.is_empty(),
+            "podman kube down {name}: left containers {ctrs:?}, pods {pods:?}"
+        );
+        (up, down)
+    }
+
+    /// rkubelet against `podman kube play` (private storage and
+    /// configuration), alternating, on the pod start scenario's pod.
+    /// Skipped, with the reason printed and recorded, without podman.
+    async fn podman(&mut self, base: &Path) {
+        let reps = self.settings.podman_reps;
+        let p = match Podman::setup(&base.join("podman")) {
+            Ok(p) => p,
+            Err(reason) => {
+                println!("== podman: skipped ({reason})");
+                self.report
+                    .extra
+                    .insert("podman".into(), json!({ "skipped": reason }));
+                if let Some(Some(p)) = with_cleanup(|s| s.podman.take()) {
+                    p.teardown();
+                }
+                return;
+            }
+        };
+        println!(
+            "== vs podman kube play ({}): {reps} repetitions each",
+            p.version
+        );
+        // Warm-up, not measured.
+        self.rk_pod_cycle().await;
+        self.podman_pod_cycle(&p).await;
+        let (mut rk_up, mut rk_down, mut pm_up, mut pm_down) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..reps {
+            let (_, s, d) = self.rk_pod_cycle().await;
+            rk_up.push(ms(s));
+            rk_down.push(ms(d));
+            let (u, d) = self.podman_pod_cycle(&p).await;
+            pm_up.push(u);
+            pm_down.push(d);
+        }
+        // "raw" is podman in these rows; ≤ 1.00×: faster than podman.
+        let rep = &mut self.report;
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("vs podman kube play: pod up (pause + 2 apps), p{p}"),
+                Some(pct(&rk_up, p)),
+                Some(pct(&pm_up, p)),
+                "ms",
+                Target::Ratio(1.0),
+            );
+        }
+        for p in [50.0, 95.0] {
+            rep.row(
+                format!("vs podman kube play: pod down (pause + 2 apps), p{p}"),
+                Some(pct(&rk_down, p)),
+                Some(pct(&pm_down, p)),
+                "ms",
+                Target::Ratio(1.0),
+            );
+        }
+        rep.extra.insert(
+            "podman".into(),
+            json!({
+                "version": p.version,
+                "images": [p.pause_image, p.app_image],
+                "containers_conf": std::fs::read_to_string(p.dir.join("containers.conf")).unwrap_or_default(),
+                "up_samples_ms": {"rkubelet": rk_up, "podman": pm_up},
+                "down_samples_ms": {"rkubelet": rk_down, "podman": pm_down},
+            }),
+        );
+        if let Some(Some(p)) = with_cleanup(|s| s.podman.take()) {
+            p.teardown();
+        }
     }
 
     async fn crash_recovery(&mut self) {
@@ -2313,6 +2726,7 @@ fn main() {
         run: run.clone(),
         child: None,
         dirs: vec![base.clone()],
+        podman: None,
     });
     let _guard = CleanupGuard;
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -2405,6 +2819,9 @@ async fn bench(settings: Settings, run: String, node: String, base: PathBuf) -> 
     }
     if settings.runs("curve") {
         ctx.curve().await;
+    }
+    if settings.runs("podman") {
+        ctx.podman(&base).await;
     }
     assert!(ctx.daemon.alive(), "rkubelet died; see {}", log.display());
     let (_, rss_now, hwm) = ctx.daemon.usage();
