@@ -489,10 +489,10 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N")]
     pub max_parallel_starts: Option<usize>,
 
-    /// Most sandbox stops + pod removals in flight at once, over all pods
-    /// (network teardown and removal are CPU work inside Docker; app
-    /// containers get their signal at once regardless). Default: as
-    /// --max-parallel-starts.
+    /// Most pods being taken down at once, over all pods (stops, network
+    /// teardown and removal are CPU work inside Docker). A pod whose
+    /// containers take more than a second to exit gives its slot back while
+    /// they do. Default: twice --max-parallel-starts.
     #[arg(long, value_name = "N")]
     pub max_parallel_teardowns: Option<usize>,
 

@@ -182,7 +182,9 @@ impl Config {
         }
         // As many as start slots by default: with 100 pods removed at once
         // on 2 CPUs, 2 slots took twice as long as 4; 4 and 8 were alike.
-        let max_parallel_teardowns = args.max_parallel_teardowns.unwrap_or(max_parallel_starts);
+        let max_parallel_teardowns = args
+            .max_parallel_teardowns
+            .unwrap_or(2 * max_parallel_starts);
         if max_parallel_teardowns == 0 {
             return Err(UsageError::flag(
                 "--max-parallel-teardowns",
@@ -289,7 +291,7 @@ mod tests {
         assert_eq!(c.backoff, BackoffPolicy::default());
         assert_eq!(c.max_parallel_starts, default_max_parallel_starts());
         assert!(c.max_parallel_starts >= 2);
-        assert_eq!(c.max_parallel_teardowns, c.max_parallel_starts);
+        assert_eq!(c.max_parallel_teardowns, 2 * c.max_parallel_starts);
         let c = config(&[
             "--max-parallel-starts",
             "3",

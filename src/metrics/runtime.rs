@@ -54,6 +54,9 @@ impl ContainerRuntime for Metered {
     async fn list_brief(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
         timed("list_brief", self.inner.list_brief(pod_uid)).await
     }
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        timed("inspect_container", self.inner.inspect_container(id)).await
+    }
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
         timed("inspect_image", self.inner.inspect_image(image)).await
     }

@@ -226,8 +226,12 @@ impl ContainerRuntime for DockerRuntime {
             .try_collect()
             .await?;
         let mut infos: Vec<ContainerInfo> = inspected.into_iter().flatten().collect();
-        infos.sort_by(|a, b| (a.created_at, &a.name, &a.id).cmp(&(b.created_at, &b.name, &b.id)));
+        super::sort_listing(&mut infos);
         Ok(infos)
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        self.inspect_container_info(id).await
     }
 
     async fn list_brief(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
@@ -236,7 +240,7 @@ impl ContainerRuntime for DockerRuntime {
             .into_iter()
             .filter_map(container_info_from_summary)
             .collect();
-        infos.sort_by(|a, b| (a.created_at, &a.name, &a.id).cmp(&(b.created_at, &b.name, &b.id)));
+        super::sort_listing(&mut infos);
         Ok(infos)
     }
 

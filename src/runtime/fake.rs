@@ -225,6 +225,11 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        self.check()?;
+        Ok(self.with(|s| s.containers.get(id).cloned()))
+    }
+
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
         self.check()?;
         Ok(self.with(|s| s.images.contains(image)).then(|| ImageInfo {

@@ -296,6 +296,10 @@ impl ContainerRuntime for Monitored {
         let r = self.inner.list_brief(pod_uid).await;
         self.seen(r)
     }
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        let r = self.inner.inspect_container(id).await;
+        self.seen(r)
+    }
     async fn inspect_image(&self, image: &str) -> Result<Option<ImageInfo>> {
         let r = self.inner.inspect_image(image).await;
         self.seen(r)

@@ -287,6 +287,12 @@ pub struct ContainerStats {
     pub memory_rss_bytes: Option<u64>,
 }
 
+/// Puts a pod's containers in the order a listing gives them: by creation
+/// time, then name and id.
+pub fn sort_listing(infos: &mut [ContainerInfo]) {
+    infos.sort_by(|a, b| (a.created_at, &a.name, &a.id).cmp(&(b.created_at, &b.name, &b.id)));
+}
+
 /// The operations rkubelet needs from a container engine.
 ///
 /// Every method may fail with [`RuntimeError::Unavailable`] when the daemon
@@ -308,6 +314,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// died its state may still read `Running`.
     async fn list_brief(&self, pod_uid: Option<&str>) -> Result<Vec<ContainerInfo>> {
         self.list_containers(pod_uid).await
+    }
+
+    /// One container, inspected; `Ok(None)` when it does not exist (any
+    /// more). The default looks it up in the full listing.
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        let all = self.list_containers(None).await?;
+        Ok(all.into_iter().find(|c| c.id == id))
     }
 
     /// The image if it is present locally; `Ok(None)` when it is not.

@@ -38,6 +38,7 @@ async fn read_tail(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<
 #[cfg(test)]
 mod tests;
 
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -236,6 +237,11 @@ pub struct PodWorker {
     /// that sync had nothing to do (so nothing was created or removed
     /// since): terminating stops and removes these without listing again.
     known: Option<Vec<ContainerInfo>>,
+    /// After a sync that only created containers: what it observed before,
+    /// and the ids it created. The next sync inspects just those instead of
+    /// listing the pod again (the list walks every container in Docker:
+    /// three per pod made a burst's Docker work grow with its size).
+    created: Option<(Vec<ContainerInfo>, Vec<String>)>,
 }
 
 /// The most of a termination-log file that is reported (as the kubelet).
@@ -302,6 +308,7 @@ impl PodWorker {
             wake: handle.wake.clone(),
             in_flight: TaskTracker::new(),
             known: None,
+            created: None,
         };
         let h = handle.clone();
         let span = tracing::info_span!("pod", pod = %full_name, uid = %uid);
@@ -472,7 +479,10 @@ impl PodWorker {
         }
         // Cleared first: a sync that fails or is cut off leaves no list.
         self.known = None;
-        let observed = self.ctx.runtime.list_containers(Some(&self.uid)).await?;
+        let observed = match self.created.take() {
+            Some((before, ids)) => self.observe_created(before, &ids).await?,
+            None => self.ctx.runtime.list_containers(Some(&self.uid)).await?,
+        };
         self.read_termination_messages(&observed).await;
         let now = self.ctx.clock.now();
         if self.start_time.is_none() {
@@ -517,9 +527,32 @@ impl PodWorker {
             self.known = Some(observed);
             return Ok(plan.requeue_after);
         }
-        self.execute(&plan, &observed).await?;
+        if let Some(ids) = self.execute(&plan, &observed).await? {
+            self.created = Some((observed, ids));
+        }
         // Look again right away: the steps changed what there is to observe.
         Ok(Some(Duration::ZERO))
+    }
+
+    /// The pod's containers after a sync that only created some: those
+    /// observed `before` (nothing stopped or removed them: only this worker
+    /// does, and a death wakes it again) plus the created ones, inspected.
+    /// Lists the pod when one of those is gone already.
+    async fn observe_created(
+        &self,
+        mut before: Vec<ContainerInfo>,
+        ids: &[String],
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let runtime = self.ctx.runtime.as_ref();
+        let inspected = join_all(ids.iter().map(|id| runtime.inspect_container(id))).await;
+        for info in inspected {
+            match info? {
+                Some(info) => before.push(info),
+                None => return runtime.list_containers(Some(&self.uid)).await,
+            }
+        }
+        crate::runtime::sort_listing(&mut before);
+        Ok(before)
     }
 
     /// Reads the termination messages of exited containers not read yet:

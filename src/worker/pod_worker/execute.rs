@@ -91,16 +91,21 @@ impl PodWorker {
     }
 
     /// Executes `plan`'s batches in order against what was `observed`.
+    ///
+    /// Returns the containers it created when that is all it did (no stop,
+    /// kill or removal, every create and start succeeded): the caller can
+    /// then look at just those instead of listing the pod again.
     pub(super) async fn execute(
         &mut self,
         plan: &Plan,
         observed: &[ContainerInfo],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<Vec<String>>, RuntimeError> {
         let is_stop = |b: &&Vec<Step>| matches!(b.first(), Some(Step::StopContainer { .. }));
         let stops = plan.batches.iter().take_while(is_stop).count();
         let (stop_batches, rest) = plan.batches.split_at(stops);
         self.stop(stop_batches, observed, self.grace(), false)
             .await?;
+        let mut created = (stops == 0).then(Vec::new);
         let mut starts: Vec<Vec<Start>> = Vec::new();
         for batch in rest {
             let mut batch_starts = Vec::new();
@@ -134,7 +139,10 @@ impl PodWorker {
                         kills.push((info, Some((spec, init)), grace));
                     }
                     Step::RemoveContainer { id } => removes.push(id.as_str()),
-                    Step::CreateSandbox { attempt } => self.create_sandbox(*attempt).await?,
+                    Step::CreateSandbox { attempt } => match self.create_sandbox(*attempt).await? {
+                        Some(id) => created.iter_mut().for_each(|c| c.push(id.clone())),
+                        None => created = None,
+                    },
                     Step::StartContainer {
                         name,
                         restart_count,
@@ -153,6 +161,9 @@ impl PodWorker {
                         })
                     }
                 }
+            }
+            if !kills.is_empty() || !removes.is_empty() {
+                created = None;
             }
             if !kills.is_empty() {
                 let pod_ip = self.pod_ip(observed);
@@ -177,9 +188,13 @@ impl PodWorker {
             }
         }
         if starts.is_empty() {
-            return Ok(());
+            return Ok(created);
         }
-        self.start(starts, observed).await
+        let started = self.start(starts, observed).await?;
+        Ok(created.zip(started).map(|(mut c, s)| {
+            c.extend(s);
+            c
+        }))
     }
 
     /// Stops containers batch after batch (the planner's stop order). The
@@ -280,15 +295,16 @@ impl PodWorker {
 
     /// Starts the planned containers batch after batch in the running
     /// sandbox, each batch in parallel, then the batch's postStart hooks.
+    /// Returns the started containers' ids when every one started.
     async fn start(
         &mut self,
         batches: Vec<Vec<Start>>,
         observed: &[ContainerInfo],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<Vec<String>>, RuntimeError> {
         let pod_ip = self.pod_ip(observed);
         let observed_index = Observed::new(observed);
         let Some(sandbox) = observed_index.running_sandbox() else {
-            return Ok(());
+            return Ok(None);
         };
         let sandbox_id = sandbox.info.id.clone();
         let volumes = match self.volumes(sandbox.info.ip.as_deref()) {
@@ -301,9 +317,10 @@ impl PodWorker {
                     let reason = WaitingReason::CreateContainerConfigError;
                     self.record_start_failure(s.name, reason, message.clone(), now);
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
+        let mut started = Some(Vec::new());
         for batch in batches {
             let results =
                 join_all(batch.iter().map(|s| {
@@ -323,15 +340,19 @@ impl PodWorker {
                     }
                     Err(Failure::Runtime(e)) => return Err(e),
                     Err(Failure::Start { reason, message }) => {
+                        // A create that succeeded before its start failed
+                        // left a container behind: the pod is listed again.
+                        started = None;
                         self.record_start_failure(s.name, reason, message, now)
                     }
                 }
             }
             for (name, id) in hooks {
                 self.post_start(&name, &id, &pod_ip).await?;
+                started.iter_mut().for_each(|s| s.push(id.clone()));
             }
         }
-        Ok(())
+        Ok(started)
     }
 
     fn record_start_failure(
@@ -394,7 +415,9 @@ impl PodWorker {
         Ok(())
     }
 
-    async fn create_sandbox(&mut self, attempt: u32) -> Result<(), RuntimeError> {
+    /// The new sandbox's id; `None` when its creation failed (and is held
+    /// back by its backoff).
+    async fn create_sandbox(&mut self, attempt: u32) -> Result<Option<String>, RuntimeError> {
         let dir = pod_dir(&self.ctx.root_dir, &self.uid);
         if let Err(e) = tokio::fs::create_dir_all(&dir).await {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create pod directory");
@@ -422,10 +445,10 @@ impl PodWorker {
             })
             .await;
         match created {
-            Ok(_) => {
+            Ok(id) => {
                 self.sandbox_hold = None;
                 self.backoff.forget(SANDBOX_KEY);
-                Ok(())
+                Ok(Some(id))
             }
             Err(RuntimeError::Unavailable(m)) => Err(RuntimeError::Unavailable(m)),
             Err(e) => {
@@ -441,7 +464,7 @@ impl PodWorker {
                     until: later(now, delay),
                     error: e.to_string(),
                 });
-                Ok(())
+                Ok(None)
             }
         }
     }

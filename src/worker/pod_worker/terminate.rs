@@ -22,6 +22,10 @@ use crate::pod::plan::{self, Plan, Step};
 use crate::runtime::{ContainerInfo, ContainerRuntime, RuntimeError};
 use crate::worker::volumes;
 
+/// How long a terminating pod keeps its teardown slot while its containers
+/// exit; past it the slot goes to the next pod until this one's are down.
+const SLOW_STOP: Duration = Duration::from_secs(1);
+
 /// Retrying a failed teardown: 1 s, doubling up to 32 s.
 const TEARDOWN_RETRY: Retry = Retry::new(Duration::from_secs(1), Duration::from_secs(32));
 
@@ -158,26 +162,43 @@ impl PodWorker {
                     None => self.ctx.runtime.list_containers(Some(&self.uid)).await?,
                 };
                 self.publish(&observed, &Plan::default());
-                let left = self
-                    .grace()
-                    .saturating_sub(elapsed(started, self.ctx.clock.now()));
+                // One teardown slot per pod, from its first signal to its
+                // removal, as many pods in flight as there are slots. When
+                // every pod of a mass removal signalled at once, Docker
+                // handled the kills and exits of all of them together, each
+                // stop ended late, and no sandbox could go until the last
+                // one had. The wait for a slot does not count against the
+                // grace period; a pod whose containers take longer than
+                // `SLOW_STOP` to exit gives its slot back meanwhile, so one
+                // slow pod never holds up the others.
+                let queued = self.ctx.clock.now();
+                let slot = self.ctx.teardown_slot().await?;
+                let left = self.grace().saturating_sub(elapsed(started, queued));
                 let (apps, sandboxes): (Vec<_>, Vec<_>) = plan::stop_all(&self.pod, &observed)
                     .into_iter()
                     .partition(|batch| !stops_sandboxes_only(batch, &observed));
-                // The containers get their signal at once, as the kubelet's do.
-                self.stop(&apps, &observed, left, false).await?;
+                let stopping = self.stop(&apps, &observed, left, false);
+                tokio::pin!(stopping);
+                let kept = tokio::select! {
+                    r = &mut stopping => r.map(|()| Some(slot))?,
+                    _ = tokio::time::sleep(SLOW_STOP) => {
+                        drop(slot);
+                        stopping.await?;
+                        None
+                    }
+                };
+                let _slot = match kept {
+                    Some(slot) => slot,
+                    None => self.ctx.teardown_slot().await?,
+                };
                 let runtime = self.ctx.runtime.as_ref();
-                // Stopping the sandbox (its network) and removing the
-                // containers is CPU work inside Docker: one slot per pod
-                // from the sandbox's stop to the removal, so that in a mass
-                // removal pods go down one after the other as slots allow
-                // (every sandbox stopping before any removal kept all the
-                // pods half-down until the end).
-                let _slot = self.ctx.teardown_slot().await?;
-                self.stop(&sandboxes, &observed, left, true).await?;
                 if relist {
+                    self.stop(&sandboxes, &observed, left, true).await?;
                     kill_pod(runtime, &self.ctx.root_dir, &self.uid, Some(left)).await
                 } else {
+                    // The sandbox has nothing to wind down (its process is
+                    // the pause binary): its forced removal kills and
+                    // removes it in one call, alongside the apps' removal.
                     remove_pod(runtime, &self.ctx.root_dir, &self.uid, &observed).await
                 }
             };

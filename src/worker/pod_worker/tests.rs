@@ -21,6 +21,8 @@ use crate::worker::store::PodStore;
 /// One pod worker over a fake runtime sharing the worker's clock, woken by
 /// the runtime's events as in the daemon.
 struct Harness {
+    ctx: Arc<WorkerContext>,
+    routes: Arc<Routes>,
     fake: Arc<FakeRuntime>,
     store: Arc<PodStore>,
     recorder: Arc<Recorder>,
@@ -31,6 +33,10 @@ struct Harness {
 
 impl Harness {
     fn start(yaml: &str) -> Harness {
+        Harness::with_teardown_slots(yaml, 8)
+    }
+
+    fn with_teardown_slots(yaml: &str, teardown_slots: usize) -> Harness {
         let clock = Arc::new(TokioClock::starting_at(t(0)));
         let fake = Arc::new(FakeRuntime::with_clock(clock.clone()));
         fake.add_image("img:1");
@@ -48,7 +54,7 @@ impl Harness {
             objects: Default::default(),
             recorder: recorder.clone(),
             start_slots: Arc::new(tokio::sync::Semaphore::new(8)),
-            teardown_slots: Arc::new(tokio::sync::Semaphore::new(8)),
+            teardown_slots: Arc::new(tokio::sync::Semaphore::new(teardown_slots)),
             clock,
             health: crate::runtime::health::RuntimeHealth::new(),
         });
@@ -61,9 +67,11 @@ impl Harness {
             shutdown.clone(),
         ));
         let pod = Arc::new(load_pod(yaml));
-        let handle = PodWorker::spawn(ctx, pod, "file".into(), None, shutdown.clone());
+        let handle = PodWorker::spawn(ctx.clone(), pod, "file".into(), None, shutdown.clone());
         routes.insert(&handle.uid, handle.wake.clone());
         Harness {
+            ctx,
+            routes,
             fake,
             store,
             recorder,
@@ -71,6 +79,20 @@ impl Harness {
             shutdown,
             root,
         }
+    }
+
+    /// Runs another pod on the same context (slots, runtime, store).
+    fn spawn(&self, yaml: &str) -> WorkerHandle {
+        let pod = Arc::new(load_pod(yaml));
+        let handle = PodWorker::spawn(
+            self.ctx.clone(),
+            pod,
+            "file".into(),
+            None,
+            self.shutdown.clone(),
+        );
+        self.routes.insert(&handle.uid, handle.wake.clone());
+        handle
     }
 
     /// The pod's containers named `name` (`POD` for sandboxes), oldest first.
@@ -211,7 +233,77 @@ async fn termination_after_a_quiet_sync_does_not_list_again() {
     assert!(h.fake.containers().is_empty(), "{:?}", h.fake.containers());
     let calls = h.fake.calls();
     let stops = calls.iter().filter(|c| c.starts_with("stop ")).count();
-    assert_eq!(stops, 2, "the app and the sandbox: {calls:?}");
+    // The sandbox goes with its (forced) removal, without a stop of its own.
+    assert_eq!(stops, 1, "the app: {calls:?}");
+    let removes = calls.iter().filter(|c| c.starts_with("remove ")).count();
+    assert_eq!(removes, 2, "the app and the sandbox: {calls:?}");
+}
+
+/// A new pod is listed once, before anything exists: after creating its
+/// sandbox and its containers the worker inspects just those (each listing
+/// walks every container in Docker).
+#[tokio::test(start_paused = true)]
+async fn a_starting_pod_is_listed_once_then_only_what_it_created_is_inspected() {
+    let h = Harness::start(CRASHING);
+    eventually(
+        "the app running in the status",
+        Duration::from_secs(1),
+        || {
+            let status = h.store.list().first().and_then(|r| r.pod.status.clone());
+            let statuses = status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default();
+            statuses.len() == 1
+                && statuses[0]
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.running.is_some())
+        },
+    )
+    .await;
+    assert_eq!(h.fake.lists(), 1, "{:?}", h.fake.calls());
+    assert!(h.status().pod_ip.is_some(), "the sandbox's IP is known");
+    // A death is still seen: the worker lists again and restarts the app.
+    let app = h.running("app").expect("running");
+    h.fake.exit(&app.id, 1);
+    eventually("the restart", Duration::from_secs(1), || {
+        h.instances("app").len() == 2 && h.running("app").is_some()
+    })
+    .await;
+}
+
+/// A pod whose containers take long to exit gives its teardown slot back
+/// while they do: with one slot, two such pods go down together, not one
+/// grace period after the other.
+#[tokio::test(start_paused = true)]
+async fn a_pod_slow_to_stop_gives_its_teardown_slot_back() {
+    let h = Harness::with_teardown_slots(CRASHING, 1);
+    let other = h.spawn(&CRASHING.replace("name: web", "name: other"));
+    eventually("both apps running", Duration::from_secs(1), || {
+        h.fake
+            .containers()
+            .iter()
+            .filter(|c| c.is_running())
+            .count()
+            == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.fake.set_stop_delay(Duration::from_secs(20));
+    let began = Instant::now();
+    h.handle.terminate.cancel();
+    other.terminate.cancel();
+    for done in [&h.handle.done, &other.done] {
+        tokio::time::timeout(Duration::from_secs(60), done.cancelled())
+            .await
+            .expect("the worker finishes");
+    }
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(25),
+        "both pods down after {took:?} (one after the other would take 40 s)"
+    );
+    assert!(h.fake.containers().is_empty(), "{:?}", h.fake.containers());
 }
 
 const WITH_SIDECARS: &str = "
@@ -257,7 +349,7 @@ async fn termination_stops_apps_then_sidecars_in_reverse_then_the_sandbox_within
         .collect();
     // b is signalled at once with the full grace; a after its 5 s preStop
     // hook with what is left; the sidecars, one by one in reverse, with what
-    // is left of the pod's grace; the sandbox last.
+    // is left of the pod's grace; the sandbox is removed last.
     assert_eq!(
         stops,
         vec![
@@ -265,11 +357,11 @@ async fn termination_stops_apps_then_sidecars_in_reverse_then_the_sandbox_within
             ("a".to_string(), 25),
             ("s2".to_string(), 22),
             ("s1".to_string(), 19),
-            ("POD".to_string(), 30),
         ]
     );
-    // a: 5 s hook + 3 s; s2, s1, sandbox: 3 s each.
-    assert_eq!(began.elapsed().as_secs(), 17);
+    // a: 5 s hook + 3 s; s2, s1: 3 s each; then the sandbox goes with its
+    // forced removal.
+    assert_eq!(began.elapsed().as_secs(), 14);
     assert!(h.fake.containers().is_empty(), "everything removed");
     assert!(h.store.list().is_empty(), "the pod is gone from the store");
     let dir = h.root.path().join("pods").join(&h.handle.uid);
