@@ -117,6 +117,18 @@ impl Harness {
         record.pod.status.clone().expect("a status")
     }
 
+    /// Whether a status is published and shows every container running.
+    fn all_running_in_status(&self) -> bool {
+        let status = self.store.list().first().and_then(|r| r.pod.status.clone());
+        let statuses = status
+            .and_then(|s| s.container_statuses)
+            .unwrap_or_default();
+        !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    }
+
     fn waiting_reason(&self, container: &str) -> Option<String> {
         let statuses = self.status().container_statuses.unwrap_or_default();
         let st = statuses.iter().find(|s| s.name == container)?;
@@ -211,16 +223,7 @@ async fn termination_after_a_quiet_sync_does_not_list_again() {
     eventually(
         "the app running in the status",
         Duration::from_secs(1),
-        || {
-            let status = h.store.list().first().and_then(|r| r.pod.status.clone());
-            let statuses = status
-                .and_then(|s| s.container_statuses)
-                .unwrap_or_default();
-            !statuses.is_empty()
-                && statuses
-                    .iter()
-                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        },
+        || h.all_running_in_status(),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -248,17 +251,7 @@ async fn a_starting_pod_is_listed_once_then_only_what_it_created_is_inspected() 
     eventually(
         "the app running in the status",
         Duration::from_secs(1),
-        || {
-            let status = h.store.list().first().and_then(|r| r.pod.status.clone());
-            let statuses = status
-                .and_then(|s| s.container_statuses)
-                .unwrap_or_default();
-            statuses.len() == 1
-                && statuses[0]
-                    .state
-                    .as_ref()
-                    .is_some_and(|s| s.running.is_some())
-        },
+        || h.all_running_in_status(),
     )
     .await;
     assert_eq!(h.fake.lists(), 1, "{:?}", h.fake.calls());
