@@ -450,7 +450,20 @@ impl Daemon {
             starts: 0,
             env,
         };
-        d.spawn();
+        // A port picked free can be taken by another process (parallel test
+        // files, Docker) before rkubelet binds it: then pick new ones.
+        for attempt in 1.. {
+            d.spawn_detached();
+            match d.healthy_or_exit() {
+                Ok(()) => break,
+                Err(log) if attempt < 4 && log.contains("Address already in use") => {
+                    d.child = None;
+                    d.port = free_port();
+                    d.secure_port = free_port();
+                }
+                Err(log) => panic!("rkubelet exited early with {log}"),
+            }
+        }
         d
     }
 
@@ -489,6 +502,19 @@ impl Daemon {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until `/healthz` says `ok`; the log if the process ends first.
+    fn healthy_or_exit(&mut self) -> Result<(), String> {
+        let mut early = None;
+        wait_until("rkubelet's /healthz", Duration::from_secs(60), || {
+            if let Some(status) = self.exited() {
+                early = Some(format!("{status}:\n{}", self.log()));
+                return Some(());
+            }
+            self.get("/healthz").ok().filter(|b| b == "ok").map(|_| ())
+        });
+        early.map_or(Ok(()), Err)
     }
 
     /// Waits until `/healthz` says `ok`; panics if the process ends first.
